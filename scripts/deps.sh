@@ -4,7 +4,7 @@
 #   test:  build + the test oracles (PyTorch, NumPy, SentencePiece, scikit-learn), tmux, clang (libFuzzer)
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libcurl4-openssl-dev libncurses-dev ca-certificates)
+pkgs=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libcurl4-openssl-dev libncurses-dev zlib1g-dev ca-certificates)
 if [ "$what" = test ]; then
   pkgs+=(python3 python3-torch python3-numpy python3-sentencepiece python3-sklearn tmux clang libclang-rt-14-dev)
 fi
