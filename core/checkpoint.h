@@ -1,0 +1,81 @@
+/* Training checkpoints: everything needed to continue a run bit for bit.
+ *
+ * <run>/checkpoints/step-<n>/
+ *   state.safetensors  every adapter tensor under its export key (f32), and both AdamW
+ *                      moments under "adam_m.<key>" / "adam_v.<key>"
+ *   state.json         step, scheduler position, data cursor (epoch, position, examples
+ *                      consumed, data-RNG state at the start of the epoch), dropout key and
+ *                      counter, seed, parameter count, last loss; 64-bit values as hex strings
+ *   config.json        the run config at the time of the checkpoint
+ * A checkpoint is built in checkpoints/.tmp-step-<n>-XXXXXX/ (each file written to a
+ * temporary name, fsync'ed, renamed), the directory is fsync'ed and renamed to step-<n>,
+ * and checkpoints/ is fsync'ed: a directory named step-<n> is complete, whatever happens
+ * (kill -9, power loss, full disk). Leftover .tmp-* directories are removed by
+ * hl_checkpoint_clean_tmp (on resume).
+ *
+ * Test hook: with the environment variable HL_TEST_CKPT_ENOSPC=<n>, saving step <n> fails
+ * as if the disk were full, after part of the temporary directory was written (the real
+ * thing is exercised with a small tmpfs in tests/cli/test_train_diskfull.sh). */
+#ifndef HL_CHECKPOINT_H
+#define HL_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/adapter.h"
+#include "core/config.h"
+#include "core/rng.h"
+#include "core/status.h"
+
+typedef struct {
+    int64_t step;          /* optimizer steps done */
+    int64_t total_steps;
+    int64_t epoch, pos, consumed; /* data cursor */
+    hl_rng data_rng;       /* data RNG at the start of `epoch` */
+    uint64_t seed;
+    uint64_t dropout_key, dropout_step;
+    int64_t n_params;
+    int64_t tokens_seen;
+    double loss;           /* loss of step `step` (NaN if none) */
+    double elapsed_s;      /* training time so far */
+} hl_ckpt_state;
+
+/* Path of checkpoint `step` in a run directory. */
+void hl_checkpoint_path(const char *run_dir, int64_t step, char *buf, size_t size);
+
+/* Write checkpoint st->step (see top). If step-<n> already exists it is replaced only after
+ * the new one is complete. On failure nothing named step-<n> changes and older checkpoints
+ * are untouched; HL_ERR_DISK_FULL says so. `out_dir` (may be NULL) receives the path. */
+hl_status hl_checkpoint_save(const char *run_dir, const hl_adapters *ad, const hl_ckpt_state *st,
+                             const hl_run_config *cfg, char *out_dir, size_t out_size);
+
+/* Steps of the complete checkpoints (directories step-<n> holding state.json), ascending.
+ * *steps is malloc'd (NULL when *n == 0). A missing checkpoints/ is not an error. */
+hl_status hl_checkpoint_list(const char *run_dir, int64_t **steps, int *n);
+
+/* Read a checkpoint directory into `ad` (params always; moments when load_moments) and
+ * `st`. Every adapter tensor must be present with its shape; extra tensors are an error. */
+hl_status hl_checkpoint_load(const char *ckpt_dir, hl_adapters *ad, hl_ckpt_state *st, int load_moments);
+
+/* Only state.json (no tensors). */
+hl_status hl_checkpoint_read_state(const char *ckpt_dir, hl_ckpt_state *st);
+/* Parse state.json bytes (bounds-checked; `label` names them in errors). */
+hl_status hl_checkpoint_parse_state(const char *json, size_t len, const char *label, hl_ckpt_state *st);
+
+/* Delete the oldest complete checkpoints so that at most keep_last remain (keep_last <= 0:
+ * keep all); never deletes `protect_step`. */
+hl_status hl_checkpoint_prune(const char *run_dir, int keep_last, int64_t protect_step);
+
+/* Remove checkpoints/.tmp-* left by an interrupted save. Returns how many via *removed. */
+hl_status hl_checkpoint_clean_tmp(const char *run_dir, int *removed);
+
+/* rm -rf of a directory tree we created (refuses "", "/" and symlinks at the top). */
+hl_status hl_remove_tree(const char *path);
+
+/* mkdir -p. */
+hl_status hl_mkdir_p(const char *path);
+
+/* fsync a directory (makes renames inside it durable). */
+void hl_fsync_dir(const char *path);
+
+#endif
