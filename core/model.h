@@ -42,6 +42,7 @@ typedef enum {
     HL_FORMAT_LLAMA2C_V0,
     HL_FORMAT_LLAMA2C_V1,
     HL_FORMAT_GGUF,
+    HL_FORMAT_LLAMA2C_V2, /* Q8_0 groups (runq.c); dequantised to owned f32 on load */
 } hl_model_format;
 
 typedef struct hl_model {
@@ -59,15 +60,38 @@ typedef struct hl_model {
     int n_maps;
     void **owned;                /* heap buffers (e.g. permuted q/k copies) */
     int n_owned;
+
+    /* Tokenizer vocabulary embedded in the file (GGUF), else NULL; owned. Build a tokenizer
+     * from it with hl_tokenizer_from_vocab (see core/gguf.h). */
+    struct hl_gguf_vocab *vocab;
 } hl_model;
 
 /* Open a model: a directory with config.json + (model.safetensors |
- * model.safetensors.index.json), a llama2.c .bin file, or a .gguf file.
- * The format is detected from the contents, not the name. */
+ * model.safetensors.index.json) (or that config.json / index / a .safetensors file inside
+ * it), a llama2.c .bin file (v0, v1, v2), or a .gguf file (llama architecture; F32, F16, BF16
+ * views, Q8_0 dequantised). The format is detected from the contents, not the name.
+ * F32/F16/BF16 weights stay views into the mapped files (a 13.5 GB bf16 model is not copied);
+ * Meta-layout files (llama2.c, GGUF) get owned, row-permuted copies of wq/wk. Errors name the
+ * file and, for a missing or mis-shaped tensor, the tensor and its expected shape.
+ * On failure *model is zeroed (hl_model_free is still safe). */
 hl_status hl_model_load(hl_model *model, const char *path);
 void hl_model_free(hl_model *model);
 
 /* Total number of base-model parameters (embedding + layers + norms + untied head). */
 int64_t hl_model_param_count(const hl_llama_config *cfg);
+
+/* Bytes of the weights as stored in memory (views: their dtype; owned copies included). */
+size_t hl_model_weight_bytes(const hl_model *model);
+
+/* "hf-safetensors", "llama2c-v0", "llama2c-v1", "llama2c-v2", "gguf". */
+const char *hl_model_format_name(hl_model_format format);
+
+/* Read only the configuration of a Hugging Face directory (config.json), without weights:
+ * for planning before a download. *dtype comes from "torch_dtype" (F32 if absent). */
+hl_status hl_model_read_config(const char *dir, hl_llama_config *cfg, hl_dtype *dtype);
+
+/* Check a configuration for consistency and sane sizes (positive, heads divide, head_dim even,
+ * products fit). `label` prefixes the message. Used by every loader. */
+hl_status hl_llama_config_check(const hl_llama_config *cfg, const char *label);
 
 #endif

@@ -1,0 +1,280 @@
+/* Decode benchmark: tokens/s of KV-cache generation (core/generate.h) for batch 1 and
+ * batch 16, next to the memory bandwidth of this machine measured in the same run.
+ *
+ *   bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR]
+ *
+ * Models: stories260K (from ../shared/models or --shared, if present) and a LLaMA-2-7B-shaped
+ * model (dim 4096, hidden 11008, 32 heads, vocab 32000, untied) with L layers (default 2) of
+ * random BF16 weights, written to a temporary safetensors file and loaded through the normal
+ * loader (mmapped views, as a user's model would be).
+ *
+ * Bound: one decode step of a batch reads every weight once plus the keys/values of every
+ * sequence, so tokens/s ≤ batch × bandwidth / (weight bytes + KV bytes per step). The ratio
+ * achieved / bound is printed; decode is memory bound at batch 1 and moves toward compute at
+ * batch 16. Bandwidth: a parallel read (sum) over a buffer far larger than the caches. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/gemm.h"
+#include "core/generate.h"
+#include "core/model.h"
+#include "core/safetensors.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Read bandwidth (GB/s): best of several parallel passes summing a `bytes` buffer. */
+static double measure_bandwidth(size_t bytes) {
+    size_t n = bytes / sizeof(uint64_t);
+    uint64_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return 0;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i * 0x9E3779B97F4A7C15ull;
+    double best = 0;
+    volatile uint64_t sink = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now_s();
+        uint64_t s = 0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i++)
+            s += buf[i];
+        double dt = now_s() - t0;
+        sink += s;
+        double gbs = (double)bytes / dt / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    (void)sink;
+    free(buf);
+    return best;
+}
+
+typedef struct {
+    double t_first; /* time of the first sampling after prefill */
+    int steps;      /* sampling calls for sequence 0 */
+} timing;
+
+static void on_logits(void *user, int seq, int pos, const float *logits, int vocab) {
+    timing *t = user;
+    (void)pos, (void)logits, (void)vocab;
+    if (seq != 0)
+        return;
+    if (t->steps++ == 0)
+        t->t_first = now_s();
+}
+
+/* Decode `tokens` new tokens for `batch` prompts of `prompt_len` tokens; returns tokens/s of the
+ * decode phase (prefill excluded: timed from the first sample to the end). */
+static double run_decode(const hl_model *m, int batch, int prompt_len, int tokens, double *kv_bytes_step) {
+    hl_generator *g = NULL;
+    if (hl_generator_create(&g, m, NULL, NULL) != HL_OK) {
+        fprintf(stderr, "bench_decode: %s\n", hl_last_error());
+        exit(1);
+    }
+    int32_t **prompts = malloc((size_t)batch * sizeof *prompts);
+    int *lens = malloc((size_t)batch * sizeof *lens);
+    for (int b = 0; b < batch; b++) {
+        prompts[b] = malloc((size_t)prompt_len * sizeof(int32_t));
+        for (int t = 0; t < prompt_len; t++)
+            prompts[b][t] = t == 0 ? m->cfg.bos_id : 3 + (b * 131 + t * 17) % (m->cfg.vocab_size - 3);
+        lens[b] = prompt_len;
+    }
+    hl_gen_params p;
+    hl_gen_params_default(&p);
+    p.max_new_tokens = tokens;
+    p.stop_on_eos = 0;
+    p.stop_on_bos = 0;
+    timing tm = {0};
+    p.on_logits = on_logits;
+    p.user = &tm;
+    hl_gen_result *res = calloc((size_t)batch, sizeof *res);
+    hl_status st = hl_generate_ids(g, (const int32_t *const *)prompts, lens, batch, &p, res);
+    double t_end = now_s();
+    if (st != HL_OK) {
+        fprintf(stderr, "bench_decode: %s\n", hl_last_error());
+        exit(1);
+    }
+    /* After the first sample there are (tokens - 1) forward+sample steps per sequence. */
+    double dt = t_end - tm.t_first;
+    double tps = dt > 0 ? (double)batch * (tokens - 1) / dt : 0;
+    /* Average K+V bytes read per step: all layers, every sequence, mean context length. */
+    const hl_llama_config *c = &m->cfg;
+    double mean_ctx = prompt_len + tokens / 2.0;
+    *kv_bytes_step = 2.0 * c->n_layers * (double)c->n_kv_heads * c->head_dim * 4.0 * mean_ctx * batch;
+    for (int b = 0; b < batch; b++) {
+        hl_gen_result_free(&res[b]);
+        free(prompts[b]);
+    }
+    free(res);
+    free(prompts);
+    free(lens);
+    hl_generator_free(g);
+    return tps;
+}
+
+static void report(const char *name, const hl_model *m, int batch, int tokens, double bw) {
+    double kvb = 0;
+    int prompt_len = 16;
+    run_decode(m, batch, prompt_len, tokens < 8 ? tokens : 8, &kvb); /* warm-up: page in the mmapped weights */
+    double tps = run_decode(m, batch, prompt_len, tokens, &kvb);
+    double wbytes = (double)hl_model_weight_bytes(m);
+    /* The embedding is not read per step (one row per token): leave it out of the bound. */
+    double emb = m->lm_head.data == m->tok_embed.data ? 0
+                                                       : (double)m->tok_embed.rows * m->tok_embed.cols *
+                                                             hl_dtype_size(m->tok_embed.dtype);
+    double step_bytes = wbytes - emb + kvb;
+    double bound = batch * bw * 1e9 / step_bytes;
+    printf("%-28s batch %2d: %9.1f tok/s   (%.3g GB read per step, bound %9.1f tok/s, %5.1f%% of bandwidth bound)\n",
+           name, batch, tps, step_bytes / 1e9, bound, 100.0 * tps / bound);
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, layers = 2, tokens = 32, quick = 0;
+    const char *shared = getenv("HL_SHARED") ? getenv("HL_SHARED") : "../shared";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc)
+            layers = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--tokens") && i + 1 < argc)
+            tokens = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--shared") && i + 1 < argc)
+            shared = argv[++i];
+        else if (!strcmp(argv[i], "--quick"))
+            quick = 1;
+        else {
+            fprintf(stderr, "usage: bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR]\n");
+            return 2;
+        }
+    }
+    if (layers < 1 || tokens < 2) {
+        fprintf(stderr, "bench_decode: --layers must be >= 1 and --tokens >= 2\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows when piped to a file */
+    hl_set_threads(threads);
+    printf("bench_decode: %d threads\n", hl_get_threads());
+    double bw = measure_bandwidth(quick ? ((size_t)256 << 20) : ((size_t)1 << 30));
+    printf("memory read bandwidth: %.1f GB/s (parallel sum over %d MiB, best of 5)\n\n", bw, quick ? 256 : 1024);
+
+    /* stories260K, if the shared folder is around. */
+    char p[4096];
+    snprintf(p, sizeof p, "%s/models/stories260K/stories260K.bin", shared);
+    hl_model m;
+    if (access(p, R_OK) == 0 && hl_model_load(&m, p) == HL_OK) {
+        report("stories260K (F32)", &m, 1, quick ? 64 : 256, bw);
+        report("stories260K (F32)", &m, 16, quick ? 64 : 256, bw);
+        hl_model_free(&m);
+    } else {
+        printf("stories260K: not found under %s (skipped)\n", shared);
+    }
+
+    /* LLaMA-2-7B-shaped, random BF16, `layers` layers, through a real safetensors file. */
+    const int D = 4096, F = 11008, V = 32000;
+    char dir[] = "/tmp/hl_bench_decode_XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"llama\",\"hidden_size\":%d,"
+               "\"intermediate_size\":%d,\"num_hidden_layers\":%d,\"num_attention_heads\":32,"
+               "\"num_key_value_heads\":32,\"vocab_size\":%d,\"max_position_embeddings\":4096,"
+               "\"rms_norm_eps\":1e-05,\"rope_theta\":10000.0,\"tie_word_embeddings\":false,"
+               "\"torch_dtype\":\"bfloat16\",\"bos_token_id\":1,\"eos_token_id\":2}\n",
+            D, F, layers, V);
+    fclose(f);
+    /* One random bf16 buffer as large as the biggest tensor; every tensor is a prefix of it
+     * (decode speed does not depend on the values), norms are ones. */
+    size_t big = (size_t)V * D;
+    uint16_t *rnd = malloc(big * sizeof *rnd), *ones = malloc((size_t)D * sizeof *ones);
+    if (!rnd || !ones) {
+        fprintf(stderr, "bench_decode: out of memory\n");
+        return 1;
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < big / 65536 + 1; c++) {
+        uint64_t s = 0x9E3779B97F4A7C15ull * (c + 1);
+        for (size_t i = c * 65536; i < big && i < (c + 1) * 65536; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            rnd[i] = hl_f32_to_bf16(0.02f * ((float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f));
+        }
+    }
+    for (int i = 0; i < D; i++)
+        ones[i] = hl_f32_to_bf16(1.0f);
+    int nt = 3 + 9 * layers, k = 0;
+    hl_st_entry *e = calloc((size_t)nt, sizeof *e);
+    char (*names)[96] = calloc((size_t)nt, sizeof *names);
+#define ENTRY(r, c, src, ...)                                                  \
+    do {                                                                       \
+        snprintf(names[k], sizeof names[k], __VA_ARGS__);                      \
+        e[k] = (hl_st_entry){.name = names[k], .src_dtype = HL_DTYPE_BF16,     \
+                             .data = (src), .ndim = (r) ? 2 : 1};              \
+        if (r) {                                                               \
+            e[k].shape[0] = (r);                                               \
+            e[k].shape[1] = (c);                                               \
+        } else {                                                               \
+            e[k].shape[0] = (c);                                               \
+        }                                                                      \
+        k++;                                                                   \
+    } while (0)
+    ENTRY(V, D, rnd, "model.embed_tokens.weight");
+    ENTRY(V, D, rnd, "lm_head.weight");
+    ENTRY(0, D, ones, "model.norm.weight");
+    for (int l = 0; l < layers; l++) {
+        ENTRY(0, D, ones, "model.layers.%d.input_layernorm.weight", l);
+        ENTRY(0, D, ones, "model.layers.%d.post_attention_layernorm.weight", l);
+        ENTRY(D, D, rnd, "model.layers.%d.self_attn.q_proj.weight", l);
+        ENTRY(D, D, rnd + 1, "model.layers.%d.self_attn.k_proj.weight", l);
+        ENTRY(D, D, rnd + 2, "model.layers.%d.self_attn.v_proj.weight", l);
+        ENTRY(D, D, rnd + 3, "model.layers.%d.self_attn.o_proj.weight", l);
+        ENTRY(F, D, rnd, "model.layers.%d.mlp.gate_proj.weight", l);
+        ENTRY(F, D, rnd + 5, "model.layers.%d.mlp.up_proj.weight", l);
+        ENTRY(D, F, rnd + 7, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+#undef ENTRY
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    hl_st_write_opts o = {HL_DTYPE_BF16, 1, NULL, 0};
+    double t0 = now_s();
+    if (hl_st_write(p, e, nt, &o) != HL_OK) {
+        fprintf(stderr, "bench_decode: writing %s: %s\n", p, hl_last_error());
+        return 1;
+    }
+    double t_write = now_s() - t0;
+    free(rnd);
+    free(ones);
+    free(e);
+    free(names);
+    t0 = now_s();
+    if (hl_model_load(&m, dir) != HL_OK) {
+        fprintf(stderr, "bench_decode: %s\n", hl_last_error());
+        return 1;
+    }
+    printf("\nLLaMA-2-7B-shaped, %d layers, BF16: %.2f GB weights (written in %.1f s, loaded in %.3f s, mmapped)\n",
+           layers, (double)hl_model_weight_bytes(&m) / 1e9, t_write, now_s() - t0);
+    char name[64];
+    snprintf(name, sizeof name, "7B-shaped %dL (BF16)", layers);
+    report(name, &m, 1, quick ? 8 : tokens, bw);
+    report(name, &m, 16, quick ? 8 : tokens, bw);
+    double per_layer = (double)(hl_model_weight_bytes(&m) - 2.0 * V * D * 2) / layers;
+    double full_step = per_layer * 32 + (double)V * D * 2;
+    printf("\nfull LLaMA-2-7B (32 layers, BF16) at this bandwidth: bound %.1f tok/s at batch 1 (%.2f GB read per "
+           "token)\n",
+           bw * 1e9 / full_step, full_step / 1e9);
+    hl_model_free(&m);
+    unlink(p);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    unlink(p);
+    rmdir(dir);
+    return 0;
+}

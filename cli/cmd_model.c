@@ -1,0 +1,278 @@
+/* hydralora model info PATH: what a model file is, and how much memory training and
+ * inference with it will need.
+ *
+ * Memory estimates (bytes):
+ *   training  = weights as stored (mmapped; views, plus owned q/k copies for Meta-layout files)
+ *             + adapter params + grads + 2 AdamW moments (f32 each: 16 B per trainable parameter)
+ *             + activations + scratch of the engine's own plan (hl_llama_plan) for a micro-batch of
+ *               B × T tokens (default 1 × 1024), with and without gradient checkpointing.
+ *   inference = weights + KV cache (f32 keys and values: 2 · n_layers · n_kv_heads · head_dim ·
+ *               context · 4 B for batch 1 at full context) + per-row scratch for a prefill chunk
+ *               of 64 rows + the logits row.
+ * The default adapter is HydraLoRA on gate/up/down, r = 8, N = 4 (HYDRALORA.md §4). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/gguf.h"
+#include "core/llama.h"
+#include "core/model.h"
+
+int cmd_model(int argc, char **argv);
+
+static void human(char *out, size_t n, double bytes) {
+    const char *u[] = {"B", "KB", "MB", "GB", "TB"};
+    int i = 0;
+    while (bytes >= 1000 && i < 4) {
+        bytes /= 1000;
+        i++;
+    }
+    snprintf(out, n, i ? "%.2f %s" : "%.0f %s", bytes, u[i]);
+}
+
+static void commas(char *out, size_t n, long long v) {
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%lld", v);
+    size_t len = strlen(tmp), o = 0;
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        if (i && (len - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = tmp[i];
+    }
+    out[o] = '\0';
+}
+
+typedef struct {
+    size_t weights;
+    hl_mem_plan train, train_ckpt;
+    size_t kv_cache, infer_scratch, infer_total;
+    int ok_plan;
+} estimate;
+
+static void estimate_memory(const hl_llama_config *c, size_t weights, const hl_adapter_config *ac, int batch,
+                            int seq, estimate *e) {
+    memset(e, 0, sizeof *e);
+    e->weights = weights;
+    e->ok_plan = hl_llama_plan(c, ac, batch, seq, HL_LLAMA_TRAIN, &e->train) == HL_OK &&
+                 hl_llama_plan(c, ac, batch, seq, HL_LLAMA_TRAIN | HL_LLAMA_CHECKPOINT, &e->train_ckpt) == HL_OK;
+    int64_t kv = (int64_t)c->n_kv_heads * c->head_dim, q = (int64_t)c->n_heads * c->head_dim;
+    e->kv_cache = (size_t)(2 * (int64_t)c->n_layers * kv * c->max_seq_len * 4);
+    /* Per-row activations (x, xn, q, k, v, att, gate, up, h, residual) for a 64-row prefill chunk,
+     * attention scores of one chunk over the full context, logits, norms. */
+    int64_t rows = 64;
+    int64_t per_row = 3 * c->dim + 2 * q + 2 * kv + 3 * (int64_t)c->hidden_dim;
+    e->infer_scratch = (size_t)((rows * per_row + rows * c->max_seq_len + c->vocab_size +
+                                 (2 * (int64_t)c->n_layers + 1) * c->dim) * 4);
+    e->infer_total = weights + e->kv_cache + e->infer_scratch;
+}
+
+static const char *find_tokenizer(const char *path, char *out, size_t n) {
+    struct stat sb;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    if (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
+        char *slash = strrchr(dir, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(dir, sizeof dir, ".");
+    }
+    const char *names[] = {"tokenizer.model", "tokenizer.json", "tokenizer.bin"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(out, n, "%s/%s", dir, names[i]);
+        if (stat(out, &sb) == 0)
+            return out;
+    }
+    return NULL;
+}
+
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static int model_info(int argc, char **argv) {
+    int json = 0, seq = 1024, batch = 1, rank = 8, experts = 4;
+    hl_opt opts[] = {
+        {"json", 0, HL_OPT_FLAG, &json, NULL, "print one JSON object (sizes in bytes)"},
+        {"seq", 0, HL_OPT_INT, &seq, "T", "tokens per training sequence for the estimate (default 1024)"},
+        {"batch", 0, HL_OPT_INT, &batch, "B", "training micro-batch for the estimate (default 1)"},
+        {"rank", 'r', HL_OPT_INT, &rank, "R", "adapter rank for the estimate (default 8)"},
+        {"experts", 'n', HL_OPT_INT, &experts, "N", "HydraLoRA heads B for the estimate (default 4)"},
+        {0}};
+    hl_args args = {
+        .usage = "hydralora model info PATH [--json]",
+        .summary = "Show a model's format, configuration, storage dtype, parameter count and the memory that "
+                   "training (HydraLoRA gate/up/down, r=8, N=4, micro-batch 1 x 1024 tokens) and inference "
+                   "(batch 1, full context) would need. PATH: a Hugging Face directory (config.json + "
+                   "safetensors; config.json alone gives estimates before a download), a llama2.c .bin or a "
+                   ".gguf file.",
+        .opts = opts,
+        .epilog = "Training = weights as stored + 16 B per adapter parameter (f32 params, grads, 2 AdamW moments)\n"
+                  "  + activations and scratch from the engine's plan (with and without gradient checkpointing).\n"
+                  "Inference = weights + f32 KV cache (2 x layers x kv_heads x head_dim x context x 4 B) + scratch.\n"
+                  "Example: hydralora model info ~/models/Llama-2-7b-hf",
+        .min_positional = 1,
+        .max_positional = 1,
+    };
+    int rc = hl_args_parse(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (seq < 1 || batch < 1 || rank < 1 || experts < 1) {
+        fprintf(stderr, "hydralora model info: error: --seq, --batch, --rank and --experts must be positive\n");
+        return 2;
+    }
+    const char *path = args.positional[0];
+    hl_model m;
+    hl_llama_config cfg;
+    hl_dtype dtype;
+    size_t weights;
+    int config_only = 0, n_files = 0, vocab_n = 0;
+    const char *format;
+    hl_status st = hl_model_load(&m, path);
+    if (st != HL_OK) {
+        struct stat sb;
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", hl_last_error());
+        /* A directory with config.json but no weights yet: estimates from the config. */
+        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) && st == HL_ERR_NOT_FOUND &&
+            hl_model_read_config(path, &cfg, &dtype) == HL_OK) {
+            config_only = 1;
+            weights = (size_t)hl_model_param_count(&cfg) * hl_dtype_size(dtype);
+            format = "hf-config-only";
+        } else {
+            fprintf(stderr, "hydralora model info: error: %s\n", saved);
+            return 1;
+        }
+    } else {
+        cfg = m.cfg;
+        dtype = m.dtype;
+        weights = hl_model_weight_bytes(&m);
+        format = hl_model_format_name(m.format);
+        n_files = m.n_maps;
+        vocab_n = m.vocab ? m.vocab->n : 0;
+    }
+    int64_t params = hl_model_param_count(&cfg);
+    hl_adapter_config ac = {HL_VARIANT_HYDRA, HL_TARGETS_DEFAULT, rank, experts, 32.0f, 0.05f};
+    estimate e;
+    estimate_memory(&cfg, weights, &ac, batch, seq, &e);
+    size_t ad_bytes = e.train.params + e.train.grads + e.train.moments;
+    size_t train_total = weights + e.train.total, train_ckpt_total = weights + e.train_ckpt.total;
+    char tokp[4200];
+    const char *tok = find_tokenizer(path, tokp, sizeof tokp);
+
+    if (json) {
+        printf("{\"path\":");
+        json_str(path);
+        printf(",\"format\":\"%s\",\"files\":%d,\"dtype\":\"%s\",\"params\":%lld,\"weight_bytes\":%zu,", format,
+               n_files, hl_dtype_name(dtype), (long long)params, weights);
+        printf("\"config\":{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
+               "\"head_dim\":%d,\"vocab_size\":%d,\"max_seq_len\":%d,\"rms_norm_eps\":%g,\"rope_theta\":%g,"
+               "\"tie_word_embeddings\":%s,\"bos_id\":%d,\"eos_id\":%d},",
+               cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab_size,
+               cfg.max_seq_len, cfg.rms_norm_eps, cfg.rope_theta, cfg.tie_word_embeddings ? "true" : "false",
+               cfg.bos_id, cfg.eos_id);
+        printf("\"tokenizer\":");
+        if (vocab_n)
+            printf("{\"embedded\":true,\"pieces\":%d},", vocab_n);
+        else if (tok) {
+            printf("{\"path\":");
+            json_str(tok);
+            printf("},");
+        } else
+            printf("null,");
+        printf("\"training\":{\"adapter\":{\"variant\":\"hydra\",\"targets\":[\"gate_proj\",\"up_proj\",\"down_proj\"],"
+               "\"r\":%d,\"n\":%d,\"params\":%zu},\"batch\":%d,\"seq\":%d,\"weights\":%zu,\"adapter_bytes\":%zu,"
+               "\"activations\":%zu,\"scratch\":%zu,\"total\":%zu,\"activations_checkpointing\":%zu,"
+               "\"total_checkpointing\":%zu},",
+               rank, experts, e.train.params / 4, batch, seq, weights, ad_bytes, e.train.activations, e.train.scratch,
+               train_total, e.train_ckpt.activations, train_ckpt_total);
+        printf("\"inference\":{\"batch\":1,\"context\":%d,\"weights\":%zu,\"kv_cache\":%zu,\"scratch\":%zu,"
+               "\"total\":%zu}}\n",
+               cfg.max_seq_len, weights, e.kv_cache, e.infer_scratch, e.infer_total);
+        if (st == HL_OK)
+            hl_model_free(&m);
+        return 0;
+    }
+
+    char a[32], b[32], c[32], d[32];
+    printf("model        %s\n", path);
+    printf("format       %s", format);
+    if (n_files > 1)
+        printf(" (%d files)", n_files);
+    if (config_only)
+        printf(" (no weights found: estimates from config.json, dtype from torch_dtype)");
+    printf("\n");
+    printf("config       dim %d, ffn %d, layers %d, heads %d (kv %d), head_dim %d, vocab %d, context %d\n", cfg.dim,
+           cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.vocab_size,
+           cfg.max_seq_len);
+    printf("             rms_norm_eps %g, rope_theta %g, embeddings %s, bos %d, eos %d\n", cfg.rms_norm_eps,
+           cfg.rope_theta, cfg.tie_word_embeddings ? "tied" : "untied", cfg.bos_id, cfg.eos_id);
+    commas(a, sizeof a, (long long)params);
+    human(b, sizeof b, (double)weights);
+    if (params >= 1000000000)
+        printf("parameters   %s (%.2f B)\n", a, (double)params / 1e9);
+    else
+        printf("parameters   %s (%.2f M)\n", a, (double)params / 1e6);
+    printf("dtype        %s (weights in memory: %s%s)\n", hl_dtype_name(dtype), b,
+           st == HL_OK && m.format != HL_FORMAT_HF_SAFETENSORS ? ", q/k rows permuted into owned copies" : "");
+    if (vocab_n)
+        printf("tokenizer    embedded in the file (%d pieces)\n", vocab_n);
+    else if (tok)
+        printf("tokenizer    %s\n", tok);
+    else
+        printf("tokenizer    none next to the model (pass --tokenizer to generate/train)\n");
+    printf("\nmemory estimate: training (HydraLoRA gate/up/down, r=%d, N=%d, micro-batch %d x %d tokens)\n", rank,
+           experts, batch, seq);
+    human(a, sizeof a, (double)weights);
+    printf("  base weights           %12s   as stored, mmapped\n", a);
+    commas(c, sizeof c, (long long)(e.train.params / 4));
+    human(a, sizeof a, (double)ad_bytes);
+    printf("  adapter + grads + Adam %12s   %s params x 16 B\n", a, c);
+    if (e.ok_plan) {
+        human(a, sizeof a, (double)e.train.activations);
+        human(b, sizeof b, (double)e.train_ckpt.activations);
+        printf("  activations            %12s   (%s with gradient checkpointing)\n", a, b);
+        human(a, sizeof a, (double)e.train.scratch);
+        printf("  scratch                %12s\n", a);
+        human(a, sizeof a, (double)train_total);
+        human(b, sizeof b, (double)train_ckpt_total);
+        printf("  total                  %12s   (%s with gradient checkpointing)\n", a, b);
+    } else {
+        printf("  activations            (no plan: %s)\n", hl_last_error());
+    }
+    printf("memory estimate: inference (batch 1, full context %d)\n", cfg.max_seq_len);
+    human(a, sizeof a, (double)weights);
+    human(b, sizeof b, (double)e.kv_cache);
+    human(c, sizeof c, (double)e.infer_scratch);
+    human(d, sizeof d, (double)e.infer_total);
+    printf("  weights                %12s\n  KV cache (f32)         %12s\n  scratch                %12s\n"
+           "  total                  %12s\n",
+           a, b, c, d);
+    if (st == HL_OK)
+        hl_model_free(&m);
+    return 0;
+}
+
+int cmd_model(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "info")) {
+        static char name[] = "model info";
+        argv[1] = name;
+        return model_info(argc - 1, argv + 1);
+    }
+    int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    fprintf(help ? stdout : stderr, "usage: hydralora model info PATH [--json]\n"
+                                    "  show a model's format, configuration, parameters and memory estimates\n"
+                                    "  (run `hydralora model info --help` for all options)\n");
+    return help ? 0 : 2;
+}
