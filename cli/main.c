@@ -7,6 +7,18 @@
 
 /* Subcommands. Add a line here and a cli/cmd_<name>.c file. */
 #define HL_COMMAND_LIST(X) \
+    X("bbh", cmd_bbh, "BIG-Bench Hard: tasks, prompts, score prediction files, compare results") \
+    X("eval", cmd_eval, "evaluate a model (and adapter) on BIG-Bench Hard: eval bbh ...") \
+    X("cluster", cmd_cluster, "propose N (number of heads): TF-IDF + k-means elbow or Ward dendrogram") \
+    X("tsne", cmd_tsne, "t-SNE of adapters' flattened A/B matrices to CSV") \
+    X("data", cmd_data, "data sets and models: list, get (download), inspect, show") \
+    X("model", cmd_model, "inspect a model: model info PATH (format, config, parameters, memory estimate)") \
+    X("train", cmd_train, "train an adapter (HydraLoRA, LoRA, ...): --config FILE | --model DIR --data FILE | --resume RUNDIR") \
+    X("export", cmd_export, "export a run's adapter for PyTorch/PEFT (adapter_model.bin + .safetensors + config)") \
+    X("workbench", cmd_workbench, "open the workbench (also: no arguments); --model, --data, --config, --theme") \
+    X("generate", cmd_generate, "generate text from a prompt (KV cache, greedy/top-p/top-k, streaming)") \
+    X("score", cmd_score, "mean cross-entropy of token-id sequences: score --model DIR --ids FILE [--adapter DIR]") \
+    X("tokenize", cmd_tokenize, "text to token ids and back (SentencePiece-exact): --tokenizer PATH --text STR [--decode]") \
     /* HL_COMMANDS_END */
 
 #define HL_X_DECL(name, fn, summary) int fn(int argc, char **argv);

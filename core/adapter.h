@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/model.h"
 #include "core/status.h"
 
 typedef enum {
@@ -56,5 +57,129 @@ typedef struct {
 
 /* "q_proj", "k_proj", ..., "down_proj" for target index 0..6. */
 const char *hl_target_name(int target);
+
+/* ---------------------------------------------------------------------------------
+ * Engine API (owned by the engine; core/adapter.c)
+ * --------------------------------------------------------------------------------- */
+
+/* Adapters of one projection (a view into the slabs; d_in == 0 when not adapted).
+ * Layouts (contiguous, row-major):
+ *   A:  [nA, r, d_in]   nA = N for LoRA-Split, else 1   (stacked = one [nA*r, d_in] matrix)
+ *   B:  [N, d_out, r]   one [d_out, r] matrix per head
+ *   R:  [N, d_in]       router (NULL for LoRA and uniform) */
+typedef struct {
+    int layer, target;
+    int d_in, d_out;
+    float *A, *B, *R;
+    float *dA, *dB, *dR;
+} hl_adapter_proj;
+
+typedef struct {
+    hl_adapter_config cfg; /* normalised: LoRA has n_heads 1 */
+    int n_layers;
+    int N;          /* heads B (cfg.n_heads) */
+    int nA;         /* number of A matrices: N for LoRA-Split, 1 otherwise */
+    int has_router; /* HYDRA, LORA_SPLIT */
+    float scale;    /* alpha / r */
+    hl_adapter_proj *proj; /* [n_layers * HL_TARGET_COUNT], index layer*HL_TARGET_COUNT + target */
+
+    /* One slab each, same layout; n_params floats. The optimizer and the checkpoint
+     * writer walk them flat; `views` names every tensor inside (export keys). */
+    size_t n_params;
+    float *params, *grads, *m, *v;
+    hl_param_view *views;
+    int n_views;
+
+    /* Dropout (HL_RNG_STREAM_DROPOUT of `seed`): the mask of a projection in a
+     * micro-batch is hash(key, dropout_step, layer, target, element). dropout_step is
+     * advanced once per training micro-batch; a checkpoint must save it. One mask is
+     * shared by all heads (HYDRALORA.md §2: cheaper, same expectation). */
+    uint64_t seed;
+    uint64_t dropout_key;
+    uint64_t dropout_step;
+} hl_adapters;
+
+/* Validate a config (r >= 1, 1 <= N <= 64, 0 <= dropout < 1, alpha finite, targets non-empty). */
+hl_status hl_adapter_config_check(const hl_adapter_config *cfg);
+
+/* Number of trainable floats for a model/config (no allocation). */
+size_t hl_adapter_param_count(const hl_llama_config *mcfg, const hl_adapter_config *cfg);
+
+/* Allocate the four slabs and the view table, and initialise with `seed`
+ * (HYDRALORA.md §2: A and router uniform(±1/√d_in), B zeros; draws in view-table order from
+ * HL_RNG_STREAM_INIT). Grads and moments start at zero. */
+hl_status hl_adapters_create(hl_adapters *ad, const hl_llama_config *mcfg, const hl_adapter_config *cfg,
+                             uint64_t seed);
+void hl_adapters_free(hl_adapters *ad);
+
+void hl_adapters_zero_grad(hl_adapters *ad);
+
+/* The projection for (layer, target) or NULL when that projection is not adapted. */
+static inline const hl_adapter_proj *hl_adapters_proj(const hl_adapters *ad, int layer, int target) {
+    if (!ad || layer < 0 || layer >= ad->n_layers || target < 0 || target >= HL_TARGET_COUNT)
+        return NULL;
+    const hl_adapter_proj *p = &ad->proj[layer * HL_TARGET_COUNT + target];
+    return p->d_in ? p : NULL;
+}
+
+/* Find a view by export key; NULL if absent. */
+const hl_param_view *hl_adapters_find(const hl_adapters *ad, const char *name);
+
+/* Copy one tensor (f32, row-major rows×cols) into the parameter slab by export key
+ * (loading checkpoints and exported adapters). Errors name the key and the shapes. */
+hl_status hl_adapters_set_tensor(hl_adapters *ad, const char *name, const float *data, int64_t rows, int64_t cols);
+
+/* Target index from "q_proj", "gate_proj", ... (also accepts "q", "gate", ...); -1 if unknown. */
+int hl_target_from_name(const char *name);
+
+/* ---- Routing statistics, gathered during forward over non-pad tokens -------------- */
+typedef struct {
+    int n_layers, N;
+    int64_t *tokens;    /* [n_layers*7]: tokens seen per (layer, target) */
+    double *weight_sum; /* [n_layers*7*N]: Σ ω_i */
+    int64_t *top1;      /* [n_layers*7*N]: tokens whose arg-max head is i (lowest index on ties) */
+    double *entropy_sum;/* [n_layers*7]: Σ −Σ_i ω_i ln ω_i */
+} hl_routing_stats;
+
+hl_status hl_routing_stats_init(hl_routing_stats *st, int n_layers, int N);
+void hl_routing_stats_reset(hl_routing_stats *st);
+void hl_routing_stats_free(hl_routing_stats *st);
+/* Means for one (layer, target); return 0 when no tokens were seen. */
+static inline double hl_routing_mean_weight(const hl_routing_stats *st, int layer, int target, int head) {
+    int64_t n = st->tokens[layer * HL_TARGET_COUNT + target];
+    return n ? st->weight_sum[(layer * HL_TARGET_COUNT + target) * st->N + head] / (double)n : 0.0;
+}
+static inline double hl_routing_top1_share(const hl_routing_stats *st, int layer, int target, int head) {
+    int64_t n = st->tokens[layer * HL_TARGET_COUNT + target];
+    return n ? (double)st->top1[(layer * HL_TARGET_COUNT + target) * st->N + head] / (double)n : 0.0;
+}
+static inline double hl_routing_mean_entropy(const hl_routing_stats *st, int layer, int target) {
+    int64_t n = st->tokens[layer * HL_TARGET_COUNT + target];
+    return n ? st->entropy_sum[layer * HL_TARGET_COUNT + target] / (double)n : 0.0;
+}
+
+/* ---- One adapted projection, forward and backward (used by core/llama.c) ----------
+ * Rows are tokens; X [M, d_in] is the projection input (un-dropped), Y [M, d_out] already
+ * holds X·W0ᵀ. Saved for backward: Z [M, nA*r] (A·dropout(x), per A for LoRA-Split) and
+ * W [M, N] router weights ω. */
+typedef struct {
+    uint64_t key; /* dropout mask key for this projection and micro-batch; ignored when p == 0 */
+    float p;      /* dropout probability in effect (0 in eval) */
+} hl_dropout;
+
+/* Scratch floats for a projection with rows M (covers forward and backward). */
+int64_t hl_adapter_scratch_floats(const hl_adapters *ad, int64_t M, int d_in, int d_out);
+/* Mask key for (layer, target) in the current micro-batch. */
+uint64_t hl_adapter_dropout_key(const hl_adapters *ad, int layer, int target);
+
+/* Y += s · Σ_i ω_i B_i A_(i) dropout(x); writes Z and W. When stats != NULL, adds the
+ * routing statistics of rows with valid[m] != 0 (valid may be NULL: all rows). */
+void hl_adapter_forward(const hl_adapters *ad, const hl_adapter_proj *p, float *Y, const float *X, int64_t M,
+                        float *Z, float *W, hl_dropout drop, hl_routing_stats *st, const unsigned char *valid,
+                        float *scratch);
+/* Given G = ∂loss/∂Y [M, d_out]: dA, dB, dR += (into p's grad pointers), dX += adapter part
+ * (not the G·W0 part, which the caller adds). dX may be NULL (first layer input is frozen). */
+void hl_adapter_backward(const hl_adapters *ad, const hl_adapter_proj *p, float *dX, const float *G, const float *X,
+                         int64_t M, const float *Z, const float *W, hl_dropout drop, float *scratch);
 
 #endif

@@ -1,0 +1,551 @@
+/* hydralora bbh: BIG-Bench Hard tasks, prompts, scoring of prediction files, comparisons,
+ * and (through cmd_bbh_eval) evaluation of a model. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "core/bbh.h"
+#include "datasets/catalog.h"
+
+int cmd_bbh(int argc, char **argv);
+int cmd_bbh_eval(int argc, char **argv); /* cli/cmd_eval.c */
+void hl_bbh_json_escape(FILE *f, const char *s, size_t n);
+const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size);
+void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
+                          const char *name_b);
+
+/* --data, else the catalog's download folder (datasets/catalog.h: hl_data_dir()) + "/bbh". */
+const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
+    if (given && *given)
+        return given;
+    char root[4096];
+    if (hl_data_dir(root, sizeof root) != HL_OK)
+        return NULL; /* the library falls back to the same rule itself */
+    snprintf(buf, size, "%s/bbh", root);
+    return buf;
+}
+
+static const char *rule_title(hl_bbh_rule r) {
+    switch (r) {
+    case HL_BBH_RULE_PAPER:
+        return "paper (Suzgun et al. 2022: last \"So the answer is\", exact match)";
+    case HL_BBH_RULE_LMEVAL:
+        return "lm-eval (lm-evaluation-harness bbh: until Q/\\n\\n, regex \"the answer is (.*)(?=.)\", exact match)";
+    default:
+        return "opencompass (2024 bbh postprocess: multiple-choice letter / free-form first line)";
+    }
+}
+
+static int read_whole(const char *cmd, const char *path, char **buf, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "hydralora %s: error: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return 1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *b = malloc(cap + 1);
+    while (b) {
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (n < cap)
+            break;
+        cap *= 2;
+        char *nb = realloc(b, cap + 1);
+        if (!nb) {
+            free(b);
+            b = NULL;
+        } else {
+            b = nb;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!b || err) {
+        free(b);
+        fprintf(stderr, "hydralora %s: error: cannot read %s\n", cmd, path);
+        return 1;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/* The per-task table and the three labelled averages. `cmp` (may be NULL) adds a second
+ * column and the difference (cmp - s). */
+void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
+                          const char *name_b) {
+    fprintf(out, "rule: %s\nmode: %s\n\n", rule_title(s->rule), hl_bbh_mode_name(s->mode));
+    if (cmp) {
+        fprintf(out, "%-42s %6s %9s %9s %8s\n", "task", "n", name_a, name_b, "diff");
+    } else {
+        fprintf(out, "%-42s %6s %8s %9s\n", "task", "n", "correct", "accuracy");
+    }
+    for (int t = 0; t < HL_BBH_N_TASKS; t++) {
+        int in_a = s->n[t] > 0, in_b = cmp && cmp->n[t] > 0;
+        if (!in_a && !in_b)
+            continue;
+        char na[16] = "-", nb[16] = "-", d[16] = "";
+        if (in_a)
+            snprintf(na, sizeof na, "%.2f", s->acc[t]);
+        if (cmp) {
+            if (in_b)
+                snprintf(nb, sizeof nb, "%.2f", cmp->acc[t]);
+            if (in_a && in_b)
+                snprintf(d, sizeof d, "%+.2f", cmp->acc[t] - s->acc[t]);
+            fprintf(out, "%-42s %6d %9s %9s %8s\n", hl_bbh_task_name(t), in_a ? s->n[t] : cmp->n[t], na, nb, d);
+        } else {
+            const char *partial = s->expected[t] > 0 && s->n[t] != s->expected[t] ? " (partial)" : "";
+            fprintf(out, "%-42s %6d %8d %9s%s\n", hl_bbh_task_name(t), s->n[t], s->correct[t], na, partial);
+        }
+    }
+    char l1[96], l2[96], l3[96];
+    snprintf(l1, sizeof l1, "macro over %d task%s (paper's average)", s->n_groups, s->n_groups == 1 ? "" : "s");
+    snprintf(l2, sizeof l2, "mean over %d subtask%s (OpenCompass/HydraLoRA)", s->n_subtasks,
+             s->n_subtasks == 1 ? "" : "s");
+    snprintf(l3, sizeof l3, "micro over %ld example%s (lm-eval)", s->n_total, s->n_total == 1 ? "" : "s");
+    fprintf(out, "\n");
+    if (cmp) {
+        fprintf(out, "%-49s %9.2f %9.2f %+8.2f\n", l1, s->macro_tasks, cmp->macro_tasks,
+                cmp->macro_tasks - s->macro_tasks);
+        fprintf(out, "%-49s %9.2f %9.2f %+8.2f\n", l2, s->mean_subtasks, cmp->mean_subtasks,
+                cmp->mean_subtasks - s->mean_subtasks);
+        fprintf(out, "%-49s %9.2f %9.2f %+8.2f\n", l3, s->micro, cmp->micro, cmp->micro - s->micro);
+    } else {
+        fprintf(out, "%-58s %9.2f\n", l1, s->macro_tasks);
+        fprintf(out, "%-58s %9.2f\n", l2, s->mean_subtasks);
+        fprintf(out, "%-58s %9.2f\n", l3, s->micro);
+        if (!s->complete)
+            fprintf(out, "(not every subtask is fully scored: the averages cover only what is shown)\n");
+    }
+}
+
+/* ---- bbh tasks ------------------------------------------------------------------------ */
+
+static int bbh_tasks(int argc, char **argv) {
+    const char *data = NULL;
+    int json = 0;
+    hl_opt opts[] = {{"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder (default: the catalog download dir)"},
+                     {"json", 0, HL_OPT_FLAG, &json, NULL, "print JSON"},
+                     {0}};
+    hl_args args = {.usage = "hydralora bbh tasks [--data DIR] [--json]",
+                    .summary = "List the 27 BBH subtasks with their paper task, answer format and example count. "
+                               "Counts come from the data folder when it is present.",
+                    .opts = opts};
+    int rc = hl_args_parse(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    hl_bbh_set set;
+    char dbuf[4200];
+    int have = hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), NULL) == HL_OK;
+    if (!have && data) {
+        fprintf(stderr, "hydralora bbh tasks: error: %s\n", hl_last_error());
+        return 1;
+    }
+    if (json)
+        printf("[\n");
+    for (int t = 0; t < HL_BBH_N_TASKS; t++) {
+        int n = have ? set.tasks[t].n_examples : hl_bbh_task_expected_count(t);
+        const char *kind = hl_bbh_task_is_multiple_choice(t) ? "multiple-choice" : "free-form";
+        if (json)
+            printf("  {\"task\": \"%s\", \"group\": \"%s\", \"type\": \"%s\", \"examples\": %d}%s\n",
+                   hl_bbh_task_name(t), hl_bbh_group_name(hl_bbh_task_group(t)), kind, n,
+                   t + 1 < HL_BBH_N_TASKS ? "," : "");
+        else
+            printf("%-42s %-34s %-16s %4d\n", hl_bbh_task_name(t), hl_bbh_group_name(hl_bbh_task_group(t)), kind, n);
+    }
+    if (json)
+        printf("]\n");
+    else if (!have)
+        printf("(example counts are the upstream ones: no BBH data found in the default folder)\n");
+    if (have)
+        hl_bbh_free(&set);
+    return 0;
+}
+
+/* ---- bbh prompt / prompts ------------------------------------------------------------ */
+
+static int parse_mode_rule(const char *cmd, const char *mode_s, const char *rule_s, hl_bbh_mode *mode,
+                           hl_bbh_rule *rule) {
+    *mode = HL_BBH_MODE_COT;
+    *rule = HL_BBH_RULE_PAPER;
+    if ((mode_s && hl_bbh_mode_parse(mode_s, mode) != HL_OK) || (rule_s && hl_bbh_rule_parse(rule_s, rule) != HL_OK)) {
+        fprintf(stderr, "hydralora %s: %s\n", cmd, hl_last_error());
+        return 2;
+    }
+    return -1;
+}
+
+static int bbh_prompt(int argc, char **argv) {
+    const char *data = NULL, *mode_s = NULL, *rule_s = NULL;
+    hl_opt opts[] = {{"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder (default: the catalog download dir)"},
+                     {"mode", 0, HL_OPT_STRING, &mode_s, "MODE", "cot (default), ao or zeroshot"},
+                     {"rule", 0, HL_OPT_STRING, &rule_s, "RULE", "paper (default), lm-eval or opencompass"},
+                     {0}};
+    hl_args args = {.usage = "hydralora bbh prompt TASK IDX [--mode cot|ao|zeroshot] [--rule R] [--data DIR]",
+                    .summary = "Print the exact prompt text of example IDX (0-based) of TASK, without BOS.",
+                    .opts = opts,
+                    .min_positional = 2,
+                    .max_positional = 2};
+    int rc = hl_args_parse(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    hl_bbh_mode mode;
+    hl_bbh_rule rule;
+    if ((rc = parse_mode_rule("bbh prompt", mode_s, rule_s, &mode, &rule)) >= 0)
+        return rc;
+    int t = hl_bbh_task_index(args.positional[0]);
+    char *end;
+    long idx = strtol(args.positional[1], &end, 10);
+    if (t < 0 || *end || idx < 0 || idx > 1000000) {
+        fprintf(stderr, "hydralora bbh prompt: expected TASK IDX, e.g. `snarks 3` (`hydralora bbh tasks` lists tasks)\n");
+        return 2;
+    }
+    unsigned char mask[HL_BBH_N_TASKS] = {0};
+    mask[t] = 1;
+    hl_bbh_set set;
+    char dbuf[4200];
+    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+        fprintf(stderr, "hydralora bbh prompt: error: %s\n", hl_last_error());
+        return 1;
+    }
+    char *p = NULL;
+    size_t n = 0;
+    rc = 0;
+    if (hl_bbh_build_prompt(&set, t, (int)idx, mode, rule, &p, &n) != HL_OK) {
+        fprintf(stderr, "hydralora bbh prompt: error: %s\n", hl_last_error());
+        rc = 1;
+    } else {
+        fwrite(p, 1, n, stdout);
+        if (isatty(1))
+            fputc('\n', stdout);
+    }
+    free(p);
+    hl_bbh_free(&set);
+    return rc;
+}
+
+/* One line per example: task, idx, sha256 of the prompt bytes (or the whole prompt as JSON). */
+static int bbh_prompts(int argc, char **argv) {
+    const char *data = NULL, *mode_s = NULL, *rule_s = NULL, *tasks_s = NULL;
+    int full = 0;
+    hl_opt opts[] = {{"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder (default: the catalog download dir)"},
+                     {"tasks", 't', HL_OPT_STRING, &tasks_s, "LIST", "comma-separated tasks (default all)"},
+                     {"mode", 0, HL_OPT_STRING, &mode_s, "MODE", "cot (default), ao or zeroshot"},
+                     {"rule", 0, HL_OPT_STRING, &rule_s, "RULE", "paper (default), lm-eval or opencompass"},
+                     {"full", 0, HL_OPT_FLAG, &full, NULL, "print {\"task\",\"idx\",\"prompt\"} JSON lines instead"},
+                     {0}};
+    hl_args args = {.usage = "hydralora bbh prompts [--tasks LIST] [--mode M] [--rule R] [--full] [--data DIR]",
+                    .summary = "Print \"task<TAB>idx<TAB>sha256(prompt)\" for every example, to compare prompt "
+                               "construction with other tools byte for byte.",
+                    .opts = opts};
+    int rc = hl_args_parse(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    hl_bbh_mode mode;
+    hl_bbh_rule rule;
+    if ((rc = parse_mode_rule("bbh prompts", mode_s, rule_s, &mode, &rule)) >= 0)
+        return rc;
+    unsigned char mask[HL_BBH_N_TASKS];
+    if (hl_bbh_tasks_parse(tasks_s, mask) != HL_OK) {
+        fprintf(stderr, "hydralora bbh prompts: %s\n", hl_last_error());
+        return 2;
+    }
+    hl_bbh_set set;
+    char dbuf[4200];
+    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+        fprintf(stderr, "hydralora bbh prompts: error: %s\n", hl_last_error());
+        return 1;
+    }
+    rc = 0;
+    for (int t = 0; t < HL_BBH_N_TASKS && !rc; t++) {
+        if (!set.tasks[t].loaded)
+            continue;
+        for (int i = 0; i < set.tasks[t].n_examples; i++) {
+            char *p = NULL;
+            size_t n = 0;
+            if (hl_bbh_build_prompt(&set, t, i, mode, rule, &p, &n) != HL_OK) {
+                fprintf(stderr, "hydralora bbh prompts: error: %s\n", hl_last_error());
+                rc = 1;
+                break;
+            }
+            if (full) {
+                printf("{\"task\": \"%s\", \"idx\": %d, \"prompt\": \"", hl_bbh_task_name(t), i);
+                hl_bbh_json_escape(stdout, p, n);
+                printf("\"}\n");
+            } else {
+                char hex[65];
+                hl_bbh_sha256_hex(p, n, hex);
+                printf("%s\t%d\t%s\n", hl_bbh_task_name(t), i, hex);
+            }
+            free(p);
+        }
+    }
+    hl_bbh_free(&set);
+    return rc;
+}
+
+/* ---- bbh score ------------------------------------------------------------------------ */
+
+void hl_bbh_json_escape(FILE *f, const char *s, size_t n) {
+    for (size_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)s[k];
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c == '\n')
+            fputs("\\n", f);
+        else if (c < 0x20 || c == 0x7f)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+static int write_details(const char *cmd, const char *path, const hl_bbh_set *set, const hl_bbh_pred_file *pf,
+                         hl_bbh_rule rule, hl_bbh_mode mode) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "hydralora %s: error: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return 1;
+    }
+    for (size_t i = 0; i < pf->n; i++) {
+        const hl_bbh_pred *p = &pf->preds[i];
+        const hl_bbh_task_data *td = &set->tasks[p->task];
+        if (!td->loaded || p->idx >= td->n_examples)
+            continue;
+        const char *target = td->examples[p->idx].target;
+        char *a = NULL;
+        int ok = 0;
+        if (hl_bbh_score_one(rule, mode, p->task, p->prediction, p->prediction_len, target, &a, &ok) != HL_OK) {
+            fclose(f);
+            fprintf(stderr, "hydralora %s: error: %s\n", cmd, hl_last_error());
+            return 1;
+        }
+        fprintf(f, "{\"task\": \"%s\", \"idx\": %d, \"extracted\": \"", hl_bbh_task_name(p->task), p->idx);
+        hl_bbh_json_escape(f, a, strlen(a));
+        fputs("\", \"target\": \"", f);
+        hl_bbh_json_escape(f, target, strlen(target));
+        fprintf(f, "\", \"correct\": %s}\n", ok ? "true" : "false");
+        free(a);
+    }
+    if (fclose(f) != 0) {
+        fprintf(stderr, "hydralora %s: error: cannot write %s: %s\n", cmd, path, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int bbh_score(int argc, char **argv) {
+    const char *data = NULL, *mode_s = NULL, *rule_s = NULL, *pred_path = NULL, *out_path = NULL, *details = NULL;
+    int json = 0, strict = 0;
+    hl_opt opts[] = {
+        {"predictions", 'p', HL_OPT_STRING, &pred_path, "FILE",
+         "JSON lines {\"task\",\"idx\",\"prediction\"} (required)"},
+        {"rule", 'r', HL_OPT_STRING, &rule_s, "RULE", "paper (default), lm-eval or opencompass"},
+        {"mode", 0, HL_OPT_STRING, &mode_s, "MODE", "how the predictions were made: cot (default), ao or zeroshot"},
+        {"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder with the targets (default: the catalog download dir)"},
+        {"json", 0, HL_OPT_FLAG, &json, NULL, "print the summary as JSON"},
+        {"out", 'o', HL_OPT_STRING, &out_path, "FILE", "also write the JSON summary to FILE"},
+        {"details", 0, HL_OPT_STRING, &details, "FILE",
+         "write one JSON line per scored prediction: task, idx, extracted, target, correct"},
+        {"strict", 0, HL_OPT_FLAG, &strict, NULL, "exit 1 if any line is malformed, duplicated or out of range"},
+        {0}};
+    hl_args args = {
+        .usage = "hydralora bbh score --predictions FILE.jsonl [--rule paper|lm-eval|opencompass] [--mode M] "
+                 "[--data DIR] [--json]",
+        .summary = "Score generations made elsewhere, on the same terms as `hydralora eval bbh`. Targets come from "
+                   "the data folder by (task, idx). The rule's stop strings are applied first (lm-eval: cut at "
+                   "\"</s>\", \"Q\", \"\\n\\n\"; paper: \"\\n\\n\", \"Q:\"; opencompass: \"Q:\"), so raw, untruncated "
+                   "generations score as the harness would have seen them. Malformed lines are reported with their "
+                   "line number and skipped.",
+        .opts = opts,
+        .epilog = "averages: macro over the 23 paper tasks (logical_deduction and tracking_shuffled_objects variants\n"
+                  "averaged first), unweighted mean over the 27 subtasks, and micro mean over examples.\n\n"
+                  "example:\n  hydralora bbh score -p codex_cot_predictions.jsonl --rule lm-eval --json"};
+    int rc = hl_args_parse(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    if (!pred_path) {
+        fprintf(stderr, "hydralora bbh score: --predictions FILE is required\nusage: %s\n", args.usage);
+        return 2;
+    }
+    hl_bbh_mode mode;
+    hl_bbh_rule rule;
+    if ((rc = parse_mode_rule("bbh score", mode_s, rule_s, &mode, &rule)) >= 0)
+        return rc;
+    char *buf = NULL;
+    size_t len = 0;
+    if (read_whole("bbh score", pred_path, &buf, &len))
+        return 1;
+    hl_bbh_pred_file pf;
+    if (hl_bbh_predictions_parse(buf, len, &pf) != HL_OK) {
+        free(buf);
+        fprintf(stderr, "hydralora bbh score: error: %s\n", hl_last_error());
+        return 1;
+    }
+    free(buf);
+    /* Load only the tasks that appear in the file. */
+    unsigned char mask[HL_BBH_N_TASKS] = {0};
+    for (size_t i = 0; i < pf.n; i++)
+        mask[pf.preds[i].task] = 1;
+    hl_bbh_set set;
+    char dbuf[4200];
+    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+        fprintf(stderr, "hydralora bbh score: error: %s\n", hl_last_error());
+        hl_bbh_predictions_free(&pf);
+        return 1;
+    }
+    hl_bbh_summary s;
+    rc = 0;
+    if (hl_bbh_score_predictions(&set, &pf, rule, mode, &s, NULL) != HL_OK) {
+        fprintf(stderr, "hydralora bbh score: error: %s\n", hl_last_error());
+        rc = 1;
+        goto done;
+    }
+    if (details && write_details("bbh score", details, &set, &pf, rule, mode)) {
+        rc = 1;
+        goto done;
+    }
+    for (size_t i = 0; i < pf.n_issues && i < 20; i++)
+        fprintf(stderr, "hydralora bbh score: warning: %s:%ld: %s\n", pred_path, pf.issues[i].line, pf.issues[i].msg);
+    if (pf.n_issues > 20)
+        fprintf(stderr, "hydralora bbh score: warning: ... and %zu more problem lines\n", pf.n_issues - 20);
+    if (s.n_total == 0) {
+        fprintf(stderr, "hydralora bbh score: error: no usable predictions in %s\n", pred_path);
+        rc = 1;
+        goto done;
+    }
+    char *js = NULL;
+    if ((json || out_path) && hl_bbh_summary_to_json(&s, &js) != HL_OK) {
+        fprintf(stderr, "hydralora bbh score: error: %s\n", hl_last_error());
+        rc = 1;
+        goto done;
+    }
+    if (out_path) {
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", out_path);
+        FILE *f = fopen(tmp, "wb");
+        if (!f || fprintf(f, "%s\n", js) < 0 || fclose(f) != 0 || rename(tmp, out_path) != 0) {
+            fprintf(stderr, "hydralora bbh score: error: cannot write %s: %s\n", out_path, strerror(errno));
+            rc = 1;
+        }
+    }
+    if (json)
+        printf("%s\n", js);
+    else
+        hl_bbh_print_summary(stdout, &s, NULL, NULL, NULL);
+    free(js);
+    if (strict && pf.n_issues) {
+        fprintf(stderr, "hydralora bbh score: error: %zu problem line%s in %s (--strict)\n", pf.n_issues,
+                pf.n_issues == 1 ? "" : "s", pred_path);
+        rc = 1;
+    }
+done:
+    hl_bbh_free(&set);
+    hl_bbh_predictions_free(&pf);
+    return rc;
+}
+
+/* ---- bbh compare ---------------------------------------------------------------------- */
+
+static int load_summary(const char *path, hl_bbh_summary *s) {
+    char *buf = NULL;
+    size_t len = 0;
+    if (read_whole("bbh compare", path, &buf, &len))
+        return 1;
+    hl_status st = hl_bbh_summary_from_json(buf, len, s);
+    free(buf);
+    if (st != HL_OK) {
+        fprintf(stderr, "hydralora bbh compare: error: %s: %s\n", path, hl_last_error());
+        return 1;
+    }
+    return 0;
+}
+
+static int bbh_compare(int argc, char **argv) {
+    const char *name_a = "A";
+    hl_opt opts[] = {{"names", 0, HL_OPT_STRING, &name_a, "A,B", "column names (default A,B)"}, {0}};
+    hl_args args = {.usage = "hydralora bbh compare SUMMARY_A.json SUMMARY_B.json [--names base,adapter]",
+                    .summary = "Print two BBH results side by side with the difference B - A per task and for "
+                               "each average. Takes `bbh score --out` files or `eval bbh` summary.json files.",
+                    .opts = opts,
+                    .min_positional = 2,
+                    .max_positional = 2};
+    int rc = hl_args_parse(&args, argc, argv);
+    if (rc >= 0)
+        return rc;
+    char na[32] = "A", nb[32] = "B";
+    if (name_a && strcmp(name_a, "A")) {
+        const char *c = strchr(name_a, ',');
+        if (!c) {
+            fprintf(stderr, "hydralora bbh compare: --names expects A,B\n");
+            return 2;
+        }
+        snprintf(na, sizeof na, "%.*s", (int)(c - name_a), name_a);
+        snprintf(nb, sizeof nb, "%s", c + 1);
+    }
+    hl_bbh_summary a, b;
+    if (load_summary(args.positional[0], &a) || load_summary(args.positional[1], &b))
+        return 1;
+    if (a.rule != b.rule || a.mode != b.mode)
+        fprintf(stderr,
+                "hydralora bbh compare: warning: the summaries differ in convention (%s/%s vs %s/%s); the numbers "
+                "are not directly comparable\n",
+                hl_bbh_rule_name(a.rule), hl_bbh_mode_name(a.mode), hl_bbh_rule_name(b.rule),
+                hl_bbh_mode_name(b.mode));
+    int same = 1;
+    for (int t = 0; t < HL_BBH_N_TASKS; t++)
+        if (a.n[t] != b.n[t])
+            same = 0;
+    if (!same)
+        fprintf(stderr, "hydralora bbh compare: warning: the two results cover different tasks or example counts\n");
+    hl_bbh_print_summary(stdout, &a, &b, na, nb);
+    return 0;
+}
+
+/* ---- dispatcher ----------------------------------------------------------------------- */
+
+static void bbh_usage(FILE *out) {
+    fprintf(out, "usage: hydralora bbh SUBCOMMAND [ARGS]   (SUBCOMMAND --help for details)\n\n"
+                 "BIG-Bench Hard: 27 subtasks, 3-shot chain-of-thought prompts, three scoring conventions.\n\n"
+                 "subcommands:\n"
+                 "  tasks     list the subtasks\n"
+                 "  prompt    print the exact prompt of one example\n"
+                 "  prompts   sha256 of every prompt (to compare with other tools)\n"
+                 "  score     score a predictions JSON-lines file (paper, lm-eval or opencompass rule)\n"
+                 "  compare   two summaries side by side with differences\n"
+                 "  eval      generate with a model and score (same as `hydralora eval bbh`)\n");
+}
+
+int cmd_bbh(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        bbh_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    /* Name the subcommand in the parser's messages ("bbh score: --rule expects ..."). */
+    static char names[][16] = {"bbh tasks", "bbh prompt", "bbh prompts", "bbh score", "bbh compare", "bbh eval"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(sub, names[i] + 4))
+            argv[1] = names[i];
+    if (!strcmp(sub, "tasks"))
+        return bbh_tasks(argc - 1, argv + 1);
+    if (!strcmp(sub, "prompt"))
+        return bbh_prompt(argc - 1, argv + 1);
+    if (!strcmp(sub, "prompts"))
+        return bbh_prompts(argc - 1, argv + 1);
+    if (!strcmp(sub, "score"))
+        return bbh_score(argc - 1, argv + 1);
+    if (!strcmp(sub, "compare"))
+        return bbh_compare(argc - 1, argv + 1);
+    if (!strcmp(sub, "eval"))
+        return cmd_bbh_eval(argc - 1, argv + 1);
+    fprintf(stderr, "hydralora bbh: unknown subcommand '%s'\n\n", sub);
+    bbh_usage(stderr);
+    return 2;
+}

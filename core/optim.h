@@ -1,0 +1,49 @@
+/* AdamW over flat f32 slabs (PyTorch torch.optim.AdamW semantics, decoupled weight
+ * decay), the learning-rate schedule (linear warmup, then cosine decay to 0, as
+ * transformers' get_cosine_schedule_with_warmup) and global-norm gradient clipping (as
+ * torch.nn.utils.clip_grad_norm_). Deterministic: fixed-order reductions in double. */
+#ifndef HL_OPTIM_H
+#define HL_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/adapter.h"
+#include "core/status.h"
+
+typedef struct {
+    float lr;            /* peak learning rate (2e-4 reference) */
+    float beta1, beta2;  /* 0.9, 0.999 */
+    float eps;           /* 1e-8 */
+    float weight_decay;  /* decoupled; 0 reference */
+    float clip_norm;     /* max global grad norm; <= 0 disables clipping (1.0 reference) */
+    int64_t warmup_steps;/* optimizer steps of linear warmup */
+    int64_t total_steps; /* optimizer steps in the run (cosine reaches 0 here) */
+} hl_optim_config;
+
+/* Reference defaults (HYDRALORA.md §4); warmup/total left 0 for the caller. */
+hl_optim_config hl_optim_defaults(void);
+
+/* Learning rate for the optimizer step with 0-based index `step` (the k-th update uses
+ * hl_lr_at(cfg, k)). HF LambdaLR semantics: step < warmup → lr·step/max(1, warmup);
+ * else lr · max(0, ½(1 + cos(π · (step − warmup)/max(1, total − warmup)))).
+ * Note the very first update of a run with warmup > 0 uses lr 0, as in transformers.
+ * Steps past total_steps get 0. */
+float hl_lr_at(const hl_optim_config *cfg, int64_t step);
+
+/* Global L2 norm of g[0..n) (double accumulation, fixed order). */
+double hl_grad_norm(const float *g, size_t n);
+
+/* One AdamW update of params[0..n) with moments m, v. `t` is the 1-based step count
+ * including this update (bias correction). If cfg->clip_norm > 0 and the norm exceeds it,
+ * grads are scaled IN PLACE by clip/(norm + 1e-6) first. Returns the pre-clip norm in
+ * *grad_norm (may be NULL). Fails with HL_ERR_NUMERIC (and leaves params untouched) when
+ * the gradient norm is not finite. */
+hl_status hl_adamw_step(float *params, float *grads, float *m, float *v, size_t n, int64_t t, float lr,
+                        const hl_optim_config *cfg, double *grad_norm);
+
+/* The same over an adapter set's slabs. */
+hl_status hl_adapters_adamw_step(hl_adapters *ad, int64_t t, float lr, const hl_optim_config *cfg,
+                                 double *grad_norm);
+
+#endif

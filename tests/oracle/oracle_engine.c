@@ -1,0 +1,207 @@
+/* Driver for tests/oracle/test_engine_oracle.py: runs the C engine on a case directory
+ * written by the Python oracle and writes what it computed, for comparison with an
+ * independent PyTorch implementation.
+ *
+ *   oracle_engine CASE_DIR
+ * reads  CASE_DIR/model/ (HF dir), CASE_DIR/adapter_init.safetensors, CASE_DIR/job.json
+ * writes CASE_DIR/out.safetensors (F32): "logits" [B*T, V], "loss" [1], "grad.<export key>"
+ *        for every adapter tensor, "step_losses" [steps], "grad_norms" [steps], "lrs" [steps]. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/adapter.h"
+#include "core/gemm.h"
+#include "core/llama.h"
+#include "core/model.h"
+#include "core/optim.h"
+#include "core/safetensors.h"
+
+static int die(const char *what) {
+    fprintf(stderr, "oracle_engine: %s: %s\n", what, hl_last_error());
+    return 1;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    if (s)
+        s[n] = 0;
+    fclose(f);
+    return s;
+}
+
+static int *int_array(const cJSON *a, int *n) {
+    *n = cJSON_GetArraySize(a);
+    int *v = malloc(sizeof(int) * (size_t)(*n > 0 ? *n : 1));
+    for (int i = 0; i < *n; i++)
+        v[i] = cJSON_GetArrayItem(a, i)->valueint;
+    return v;
+}
+
+static double num(const cJSON *o, const char *k) { return cJSON_GetObjectItem(o, k)->valuedouble; }
+
+static hl_status load_init(hl_adapters *ad, const char *path) {
+    hl_safetensors *st;
+    HL_TRY(hl_st_open(&st, path));
+    for (int i = 0; i < ad->n_views; i++) {
+        const hl_st_tensor *t = hl_st_find(st, ad->views[i].name);
+        if (!t) {
+            hl_st_close(st);
+            return hl_fail(HL_ERR_NOT_FOUND, "init file lacks %s", ad->views[i].name);
+        }
+        float *buf = malloc((size_t)t->numel * sizeof(float));
+        hl_st_tensor_to_f32(t, buf);
+        hl_status s = hl_adapters_set_tensor(ad, t->name, buf, t->shape[0], t->ndim > 1 ? t->shape[1] : 1);
+        free(buf);
+        if (s) {
+            hl_st_close(st);
+            return s;
+        }
+    }
+    if (hl_st_count(st) != ad->n_views) {
+        hl_st_close(st);
+        return hl_fail(HL_ERR_FORMAT, "init file has %d tensors, adapters have %d", hl_st_count(st), ad->n_views);
+    }
+    hl_st_close(st);
+    return HL_OK;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: oracle_engine CASE_DIR\n");
+        return 2;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/job.json", argv[1]);
+    char *text = slurp(path);
+    cJSON *job = text ? cJSON_Parse(text) : NULL;
+    if (!job) {
+        fprintf(stderr, "oracle_engine: cannot read %s\n", path);
+        return 1;
+    }
+    if (cJSON_GetObjectItem(job, "threads"))
+        hl_set_threads(cJSON_GetObjectItem(job, "threads")->valueint);
+    hl_model model;
+    snprintf(path, sizeof path, "%s/model", argv[1]);
+    if (hl_model_load(&model, path))
+        return die("loading model");
+    const char *vname = cJSON_GetObjectItem(job, "variant")->valuestring;
+    hl_adapter_config ac = {0};
+    ac.variant = !strcmp(vname, "hydra")        ? HL_VARIANT_HYDRA
+                 : !strcmp(vname, "lora")       ? HL_VARIANT_LORA
+                 : !strcmp(vname, "lora-split") ? HL_VARIANT_LORA_SPLIT
+                                                : HL_VARIANT_UNIFORM;
+    ac.n_heads = cJSON_GetObjectItem(job, "n_heads")->valueint;
+    ac.r = cJSON_GetObjectItem(job, "r")->valueint;
+    ac.alpha = (float)num(job, "alpha");
+    ac.dropout = 0.0f;
+    const cJSON *tg = cJSON_GetObjectItem(job, "targets");
+    for (int i = 0; i < cJSON_GetArraySize(tg); i++)
+        ac.targets |= 1u << hl_target_from_name(cJSON_GetArrayItem(tg, i)->valuestring);
+    hl_adapters ad;
+    if (hl_adapters_create(&ad, &model.cfg, &ac, 1))
+        return die("creating adapters");
+    snprintf(path, sizeof path, "%s/adapter_init.safetensors", argv[1]);
+    if (load_init(&ad, path))
+        return die("loading initial adapter weights");
+    float *init = malloc(ad.n_params * sizeof(float));
+    memcpy(init, ad.params, ad.n_params * sizeof(float));
+
+    int B = cJSON_GetObjectItem(job, "B")->valueint, T = cJSON_GetObjectItem(job, "T")->valueint, n;
+    int *tokens = int_array(cJSON_GetObjectItem(job, "tokens"), &n);
+    int *labels = int_array(cJSON_GetObjectItem(job, "labels"), &n);
+    int *lengths = int_array(cJSON_GetObjectItem(job, "lengths"), &n);
+    unsigned flags = HL_LLAMA_TRAIN | (cJSON_GetObjectItem(job, "checkpoint")->valueint ? HL_LLAMA_CHECKPOINT : 0);
+    hl_llama *ctx;
+    if (hl_llama_create(&ctx, &model, &ad, B, T, flags))
+        return die("creating the compute context");
+    const int64_t V = model.cfg.vocab_size;
+    float *logits = malloc((size_t)(B * T * V) * sizeof(float));
+    if (hl_llama_logits(ctx, tokens, lengths, B, T, logits))
+        return die("logits");
+    float loss;
+    hl_adapters_zero_grad(&ad);
+    if (hl_llama_forward_backward(ctx, tokens, labels, lengths, B, T, 1.0f, &loss, NULL))
+        return die("forward_backward");
+    float *grads = malloc(ad.n_params * sizeof(float));
+    memcpy(grads, ad.grads, ad.n_params * sizeof(float));
+
+    /* training: AdamW with warmup + cosine, clipping, accumulation */
+    const cJSON *tr = cJSON_GetObjectItem(job, "train");
+    hl_optim_config oc = hl_optim_defaults();
+    oc.lr = (float)num(tr, "lr");
+    oc.beta1 = (float)num(tr, "beta1");
+    oc.beta2 = (float)num(tr, "beta2");
+    oc.eps = (float)num(tr, "eps");
+    oc.weight_decay = (float)num(tr, "weight_decay");
+    oc.clip_norm = (float)num(tr, "clip");
+    oc.warmup_steps = cJSON_GetObjectItem(tr, "warmup")->valueint;
+    oc.total_steps = cJSON_GetObjectItem(tr, "steps")->valueint;
+    int accum = cJSON_GetObjectItem(tr, "accum")->valueint, steps = (int)oc.total_steps;
+    const cJSON *batches = cJSON_GetObjectItem(tr, "batches");
+    memcpy(ad.params, init, ad.n_params * sizeof(float));
+    memset(ad.m, 0, ad.n_params * sizeof(float));
+    memset(ad.v, 0, ad.n_params * sizeof(float));
+    float *step_losses = calloc((size_t)steps, sizeof(float)), *norms = calloc((size_t)steps, sizeof(float));
+    float *lrs = calloc((size_t)steps, sizeof(float));
+    for (int s = 0; s < steps; s++) {
+        hl_adapters_zero_grad(&ad);
+        double acc = 0.0;
+        for (int a = 0; a < accum; a++) {
+            const cJSON *mb = cJSON_GetArrayItem(batches, s * accum + a);
+            int mB = cJSON_GetObjectItem(mb, "B")->valueint, mT = cJSON_GetObjectItem(mb, "T")->valueint;
+            int *tk = int_array(cJSON_GetObjectItem(mb, "tokens"), &n);
+            int *lb = int_array(cJSON_GetObjectItem(mb, "labels"), &n);
+            int *ln = int_array(cJSON_GetObjectItem(mb, "lengths"), &n);
+            float l;
+            if (hl_llama_forward_backward(ctx, tk, lb, ln, mB, mT, 1.0f / (float)accum, &l, NULL))
+                return die("training micro-batch");
+            acc += l;
+            free(tk), free(lb), free(ln);
+        }
+        step_losses[s] = (float)(acc / accum);
+        lrs[s] = hl_lr_at(&oc, s);
+        double gn;
+        if (hl_adapters_adamw_step(&ad, s + 1, lrs[s], &oc, &gn))
+            return die("AdamW");
+        norms[s] = (float)gn;
+    }
+
+    /* output */
+    int ne = 0;
+    hl_st_entry *e = calloc((size_t)ad.n_views + 8, sizeof *e);
+    char(*names)[200] = calloc((size_t)ad.n_views, sizeof *names);
+    e[ne++] = (hl_st_entry){.name = "logits", .data = logits, .ndim = 2, .shape = {B * T, V}};
+    e[ne++] = (hl_st_entry){.name = "loss", .data = &loss, .ndim = 1, .shape = {1}};
+    e[ne++] = (hl_st_entry){.name = "step_losses", .data = step_losses, .ndim = 1, .shape = {steps}};
+    e[ne++] = (hl_st_entry){.name = "grad_norms", .data = norms, .ndim = 1, .shape = {steps}};
+    e[ne++] = (hl_st_entry){.name = "lrs", .data = lrs, .ndim = 1, .shape = {steps}};
+    for (int i = 0; i < ad.n_views; i++) {
+        snprintf(names[i], sizeof names[i], "grad.%s", ad.views[i].name);
+        e[ne++] = (hl_st_entry){.name = names[i], .data = grads + ad.views[i].offset, .ndim = 2,
+                                .shape = {ad.views[i].rows, ad.views[i].cols}};
+    }
+    snprintf(path, sizeof path, "%s/out.safetensors", argv[1]);
+    if (hl_st_write(path, e, ne, NULL))
+        return die("writing output");
+    printf("oracle_engine: %s: loss %.7f, %zu adapter params, plan %.1f KiB\n", argv[1], (double)loss,
+           ad.n_params, (double)hl_llama_mem_plan(ctx)->total / 1024.0);
+    hl_llama_free(ctx);
+    hl_adapters_free(&ad);
+    hl_model_free(&model);
+    cJSON_Delete(job);
+    free(text), free(init), free(logits), free(grads), free(step_losses), free(norms), free(lrs), free(e), free(names);
+    free(tokens), free(labels), free(lengths);
+    return 0;
+}

@@ -1,0 +1,394 @@
+/* Every op's backward against central finite differences of its own f32 forward.
+ *
+ * Method: a scalar objective L = Σ c_i · out_i with fixed random c (accumulated in double),
+ * a central difference (L(x+h) − L(x−h)) / 2h per input element with h = 1e-2 (inputs are
+ * O(1)). Error budget: truncation O(h²·|f'''|) ≈ 1e-4 relative for these smooth ops, f32
+ * rounding of L ≈ 6e-8·|L|/h ≈ 1e-5·|L|. So analytic and numeric gradients must agree to
+ * 2e-3 of the gradient's largest magnitude (elements near zero are compared against that
+ * scale, not their own, since their relative error is meaningless). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include "hl_test.h"
+
+#define H_FD 1e-2f
+#define TOL 2e-3
+
+static hl_rng rng;
+static float frand(void) { return 2.0f * hl_rng_uniform(&rng) - 1.0f; }
+static void fill(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++)
+        x[i] = scale * frand();
+}
+static double dotc(const float *c, const float *y, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        s += (double)c[i] * y[i];
+    return s;
+}
+
+/* Compare analytic g[0..n) with central differences of f over x[0..n). */
+typedef double (*objective)(void *ctx);
+static void check_grad(const char *what, float *x, const float *g, int64_t n, objective f, void *ctx) {
+    double scale = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        scale = fabs(g[i]) > scale ? fabs(g[i]) : scale;
+    if (scale < 1e-6)
+        scale = 1e-6;
+    double worst = 0.0;
+    int64_t worst_i = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float keep = x[i];
+        x[i] = keep + H_FD;
+        double lp = f(ctx);
+        x[i] = keep - H_FD;
+        double lm = f(ctx);
+        x[i] = keep;
+        double fd = (lp - lm) / (2.0 * (double)H_FD);
+        double err = fabs(fd - g[i]) / scale;
+        if (err > worst)
+            worst = err, worst_i = i;
+    }
+    CHECK(worst <= TOL, "%s: worst relative error %.3g at element %lld (scale %.3g)", what, worst,
+          (long long)worst_i, scale);
+}
+
+/* ---- rmsnorm ---- */
+typedef struct {
+    float *x, *w, *out, *rstd, *c;
+    int T, C;
+} rms_ctx;
+static double rms_obj(void *p) {
+    rms_ctx *r = p;
+    hl_rmsnorm_forward(r->out, r->rstd, r->x, r->w, r->T, r->C, 1e-5f);
+    return dotc(r->c, r->out, (int64_t)r->T * r->C);
+}
+static void test_rmsnorm(void) {
+    enum { T = 3, C = 7 };
+    float x[T * C], w[C], out[T * C], rstd[T], c[T * C], dx[T * C] = {0}, dw[C] = {0};
+    fill(x, T * C, 1.0f);
+    fill(w, C, 1.0f);
+    fill(c, T * C, 1.0f);
+    rms_ctx r = {x, w, out, rstd, c, T, C};
+    rms_obj(&r);
+    hl_rmsnorm_backward(dx, dw, c, x, w, rstd, T, C);
+    check_grad("rmsnorm dx", x, dx, T * C, rms_obj, &r);
+    check_grad("rmsnorm dw", w, dw, C, rms_obj, &r);
+    /* forward against the definition, in double (re-run: the checks left perturbed outputs) */
+    rms_obj(&r);
+    for (int t = 0; t < T; t++) {
+        double ss = 0;
+        for (int i = 0; i < C; i++)
+            ss += (double)x[t * C + i] * x[t * C + i];
+        double rr = 1.0 / sqrt(ss / C + 1e-5);
+        for (int i = 0; i < C; i++)
+            CHECK_CLOSE(out[t * C + i], w[i] * x[t * C + i] * rr, 1e-6, "rmsnorm forward");
+    }
+}
+
+/* ---- rope ---- */
+typedef struct {
+    float *x, *y, *c;
+    int B, T, H, hd;
+    hl_rope_table *rt;
+} rope_ctx;
+static double rope_obj(void *p) {
+    rope_ctx *r = p;
+    int64_t n = (int64_t)r->B * r->T * r->H * r->hd;
+    memcpy(r->y, r->x, (size_t)n * sizeof(float));
+    hl_rope_forward_bt(r->y, r->B, r->T, r->H, r->hd, 3, r->rt);
+    return dotc(r->c, r->y, n);
+}
+static void test_rope(void) {
+    enum { B = 2, T = 4, H = 3, HD = 6, N = B * T * H * HD };
+    hl_rope_table rt;
+    CHECK(hl_rope_table_init(&rt, 16, HD, 10000.0f) == 0, "rope table");
+    float x[N], y[N], c[N], dx[N];
+    fill(x, N, 1.0f);
+    fill(c, N, 1.0f);
+    rope_ctx r = {x, y, c, B, T, H, HD, &rt};
+    rope_obj(&r);
+    /* rotate_half semantics at one position (b=1, t=2 → pos 5, head 1), in double */
+    {
+        int row = 1 * T + 2, pos = 5;
+        for (int j = 0; j < HD / 2; j++) {
+            double th = pos * pow(10000.0, -2.0 * j / HD);
+            const float *xi = x + row * H * HD + HD;
+            const float *yi = y + row * H * HD + HD;
+            CHECK_CLOSE(yi[j], xi[j] * cos(th) - xi[j + HD / 2] * sin(th), 1e-6, "rope forward first half");
+            CHECK_CLOSE(yi[j + HD / 2], xi[j + HD / 2] * cos(th) + xi[j] * sin(th), 1e-6, "rope forward second half");
+        }
+    }
+    memcpy(dx, c, sizeof dx);
+    hl_rope_backward_bt(dx, B, T, H, HD, 3, &rt);
+    check_grad("rope dx", x, dx, N, rope_obj, &r);
+    /* per-row positions equal the (B, T, pos0) form */
+    rope_obj(&r);
+    int pos[B * T];
+    for (int i = 0; i < B * T; i++)
+        pos[i] = 3 + i % T;
+    float y2[N];
+    memcpy(y2, x, sizeof y2);
+    hl_rope_forward(y2, B * T, H, HD, pos, &rt);
+    CHECK(!memcmp(y2, y, sizeof y2), "rope per-row positions equal the batched form");
+    hl_rope_table_free(&rt);
+}
+
+/* ---- attention (GQA + padding) ---- */
+typedef struct {
+    float *q, *k, *v, *out, *lse, *c, *scratch;
+    hl_attn_dims d;
+    int64_t nout;
+} attn_ctx;
+static double attn_obj(void *p) {
+    attn_ctx *a = p;
+    hl_attention_forward(a->out, a->lse, a->q, a->k, a->v, &a->d, a->scratch);
+    return dotc(a->c, a->out, a->nout);
+}
+static void test_attention(void) {
+    enum { B = 2, T = 5, H = 4, KVH = 2, HD = 6 };
+    const int64_t nq = B * T * H * HD, nkv = B * T * KVH * HD;
+    int lens[B] = {5, 3};
+    float *q = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4), *out = malloc(nq * 4);
+    float *c = malloc(nq * 4), *lse = malloc(B * H * T * 4), *dq = malloc(nq * 4), *dk = calloc(nkv, 4),
+          *dv = calloc(nkv, 4);
+    fill(q, nq, 1.0f);
+    fill(k, nkv, 1.0f);
+    fill(v, nkv, 1.0f);
+    fill(c, nq, 1.0f);
+    attn_ctx a = {q, k, v, out, lse, c, NULL, {0}, nq};
+    a.d = (hl_attn_dims){.B = B, .Tq = T, .Tk = T, .n_heads = H, .n_kv_heads = KVH, .head_dim = HD, .q_len = lens};
+    a.scratch = malloc((size_t)hl_attention_scratch_floats(&a.d) * 4);
+    attn_obj(&a);
+    /* forward against a direct double computation for one valid row of the padded sequence */
+    {
+        int b = 1, t = 2, h = 3, g = h / (H / KVH);
+        double s[T], mx = -1e30, sum = 0;
+        for (int j = 0; j <= t; j++) {
+            double dot = 0;
+            for (int e = 0; e < HD; e++)
+                dot += (double)q[((b * T + t) * H + h) * HD + e] * k[((b * T + j) * KVH + g) * HD + e];
+            s[j] = dot / sqrt((double)HD);
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        for (int j = 0; j <= t; j++)
+            sum += exp(s[j] - mx);
+        for (int e = 0; e < HD; e++) {
+            double o = 0;
+            for (int j = 0; j <= t; j++)
+                o += exp(s[j] - mx) / sum * v[((b * T + j) * KVH + g) * HD + e];
+            CHECK_CLOSE(out[((b * T + t) * H + h) * HD + e], o, 1e-5, "attention forward");
+        }
+        for (int e = 0; e < HD; e++) /* padding rows are zero */
+            CHECK(out[((b * T + 4) * H + h) * HD + e] == 0.0f, "padding row output is zero");
+    }
+    hl_attention_backward(dq, dk, dv, c, out, lse, q, k, v, &a.d, a.scratch);
+    check_grad("attention dq", q, dq, nq, attn_obj, &a);
+    check_grad("attention dk (GQA, padded)", k, dk, nkv, attn_obj, &a);
+    check_grad("attention dv (GQA, padded)", v, dv, nkv, attn_obj, &a);
+
+    /* KV-cache form: the last 2 rows of sequence 0 as new queries at positions 3, 4 over a
+     * cache of 5 keys give the same outputs as the full computation. */
+    {
+        int p0 = 3, ql = 5;
+        hl_attn_dims dd = {.B = 1, .Tq = 2, .Tk = T, .n_heads = H, .n_kv_heads = KVH, .head_dim = HD,
+                           .pos0 = &p0, .q_len = &ql, .kv_len = &ql};
+        float o2[2 * H * HD];
+        hl_attention_forward(o2, NULL, q + 3 * H * HD, k, v, &dd, a.scratch);
+        double worst = 0;
+        for (int i = 0; i < 2 * H * HD; i++)
+            worst = fmax(worst, fabs(o2[i] - out[3 * H * HD + i]));
+        CHECK(worst < 1e-6, "attention with a position offset matches the full pass (max diff %g)", worst);
+    }
+    free(q), free(k), free(v), free(out), free(c), free(lse), free(dq), free(dk), free(dv), free(a.scratch);
+}
+
+/* ---- swiglu ---- */
+typedef struct {
+    float *g, *u, *h, *c;
+    int n;
+} swi_ctx;
+static double swi_obj(void *p) {
+    swi_ctx *s = p;
+    hl_swiglu_forward(s->h, s->g, s->u, s->n);
+    return dotc(s->c, s->h, s->n);
+}
+static void test_swiglu(void) {
+    enum { N = 20 };
+    float g[N], u[N], h[N], c[N], dg[N] = {0}, du[N] = {0};
+    fill(g, N, 3.0f);
+    fill(u, N, 1.0f);
+    fill(c, N, 1.0f);
+    swi_ctx s = {g, u, h, c, N};
+    swi_obj(&s);
+    for (int i = 0; i < N; i++)
+        CHECK_CLOSE(h[i], g[i] / (1.0 + exp(-(double)g[i])) * u[i], 1e-6, "swiglu forward");
+    hl_swiglu_backward(dg, du, c, g, u, N);
+    check_grad("swiglu dg", g, dg, N, swi_obj, &s);
+    check_grad("swiglu du", u, du, N, swi_obj, &s);
+    /* the in-place form writes the same values */
+    float g2[N], u2[N];
+    memcpy(g2, g, sizeof g2);
+    memcpy(u2, u, sizeof u2);
+    hl_swiglu_backward_inplace(g2, u2, c, N);
+    CHECK(!memcmp(g2, dg, sizeof g2) && !memcmp(u2, du, sizeof u2), "in-place swiglu backward equals accumulate form");
+}
+
+/* ---- softmax ---- */
+typedef struct {
+    float *x, *y, *c;
+    int rows, cols;
+} sm_ctx;
+static double sm_obj(void *p) {
+    sm_ctx *s = p;
+    hl_softmax_forward(s->y, s->x, s->rows, s->cols);
+    return dotc(s->c, s->y, (int64_t)s->rows * s->cols);
+}
+static void test_softmax(void) {
+    enum { R = 3, C = 5 };
+    float x[R * C], y[R * C], c[R * C], dx[R * C] = {0};
+    fill(x, R * C, 2.0f);
+    fill(c, R * C, 1.0f);
+    sm_ctx s = {x, y, c, R, C};
+    sm_obj(&s);
+    hl_softmax_backward(dx, c, y, R, C);
+    check_grad("softmax dx", x, dx, R * C, sm_obj, &s);
+}
+
+/* ---- cross-entropy ---- */
+typedef struct {
+    float *logits;
+    int *tg;
+    int rows, V;
+} ce_ctx;
+static double ce_obj(void *p) {
+    ce_ctx *c = p;
+    int64_t n;
+    return hl_cross_entropy(NULL, c->logits, c->tg, c->rows, c->V, 1.0f, &n) / (double)n;
+}
+static void test_cross_entropy(void) {
+    enum { R = 4, V = 9 };
+    float lg[R * V], d[R * V];
+    int tg[R] = {3, -100, 0, 8};
+    fill(lg, R * V, 3.0f);
+    ce_ctx c = {lg, tg, R, V};
+    int64_t n;
+    double sum = hl_cross_entropy(d, lg, tg, R, V, 1.0f / 3.0f, &n);
+    CHECK(n == 3, "3 counted rows (got %lld)", (long long)n);
+    /* the loss against its definition */
+    double ref = 0;
+    for (int r = 0; r < R; r++) {
+        if (tg[r] < 0)
+            continue;
+        double s = 0;
+        for (int i = 0; i < V; i++)
+            s += exp((double)lg[r * V + i]);
+        ref += log(s) - lg[r * V + tg[r]];
+    }
+    CHECK_CLOSE(sum, ref, 1e-6, "cross-entropy sum");
+    for (int i = 0; i < V; i++)
+        CHECK(d[1 * V + i] == 0.0f, "ignored row has zero gradient");
+    check_grad("cross-entropy dlogits", lg, d, R * V, ce_obj, &c);
+    /* in-place (aliasing) form */
+    float lg2[R * V];
+    memcpy(lg2, lg, sizeof lg2);
+    hl_cross_entropy(lg2, lg2, tg, R, V, 1.0f / 3.0f, &n);
+    CHECK(!memcmp(lg2, d, sizeof d), "aliased dlogits equal the separate buffer");
+}
+
+/* ---- weight gemm for every dtype ---- */
+static void test_gemm_dtypes(void) {
+    enum { M = 7, N = 300, K = 70 };
+    static float x[M * K], w32[N * K], y[M * N], dy[M * N], dx[M * K];
+    static uint16_t w16[N * K];
+    fill(x, M * K, 1.0f);
+    fill(dy, M * N, 1.0f);
+    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(K) * 4), (int64_t)hl_gemm_ws_floats(K)};
+    for (int dt = 0; dt < 3; dt++) {
+        for (int i = 0; i < N * K; i++) {
+            float f = frand();
+            if (dt == 1)
+                w16[i] = hl_f32_to_f16(f), w32[i] = hl_f16_to_f32(w16[i]);
+            else if (dt == 2)
+                w16[i] = hl_f32_to_bf16(f), w32[i] = hl_bf16_to_f32(w16[i]);
+            else
+                w32[i] = f;
+        }
+        hl_weight W = {(hl_dtype)dt, dt ? (const void *)w16 : (const void *)w32, N, K};
+        for (int m = 1; m <= M; m += 3) { /* m = 1, 4 use the small-M path, 7 the tiles */
+            hl_gemm_xwt(y, x, &W, m, 0.0f, &ws);
+            double worst = 0;
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < N; j++) {
+                    double s = 0;
+                    for (int kk = 0; kk < K; kk++)
+                        s += (double)x[i * K + kk] * w32[j * K + kk];
+                    worst = fmax(worst, fabs(s - y[i * N + j]));
+                }
+            CHECK(worst < 1e-4, "x·Wᵀ dtype %s M=%d: max error %g", hl_dtype_name((hl_dtype)dt), m, worst);
+        }
+        memset(dx, 0, sizeof dx);
+        hl_gemm_dx_acc(dx, dy, &W, M, &ws);
+        double worst = 0;
+        for (int i = 0; i < M; i++)
+            for (int kk = 0; kk < K; kk++) {
+                double s = 0;
+                for (int j = 0; j < N; j++)
+                    s += (double)dy[i * N + j] * w32[j * K + kk];
+                worst = fmax(worst, fabs(s - dx[i * K + kk]));
+            }
+        CHECK(worst < 1e-4, "dX += dY·W dtype %s: max error %g", hl_dtype_name((hl_dtype)dt), worst);
+    }
+    free(ws.buf);
+}
+
+/* Large enough to run in parallel lanes, with a workspace so small that every lane
+ * converts many blocks (forward: 16 rows; backward: a few rows of its column range). */
+static void test_gemm_blocks(void) {
+    enum { M = 64, N = 300, K = 700 };
+    float *x = malloc(M * K * 4), *w32 = malloc(N * K * 4), *y = malloc(M * N * 4), *dy = malloc(M * N * 4);
+    float *dx = calloc(M * K, 4);
+    uint16_t *w16 = malloc(N * K * 2);
+    fill(x, M * K, 1.0f);
+    fill(dy, M * N, 1.0f);
+    for (int i = 0; i < N * K; i++)
+        w16[i] = hl_f32_to_bf16(frand()), w32[i] = hl_bf16_to_f32(w16[i]);
+    hl_gemm_ws ws = {malloc(2 * 16 * K * 4), 2 * 16 * K};
+    hl_weight W = {HL_DTYPE_BF16, w16, N, K};
+    hl_gemm_xwt(y, x, &W, M, 0.0f, &ws);
+    hl_gemm_dx_acc(dx, dy, &W, M, &ws);
+    double wy = 0, wx = 0;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)x[i * K + k] * w32[j * K + k];
+            wy = fmax(wy, fabs(s - y[i * N + j]));
+        }
+    for (int i = 0; i < M; i++)
+        for (int k = 0; k < K; k++) {
+            double s = 0;
+            for (int j = 0; j < N; j++)
+                s += (double)dy[i * N + j] * w32[j * K + k];
+            wx = fmax(wx, fabs(s - dx[i * K + k]));
+        }
+    CHECK(wy < 1e-3 && wx < 1e-3, "blocked bf16 products with a small workspace: max errors %g, %g", wy, wx);
+    free(x), free(w32), free(y), free(dy), free(dx), free(w16), free(ws.buf);
+}
+
+int main(void) {
+    hl_rng_seed(&rng, 1234, HL_RNG_STREAM_USER);
+    test_gemm_blocks();
+    test_rmsnorm();
+    test_rope();
+    test_attention();
+    test_swiglu();
+    test_softmax();
+    test_cross_entropy();
+    test_gemm_dtypes();
+    return hl_test_finish();
+}
