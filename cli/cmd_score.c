@@ -33,7 +33,7 @@ int cmd_score(int argc, char **argv) {
     int threads = 0, batch = 0, quiet = 0, max_len = 0;
     hl_opt opts[] = {
         {"model", 'm', HL_OPT_STRING, &model_path, "DIR", "model: HF directory, llama2.c .bin or .gguf (required)"},
-        {"ids", 'i', HL_OPT_STRING, &ids_path, "FILE", "token ids, one sequence per line (required)"},
+        {"ids", 'i', HL_OPT_STRING, &ids_path, "FILE", "token ids, one sequence per line (this or --data)"},
         {"adapter", 'a', HL_OPT_STRING, &adapter_path, "DIR", "exported adapter directory (adapter_config.json + "
                                                               "adapter_model.safetensors)"},
         {"threads", 't', HL_OPT_INT, &threads, "N", "compute threads (default: all cores)"},
@@ -43,19 +43,26 @@ int cmd_score(int argc, char **argv) {
                                                       "with the training prompt rules (HYDRALORA.md 5)"},
         {"max-len", 0, HL_OPT_INT, &max_len, "N", "with --data: truncate records to N tokens (default 1024)"},
         {0}};
-    hl_args args = {.usage = "hydralora score --model DIR --ids FILE [--adapter DIR]",
-                    .summary = "Print the mean cross-entropy of predicting ids[1:] from ids[:-1] for every line of "
-                               "FILE, then mean_loss=<value> tokens=<count> over all predicted tokens.",
+    hl_args args = {.usage = "hydralora score --model DIR (--ids FILE | --data FILE) [--adapter DIR]",
+                    .summary = "With --ids: print the mean cross-entropy of predicting ids[1:] from ids[:-1] for every "
+                               "line of FILE, then mean_loss=<value> tokens=<count> over all predicted tokens.\n"
+                               "With --data: the per-record and mean loss of instruction records, built and masked "
+                               "exactly as in training (the quick way to compare base and adapter).",
                     .opts = opts,
-                    .epilog = "example:\n  hydralora score --model models/stories260K-hf --ids ids.txt\n",
+                    .epilog = "examples:\n  hydralora score --model models/stories260K-hf --ids ids.txt\n"
+                              "  hydralora score --model models/stories260K-hf --adapter runs/gsm8k/adapter --data test.jsonl\n",
                     .max_positional = 0};
     int rc = hl_args_parse(&args, argc, argv);
     if (rc >= 0)
         return rc;
-    if (model_path && data_path && !ids_path)
+    if (data_path && ids_path) {
+        fprintf(stderr, "hydralora score: error: give either --ids or --data, not both\n");
+        return 2;
+    }
+    if (model_path && data_path)
         return hl_score_data_run(model_path, adapter_path, data_path, NULL, max_len, threads, batch);
     if (!model_path || !ids_path) {
-        fprintf(stderr, "hydralora score: error: --model and --ids are required (see --help)\n");
+        fprintf(stderr, "hydralora score: error: --model and one of --ids or --data are required (see --help)\n");
         return 2;
     }
     if (threads < 0 || batch < 0) {

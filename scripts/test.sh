@@ -14,7 +14,7 @@ fuzz_seconds=${HL_FUZZ_SECONDS:-20}
 bash scripts/deps.sh test
 
 echo "== sanitizer build (ASan + UBSan): unit tests"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHL_SANITIZE=ON -DHL_BENCH=OFF -DHL_NATIVE=OFF \
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHL_SANITIZE=ON -DHL_BENCH=OFF -DHL_NATIVE=OFF \
       -DHL_SHARED_DIR="$shared" > /dev/null
 cmake --build build-asan -j"$jobs" > build-asan.log 2>&1 || { tail -50 build-asan.log; exit 1; }
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest -R '^unit/' -j"$jobs" --output-on-failure)
