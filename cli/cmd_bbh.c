@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/bbh.h"
+#include "core/sha256.h"
 #include "datasets/catalog.h"
 
 int cmd_bbh(int argc, char **argv);
@@ -280,7 +281,7 @@ static int bbh_prompts(int argc, char **argv) {
                 printf("\"}\n");
             } else {
                 char hex[65];
-                hl_bbh_sha256_hex(p, n, hex);
+                hl_sha256_hex(p, n, hex);
                 printf("%s\t%d\t%s\n", hl_bbh_task_name(t), i, hex);
             }
             free(p);

@@ -9,13 +9,13 @@
 
 #include "cli/args.h"
 #include "cli/progress.h"
+#include "core/sha256.h"
 #include "core/tokenizer.h"
 #include "datasets/catalog.h"
 #include "datasets/download.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
 #include "datasets/records.h"
-#include "datasets/sha256.h"
 
 #define ERR(sub, ...)                                       \
     do {                                                    \

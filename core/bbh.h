@@ -93,8 +93,8 @@ typedef struct {
     hl_bbh_task_data tasks[HL_BBH_N_TASKS];
 } hl_bbh_set;
 
-/* Where BBH lives by default: <datadir>/bbh with datadir = $HYDRALORA_DATA, else
- * $XDG_DATA_HOME/hydralora, else ~/.local/share/hydralora. Does not check existence. */
+/* Where BBH lives by default: <data dir>/bbh, with the data dir of hl_data_dir()
+ * (datasets/catalog.h). Does not check existence. */
 hl_status hl_bbh_default_dir(char *out, size_t out_size);
 
 /* Load the tasks whose mask entry is non-zero (mask NULL: all 27) from `dir`
@@ -298,17 +298,5 @@ hl_status hl_bbh_model_fingerprint(const hl_model *model, char out[65]);
 /* A file: sha256 of its bytes. A directory: sha256 over the sorted names, sizes and sha256 of
  * its regular files (not recursive). */
 hl_status hl_bbh_path_fingerprint(const char *path, char out[65]);
-
-/* ---- hashing (core/bbh_sha256.c): fingerprints of prompts, models, adapters ------ */
-typedef struct {
-    uint32_t h[8];
-    uint64_t n_bytes;
-    unsigned char buf[64];
-    size_t n_buf;
-} hl_bbh_sha256;
-void hl_bbh_sha256_init(hl_bbh_sha256 *c);
-void hl_bbh_sha256_update(hl_bbh_sha256 *c, const void *data, size_t len);
-void hl_bbh_sha256_final_hex(hl_bbh_sha256 *c, char out[65]); /* 64 lowercase hex digits + NUL */
-void hl_bbh_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "core/bbh.h"
+#include "datasets/catalog.h"
 
 /* Larger than any real file (the biggest data file is ~0.5 MB); protects against
  * pointing --data at something huge. */
@@ -22,24 +23,13 @@ static char *dup_range(const char *s, size_t n) {
     return p;
 }
 
+/* The data-folder rule lives in one place: datasets/catalog.c (hl_data_dir). */
 hl_status hl_bbh_default_dir(char *out, size_t out_size) {
-    const char *d = getenv("HYDRALORA_DATA");
-    int n;
-    if (d && *d) {
-        n = snprintf(out, out_size, "%s/bbh", d);
-    } else {
-        const char *x = getenv("XDG_DATA_HOME");
-        if (x && *x) {
-            n = snprintf(out, out_size, "%s/hydralora/bbh", x);
-        } else {
-            const char *home = getenv("HOME");
-            if (!home || !*home)
-                return hl_fail(HL_ERR_NOT_FOUND,
-                               "cannot find the data directory: none of HYDRALORA_DATA, XDG_DATA_HOME, HOME is set "
-                               "(pass --data DIR)");
-            n = snprintf(out, out_size, "%s/.local/share/hydralora/bbh", home);
-        }
-    }
+    char dir[4096];
+    hl_status st = hl_data_dir(dir, sizeof dir);
+    if (st)
+        return hl_fail_context(st, "BBH data folder (or pass --data DIR)");
+    int n = snprintf(out, out_size, "%s/bbh", dir);
     if (n < 0 || (size_t)n >= out_size)
         return hl_fail(HL_ERR_RANGE, "data directory path too long");
     return HL_OK;

@@ -20,6 +20,7 @@
 #include "core/bbh.h"
 #include "core/bbh_gen.h"
 #include "core/generate.h"
+#include "core/sha256.h"
 
 #define SETTINGS_VERSION 1
 
@@ -283,7 +284,7 @@ static hl_status load_samples(eval_ctx *c) {
             size_t pl = 0;
             st = hl_bbh_build_prompt(c->set, t, idx, c->o->mode, c->o->rule, &prompt, &pl);
             if (st == HL_OK) {
-                hl_bbh_sha256_hex(prompt, pl, hex);
+                hl_sha256_hex(prompt, pl, hex);
                 if (strcmp(hex, jh->valuestring))
                     st = hl_fail(HL_ERR_STATE,
                                  "%s:%ld: the prompt of %s #%d has changed since this result was written (different "
@@ -359,7 +360,7 @@ static hl_status prepare_prompt(eval_ctx *c, long w) {
     char *prompt = NULL;
     size_t pl = 0;
     HL_TRY(hl_bbh_build_prompt(c->set, t, idx, c->o->mode, c->o->rule, &prompt, &pl));
-    hl_bbh_sha256_hex(prompt, pl, c->w_hash[w]);
+    hl_sha256_hex(prompt, pl, c->w_hash[w]);
     int32_t *tok = NULL;
     size_t nt = 0;
     hl_status st = hl_tokenizer_encode(c->tg->tok, prompt, pl, 1, &tok, &nt);

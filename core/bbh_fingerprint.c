@@ -8,30 +8,31 @@
 #include <sys/stat.h>
 
 #include "core/bbh.h"
+#include "core/sha256.h"
 
 #define SAMPLE_BYTES 4096
 
-static void hash_weight(hl_bbh_sha256 *c, const char *name, const hl_weight *w) {
+static void hash_weight(hl_sha256 *c, const char *name, const hl_weight *w) {
     char line[256];
     int n = snprintf(line, sizeof line, "%s %s %lld %lld\n", name, hl_dtype_name(w->dtype), (long long)w->rows,
                      (long long)w->cols);
-    hl_bbh_sha256_update(c, line, (size_t)n);
+    hl_sha256_update(c, line, (size_t)n);
     if (!w->data || w->rows <= 0 || w->cols <= 0)
         return;
     size_t bytes = (size_t)w->rows * (size_t)w->cols * hl_dtype_size(w->dtype);
     const unsigned char *p = w->data;
     if (bytes <= 2 * SAMPLE_BYTES) {
-        hl_bbh_sha256_update(c, p, bytes);
+        hl_sha256_update(c, p, bytes);
     } else {
-        hl_bbh_sha256_update(c, p, SAMPLE_BYTES);
-        hl_bbh_sha256_update(c, p + bytes / 2, SAMPLE_BYTES); /* middle too: catches fine-tuned interiors */
-        hl_bbh_sha256_update(c, p + bytes - SAMPLE_BYTES, SAMPLE_BYTES);
+        hl_sha256_update(c, p, SAMPLE_BYTES);
+        hl_sha256_update(c, p + bytes / 2, SAMPLE_BYTES); /* middle too: catches fine-tuned interiors */
+        hl_sha256_update(c, p + bytes - SAMPLE_BYTES, SAMPLE_BYTES);
     }
 }
 
 hl_status hl_bbh_model_fingerprint(const hl_model *m, char out[65]) {
-    hl_bbh_sha256 c;
-    hl_bbh_sha256_init(&c);
+    hl_sha256 c;
+    hl_sha256_init(&c);
     const hl_llama_config *k = &m->cfg;
     char line[512];
     int n = snprintf(line, sizeof line,
@@ -40,7 +41,7 @@ hl_status hl_bbh_model_fingerprint(const hl_model *m, char out[65]) {
                      k->dim, k->hidden_dim, k->n_layers, k->n_heads, k->n_kv_heads, k->head_dim, k->vocab_size,
                      k->max_seq_len, (double)k->rms_norm_eps, (double)k->rope_theta, k->tie_word_embeddings, k->bos_id,
                      k->eos_id);
-    hl_bbh_sha256_update(&c, line, (size_t)n);
+    hl_sha256_update(&c, line, (size_t)n);
     hash_weight(&c, "tok_embed", &m->tok_embed);
     hash_weight(&c, "final_norm", &m->final_norm);
     hash_weight(&c, "lm_head", &m->lm_head);
@@ -55,35 +56,7 @@ hl_status hl_bbh_model_fingerprint(const hl_model *m, char out[65]) {
             hash_weight(&c, nm, ws[j]);
         }
     }
-    hl_bbh_sha256_final_hex(&c, out);
-    return HL_OK;
-}
-
-static hl_status hash_file(const char *path, char out[65], long long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return hl_fail(HL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    hl_bbh_sha256 c;
-    hl_bbh_sha256_init(&c);
-    unsigned char *buf = malloc(1 << 20);
-    if (!buf) {
-        fclose(f);
-        return hl_fail(HL_ERR_NOMEM, "out of memory");
-    }
-    long long total = 0;
-    size_t got;
-    while ((got = fread(buf, 1, 1 << 20, f)) > 0) {
-        hl_bbh_sha256_update(&c, buf, got);
-        total += (long long)got;
-    }
-    int err = ferror(f);
-    fclose(f);
-    free(buf);
-    if (err)
-        return hl_fail(HL_ERR_IO, "error reading %s", path);
-    hl_bbh_sha256_final_hex(&c, out);
-    if (size)
-        *size = total;
+    hl_sha256_final_hex(&c, out);
     return HL_OK;
 }
 
@@ -94,7 +67,7 @@ hl_status hl_bbh_path_fingerprint(const char *path, char out[65]) {
     if (stat(path, &st) != 0)
         return hl_fail(HL_ERR_NOT_FOUND, "cannot stat %s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
-        return hash_file(path, out, NULL);
+        return hl_sha256_file(path, out, NULL);
     DIR *d = opendir(path);
     if (!d)
         return hl_fail(HL_ERR_IO, "cannot open folder %s: %s", path, strerror(errno));
@@ -123,8 +96,8 @@ hl_status hl_bbh_path_fingerprint(const char *path, char out[65]) {
     closedir(d);
     if (s == HL_OK)
         qsort(names, n, sizeof *names, cmp_names);
-    hl_bbh_sha256 c;
-    hl_bbh_sha256_init(&c);
+    hl_sha256 c;
+    hl_sha256_init(&c);
     for (size_t i = 0; i < n && s == HL_OK; i++) {
         char fp[8192];
         snprintf(fp, sizeof fp, "%s/%s", path, names[i]);
@@ -132,18 +105,18 @@ hl_status hl_bbh_path_fingerprint(const char *path, char out[65]) {
         if (stat(fp, &fs) != 0 || !S_ISREG(fs.st_mode))
             continue;
         char hex[65];
-        long long size = 0;
-        s = hash_file(fp, hex, &size);
+        uint64_t size = 0;
+        s = hl_sha256_file(fp, hex, &size);
         if (s == HL_OK) {
             char line[8400];
-            int k = snprintf(line, sizeof line, "%s %lld %s\n", names[i], size, hex);
-            hl_bbh_sha256_update(&c, line, (size_t)k);
+            int k = snprintf(line, sizeof line, "%s %llu %s\n", names[i], (unsigned long long)size, hex);
+            hl_sha256_update(&c, line, (size_t)k);
         }
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
     if (s == HL_OK)
-        hl_bbh_sha256_final_hex(&c, out);
+        hl_sha256_final_hex(&c, out);
     return s;
 }

@@ -47,11 +47,25 @@ hl_status hl_mkdir_p(const char *path) {
 }
 
 void hl_fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0) {
         fsync(fd);
         close(fd);
     }
+}
+
+void hl_fsync_parent(const char *path) {
+    char *dir = strdup(path);
+    if (!dir)
+        return;
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash) {
+        *slash = 0;
+        d = slash == dir ? "/" : dir;
+    }
+    hl_fsync_dir(d);
+    free(dir);
 }
 
 static hl_status remove_rec(const char *path, int depth) {

@@ -77,5 +77,7 @@ hl_status hl_mkdir_p(const char *path);
 
 /* fsync a directory (makes renames inside it durable). */
 void hl_fsync_dir(const char *path);
+/* fsync the directory that holds `path` (after renaming a file to path); best effort. */
+void hl_fsync_parent(const char *path);
 
 #endif

@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/checkpoint.h"
+
 static const char *const variant_choices[] = {"hydra", "lora", "lora-split", "uniform", NULL};
 static const char *const schedule_choices[] = {"cosine", "linear", "constant", NULL};
 /* Bit i of `targets` is HL_TARGET_* with the same index (q=0 ... down=6). */
@@ -666,22 +668,7 @@ static hl_status write_atomic(const char *path, const char *data, size_t len) {
         return st;
     }
     free(tmp);
-    /* Make the rename durable. */
-    char *dir = strdup(path);
-    if (dir) {
-        char *slash = strrchr(dir, '/');
-        const char *d = ".";
-        if (slash) {
-            *slash = 0;
-            d = slash == dir ? "/" : dir;
-        }
-        int dfd = open(d, O_RDONLY | O_DIRECTORY);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
+    hl_fsync_parent(path); /* make the rename durable */
     return HL_OK;
 }
 

@@ -195,7 +195,7 @@ static unsigned hook_poll(void *ctx, const hl_snapshot *st) {
 static void *job_main(void *arg) {
     hl_engine *e = arg;
     hl_train_hooks hooks = {.ctx = e, .poll = hook_poll, .publish = hook_publish};
-    hl_status st = hl_train_run_impl(&e->cfg, e->mode, &hooks);
+    hl_status st = hl_train_run(&e->cfg, e->mode, &hooks);
     pthread_mutex_lock(&e->mu);
     e->result = st;
     snprintf(e->result_msg, sizeof e->result_msg, "%s", st ? hl_last_error() : "");
@@ -295,7 +295,7 @@ hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg) {
     return HL_OK;
 }
 
-hl_status hl_engine_start_impl(hl_engine *e, const hl_run_config *cfg, hl_start_mode mode) {
+hl_status hl_engine_start(hl_engine *e, const hl_run_config *cfg, hl_start_mode mode) {
     HL_TRY(hl_config_validate(cfg));
     hl_engine_join(e, 0); /* reap a finished thread */
     pthread_mutex_lock(&e->mu);

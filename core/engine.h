@@ -42,7 +42,6 @@
 
 #include "core/config.h"
 #include "core/status.h"
-#include "core/train_ops.h"
 
 typedef enum {
     HL_JOB_IDLE = 0,  /* no job started yet */
@@ -182,11 +181,7 @@ void hl_engine_free(hl_engine *e);
 /* Start a training job in a new thread and return at once. The config is copied and
  * validated first (errors come back here, before any thread starts). HL_ERR_STATE if a job
  * is still running. A finished/failed/stopped job may be followed by a new start. */
-hl_status hl_engine_start_impl(hl_engine *e, const hl_run_config *cfg, hl_start_mode mode);
-static inline hl_status hl_engine_start(hl_engine *e, const hl_run_config *cfg, hl_start_mode mode) {
-    hl_train_link_datasets(); /* see core/train_ops.h: makes the record loader link */
-    return hl_engine_start_impl(e, cfg, mode);
-}
+hl_status hl_engine_start(hl_engine *e, const hl_run_config *cfg, hl_start_mode mode);
 
 /* Read <run_dir>/config.json into cfg (defaults first) and point cfg->out_dir at run_dir:
  * the first half of resuming a run. */

@@ -365,7 +365,7 @@ hl_status hl_export_checkpoint(const char *run_dir, int64_t step, const char *ou
 
 /* ---- collapse ---- */
 
-hl_status hl_export_collapse_impl(const char *run_dir, int64_t step, const hl_run_config *cfg_in, const char *out_dir,
+hl_status hl_export_collapse(const char *run_dir, int64_t step, const hl_run_config *cfg_in, const char *out_dir,
                              hl_dtype dtype, hl_collapse_report *rep) {
     memset(rep, 0, sizeof *rep);
     char cdir[4300];
@@ -378,7 +378,7 @@ hl_status hl_export_collapse_impl(const char *run_dir, int64_t step, const hl_ru
         return hl_fail(HL_ERR_ARG, "--collapse needs validation records to measure the mean routing weights: the run "
                        "has none (pass --data FILE)");
     hl_trainer *t;
-    HL_TRY(hl_trainer_open_impl(&t, &cfg, HL_TRAINER_VAL_DATA));
+    HL_TRY(hl_trainer_open(&t, &cfg, HL_TRAINER_VAL_DATA));
     hl_adapters *ad = hl_trainer_adapters(t);
     const hl_model *model = hl_trainer_model(t);
     hl_ckpt_state cs;

@@ -28,7 +28,6 @@
 #include "core/config.h"
 #include "core/status.h"
 #include "core/tensor.h"
-#include "core/train_ops.h"
 
 typedef struct {
     char dir[4096];
@@ -59,13 +58,8 @@ typedef struct {
     int r_out;             /* rank of the collapsed LoRA */
 } hl_collapse_report;
 
-hl_status hl_export_collapse_impl(const char *run_dir, int64_t step, const hl_run_config *cfg, const char *out_dir,
-                                  hl_dtype dtype, hl_collapse_report *rep);
-static inline hl_status hl_export_collapse(const char *run_dir, int64_t step, const hl_run_config *cfg,
-                                           const char *out_dir, hl_dtype dtype, hl_collapse_report *rep) {
-    hl_train_link_datasets(); /* see core/train_ops.h */
-    return hl_export_collapse_impl(run_dir, step, cfg, out_dir, dtype, rep);
-}
+hl_status hl_export_collapse(const char *run_dir, int64_t step, const hl_run_config *cfg, const char *out_dir,
+                             hl_dtype dtype, hl_collapse_report *rep);
 
 /* ---- reading an export back ---- */
 

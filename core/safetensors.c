@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "core/checkpoint.h"
 #include "core/mapped_file.h"
 
 /* The reference implementation refuses headers over 100 MB; a real header is a few
@@ -979,14 +980,7 @@ hl_status hl_st_write(const char *path, const hl_st_entry *entries, int n, const
     if (rc == HL_OK && rename(tmp, path) != 0)
         rc = hl_fail(HL_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     if (rc == HL_OK) {
-        /* Make the rename itself durable (best effort). */
-        char dir[4096];
-        dir_of(dir, sizeof dir, path);
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
+        hl_fsync_parent(path); /* make the rename itself durable (best effort) */
         free(tmp);
         tmp = NULL;
     }

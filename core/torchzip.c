@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/checkpoint.h"
+
 /* ---------------- CRC-32 ---------------- */
 
 static uint32_t crc_table[256];
@@ -412,24 +414,6 @@ static hl_status write_central(tz_writer *w) {
     return st;
 }
 
-static void fsync_parent(const char *path) {
-    char *dir = strdup(path);
-    if (!dir)
-        return;
-    char *slash = strrchr(dir, '/');
-    const char *d = ".";
-    if (slash) {
-        *slash = 0;
-        d = slash == dir ? "/" : dir;
-    }
-    int dfd = open(d, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dir);
-}
-
 static hl_status write_body(tz_writer *w, const char *archive, const hl_tz_entry *entries, int n, hl_dtype dtype) {
     char name[300];
     buf pk = {0};
@@ -486,7 +470,7 @@ hl_status hl_torchzip_write(const char *path, const char *archive, const hl_tz_e
     if (st)
         unlink(tmp);
     else
-        fsync_parent(path);
+        hl_fsync_parent(path);
     free(tmp);
     free(w.recs);
     return st;

@@ -39,17 +39,12 @@ hl_status hl_train_load_tokenizer(hl_tokenizer **out, const hl_run_config *cfg) 
 
 /* ---- records → examples ---- */
 
-/* datasets/ functions, registered by the inline entry points (core/train_ops.h). */
-static const hl_train_data_ops *D;
-
-void hl_train_set_data_ops(const hl_train_data_ops *ops) { D = ops; }
-
 static hl_status field_map(const hl_run_config *cfg, hl_field_map *map, int *given) {
     *given = cfg->field_instruction[0] || cfg->field_output[0] || cfg->field_input[0];
     if (!*given)
         return HL_OK;
-    return D->field_map_set(map, cfg->field_instruction[0] ? cfg->field_instruction : "instruction",
-                            cfg->field_input, cfg->field_output[0] ? cfg->field_output : "output");
+    return hl_field_map_set(map, cfg->field_instruction[0] ? cfg->field_instruction : "instruction", cfg->field_input,
+                            cfg->field_output[0] ? cfg->field_output : "output");
 }
 
 /* Load every comma-separated file of `list` (at most HL_TRAIN_MAX_FILES). */
@@ -70,7 +65,7 @@ static hl_status load_files(trainer_data *td, const char *list, const hl_run_con
             char path[HL_CONFIG_PATH_MAX];
             snprintf(path, sizeof path, "%.*s", (int)n, p);
             hl_dataset *ds = &td->files[td->n_files];
-            hl_status st = D->records_load(ds, path, &opts);
+            hl_status st = hl_records_load(ds, path, &opts);
             if (st)
                 return hl_fail_context(st, "loading %s", path);
             td->n_files++;
@@ -87,7 +82,7 @@ static hl_status load_files(trainer_data *td, const char *list, const hl_run_con
 
 void trainer_data_free(trainer_data *td) {
     for (int i = 0; i < td->n_files; i++)
-        D->dataset_free(&td->files[i]);
+        hl_dataset_free(&td->files[i]);
     td->n_files = 0;
 }
 
@@ -96,7 +91,7 @@ static const hl_record *nth_record(trainer_data *td, int first, int count, size_
     for (int f = first; f < first + count; f++) {
         if (k < td->files[f].n_records) {
             *file = f;
-            return D->dataset_get(&td->files[f], k);
+            return hl_dataset_get(&td->files[f], k);
         }
         k -= td->files[f].n_records;
     }
@@ -120,7 +115,7 @@ static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int
         if (!rec)
             return hl_fail(HL_ERR_INTERNAL, "record %zu out of range", idx ? idx[i] : i);
         hl_tokenized tk;
-        HL_TRY(D->record_tokenize(tok, rec, max_len, &tk));
+        HL_TRY(hl_record_tokenize(tok, rec, max_len, &tk));
         int64_t targets = 0;
         for (size_t t = 1; t < tk.n; t++)
             targets += tk.labels[t] != HL_LABEL_IGNORE;
@@ -130,7 +125,7 @@ static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int
             (*n_skipped)++;
         else
             st = hl_examples_add(ex, tk.ids, tk.labels, (int64_t)tk.n, ((int64_t)file << 32) | rec->line);
-        D->tokenized_free(&tk);
+        hl_tokenized_free(&tk);
         if (st)
             return st;
         if (progress && (i % 256 == 255 || i + 1 == n))
@@ -140,9 +135,6 @@ static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int
 }
 
 hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(void *, size_t, size_t), void *pctx) {
-    if (!D)
-        return hl_fail(HL_ERR_INTERNAL, "the record loader is not registered (call through hl_train_run / "
-                       "hl_trainer_open, see core/train_ops.h)");
     const hl_run_config *cfg = &t->cfg;
     trainer_data *td = &t->data;
     int tf = 0, tc = 0, vf = 0, vc = 0;
@@ -161,7 +153,7 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
         if (n_all < 2)
             return hl_fail(HL_ERR_ARG, "val_split: the training data has %zu record(s); nothing to split off "
                            "(set val_split=0 or give val_data)", n_all);
-        HL_TRY(D->records_split(n_all, frac, cnt, (uint64_t)cfg->seed, &train_idx, &n_train, &val_idx, &n_val));
+        HL_TRY(hl_records_split(n_all, frac, cnt, (uint64_t)cfg->seed, &train_idx, &n_train, &val_idx, &n_val));
     } else if (tc) {
         n_train = n_all; /* identity order; idx NULL */
     }
@@ -249,7 +241,7 @@ hl_status trainer_create_adapters(hl_trainer *t) {
     return HL_OK;
 }
 
-hl_status hl_trainer_open_impl(hl_trainer **out, const hl_run_config *cfg, unsigned what) {
+hl_status hl_trainer_open(hl_trainer **out, const hl_run_config *cfg, unsigned what) {
     *out = NULL;
     hl_trainer *t = calloc(1, sizeof *t);
     if (!t)
@@ -380,14 +372,14 @@ void hl_score_result_free(hl_score_result *res) {
     memset(res, 0, sizeof *res);
 }
 
-hl_status hl_train_score_impl(const hl_run_config *cfg_in, const char *adapter_dir, hl_score_result *res) {
+hl_status hl_train_score(const hl_run_config *cfg_in, const char *adapter_dir, hl_score_result *res) {
     memset(res, 0, sizeof *res);
     hl_run_config cfg = *cfg_in;
     if (!cfg.val_data[0])
         return hl_fail(HL_ERR_ARG, "no data file to score");
     cfg.val_split = 0;
     hl_trainer *t;
-    HL_TRY(hl_trainer_open_impl(&t, &cfg, HL_TRAINER_VAL_DATA | HL_TRAINER_NO_ADAPTER));
+    HL_TRY(hl_trainer_open(&t, &cfg, HL_TRAINER_VAL_DATA | HL_TRAINER_NO_ADAPTER));
     hl_adapters ad;
     int ad_ok = 0;
     hl_status st = HL_OK;

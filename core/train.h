@@ -35,7 +35,6 @@
 #include "core/model.h"
 #include "core/status.h"
 #include "core/tokenizer.h"
-#include "core/train_ops.h"
 
 /* ---- whole job ---- */
 
@@ -57,11 +56,7 @@ typedef struct {
 /* Run a job to its end in the calling thread. Returns HL_OK when it FINISHED or STOPPED
  * (the last published status says which), else the error (also published as FAILED, with
  * the message in status.error). cfg must have passed hl_config_validate. */
-hl_status hl_train_run_impl(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks);
-static inline hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks) {
-    hl_train_link_datasets(); /* see core/train_ops.h */
-    return hl_train_run_impl(cfg, mode, hooks);
-}
+hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks);
 
 /* ---- loaded pieces, for evaluation ---- */
 
@@ -75,11 +70,7 @@ enum {
 
 /* Load model, tokenizer, examples (as `what` says) and fresh adapters (initialised from
  * cfg->seed) with a compute context for micro_batch × the longest example. */
-hl_status hl_trainer_open_impl(hl_trainer **out, const hl_run_config *cfg, unsigned what);
-static inline hl_status hl_trainer_open(hl_trainer **out, const hl_run_config *cfg, unsigned what) {
-    hl_train_link_datasets();
-    return hl_trainer_open_impl(out, cfg, what);
-}
+hl_status hl_trainer_open(hl_trainer **out, const hl_run_config *cfg, unsigned what);
 void hl_trainer_close(hl_trainer *t);
 
 hl_adapters *hl_trainer_adapters(hl_trainer *t); /* NULL with HL_TRAINER_NO_ADAPTER */
@@ -115,11 +106,7 @@ typedef struct {
 /* Per-record loss of the records in cfg->val_data (with cfg's tokenizer lookup, field map,
  * max_len, micro_batch, val_max, threads) under the base model plus the adapter exported in
  * adapter_dir (NULL: base model only), with the prompt rules of training (HYDRALORA.md §5). */
-hl_status hl_train_score_impl(const hl_run_config *cfg, const char *adapter_dir, hl_score_result *res);
-static inline hl_status hl_train_score(const hl_run_config *cfg, const char *adapter_dir, hl_score_result *res) {
-    hl_train_link_datasets();
-    return hl_train_score_impl(cfg, adapter_dir, res);
-}
+hl_status hl_train_score(const hl_run_config *cfg, const char *adapter_dir, hl_score_result *res);
 void hl_score_result_free(hl_score_result *res);
 
 /* Tokenizer lookup used by training: cfg->tokenizer if set, else next to the model (the

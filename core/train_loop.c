@@ -756,7 +756,7 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     return HL_OK;
 }
 
-hl_status hl_train_run_impl(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks) {
+hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks) {
     job j;
     memset(&j, 0, sizeof j);
     j.hooks = hooks;

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/sha256.h"
 #include "datasets/safepath.h"
-#include "datasets/sha256.h"
 
 /* Generated at build time from datasets/catalog.json (datasets/embed_catalog.cmake). */
 extern const unsigned char hl_catalog_json_builtin[];

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/sha256.h"
 #include "datasets/remote.h"
-#include "datasets/sha256.h"
 
 /* ---- small helpers ------------------------------------------------------------------ */
 

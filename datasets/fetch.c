@@ -4,8 +4,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/sha256.h"
 #include "datasets/remote.h"
-#include "datasets/sha256.h"
 
 static void emit(const hl_fetch_opts *o, hl_fetch_event ev, const hl_catalog_file *f, size_t i, size_t n,
                  const char *path, int verified) {

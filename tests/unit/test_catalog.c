@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/sha256.h"
 #include "datasets/catalog.h"
 #include "datasets/remote.h"
-#include "datasets/sha256.h"
 #include "hl_test.h"
 
 static hl_status parse_str(hl_catalog *cat, const char *json) {

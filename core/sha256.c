@@ -1,4 +1,4 @@
-#include "datasets/sha256.h"
+#include "core/sha256.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -122,13 +122,17 @@ void hl_sha256_to_hex(const uint8_t digest[32], char hex[65]) {
     hex[64] = '\0';
 }
 
+void hl_sha256_final_hex(hl_sha256 *s, char hex[65]) {
+    uint8_t d[32];
+    hl_sha256_final(s, d);
+    hl_sha256_to_hex(d, hex);
+}
+
 void hl_sha256_hex(const void *data, size_t len, char hex[65]) {
     hl_sha256 s;
-    uint8_t d[32];
     hl_sha256_init(&s);
     hl_sha256_update(&s, data, len);
-    hl_sha256_final(&s, d);
-    hl_sha256_to_hex(d, hex);
+    hl_sha256_final_hex(&s, hex);
 }
 
 hl_status hl_sha256_file(const char *path, char hex[65], uint64_t *n_bytes) {
@@ -152,11 +156,9 @@ hl_status hl_sha256_file(const char *path, char hex[65], uint64_t *n_bytes) {
     free(buf);
     if (err)
         return hl_fail(HL_ERR_IO, "read error hashing %s: %s", path, strerror(saved_errno));
-    uint8_t d[32];
     if (n_bytes)
         *n_bytes = s.n_bytes;
-    hl_sha256_final(&s, d);
-    hl_sha256_to_hex(d, hex);
+    hl_sha256_final_hex(&s, hex);
     return HL_OK;
 }
 

@@ -1,4 +1,6 @@
-/* SHA-256 (FIPS 180-4), streaming. Used to verify downloads and to fingerprint files. */
+/* SHA-256 (FIPS 180-4), streaming. Used to verify downloads and to fingerprint files,
+ * prompts, models and adapters (BBH results). Small and self-contained so that core/ needs no
+ * crypto library. */
 #ifndef HL_SHA256_H
 #define HL_SHA256_H
 
@@ -20,6 +22,8 @@ void hl_sha256_final(hl_sha256 *s, uint8_t digest[32]);
 
 /* Lower-case hex of a digest; hex must hold 65 bytes. */
 void hl_sha256_to_hex(const uint8_t digest[32], char hex[65]);
+/* hl_sha256_final, then hl_sha256_to_hex. */
+void hl_sha256_final_hex(hl_sha256 *s, char hex[65]);
 /* One-shot helpers. */
 void hl_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Hash a whole file (streamed in 1 MiB chunks); *n_bytes (may be NULL) gets its size. */
