@@ -1,7 +1,12 @@
 /* Decode benchmark: tokens/s of KV-cache generation (core/generate.h) for batch 1 and
  * batch 16, next to the memory bandwidth of this machine measured in the same run.
  *
- *   bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR]
+ *   bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR] [--no-pytorch]
+ *
+ * PyTorch reference: bench/pytorch_decode.py on the same shapes, threads and token counts
+ * (random weights; bf16 for the 7B shape, f32 for stories260K) runs as a subprocess when
+ * /usr/bin/python3 has torch (skip with --no-pytorch or HL_BENCH_PYTORCH=0), and a line
+ * "C tok/s, PyTorch tok/s, ratio" follows each model.
  *
  * Models: stories260K (from ../shared/models or --shared, if present) and a LLaMA-2-7B-shaped
  * model (dim 4096, hidden 11008, 32 heads, vocab 32000, untied) with L layers (default 2) of
@@ -24,6 +29,7 @@
 #include "core/generate.h"
 #include "core/model.h"
 #include "core/safetensors.h"
+#include "pytorch_ref.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -121,7 +127,7 @@ static double run_decode(const hl_model *m, int batch, int prompt_len, int token
     return tps;
 }
 
-static void report(const char *name, const hl_model *m, int batch, int tokens, double bw) {
+static double report(const char *name, const hl_model *m, int batch, int tokens, double bw) {
     double kvb = 0;
     int prompt_len = 16;
     run_decode(m, batch, prompt_len, tokens < 8 ? tokens : 8, &kvb); /* warm-up: page in the mmapped weights */
@@ -135,10 +141,60 @@ static void report(const char *name, const hl_model *m, int batch, int tokens, d
     double bound = batch * bw * 1e9 / step_bytes;
     printf("%-28s batch %2d: %9.1f tok/s   (%.3g GB read per step, bound %9.1f tok/s, %5.1f%% of bandwidth bound)\n",
            name, batch, tps, step_bytes / 1e9, bound, 100.0 * tps / bound);
+    return tps;
+}
+
+/* C and PyTorch tokens/s side by side for batch 1 and 16 (one subprocess for both). */
+static void compare_pytorch(const char *shape, int layers, int tokens, const double c_tps[2]) {
+    char args[256];
+    int n = snprintf(args, sizeof args, "--shape %s --threads %d --tokens %d --batch 1,16", shape, hl_get_threads(),
+                     tokens);
+    if (layers > 0)
+        snprintf(args + n, sizeof args - (size_t)n, " --layers %d", layers);
+    static const char *const bs[2] = {"1", "16"};
+    double pt[2] = {0, 0};
+    if (pytorch_run("pytorch_decode.py", args, "PYTORCH_DECODE", shape, bs, 2, 2, pt) == 0)
+        return;
+    for (int i = 0; i < 2; i++)
+        printf("%-12s batch %2s: C %9.1f tok/s, PyTorch %9.1f tok/s, ratio C/PyTorch %.2fx\n", shape, bs[i],
+               c_tps[i], pt[i], pt[i] > 0 ? c_tps[i] / pt[i] : 0.0);
+}
+
+/* The frozen-weight product alone at decode row counts: y[M, N] = x[M, K] · Wᵀ on a bf16
+ * weight (hl_gemm_xwt; up to a few dozen rows it reads and converts W once per call). */
+static void report_weight_product(const hl_weight *w, double bw) {
+    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(w->cols) * sizeof(float)), (int64_t)hl_gemm_ws_floats(w->cols)};
+    float *x = malloc((size_t)64 * w->cols * sizeof(float)), *y = malloc((size_t)64 * w->rows * sizeof(float));
+    for (int64_t i = 0; i < 64 * w->cols; i++)
+        x[i] = (float)(i % 17) * 0.01f;
+    double bytes = (double)w->rows * w->cols * hl_dtype_size(w->dtype);
+    static const int ms[] = {1, 4, 8, 16, 32, 64, 128};
+    printf("weight product x[M, %lld] · W[%lld, %lld]ᵀ (%s):\n", (long long)w->cols, (long long)w->rows,
+           (long long)w->cols, hl_dtype_name(w->dtype));
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        int M = ms[i];
+        if (M > 64) {
+            free(x);
+            x = calloc((size_t)M * w->cols, sizeof(float));
+            free(y);
+            y = malloc((size_t)M * w->rows * sizeof(float));
+        }
+        hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
+        double best = 1e30;
+        for (int r = 0; r < 3; r++) {
+            double t0 = now_s();
+            hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
+            double dt = now_s() - t0;
+            best = dt < best ? dt : best;
+        }
+        printf("  M = %3d: %7.2f ms, %6.1f GFLOP/s, weights at %5.1f GB/s = %5.1f%% of bandwidth\n", M, best * 1e3,
+               2.0 * M * w->rows * w->cols / best * 1e-9, bytes / best * 1e-9, 100.0 * bytes / best * 1e-9 / bw);
+    }
+    free(x), free(y), free(ws.buf);
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, layers = 2, tokens = 32, quick = 0;
+    int threads = 0, layers = 2, tokens = 32, quick = 0, no_pytorch = 0;
     const char *shared = getenv("HL_SHARED") ? getenv("HL_SHARED") : "../shared";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
@@ -151,9 +207,14 @@ int main(int argc, char **argv) {
             shared = argv[++i];
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--no-pytorch"))
+            no_pytorch = 1;
         else {
-            fprintf(stderr, "usage: bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR]\n");
-            return 2;
+            int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr,
+                    "usage: bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR] "
+                    "[--no-pytorch]\n");
+            return help ? 0 : 2;
         }
     }
     if (layers < 1 || tokens < 2) {
@@ -164,15 +225,19 @@ int main(int argc, char **argv) {
     hl_set_threads(threads);
     printf("bench_decode: %d threads\n", hl_get_threads());
     double bw = measure_bandwidth(quick ? ((size_t)256 << 20) : ((size_t)1 << 30));
-    printf("memory read bandwidth: %.1f GB/s (parallel sum over %d MiB, best of 5)\n\n", bw, quick ? 256 : 1024);
+    printf("memory read bandwidth: %.1f GB/s (parallel sum over %d MiB, best of 5)\n", bw, quick ? 256 : 1024);
+    int with_pt = pytorch_available(no_pytorch);
+    printf("\n");
 
     /* stories260K, if the shared folder is around. */
     char p[4096];
     snprintf(p, sizeof p, "%s/models/stories260K/stories260K.bin", shared);
     hl_model m;
     if (access(p, R_OK) == 0 && hl_model_load(&m, p) == HL_OK) {
-        report("stories260K (F32)", &m, 1, quick ? 64 : 256, bw);
-        report("stories260K (F32)", &m, 16, quick ? 64 : 256, bw);
+        int st = quick ? 64 : 256;
+        double c[2] = {report("stories260K (F32)", &m, 1, st, bw), report("stories260K (F32)", &m, 16, st, bw)};
+        if (with_pt)
+            compare_pytorch("stories260K", 0, st, c);
         hl_model_free(&m);
     } else {
         printf("stories260K: not found under %s (skipped)\n", shared);
@@ -264,8 +329,11 @@ int main(int argc, char **argv) {
            layers, (double)hl_model_weight_bytes(&m) / 1e9, t_write, now_s() - t0);
     char name[64];
     snprintf(name, sizeof name, "7B-shaped %dL (BF16)", layers);
-    report(name, &m, 1, quick ? 8 : tokens, bw);
-    report(name, &m, 16, quick ? 8 : tokens, bw);
+    int nt7 = quick ? 8 : tokens;
+    double c7[2] = {report(name, &m, 1, nt7, bw), report(name, &m, 16, nt7, bw)};
+    if (with_pt)
+        compare_pytorch("7b", layers, nt7, c7);
+    report_weight_product(&m.layers[0].w_gate, bw);
     double per_layer = (double)(hl_model_weight_bytes(&m) - 2.0 * V * D * 2) / layers;
     double full_step = per_layer * 32 + (double)V * D * 2;
     printf("\nfull LLaMA-2-7B (32 layers, BF16) at this bandwidth: bound %.1f tok/s at batch 1 (%.2f GB read per "

@@ -1,7 +1,12 @@
 /* Training-step benchmark: tokens/s and achieved GFLOP/s of hl_llama_forward_backward +
  * AdamW on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run.
  *
- *   bench_train [--threads N] [--steps N] [--quick]
+ *   bench_train [--threads N] [--steps N] [--quick] [--no-pytorch]
+ *
+ * PyTorch reference: bench/pytorch_train_step.py times the same step (same shapes, HydraLoRA
+ * r=8 N=4 on gate/up/down, f32 trainable adapters, AdamW; frozen weights bf16 for the 7B shape,
+ * f32 for stories260K) as a subprocess when /usr/bin/python3 has torch (skip with --no-pytorch
+ * or HL_BENCH_PYTORCH=0); "C tok/s, PyTorch tok/s, ratio" is printed after each model.
  *
  * Shapes: stories260K (dim 64, 5 layers, F32) and LLaMA-2-7B blocks (dim 4096, hidden
  * 11008, 32 heads, vocab 32000, BF16 weights, 2 layers), seq 512, batch 1, HydraLoRA r=8
@@ -20,6 +25,7 @@
 #include "core/llama.h"
 #include "core/model.h"
 #include "core/optim.h"
+#include "pytorch_ref.h"
 
 #ifdef HL_ENGINE_PROFILE
 int hl_llama_profile(const char *const **names, double **seconds); /* core/llama.c, profiling builds only */
@@ -114,7 +120,7 @@ static double step_flops(const hl_llama_config *c, const hl_adapter_config *a, i
     return per_layer * c->n_layers + (double)targets * 2.0 * D * c->vocab_size * 2.0;
 }
 
-static void run(const char *name, const hl_llama_config *c, hl_dtype dt, int steps, double sgemm_gf) {
+static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int steps, double sgemm_gf) {
     const int B = 1, T = 512;
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, hl_dtype_name(dt), B, T);
@@ -181,10 +187,22 @@ static void run(const char *name, const hl_llama_config *c, hl_dtype dt, int ste
     hl_llama_free(ctx);
     hl_adapters_free(&ad);
     unbuild(&bm);
+    return B * T / mean;
+}
+
+/* PyTorch's tokens/s for the same step, next to ours. */
+static void compare_pytorch(const char *shape, int steps, double c_tps) {
+    char args[128];
+    snprintf(args, sizeof args, "--shape %s --threads %d --steps %d", shape, hl_get_threads(), steps);
+    double pt = 0;
+    if (pytorch_run("pytorch_train_step.py", args, "PYTORCH_TRAIN", shape, NULL, 0, 1, &pt) == 0)
+        return;
+    printf("%s training step: C %.1f tok/s, PyTorch %.1f tok/s, ratio C/PyTorch %.2fx\n", shape, c_tps, pt,
+           pt > 0 ? c_tps / pt : 0.0);
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, steps = 2, quick = 0;
+    int threads = 0, steps = 2, quick = 0, no_pytorch = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -192,13 +210,18 @@ int main(int argc, char **argv) {
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
             quick = 1;
+        else if (!strcmp(argv[i], "--no-pytorch"))
+            no_pytorch = 1;
         else {
-            fprintf(stderr, "usage: bench_train [--threads N] [--steps N] [--quick]\n");
-            return 2;
+            int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
+            fprintf(help ? stdout : stderr, "usage: bench_train [--threads N] [--steps N] [--quick] [--no-pytorch]\n");
+            return help ? 0 : 2;
         }
     }
+    setvbuf(stdout, NULL, _IOLBF, 0);
     hl_set_threads(threads);
     printf("threads: %d\n", hl_get_threads());
+    int with_pt = pytorch_available(no_pytorch);
     double gsq = hl_sgemm_gflops(1024, 3);
     printf("OpenBLAS sgemm 1024^3 (split over our threads): %.1f GFLOP/s\n", gsq);
     /* the reference for the ratios: f32 sgemm of the 7B FFN product shape, X[512,4096]·W[11008,4096]ᵀ */
@@ -244,12 +267,17 @@ int main(int argc, char **argv) {
     hl_llama_config stories = {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4,
                                .head_dim = 8, .vocab_size = 512, .max_seq_len = 512, .rms_norm_eps = 1e-5f,
                                .rope_theta = 10000.0f, .tie_word_embeddings = 1};
-    run("stories260K-shaped", &stories, HL_DTYPE_F32, quick ? 2 : 5, gf);
+    int st = quick ? 2 : 5;
+    double c_st = run("stories260K-shaped", &stories, HL_DTYPE_F32, st, gf);
+    if (with_pt)
+        compare_pytorch("stories260K", st, c_st);
     if (!quick) {
         hl_llama_config l7 = {.dim = 4096, .hidden_dim = 11008, .n_layers = 2, .n_heads = 32, .n_kv_heads = 32,
                               .head_dim = 128, .vocab_size = 32000, .max_seq_len = 4096, .rms_norm_eps = 1e-5f,
                               .rope_theta = 10000.0f, .tie_word_embeddings = 0};
-        run("LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf);
+        double c7 = run("LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf);
+        if (with_pt)
+            compare_pytorch("7b", steps, c7);
     }
     return 0;
 }

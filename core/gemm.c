@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
-#if defined(__F16C__) || defined(__AVX2__)
+#if defined(__F16C__) || defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -117,48 +117,143 @@ void hl_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
     }
 }
 
-/* Few rows (decoding): y[m, n] = Σ_k x[m, k] w[n, k], converting each weight row once
- * into a small stack buffer and dotting it with all M rows. Parallel over weight rows,
- * 16 independent partial sums (fixed order: deterministic, vectorisable without -ffast-math). */
-#define HL_SMALL_M 4
+/* Few rows (decoding, batched decoding): y[m, n] = Σ_k x[m, k] w[n, k] without a workspace.
+ * Each thread owns blocks of HL_FUSED_NR weight rows; a block is converted to f32 one K chunk
+ * at a time into a stack buffer (L1-sized) and dotted with all M input rows, so every weight
+ * element is read from memory and converted exactly once per call, whatever M is (the tiled
+ * path below converts the whole matrix and then runs a small-M sgemm, which loses for a
+ * handful of rows). Partial sums: 16 lanes per (m, n), lane j holding k ≡ j (mod 16), then the
+ * K % 16 tail, then the lanes in order. That order depends neither on M nor on the thread
+ * count, so a row of X gets the same bits alone or in a batch (batched decoding equals
+ * one-by-one) and run after run. With AVX-512 the lanes are one register updated by fused
+ * multiply-adds (MB × NR register blocks, or one row at a time: same arithmetic per lane);
+ * elsewhere plain mul+add loops over 16 lanes, vectorised by the compiler.
+ * HL_SMALL_M (rows up to which this path is used) was chosen by measurement on the 7B shapes
+ * (bf16 4096×4096, 11008×4096, 4096×11008; 2 threads, AVX-512): fused 1.3-2x faster than
+ * convert+sgemm from 2 to 48 rows, still ahead or level at 64. bench_decode prints the
+ * "weight product" figures for M = 1..64 to re-check on another machine. */
+#ifndef HL_SMALL_M
+#define HL_SMALL_M 64
+#endif
+#ifndef HL_FUSED_NR
+#define HL_FUSED_NR 8 /* weight rows per block (8 × 512 × 4 B = 16 KiB converted per K chunk) */
+#endif
+#ifndef HL_FUSED_MB
+#define HL_FUSED_MB 2 /* input rows per register block (MB × NR accumulators of 16 lanes) */
+#endif
+#define HL_FUSED_KC 512 /* K chunk */
+
+/* One block: rows [n0, n0 + nr) of W (nr <= HL_FUSED_NR) against all M rows of X. Inlined
+ * with nr == HL_FUSED_NR for the full blocks so the row loop unrolls. */
+static inline __attribute__((always_inline)) void fused_block(float *Y, int64_t ldy, const float *X, int64_t ldx,
+                                                              const hl_weight *W, int64_t M, float beta, int64_t n0,
+                                                              int nr, float (*acc)[HL_FUSED_NR][16],
+                                                              float (*tail)[HL_FUSED_NR]) {
+    const int64_t K = W->cols;
+    float wbuf[HL_FUSED_NR][HL_FUSED_KC];
+    for (int64_t m = 0; m < M; m++)
+        for (int r = 0; r < nr; r++) {
+            tail[m][r] = 0.0f;
+            for (int j = 0; j < 16; j++)
+                acc[m][r][j] = 0.0f;
+        }
+    for (int64_t k0 = 0; k0 < K; k0 += HL_FUSED_KC) {
+        const int64_t kn = K - k0 < HL_FUSED_KC ? K - k0 : HL_FUSED_KC;
+        const int64_t kv = kn & ~(int64_t)15;
+        const float *w[HL_FUSED_NR];
+        for (int r = 0; r < nr; r++) {
+            if (W->dtype == HL_DTYPE_F32) {
+                w[r] = (const float *)W->data + (n0 + r) * K + k0;
+            } else {
+                convert_span(wbuf[r], (const uint16_t *)W->data + (n0 + r) * K + k0, kn, W->dtype);
+                w[r] = wbuf[r];
+            }
+        }
+        int64_t m = 0;
+#if defined(__AVX512F__)
+        /* MB input rows × NR weight rows in registers: MB + NR loads per MB·NR FMAs. */
+        if (nr == HL_FUSED_NR)
+            for (; m + HL_FUSED_MB <= M; m += HL_FUSED_MB) {
+                __m512 a[HL_FUSED_MB][HL_FUSED_NR];
+                for (int i = 0; i < HL_FUSED_MB; i++)
+                    for (int r = 0; r < HL_FUSED_NR; r++)
+                        a[i][r] = _mm512_loadu_ps(acc[m + i][r]);
+                const float *x = X + m * ldx + k0;
+                for (int64_t k = 0; k < kv; k += 16) {
+                    __m512 xv[HL_FUSED_MB];
+                    for (int i = 0; i < HL_FUSED_MB; i++)
+                        xv[i] = _mm512_loadu_ps(x + i * ldx + k);
+                    for (int r = 0; r < HL_FUSED_NR; r++) {
+                        __m512 wv = _mm512_loadu_ps(w[r] + k);
+                        for (int i = 0; i < HL_FUSED_MB; i++)
+                            a[i][r] = _mm512_fmadd_ps(xv[i], wv, a[i][r]);
+                    }
+                }
+                for (int i = 0; i < HL_FUSED_MB; i++)
+                    for (int r = 0; r < HL_FUSED_NR; r++)
+                        _mm512_storeu_ps(acc[m + i][r], a[i][r]);
+            }
+        /* Remaining input rows one at a time, same per-lane arithmetic (fused multiply-add in
+         * lane j for k ≡ j mod 16), so a row's bits do not depend on where it falls. */
+        for (; m < M; m++) {
+            const float *x = X + m * ldx + k0;
+            __m512 a[HL_FUSED_NR];
+            for (int r = 0; r < nr; r++)
+                a[r] = _mm512_loadu_ps(acc[m][r]);
+            for (int64_t k = 0; k < kv; k += 16) {
+                __m512 xv = _mm512_loadu_ps(x + k);
+                for (int r = 0; r < nr; r++)
+                    a[r] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w[r] + k), a[r]);
+            }
+            for (int r = 0; r < nr; r++)
+                _mm512_storeu_ps(acc[m][r], a[r]);
+        }
+#else
+        for (; m < M; m++) {
+            const float *x = X + m * ldx + k0;
+            float a[HL_FUSED_NR][16];
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 16; j++)
+                    a[r][j] = acc[m][r][j];
+            for (int64_t k = 0; k < kv; k += 16)
+                for (int r = 0; r < nr; r++)
+                    for (int j = 0; j < 16; j++)
+                        a[r][j] += x[k + j] * w[r][k + j];
+            for (int r = 0; r < nr; r++)
+                for (int j = 0; j < 16; j++)
+                    acc[m][r][j] = a[r][j];
+        }
+#endif
+        for (m = 0; m < M; m++) {
+            const float *x = X + m * ldx + k0;
+            for (int r = 0; r < nr; r++)
+                for (int64_t k = kv; k < kn; k++)
+                    tail[m][r] += x[k] * w[r][k];
+        }
+    }
+    for (int64_t m = 0; m < M; m++)
+        for (int r = 0; r < nr; r++) {
+            float s = tail[m][r];
+            for (int j = 0; j < 16; j++)
+                s += acc[m][r][j];
+            float *y = &Y[m * ldy + n0 + r];
+            *y = beta == 0.0f ? s : beta * *y + s;
+        }
+}
+
 static void gemm_small_m(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M,
                          float beta) {
     const int64_t N = W->rows, K = W->cols;
-    const int64_t KC = 1024;
-#pragma omp parallel for schedule(static) if (N * K > 131072)
-    for (int64_t n = 0; n < N; n++) {
-        float wbuf[1024];
-        float acc[HL_SMALL_M][16];
-        for (int64_t m = 0; m < M; m++)
-            for (int j = 0; j < 16; j++)
-                acc[m][j] = 0.0f;
-        float tail[HL_SMALL_M] = {0};
-        for (int64_t k0 = 0; k0 < K; k0 += KC) {
-            int64_t kn = K - k0 < KC ? K - k0 : KC;
-            const float *w;
-            if (W->dtype == HL_DTYPE_F32) {
-                w = (const float *)W->data + n * K + k0;
-            } else {
-                convert_span(wbuf, (const uint16_t *)W->data + n * K + k0, kn, W->dtype);
-                w = wbuf;
-            }
-            int64_t kv = kn & ~(int64_t)15;
-            for (int64_t m = 0; m < M; m++) {
-                const float *x = X + m * ldx + k0;
-                for (int64_t k = 0; k < kv; k += 16)
-                    for (int j = 0; j < 16; j++)
-                        acc[m][j] += x[k + j] * w[k + j];
-                for (int64_t k = kv; k < kn; k++)
-                    tail[m] += x[k] * w[k];
-            }
-        }
-        for (int64_t m = 0; m < M; m++) {
-            float s = tail[m];
-            for (int j = 0; j < 16; j++)
-                s += acc[m][j];
-            float *y = &Y[m * ldy + n];
-            *y = beta == 0.0f ? s : beta * *y + s;
-        }
+    const int64_t blocks = (N + HL_FUSED_NR - 1) / HL_FUSED_NR;
+#pragma omp parallel for schedule(static) if (N * K > 131072 && !omp_in_parallel())
+    for (int64_t b = 0; b < blocks; b++) {
+        float acc[HL_SMALL_M][HL_FUSED_NR][16]; /* 32 KiB */
+        float tail[HL_SMALL_M][HL_FUSED_NR];
+        int64_t n0 = b * HL_FUSED_NR;
+        if (N - n0 >= HL_FUSED_NR)
+            fused_block(Y, ldy, X, ldx, W, M, beta, n0, HL_FUSED_NR, acc, tail);
+        else
+            fused_block(Y, ldy, X, ldx, W, M, beta, n0, (int)(N - n0), acc, tail);
     }
 }
 

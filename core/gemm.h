@@ -5,8 +5,9 @@
  * in its own slice of a caller-provided workspace and multiplies them with a single-threaded
  * cblas_sgemm (forward: threads own rows of W = columns of Y; backward: threads own columns
  * of W = columns of dX), so a 7B bf16 model is never inflated to f32 as a whole and no
- * barrier separates conversion from multiplication. For a handful of rows (decoding) a fused
- * convert-and-dot loop is used instead (memory bound, no workspace).
+ * barrier separates conversion from multiplication. For up to 64 rows (decoding, batched
+ * decoding) a fused convert-and-dot kernel is used instead (each weight read and converted once
+ * per call, no workspace; a row's result bits do not depend on the other rows in the batch).
  *
  * Determinism: for a fixed thread count every function gives the same bits run after
  * run (OpenBLAS splits only the M/N dimensions of sgemm; our OpenMP loops use static

@@ -303,7 +303,7 @@ static void test_model(hl_variant variant, int N) {
     }
     /* a context planned for a bigger batch gives the same numbers on a smaller one */
     {
-        hl_llama *big, *exact;
+        hl_llama *big = NULL, *exact = NULL;
         CHECK(hl_llama_create(&big, &tm.m, &ad, 3, 9, HL_LLAMA_TRAIN) == HL_OK &&
                   hl_llama_create(&exact, &tm.m, &ad, MB, MT, HL_LLAMA_TRAIN) == HL_OK,
               "contexts");
