@@ -9,16 +9,20 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/fileio.h"
+#include "core/jsonout.h"
 #include "core/bbh.h"
 #include "core/sha256.h"
 #include "datasets/catalog.h"
 
 int cmd_bbh(int argc, char **argv);
 int cmd_bbh_eval(int argc, char **argv); /* cli/cmd_eval.c */
-void hl_bbh_json_escape(FILE *f, const char *s, size_t n);
 const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size);
 void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
                           const char *name_b);
+
+/* The --data option of every bbh subcommand that reads the data set. */
+#define BBH_OPT_DATA(var) {"data", 'd', HL_OPT_STRING, &(var), "DIR", "BBH folder (default: the catalog download dir)"}
 
 /* --data, else the catalog's download folder (datasets/catalog.h: hl_data_dir()) + "/bbh". */
 const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
@@ -43,37 +47,10 @@ static const char *rule_title(hl_bbh_rule r) {
 }
 
 static int read_whole(const char *cmd, const char *path, char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "hydralora %s: error: cannot open %s: %s\n", cmd, path, strerror(errno));
+    if (hl_file_read_all(path, 0, buf, len) != HL_OK) {
+        fprintf(stderr, "hydralora %s: error: %s\n", cmd, hl_last_error());
         return 1;
     }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (n < cap)
-            break;
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-        } else {
-            b = nb;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!b || err) {
-        free(b);
-        fprintf(stderr, "hydralora %s: error: cannot read %s\n", cmd, path);
-        return 1;
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
     return 0;
 }
 
@@ -131,7 +108,7 @@ void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summa
 static int bbh_tasks(int argc, char **argv) {
     const char *data = NULL;
     int json = 0;
-    hl_opt opts[] = {{"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder (default: the catalog download dir)"},
+    hl_opt opts[] = {BBH_OPT_DATA(data),
                      {"json", 0, HL_OPT_FLAG, &json, NULL, "print JSON"},
                      {0}};
     hl_args args = {.usage = "hydralora bbh tasks [--data DIR] [--json]",
@@ -184,7 +161,7 @@ static int parse_mode_rule(const char *cmd, const char *mode_s, const char *rule
 
 static int bbh_prompt(int argc, char **argv) {
     const char *data = NULL, *mode_s = NULL, *rule_s = NULL;
-    hl_opt opts[] = {{"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder (default: the catalog download dir)"},
+    hl_opt opts[] = {BBH_OPT_DATA(data),
                      {"mode", 0, HL_OPT_STRING, &mode_s, "MODE", "cot (default), ao or zeroshot"},
                      {"rule", 0, HL_OPT_STRING, &rule_s, "RULE", "paper (default), lm-eval or opencompass"},
                      {0}};
@@ -235,7 +212,7 @@ static int bbh_prompt(int argc, char **argv) {
 static int bbh_prompts(int argc, char **argv) {
     const char *data = NULL, *mode_s = NULL, *rule_s = NULL, *tasks_s = NULL;
     int full = 0;
-    hl_opt opts[] = {{"data", 'd', HL_OPT_STRING, &data, "DIR", "BBH folder (default: the catalog download dir)"},
+    hl_opt opts[] = {BBH_OPT_DATA(data),
                      {"tasks", 't', HL_OPT_STRING, &tasks_s, "LIST", "comma-separated tasks (default all)"},
                      {"mode", 0, HL_OPT_STRING, &mode_s, "MODE", "cot (default), ao or zeroshot"},
                      {"rule", 0, HL_OPT_STRING, &rule_s, "RULE", "paper (default), lm-eval or opencompass"},
@@ -277,7 +254,7 @@ static int bbh_prompts(int argc, char **argv) {
             }
             if (full) {
                 printf("{\"task\": \"%s\", \"idx\": %d, \"prompt\": \"", hl_bbh_task_name(t), i);
-                hl_bbh_json_escape(stdout, p, n);
+                hl_json_write_escaped(stdout, p, n);
                 printf("\"}\n");
             } else {
                 char hex[65];
@@ -292,20 +269,6 @@ static int bbh_prompts(int argc, char **argv) {
 }
 
 /* ---- bbh score ------------------------------------------------------------------------ */
-
-void hl_bbh_json_escape(FILE *f, const char *s, size_t n) {
-    for (size_t k = 0; k < n; k++) {
-        unsigned char c = (unsigned char)s[k];
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c == '\n')
-            fputs("\\n", f);
-        else if (c < 0x20 || c == 0x7f)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-}
 
 static int write_details(const char *cmd, const char *path, const hl_bbh_set *set, const hl_bbh_pred_file *pf,
                          hl_bbh_rule rule, hl_bbh_mode mode) {
@@ -328,9 +291,9 @@ static int write_details(const char *cmd, const char *path, const hl_bbh_set *se
             return 1;
         }
         fprintf(f, "{\"task\": \"%s\", \"idx\": %d, \"extracted\": \"", hl_bbh_task_name(p->task), p->idx);
-        hl_bbh_json_escape(f, a, strlen(a));
+        hl_json_write_escaped(f, a, strlen(a));
         fputs("\", \"target\": \"", f);
-        hl_bbh_json_escape(f, target, strlen(target));
+        hl_json_write_escaped(f, target, strlen(target));
         fprintf(f, "\", \"correct\": %s}\n", ok ? "true" : "false");
         free(a);
     }

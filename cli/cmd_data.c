@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/progress.h"
+#include "core/jsonout.h"
 #include "core/sha256.h"
 #include "core/tokenizer.h"
 #include "datasets/catalog.h"
@@ -77,20 +78,6 @@ static void progress_finish(cli_progress *cp) {
 
 /* ---- list --------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 static int data_list(int argc, char **argv) {
     int json = 0;
     const char *dir = NULL;
@@ -134,11 +121,11 @@ static int data_list(int argc, char **argv) {
             snprintf(size, sizeof size, "?");
         if (json) {
             printf("%s\n {\"id\": ", i ? "," : "");
-            json_str(stdout, e->id);
+            hl_json_write_string(stdout, e->id);
             printf(", \"kind\": \"%s\", \"title\": ", e->kind == HL_CATALOG_MODEL ? "model" : "dataset");
-            json_str(stdout, e->title);
+            hl_json_write_string(stdout, e->title);
             printf(", \"license\": ");
-            json_str(stdout, e->license);
+            hl_json_write_string(stdout, e->license);
             printf(", \"size\": %lld, \"files\": %zu, \"files_present\": %zu, \"gated\": %s}", (long long)e->total_size,
                    e->n_files, n_present, e->gated ? "true" : "false");
             continue;

@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "core/jsonout.h"
 #include "core/gguf.h"
 #include "core/llama.h"
 #include "core/model.h"
@@ -86,19 +87,6 @@ static const char *find_tokenizer(const char *path, char *out, size_t n) {
             return out;
     }
     return NULL;
-}
-
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            printf("\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            printf("\\u%04x", *s);
-        else
-            putchar(*s);
-    }
-    putchar('"');
 }
 
 static int model_info(int argc, char **argv) {
@@ -173,7 +161,7 @@ static int model_info(int argc, char **argv) {
 
     if (json) {
         printf("{\"path\":");
-        json_str(path);
+        hl_json_write_string(stdout, path);
         printf(",\"format\":\"%s\",\"files\":%d,\"dtype\":\"%s\",\"params\":%lld,\"weight_bytes\":%zu,", format,
                n_files, hl_dtype_name(dtype), (long long)params, weights);
         printf("\"config\":{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,\"n_kv_heads\":%d,"
@@ -187,7 +175,7 @@ static int model_info(int argc, char **argv) {
             printf("{\"embedded\":true,\"pieces\":%d},", vocab_n);
         else if (tok) {
             printf("{\"path\":");
-            json_str(tok);
+            hl_json_write_string(stdout, tok);
             printf("},");
         } else
             printf("null,");

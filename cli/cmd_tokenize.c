@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "core/fileio.h"
 #include "core/tokenizer.h"
 
 #define CMD "hydralora tokenize"
@@ -19,45 +20,10 @@ static int fail(const char *what) {
 
 /* The whole file ("-" = stdin) into a malloc'd buffer. */
 static char *read_file(const char *path, size_t *len) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        hl_fail(HL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf)
-            break;
-        if (n + 1 >= cap) {
-            char *b = realloc(buf, cap *= 2);
-            if (!b) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int err = ferror(f);
-    if (f != stdin)
-        fclose(f);
-    if (!buf) {
-        hl_fail(HL_ERR_NOMEM, "out of memory reading %s", path);
-        return NULL;
-    }
-    if (err) {
-        free(buf);
-        hl_fail(HL_ERR_IO, "error reading %s", path);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
+    char *buf = NULL;
+    hl_status st = strcmp(path, "-") ? hl_file_read_all(path, 0, &buf, len)
+                                     : hl_file_read_stream(stdin, path, 0, &buf, len);
+    return st == HL_OK ? buf : NULL;
 }
 
 typedef struct {

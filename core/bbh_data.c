@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/bbh.h"
 #include "datasets/catalog.h"
 
@@ -36,35 +37,7 @@ hl_status hl_bbh_default_dir(char *out, size_t out_size) {
 }
 
 static hl_status read_file(const char *path, char **buf, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return hl_fail(errno == ENOENT ? HL_ERR_NOT_FOUND : HL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return hl_fail(HL_ERR_IO, "%s is not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > BBH_MAX_FILE_BYTES) {
-        fclose(f);
-        return hl_fail(HL_ERR_FORMAT, "%s is %lld bytes, too large for a BBH file", path, (long long)st.st_size);
-    }
-    size_t n = (size_t)st.st_size;
-    char *b = malloc(n + 1);
-    if (!b) {
-        fclose(f);
-        return hl_fail(HL_ERR_NOMEM, "out of memory reading %s", path);
-    }
-    size_t got = fread(b, 1, n, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || got != n) {
-        free(b);
-        return hl_fail(HL_ERR_IO, "short read on %s", path);
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    return HL_OK;
+    return hl_file_read_all(path, BBH_MAX_FILE_BYTES, buf, len);
 }
 
 void hl_bbh_examples_free(hl_bbh_example *examples, int n) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/bbh.h"
 #include "core/bbh_gen.h"
 #include "core/generate.h"
@@ -78,40 +79,6 @@ static hl_status write_atomic(const char *path, const char *text) {
         return hl_fail(e == ENOSPC ? HL_ERR_DISK_FULL : HL_ERR_IO, "cannot write %s: %s", path, strerror(e));
     }
     return HL_OK;
-}
-
-static char *read_text(const char *path, size_t *len, int *missing) {
-    *missing = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *missing = errno == ENOENT;
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = realloc(b, cap * 2 + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    if (b && ferror(f)) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = n;
-    }
-    return b;
 }
 
 /* ---- settings ----------------------------------------------------------------------- */
@@ -246,10 +213,10 @@ static int selected(const eval_ctx *c, int t, int idx) {
 /* Read samples.jsonl: mark done examples, cut an incomplete last line (interrupted write). */
 static hl_status load_samples(eval_ctx *c) {
     size_t len = 0;
-    int missing = 0;
-    char *buf = read_text(c->samples_path, &len, &missing);
-    if (!buf)
-        return missing ? HL_OK : hl_fail(HL_ERR_IO, "cannot read %s: %s", c->samples_path, strerror(errno));
+    char *buf = NULL;
+    hl_status rs = hl_file_read_all(c->samples_path, 0, &buf, &len);
+    if (rs != HL_OK)
+        return rs == HL_ERR_NOT_FOUND ? HL_OK : rs; /* no samples yet: a fresh start */
     size_t good = 0, pos = 0;
     long line = 0;
     hl_status st = HL_OK;
@@ -674,9 +641,10 @@ hl_status hl_bbh_eval_run(const char *out_dir, const hl_bbh_set *set, const hl_b
     snprintf(path, sizeof path, "%s/settings.json", out_dir);
     {
         size_t len = 0;
-        int missing = 0;
-        char *old = read_text(path, &len, &missing);
-        if (old) {
+        char *old = NULL;
+        hl_status rs = hl_file_read_all(path, 0, &old, &len);
+        int missing = rs == HL_ERR_NOT_FOUND;
+        if (rs == HL_OK) {
             cJSON *oj = cJSON_ParseWithLength(old, len);
             free(old);
             if (!oj)
@@ -689,7 +657,7 @@ hl_status hl_bbh_eval_run(const char *out_dir, const hl_bbh_set *set, const hl_b
             st = text ? write_atomic(path, text) : hl_fail(HL_ERR_NOMEM, "out of memory");
             free(text);
         } else {
-            st = hl_fail(HL_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+            st = rs; /* hl_file_read_all said why */
         }
     }
     if (st != HL_OK)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/safetensors.h"
 
 #define CKPT_FORMAT "hydralora-checkpoint"
@@ -20,95 +21,6 @@
 
 void hl_checkpoint_path(const char *run_dir, int64_t step, char *buf, size_t size) {
     snprintf(buf, size, "%s/checkpoints/step-%lld", run_dir, (long long)step);
-}
-
-hl_status hl_mkdir_p(const char *path) {
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof tmp)
-        return hl_fail(HL_ERR_ARG, "bad directory path '%s'", path);
-    memcpy(tmp, path, n + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return hl_fail(errno == ENOSPC ? HL_ERR_DISK_FULL : HL_ERR_IO, "cannot create directory %s: %s", tmp,
-                           strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return hl_fail(errno == ENOSPC ? HL_ERR_DISK_FULL : HL_ERR_IO, "cannot create directory %s: %s", tmp,
-                       strerror(errno));
-    struct stat sb;
-    if (stat(tmp, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return hl_fail(HL_ERR_IO, "%s exists and is not a directory", tmp);
-    return HL_OK;
-}
-
-void hl_fsync_dir(const char *path) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-void hl_fsync_parent(const char *path) {
-    char *dir = strdup(path);
-    if (!dir)
-        return;
-    char *slash = strrchr(dir, '/');
-    const char *d = ".";
-    if (slash) {
-        *slash = 0;
-        d = slash == dir ? "/" : dir;
-    }
-    hl_fsync_dir(d);
-    free(dir);
-}
-
-static hl_status remove_rec(const char *path, int depth) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return errno == ENOENT ? HL_OK : hl_fail(HL_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) {
-        if (depth > 16)
-            return hl_fail(HL_ERR_IO, "%s: directory tree too deep to remove", path);
-        DIR *d = opendir(path);
-        if (!d)
-            return hl_fail(HL_ERR_IO, "cannot open directory %s: %s", path, strerror(errno));
-        struct dirent *de;
-        hl_status st = HL_OK;
-        while ((de = readdir(d)) && st == HL_OK) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                continue;
-            char sub[4096];
-            if ((size_t)snprintf(sub, sizeof sub, "%s/%s", path, de->d_name) >= sizeof sub) {
-                st = hl_fail(HL_ERR_IO, "path too long under %s", path);
-                break;
-            }
-            st = remove_rec(sub, depth + 1);
-        }
-        closedir(d);
-        if (st)
-            return st;
-        if (rmdir(path) != 0)
-            return hl_fail(HL_ERR_IO, "cannot remove directory %s: %s", path, strerror(errno));
-        return HL_OK;
-    }
-    if (unlink(path) != 0)
-        return hl_fail(HL_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
-    return HL_OK;
-}
-
-hl_status hl_remove_tree(const char *path) {
-    if (!path || !path[0] || !strcmp(path, "/"))
-        return hl_fail(HL_ERR_ARG, "refusing to remove '%s'", path ? path : "(null)");
-    struct stat sb;
-    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode))
-        return hl_fail(HL_ERR_ARG, "refusing to remove through the symlink %s", path);
-    return remove_rec(path, 0);
 }
 
 /* ---- state.json ---- */
@@ -174,50 +86,12 @@ static int get_int(const cJSON *o, const char *key, int64_t *out) {
     return 1;
 }
 
-static hl_status read_file(const char *path, char **out, size_t *len, size_t max) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return hl_fail(errno == ENOENT ? HL_ERR_NOT_FOUND : HL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap + 1);
-    while (b) {
-        size_t k = fread(b + n, 1, cap - n, f);
-        n += k;
-        if (n < cap)
-            break;
-        if (cap >= max) {
-            free(b);
-            fclose(f);
-            return hl_fail(HL_ERR_FORMAT, "%s is larger than %zu bytes", path, max);
-        }
-        cap *= 2;
-        char *nb = realloc(b, cap + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-        } else
-            b = nb;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!b)
-        return hl_fail(HL_ERR_NOMEM, "out of memory reading %s", path);
-    if (err) {
-        free(b);
-        return hl_fail(HL_ERR_IO, "error reading %s", path);
-    }
-    b[n] = 0;
-    *out = b;
-    *len = n;
-    return HL_OK;
-}
-
 hl_status hl_checkpoint_read_state(const char *ckpt_dir, hl_ckpt_state *st) {
     char path[4200];
     snprintf(path, sizeof path, "%s/state.json", ckpt_dir);
     char *txt = NULL;
     size_t len = 0;
-    HL_TRY(read_file(path, &txt, &len, 1 << 20));
+    HL_TRY(hl_file_read_all(path, 1 << 20, &txt, &len));
     hl_status res = hl_checkpoint_parse_state(txt, len, path, st);
     free(txt);
     return res;

@@ -24,6 +24,7 @@
 
 #include "core/adapter.h"
 #include "core/config.h"
+#include "core/fileio.h" /* hl_mkdir_p, hl_remove_tree, hl_fsync_* (moved there) */
 #include "core/rng.h"
 #include "core/status.h"
 
@@ -68,16 +69,5 @@ hl_status hl_checkpoint_prune(const char *run_dir, int keep_last, int64_t protec
 
 /* Remove checkpoints/.tmp-* left by an interrupted save. Returns how many via *removed. */
 hl_status hl_checkpoint_clean_tmp(const char *run_dir, int *removed);
-
-/* rm -rf of a directory tree we created (refuses "", "/" and symlinks at the top). */
-hl_status hl_remove_tree(const char *path);
-
-/* mkdir -p. */
-hl_status hl_mkdir_p(const char *path);
-
-/* fsync a directory (makes renames inside it durable). */
-void hl_fsync_dir(const char *path);
-/* fsync the directory that holds `path` (after renaming a file to path); best effort. */
-void hl_fsync_parent(const char *path);
 
 #endif

@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "core/checkpoint.h"
+#include "core/fileio.h"
 
 static const char *const variant_choices[] = {"hydra", "lora", "lora-split", "uniform", NULL};
 static const char *const schedule_choices[] = {"cosine", "linear", "constant", NULL};
@@ -498,39 +498,9 @@ hl_status hl_config_from_json(hl_run_config *cfg, const char *json, size_t len, 
 }
 
 hl_status hl_config_load_file(hl_run_config *cfg, const char *path) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return hl_fail(errno == ENOENT ? HL_ERR_NOT_FOUND : HL_ERR_IO, "cannot open config %s: %s", path,
-                       strerror(errno));
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            if (cap > (64u << 20)) {
-                free(buf);
-                fclose(fp);
-                return hl_fail(HL_ERR_FORMAT, "config %s is larger than 64 MiB; is it really a config?", path);
-            }
-            cap = cap ? cap * 2 : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(fp);
-                return hl_fail(HL_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            buf = nb;
-        }
-        size_t k = fread(buf + len, 1, cap - len, fp);
-        len += k;
-        if (k == 0)
-            break;
-    }
-    int err = ferror(fp);
-    fclose(fp);
-    if (err) {
-        free(buf);
-        return hl_fail(HL_ERR_IO, "error reading config %s", path);
-    }
+    size_t len = 0;
+    HL_TRY(hl_file_read_all(path, 64u << 20, &buf, &len)); /* a config is a few KB; 64 MiB is a wrong path */
     hl_status st = hl_config_from_json(cfg, buf, len, path);
     free(buf);
     return st;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/gguf.h"
 #include "core/llama2c.h"
 #include "core/mapped_file.h"
@@ -489,17 +490,6 @@ static int looks_like_safetensors(const unsigned char *p, size_t len) {
     return n >= 2 && n <= len - 8 && p[8] == '{';
 }
 
-static void dir_of(char *dir, size_t size, const char *path) {
-    snprintf(dir, size, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, size, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-}
-
 static hl_status load_file(hl_model *m, const char *path) {
     hl_mapped_file mf;
     HL_TRY(hl_mapped_file_open(&mf, path));
@@ -515,7 +505,7 @@ static hl_status load_file(hl_model *m, const char *path) {
     } else if (looks_like_safetensors(mf.data, mf.size)) {
         hl_mapped_file_close(&mf);
         char dir[4096];
-        dir_of(dir, sizeof dir, path);
+        hl_path_dirname(dir, sizeof dir, path);
         rc = load_hf(m, dir, path);
         if (rc == HL_OK)
             snprintf(m->path, sizeof m->path, "%s", path);
@@ -555,12 +545,12 @@ hl_status hl_model_load(hl_model *model, const char *path) {
     size_t n = strlen(path);
     if (n >= 11 && !strcmp(path + n - 11, "config.json")) {
         char dir[4096];
-        dir_of(dir, sizeof dir, path);
+        hl_path_dirname(dir, sizeof dir, path);
         return load_hf(model, dir, NULL);
     }
     if (n >= 5 && !strcmp(path + n - 5, ".json")) {
         char dir[4096];
-        dir_of(dir, sizeof dir, path);
+        hl_path_dirname(dir, sizeof dir, path);
         return load_hf(model, dir, path); /* a model.safetensors.index.json */
     }
     return load_file(model, path);

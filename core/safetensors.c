@@ -1,4 +1,5 @@
 /* safetensors reader and writer. See safetensors.h for the contract and FORMATS.md §4.4. */
+#include "core/jsonout.h"
 #include "core/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -13,7 +14,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "core/checkpoint.h"
+#include "core/fileio.h"
 #include "core/mapped_file.h"
 
 /* The reference implementation refuses headers over 100 MB; a real header is a few
@@ -513,17 +514,6 @@ static int path_exists(const char *p) {
     return stat(p, &sb) == 0;
 }
 
-static void dir_of(char *dir, size_t size, const char *path) {
-    snprintf(dir, size, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, size, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-}
-
 static hl_status set_add_file(hl_st_set *set, const char *path) {
     hl_safetensors **nf = realloc(set->files, (size_t)(set->n_files + 1) * sizeof *nf);
     if (!nf)
@@ -544,7 +534,7 @@ static hl_status set_open_index(hl_st_set *set, const char *index_path) {
         return hl_fail(HL_ERR_FORMAT, "%s: not valid JSON", index_path);
     hl_status rc = HL_OK;
     char dir[4096], shard_path[8192];
-    dir_of(dir, sizeof dir, index_path);
+    hl_path_dirname(dir, sizeof dir, index_path);
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm) || !wm->child) {
         rc = hl_fail(HL_ERR_FORMAT, "%s: no \"weight_map\" object (not a safetensors index?)", index_path);
@@ -746,18 +736,9 @@ static void sb_fmt_u64(strbuf *b, uint64_t v) {
 /* JSON string with the escapes JSON requires (quote, backslash, control bytes). */
 static void sb_json_string(strbuf *b, const char *s) {
     sb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            char esc[2] = {'\\', (char)*p};
-            sb_put(b, esc, 2);
-        } else if (*p < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", *p);
-            sb_put(b, esc, 6);
-        } else {
-            sb_put(b, (const char *)p, 1);
-        }
-    }
+    char esc[8];
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        sb_put(b, esc, hl_json_escape_byte(*p, esc));
     sb_put(b, "\"", 1);
 }
 

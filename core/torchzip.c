@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/checkpoint.h"
+#include "core/fileio.h"
 
 /* ---------------- CRC-32 ---------------- */
 

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/jsonout.h"
 #include "core/checkpoint.h"
 #include "core/export.h"
 #include "core/gemm.h"
@@ -95,20 +96,6 @@ static void job_event(job *j, int is_error, const char *fmt, ...) {
 
 /* ---- metrics.jsonl ---- */
 
-static void json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 /* Write a finite double or null. */
 static void json_num(FILE *f, double v) {
     if (isfinite(v))
@@ -122,7 +109,7 @@ static void metrics_event(job *j, const char *event, const char *text) {
         return;
     fprintf(j->metrics, "{\"event\":\"%s\",\"step\":%lld,\"time\":%lld,\"text\":", event, (long long)j->s->step,
             (long long)time(NULL));
-    json_str(j->metrics, text);
+    hl_json_write_string(j->metrics, text);
     fputs("}\n", j->metrics);
     fflush(j->metrics);
 }

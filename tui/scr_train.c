@@ -201,7 +201,7 @@ static void draw_aux(train_scr *s, tui_rect r) {
         po.xmax = (double)sn->total_steps;
     }
     po.empty_text = "no data yet";
-    plot_series ser[2];
+    plot_series ser[3]; /* min-max band, mean line, clipping threshold */
     int ns = 0;
     if (h->width > 1)
         ser[ns++] = (plot_series){.x = d.x, .lo = d.lo, .hi = d.hi, .n = d.n, .kind = PLOT_BAND,
