@@ -356,7 +356,15 @@ static hl_status do_eval(job *j) {
         fputs("}\n", j->metrics);
         fflush(j->metrics);
     }
-    job_event(j, 0, "eval loss %.4f at step %lld", loss, (long long)s->step);
+    /* Consecutive evals update one event in place, so that on a small model evaluating every
+     * few steps they do not push checkpoints and warnings out of the short event ring. */
+    hl_engine_event *last = &s->events[(s->last_event_seq ? s->last_event_seq - 1 : 0) % HL_ENGINE_EVENTS];
+    if (s->last_event_seq && !strncmp(last->text, "eval loss ", 10)) {
+        last->step = s->step;
+        snprintf(last->text, sizeof last->text, "eval loss %.4f at step %lld", loss, (long long)s->step);
+    } else {
+        job_event(j, 0, "eval loss %.4f at step %lld", loss, (long long)s->step);
+    }
     return HL_OK;
 }
 

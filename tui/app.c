@@ -44,6 +44,7 @@ void app_msg(tui_app *app, int level, const char *fmt, ...) {
             *p = ' ';
     app->msg_level = level;
     app->msg_time = ui_now();
+    app->msg_from_engine = 0;
 }
 
 void app_switch(tui_app *app, int screen) {
@@ -455,7 +456,13 @@ static void absorb_snapshot(tui_app *app) {
             bi = i;
         }
     if (bi >= 0) {
-        app_msg(app, s->events[bi].is_error ? MSG_ERROR : MSG_INFO, "%s", s->events[bi].text);
+        /* Routine engine news (an eval every few steps on a small model) must not wipe the
+         * answer to the key the user just pressed before it can be read; errors always show. */
+        int answer_fresh = !app->msg_from_engine && app->msg[0] && ui_now() - app->msg_time < 3.0;
+        if (s->events[bi].is_error || !answer_fresh) {
+            app_msg(app, s->events[bi].is_error ? MSG_ERROR : MSG_INFO, "%s", s->events[bi].text);
+            app->msg_from_engine = 1;
+        }
         app->snap_version = best;
     }
     if (app->stopping && (hl_job_state_is_final(s->state) || s->state == HL_JOB_IDLE))

@@ -84,6 +84,7 @@ struct tui_app {
     char msg[1024];
     int msg_level;
     double msg_time;
+    int msg_from_engine; /* the status line shows an engine event, not the answer to a key */
 
     /* quit handling */
     int quit_requested;
