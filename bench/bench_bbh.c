@@ -28,53 +28,7 @@
 #include "core/model.h"
 #include "core/safetensors.h"
 #include "core/tokenizer.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double measure_sgemm(int n) {
-    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
-          *c = malloc((size_t)n * n * sizeof(float));
-    for (size_t i = 0; i < (size_t)n * n; i++)
-        a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
-    double best = 0;
-    for (int r = 0; r < 3; r++) {
-        double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * n * n * (double)n / (now_s() - t0) / 1e9;
-        best = g > best ? g : best;
-    }
-    free(a), free(b), free(c);
-    return best;
-}
-
-static double measure_bandwidth(size_t bytes) {
-    size_t n = bytes / sizeof(uint64_t);
-    uint64_t *buf = malloc(n * sizeof *buf);
-    if (!buf)
-        return 0;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i * 0x9E3779B97F4A7C15ull;
-    double best = 0;
-    volatile uint64_t sink = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = now_s();
-        uint64_t s = 0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i++)
-            s += buf[i];
-        double g = (double)bytes / (now_s() - t0) / 1e9;
-        sink += s;
-        best = g > best ? g : best;
-    }
-    (void)sink;
-    free(buf);
-    return best;
-}
+#include "bench_common.h"
 
 typedef struct {
     long prompt_tokens, reused, gen_tokens, done;
@@ -120,9 +74,9 @@ static double run_eval(const hl_bbh_set *set, const hl_model *m, const hl_tokeni
     if (!mkdtemp(dir))
         return 0;
     memset(rs, 0, sizeof *rs);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     hl_status st = hl_bbh_eval_run(dir, set, &tg, &o, on_progress, rs, NULL, NULL);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     rm_dir(dir);
     if (st != HL_OK) {
         fprintf(stderr, "bench_bbh: %s\n", hl_last_error());
@@ -164,7 +118,7 @@ static void bench_model(const char *name, const hl_bbh_set *set, const hl_model 
 
 int main(int argc, char **argv) {
     int threads = 0, layers = 1, examples = 0, max_new = 0, quick = 0, no7b = 0, nostories = 0;
-    const char *shared = getenv("HL_SHARED") ? getenv("HL_SHARED") : "../shared";
+    const char *shared = bench_shared_dir();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -190,8 +144,8 @@ int main(int argc, char **argv) {
     }
     hl_set_threads(threads);
     printf("bench_bbh: %d threads\n", hl_get_threads());
-    double gf = measure_sgemm(quick ? 512 : 1024);
-    double bw = measure_bandwidth(quick ? ((size_t)128 << 20) : ((size_t)512 << 20));
+    double gf = hl_sgemm_gflops(quick ? 512 : 1024, 3);
+    double bw = bench_read_bandwidth(quick ? ((size_t)128 << 20) : ((size_t)512 << 20), 3);
     printf("machine: OpenBLAS sgemm %.1f GFLOP/s, read bandwidth %.1f GB/s\n", gf, bw);
 
     char p[4096];

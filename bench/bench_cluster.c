@@ -17,41 +17,7 @@
 #include "core/cluster.h"
 #include "core/gemm.h"
 #include "core/rng.h"
-
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Streaming read bandwidth (GB/s) over a 256 MB buffer, best of 3. */
-static double read_bandwidth(void) {
-    size_t n = (size_t)32 << 20; /* doubles */
-    double *a = malloc(n * sizeof *a);
-    if (!a)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        a[i] = (double)(i & 1023);
-    double best = 0, sink = 0;
-    for (int r = 0; r < 3; r++) {
-        double t0 = now(), s = 0;
-#pragma omp parallel for reduction(+ : s)
-        for (size_t i = 0; i < n; i++)
-            s += a[i];
-        double t = now() - t0;
-        sink += s;
-        if (n * sizeof *a / t / 1e9 > best)
-            best = n * sizeof *a / t / 1e9;
-    }
-    free(a);
-    return sink > 0 ? best : best; /* sink keeps the loop alive */
-}
+#include "bench_common.h"
 
 typedef struct {
     char **texts;
@@ -91,7 +57,7 @@ static int count_words(const char *s) {
 
 int main(int argc, char **argv) {
     int64_t n_records = argc > 1 ? atoll(argv[1]) : 15000;
-    const char *shared = argc > 2 ? argv[2] : getenv("HL_SHARED") ? getenv("HL_SHARED") : "../shared";
+    const char *shared = argc > 2 ? argv[2] : bench_shared_dir();
     char path[4096];
 
     /* Topics. */
@@ -164,7 +130,7 @@ int main(int argc, char **argv) {
            (long long)n_records, n_topics);
     printf("  %.1f words/record on average, %.1f MB of text\n", (double)words / (double)n_records, (double)bytes / 1e6);
     double gflops = hl_sgemm_gflops(1024, 3);
-    double bw = read_bandwidth();
+    double bw = bench_read_bandwidth((size_t)256 << 20, 3);
     printf("machine: sgemm %.1f GFLOP/s (OpenBLAS, 1024^3), read bandwidth %.1f GB/s\n\n", gflops, bw);
 
     /* TF-IDF and k-means over K = 1..12 with the CLI's defaults, phase by phase. Wall and
@@ -172,12 +138,12 @@ int main(int argc, char **argv) {
      * the neighbours. */
     hl_cluster_options o = hl_cluster_defaults();
     hl_tfidf tf;
-    double t0 = now(), c0 = cpu_now();
+    double t0 = bench_now_s(), c0 = bench_cpu_now_s();
     if (hl_tfidf_fit_transform((const char *const *)docs, n_records, &o.tfidf, &tf, NULL, NULL) != HL_OK) {
         fprintf(stderr, "bench_cluster: %s\n", hl_last_error());
         return 1;
     }
-    double tfidf_wall = now() - t0, tfidf_cpu = cpu_now() - c0;
+    double tfidf_wall = bench_now_s() - t0, tfidf_cpu = bench_cpu_now_s() - c0;
     printf("TF-IDF (min_df 2, sublinear tf, l2): %lld terms, %lld non-zeros (%.0f per record): %.2f s wall, "
            "%.2f s CPU (%.1f MB/s of text)\n",
            (long long)tf.n_terms, (long long)tf.X.nnz, (double)tf.X.nnz / (double)n_records, tfidf_wall, tfidf_cpu,
@@ -188,7 +154,7 @@ int main(int argc, char **argv) {
     int iters[12];
     double walls[12], cpus[12];
     for (int k = 1; k <= 12; k++) {
-        t0 = now(), c0 = cpu_now();
+        t0 = bench_now_s(), c0 = bench_cpu_now_s();
         hl_kmeans_result r;
         if (k == 1) {
             sse[0] = hl_kmeans_total_sse(&tf.X);
@@ -203,7 +169,7 @@ int main(int argc, char **argv) {
             iters[k - 1] = r.n_iter;
             hl_kmeans_result_free(&r);
         }
-        walls[k - 1] = now() - t0, cpus[k - 1] = cpu_now() - c0;
+        walls[k - 1] = bench_now_s() - t0, cpus[k - 1] = bench_cpu_now_s() - c0;
         ks[k - 1] = k;
         km_wall += walls[k - 1], km_cpu += cpus[k - 1];
     }
@@ -231,13 +197,13 @@ int main(int argc, char **argv) {
 
     /* Ward on the default sample. */
     o.method = HL_CLUSTER_WARD;
-    t0 = now(), c0 = cpu_now();
+    t0 = bench_now_s(), c0 = bench_cpu_now_s();
     if (hl_cluster_run((const char *const *)docs, n_records, &o, &r, NULL, NULL) != HL_OK) {
         fprintf(stderr, "bench_cluster: %s\n", hl_last_error());
         return 1;
     }
-    total = now() - t0;
-    double total_cpu = cpu_now() - c0;
+    total = bench_now_s() - t0;
+    double total_cpu = bench_cpu_now_s() - c0;
     double ward_time = r.per_k[0].seconds;
     double pairs = (double)r.ward_n * (double)(r.ward_n - 1) / 2;
     printf("Ward on a %lld-record sample (--ward-max %d): %.2f s for distances + linkage "
@@ -259,12 +225,12 @@ int main(int argc, char **argv) {
     hl_tsne_options to = hl_tsne_defaults();
     hl_tsne_info info;
     double *G = malloc((size_t)tn * tn * sizeof *G);
-    t0 = now(), c0 = cpu_now();
+    t0 = bench_now_s(), c0 = bench_cpu_now_s();
     hl_tsne_gram(X, tn, td, G);
-    double tg = now() - t0, tg_cpu = cpu_now() - c0;
-    t0 = now(), c0 = cpu_now();
+    double tg = bench_now_s() - t0, tg_cpu = bench_cpu_now_s() - c0;
+    t0 = bench_now_s(), c0 = bench_cpu_now_s();
     hl_status st = hl_tsne_run_gram(G, tn, &to, Y, &info, NULL, NULL);
-    double ts = now() - t0, ts_cpu = cpu_now() - c0;
+    double ts = bench_now_s() - t0, ts_cpu = bench_cpu_now_s() - c0;
     if (st != HL_OK) {
         fprintf(stderr, "bench_cluster: %s\n", hl_last_error());
         return 1;

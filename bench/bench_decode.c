@@ -29,40 +29,8 @@
 #include "core/generate.h"
 #include "core/model.h"
 #include "core/safetensors.h"
+#include "bench_common.h"
 #include "pytorch_ref.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Read bandwidth (GB/s): best of several parallel passes summing a `bytes` buffer. */
-static double measure_bandwidth(size_t bytes) {
-    size_t n = bytes / sizeof(uint64_t);
-    uint64_t *buf = malloc(n * sizeof *buf);
-    if (!buf)
-        return 0;
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i * 0x9E3779B97F4A7C15ull;
-    double best = 0;
-    volatile uint64_t sink = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t0 = now_s();
-        uint64_t s = 0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
-        for (size_t i = 0; i < n; i++)
-            s += buf[i];
-        double dt = now_s() - t0;
-        sink += s;
-        double gbs = (double)bytes / dt / 1e9;
-        best = gbs > best ? gbs : best;
-    }
-    (void)sink;
-    free(buf);
-    return best;
-}
 
 typedef struct {
     double t_first; /* time of the first sampling after prefill */
@@ -75,7 +43,7 @@ static void on_logits(void *user, int seq, int pos, const float *logits, int voc
     if (seq != 0)
         return;
     if (t->steps++ == 0)
-        t->t_first = now_s();
+        t->t_first = bench_now_s();
 }
 
 /* Decode `tokens` new tokens for `batch` prompts of `prompt_len` tokens; returns tokens/s of the
@@ -104,7 +72,7 @@ static double run_decode(const hl_model *m, int batch, int prompt_len, int token
     p.user = &tm;
     hl_gen_result *res = calloc((size_t)batch, sizeof *res);
     hl_status st = hl_generate_ids(g, (const int32_t *const *)prompts, lens, batch, &p, res);
-    double t_end = now_s();
+    double t_end = bench_now_s();
     if (st != HL_OK) {
         fprintf(stderr, "bench_decode: %s\n", hl_last_error());
         exit(1);
@@ -182,9 +150,9 @@ static void report_weight_product(const hl_weight *w, double bw) {
         hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
         double best = 1e30;
         for (int r = 0; r < 3; r++) {
-            double t0 = now_s();
+            double t0 = bench_now_s();
             hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
-            double dt = now_s() - t0;
+            double dt = bench_now_s() - t0;
             best = dt < best ? dt : best;
         }
         printf("  M = %3d: %7.2f ms, %6.1f GFLOP/s, weights at %5.1f GB/s = %5.1f%% of bandwidth\n", M, best * 1e3,
@@ -195,7 +163,7 @@ static void report_weight_product(const hl_weight *w, double bw) {
 
 int main(int argc, char **argv) {
     int threads = 0, layers = 2, tokens = 32, quick = 0, no_pytorch = 0;
-    const char *shared = getenv("HL_SHARED") ? getenv("HL_SHARED") : "../shared";
+    const char *shared = bench_shared_dir();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
@@ -224,7 +192,7 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows when piped to a file */
     hl_set_threads(threads);
     printf("bench_decode: %d threads\n", hl_get_threads());
-    double bw = measure_bandwidth(quick ? ((size_t)256 << 20) : ((size_t)1 << 30));
+    double bw = bench_read_bandwidth(quick ? ((size_t)256 << 20) : ((size_t)1 << 30), 5);
     printf("memory read bandwidth: %.1f GB/s (parallel sum over %d MiB, best of 5)\n", bw, quick ? 256 : 1024);
     int with_pt = pytorch_available(no_pytorch);
     printf("\n");
@@ -310,23 +278,23 @@ int main(int argc, char **argv) {
 #undef ENTRY
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     hl_st_write_opts o = {HL_DTYPE_BF16, 1, NULL, 0};
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (hl_st_write(p, e, nt, &o) != HL_OK) {
         fprintf(stderr, "bench_decode: writing %s: %s\n", p, hl_last_error());
         return 1;
     }
-    double t_write = now_s() - t0;
+    double t_write = bench_now_s() - t0;
     free(rnd);
     free(ones);
     free(e);
     free(names);
-    t0 = now_s();
+    t0 = bench_now_s();
     if (hl_model_load(&m, dir) != HL_OK) {
         fprintf(stderr, "bench_decode: %s\n", hl_last_error());
         return 1;
     }
     printf("\nLLaMA-2-7B-shaped, %d layers, BF16: %.2f GB weights (written in %.1f s, loaded in %.3f s, mmapped)\n",
-           layers, (double)hl_model_weight_bytes(&m) / 1e9, t_write, now_s() - t0);
+           layers, (double)hl_model_weight_bytes(&m) / 1e9, t_write, bench_now_s() - t0);
     char name[64];
     snprintf(name, sizeof name, "7B-shaped %dL (BF16)", layers);
     int nt7 = quick ? 8 : tokens;

@@ -12,33 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/fileio.h"
 #include "core/tokenizer.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    }
-    return buf;
-}
+#include "bench_common.h"
 
 /* Seconds SentencePiece takes for the same records (best of 3), or < 0 if unavailable. */
 static double time_sentencepiece(const char *tok_path, const char *data_path, int whole) {
@@ -69,7 +45,7 @@ static double time_sentencepiece(const char *tok_path, const char *data_path, in
 }
 
 int main(int argc, char **argv) {
-    const char *shared = getenv("HL_SHARED") ? getenv("HL_SHARED") : "../shared";
+    const char *shared = bench_shared_dir();
     char tok_path[4096], data_path[4096];
     snprintf(tok_path, sizeof tok_path, "%s", argc > 1 ? argv[1] : "");
     snprintf(data_path, sizeof data_path, "%s", argc > 2 ? argv[2] : "");
@@ -84,9 +60,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     size_t raw_len = 0;
-    char *raw = read_all(data_path, &raw_len);
-    if (!raw) {
-        fprintf(stderr, "bench_tokenizer: cannot read %s\n", data_path);
+    char *raw = NULL;
+    if (hl_file_read_all(data_path, 0, &raw, &raw_len) != HL_OK) {
+        fprintf(stderr, "bench_tokenizer: %s\n", hl_last_error());
         return 1;
     }
     /* records: every question and answer */
@@ -107,7 +83,9 @@ int main(int argc, char **argv) {
         cJSON_Delete(j);
     }
     free(raw);
-    char *whole = read_all(data_path, &raw_len);
+    char *whole = NULL;
+    if (hl_file_read_all(data_path, 0, &whole, &raw_len) != HL_OK)
+        whole = NULL; /* the whole-file section is skipped */
 
     printf("tokenizer %s (%s, %d pieces)\n", tok_path, hl_tokenizer_format(tok), hl_tokenizer_vocab_size(tok));
     printf("data      %s: %zu texts, %.2f MB\n", data_path, n, bytes / 1e6);
@@ -117,7 +95,7 @@ int main(int argc, char **argv) {
     size_t tokens = 0;
     int32_t *all_ids = NULL;
     for (int run = 0; run < 5; run++) {
-        double t0 = now();
+        double t0 = bench_now_s();
         tokens = 0;
         for (size_t i = 0; i < n; i++) {
             int32_t *ids;
@@ -129,7 +107,7 @@ int main(int argc, char **argv) {
             tokens += k;
             free(ids);
         }
-        double dt = now() - t0;
+        double dt = bench_now_s() - t0;
         if (dt < best)
             best = dt;
     }
@@ -141,13 +119,13 @@ int main(int argc, char **argv) {
     best = 1e9;
     size_t whole_tokens = 0;
     for (int run = 0; run < 3; run++) {
-        double t0 = now();
+        double t0 = bench_now_s();
         free(all_ids);
         if (hl_tokenizer_encode(tok, whole, raw_len, 0, &all_ids, &whole_tokens) != HL_OK) {
             fprintf(stderr, "encode: %s\n", hl_last_error());
             return 1;
         }
-        double dt = now() - t0;
+        double dt = bench_now_s() - t0;
         if (dt < best)
             best = dt;
     }
@@ -158,7 +136,7 @@ int main(int argc, char **argv) {
     /* decode */
     best = 1e9;
     for (int run = 0; run < 3; run++) {
-        double t0 = now();
+        double t0 = bench_now_s();
         char *text;
         size_t len;
         if (hl_tokenizer_decode(tok, all_ids, whole_tokens, &text, &len) != HL_OK) {
@@ -166,7 +144,7 @@ int main(int argc, char **argv) {
             return 1;
         }
         free(text);
-        double dt = now() - t0;
+        double dt = bench_now_s() - t0;
         if (dt < best)
             best = dt;
     }

@@ -25,17 +25,12 @@
 #include "core/llama.h"
 #include "core/model.h"
 #include "core/optim.h"
+#include "bench_common.h"
 #include "pytorch_ref.h"
 
 #ifdef HL_ENGINE_PROFILE
 int hl_llama_profile(const char *const **names, double **seconds); /* core/llama.c, profiling builds only */
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
     hl_model m;
@@ -124,7 +119,7 @@ static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int s
     const int B = 1, T = 512;
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, hl_dtype_name(dt), B, T);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     bench_model bm;
     build(&bm, c, dt);
     hl_adapter_config ac = {.variant = HL_VARIANT_HYDRA, .targets = HL_TARGETS_DEFAULT, .r = 8, .n_heads = 4,
@@ -145,8 +140,8 @@ static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int s
     const hl_mem_plan *p = hl_llama_mem_plan(ctx);
     printf("setup %.1f s; memory plan: weights %.1f MiB (not counted), params %.2f MiB, grads %.2f MiB, "
            "moments %.2f MiB, activations %.1f MiB, scratch %.1f MiB, total %.1f MiB\n",
-           now_s() - t0, p->weights / 1048576.0, p->params / 1048576.0, p->grads / 1048576.0, p->moments / 1048576.0,
-           p->activations / 1048576.0, p->scratch / 1048576.0, p->total / 1048576.0);
+           bench_now_s() - t0, p->weights / 1048576.0, p->params / 1048576.0, p->grads / 1048576.0,
+           p->moments / 1048576.0, p->activations / 1048576.0, p->scratch / 1048576.0, p->total / 1048576.0);
     int *tokens = malloc(sizeof(int) * B * T), *labels = malloc(sizeof(int) * B * T), len = T;
     for (int i = 0; i < B * T; i++)
         tokens[i] = labels[i] = (int)((i * 7919u + 13u) % (unsigned)c->vocab_size);
@@ -155,13 +150,13 @@ static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int s
     double best = 1e30, total = 0;
     int64_t ntg = 0;
     for (int s = 0; s <= steps; s++) { /* step 0 warms up caches and threads */
-        double a = now_s();
+        double a = bench_now_s();
         float loss;
         hl_adapters_zero_grad(&ad);
         hl_llama_forward_backward(ctx, tokens, labels, &len, B, T, 1.0f, &loss, &ntg);
         double gn;
         hl_adapters_adamw_step(&ad, s + 1, hl_lr_at(&oc, s), &oc, &gn);
-        double dt_s = now_s() - a;
+        double dt_s = bench_now_s() - a;
         if (s > 0) {
             best = dt_s < best ? dt_s : best;
             total += dt_s;
@@ -235,9 +230,9 @@ int main(int argc, char **argv) {
             x[i] = (float)(i % 7) * 1e-2f;
         double best = 1e30;
         for (int r = 0; r < 3; r++) {
-            double a = now_s();
+            double a = bench_now_s();
             hl_sgemm(0, 1, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
-            double t = now_s() - a;
+            double t = bench_now_s() - a;
             best = t < best ? t : best;
         }
         gf = 2.0 * M * N * K / best * 1e-9;
@@ -255,9 +250,9 @@ int main(int argc, char **argv) {
         for (int i = 0; i < M * K; i++)
             x[i] = (float)(i % 17) * 0.01f;
         hl_gemm_xwt(y, x, &w, M, 0.0f, &sc);
-        double a = now_s();
+        double a = bench_now_s();
         hl_gemm_xwt(y, x, &w, M, 0.0f, &sc);
-        double t = now_s() - a;
+        double t = bench_now_s() - a;
         double g = 2.0 * M * N * K / t * 1e-9;
         printf("bf16 weight product 512x4096 · (11008x4096)ᵀ: %.1f GFLOP/s = %.0f%% of sgemm\n", g, 100.0 * g / gf);
         free(x), free(y), free(sc.buf);

@@ -16,22 +16,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fault_server import FaultServer  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+from hl_testlib import SHARED, check, finish  # noqa: E402
 
-SHARED = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 HL_BIN = os.environ.get("HL_BIN", "./hydralora")
 TOKEN = "secret-xyz"
 
-passed = failed = 0
 outputs = []  # every stdout/stderr we saw, for the token check
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
 
 
 def sha256(path):
@@ -279,8 +270,7 @@ def main():
         check(not leaked_files, "token in files: %s" % leaked_files)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/adapter.h"
+#include "core/fileio.h"
 #include "core/gemm.h"
 #include "core/llama.h"
 #include "core/model.h"
@@ -21,24 +22,6 @@
 static int die(const char *what) {
     fprintf(stderr, "oracle_engine: %s: %s\n", what, hl_last_error());
     return 1;
-}
-
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s)
-        s[n] = 0;
-    fclose(f);
-    return s;
 }
 
 static int *int_array(const cJSON *a, int *n) {
@@ -84,8 +67,9 @@ int main(int argc, char **argv) {
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/job.json", argv[1]);
-    char *text = slurp(path);
-    cJSON *job = text ? cJSON_Parse(text) : NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    cJSON *job = hl_file_read_all(path, 0, &text, &text_len) == HL_OK ? cJSON_Parse(text) : NULL;
     if (!job) {
         fprintf(stderr, "oracle_engine: cannot read %s\n", path);
         return 1;

@@ -23,22 +23,13 @@ import time
 import numpy as np
 import sentencepiece as spm
 
-SHARED = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import BIN, SHARED, check, finish  # noqa: E402
+
 BBH = os.path.join(SHARED, "datasets/bbh")
 MODEL = os.path.join(SHARED, "models/stories260K-hf")
-BIN = os.environ.get("HL_BIN", "./hydralora")
 TASKS = ["boolean_expressions", "snarks"]
 MAX_NEW = 24
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg)
 
 
 def run(args, **kw):
@@ -379,8 +370,7 @@ def main():
         r = run(["bbh", "compare", os.path.join(out, "summary.json"), os.path.join(out2, "summary.json"),
                  "--names", "a,b"])
         check(r.returncode == 0 and "diff" in r.stdout and "boolean_expressions" in r.stdout, f"compare: {r.stderr}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -9,19 +9,10 @@ import os
 import subprocess
 import sys
 
-SHARED = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import BIN, SHARED, check, finish  # noqa: E402
+
 BBH = os.path.join(SHARED, "datasets/bbh")
-BIN = os.environ.get("HL_BIN", "./hydralora")
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg)
 
 
 def ao_body(body):
@@ -98,8 +89,7 @@ def main():
     want = build("sports_understanding", bodies["sports_understanding"], data["sports_understanding"][5]["input"],
                  "cot", "paper")
     check(r.returncode == 0 and r.stdout == want.encode("utf-8"), "bbh prompt bytes")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -10,20 +10,10 @@ import subprocess
 import sys
 import tempfile
 
-SHARED = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import BIN, SHARED, check, finish  # noqa: E402
+
 BBH = os.path.join(SHARED, "datasets/bbh")
-BIN = os.environ.get("HL_BIN", "./hydralora")
-
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg)
 
 
 MCQ = {"temporal_sequences", "disambiguation_qa", "date_understanding", "tracking_shuffled_objects_three_objects",
@@ -229,8 +219,7 @@ def main():
                     a, ok = score(rule, mode, t, g, tgt)
                     check(dl["extracted"] == a and dl["correct"] == ok,
                           f"crafted {rule}/{mode} {t} {g!r}: C {dl['extracted']!r} {dl['correct']} vs py {a!r} {ok}")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

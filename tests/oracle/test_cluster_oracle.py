@@ -29,21 +29,10 @@ from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.manifold import TSNE, trustworthiness
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import BIN, SHARED, check, finish  # noqa: E402
+
 warnings.filterwarnings("ignore")
-
-SHARED = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
-BIN = os.environ.get("HL_BIN") or os.path.join(os.environ.get("HL_BUILD_DIR", "build"), "hydralora")
-
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg, flush=True)
 
 
 def run(args):
@@ -357,8 +346,7 @@ def main():
         test_kmeans_ward(tmp, data_path, src)
         test_choose_n(data_path, src)
         test_tsne(tmp)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -27,19 +27,10 @@ import zlib
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import check, finish  # noqa: E402
+
 torch.set_default_dtype(torch.float64)
-
-PASSED = 0
-FAILED = 0
-
-
-def check(cond, msg):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL:", msg)
 
 
 # ---------------------------------------------------------------- safetensors by hand
@@ -488,8 +479,7 @@ def main():
         for case in CASES:
             run_case(case, engine, root)
         score_test(root)
-    print(f"{PASSED} passed, {FAILED} failed")
-    return 1 if FAILED else 0
+    return finish()
 
 
 if __name__ == "__main__":

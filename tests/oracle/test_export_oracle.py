@@ -27,24 +27,14 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
-SHARED = os.environ.get("HL_SHARED", "../shared")
-BIN = os.environ.get("HL_BIN", "./hydralora")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import BIN, SHARED, check, finish  # noqa: E402
+
 MODEL = os.path.join(SHARED, "models", "stories260K-hf")
 GSM_TRAIN = os.path.join(SHARED, "datasets", "gsm8k", "train.jsonl")
 GSM_TEST = os.path.join(SHARED, "datasets", "gsm8k", "test.jsonl")
 MAX_LEN = 320
 N_HEADS, RANK, ALPHA = 4, 8, 32.0
-
-passed = failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg, file=sys.stderr)
 
 
 def run(args, **kw):
@@ -370,5 +360,4 @@ def main():
 
 if __name__ == "__main__":
     main()
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    sys.exit(finish())

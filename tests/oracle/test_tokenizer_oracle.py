@@ -25,28 +25,15 @@ import time
 
 import sentencepiece as spm
 
-SHARED = os.environ.get("HL_SHARED", "../shared")
-BUILD = os.environ.get("HL_BUILD_DIR", ".")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hl_testlib import BIN as HL_BIN, BUILD, SHARED, check, finish  # noqa: E402
+
 ORACLE = os.environ.get("HL_ORACLE_TOKENIZE", os.path.join(BUILD, "oracle_tokenize"))
-HL_BIN = os.environ.get("HL_BIN", os.path.join(BUILD, "hydralora"))
 
 LLAMA_MODEL = os.path.join(SHARED, "models/llama2c-tokenizer/tokenizer.model")
 LLAMA_BIN = os.path.join(SHARED, "models/llama2c-tokenizer/tokenizer.bin")
 TOK512_MODEL = os.path.join(SHARED, "models/stories260K-hf/tokenizer.model")
 TOK512_BIN = os.path.join(SHARED, "models/stories260K/tok512.bin")
-
-passed = 0
-failed = 0
-
-
-def check(cond, msg):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg, flush=True)
-
 
 # ----------------------------------------------------------------------------------------
 # Texts
@@ -569,8 +556,7 @@ def main():
         test_cli(sp_llama, LLAMA_MODEL)
 
     print("total %.1fs" % (time.time() - t_start))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return finish()
 
 
 if __name__ == "__main__":

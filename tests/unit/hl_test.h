@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
+
 static int hl_test_passed, hl_test_failed;
 
 #define CHECK(cond, ...)                                                        \
@@ -35,6 +37,23 @@ static int hl_test_passed, hl_test_failed;
 static inline const char *hl_test_shared_dir(void) {
     const char *s = getenv("HL_SHARED");
     return s ? s : "../shared";
+}
+
+/* The whole file, malloc'd and NUL-terminated (*len excludes the NUL); NULL if it cannot be
+ * read. void * so byte and text callers both take it without a cast. */
+static inline void *hl_test_read_file(const char *path, size_t *len) {
+    char *data = NULL;
+    size_t n = 0;
+    if (hl_file_read_all(path, 0, &data, &n) != HL_OK)
+        return NULL;
+    *len = n;
+    return data;
+}
+
+/* rm -rf of a test's own temporary folder; a note on stderr if that fails (not a failure). */
+static inline void hl_test_remove_dir(const char *dir) {
+    if (hl_remove_tree(dir) != HL_OK)
+        fprintf(stderr, "could not remove %s: %s\n", dir, hl_last_error());
 }
 
 static inline int hl_test_finish(void) {

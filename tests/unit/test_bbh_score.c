@@ -6,30 +6,10 @@
 #include "core/bbh.h"
 #include "tests/unit/hl_test.h"
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = (size_t)n;
-    }
-    return b;
-}
-
 static int score_file(const hl_bbh_set *set, const char *path, hl_bbh_rule rule, hl_bbh_mode mode,
                       hl_bbh_summary *s) {
     size_t len = 0;
-    char *buf = slurp(path, &len);
+    char *buf = hl_test_read_file(path, &len);
     CHECK(buf != NULL, "read %s", path);
     if (!buf)
         return 0;

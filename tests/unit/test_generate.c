@@ -16,29 +16,7 @@
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "hl_test.h"
-
-static const char *GOLDEN =
-    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw "
-    "a big, red ball. She wanted to play with it, but it was too high.\n"
-    "Lily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. She said, \"I want to "
-    "play with your ball, but I can't find it.\"\n"
-    "Lily was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\n"
-    "Lily didn't want to help her mom, so she said, \"I'm sorry, mom. I didn't know what to do.\" Her mom said, "
-    "\"Don't worry, Lily. We can help you.";
-
-static const int GOLDEN_IDS[257] = {
-    1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410,
-    408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388,
-    426, 338, 391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13,  438, 310, 439,
-    419, 357, 336, 432, 313, 438, 310, 432, 278, 316, 439, 419, 298, 414, 267, 265, 282, 295, 433, 426, 436, 317,
-    286, 296, 418, 269, 279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338, 336, 432, 313,
-    442, 391, 267, 337, 335, 364, 420, 268, 388, 432, 398, 359, 280, 303, 439, 413, 272, 417, 264, 312, 426, 436,
-    13,  438, 310, 286, 296, 418, 269, 279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338,
-    336, 432, 313, 442, 439, 423, 262, 304, 420, 422, 432, 317, 426, 359, 279, 292, 416, 439, 413, 409, 416, 327,
-    263, 415, 294, 267, 400, 426, 436, 13,  438, 310, 279, 292, 416, 439, 413, 391, 267, 281, 421, 427, 311, 357,
-    432, 384, 358, 336, 432, 313, 442, 439, 423, 262, 304, 420, 422, 432, 357, 426, 359, 279, 292, 416, 439, 413,
-    409, 416, 327, 263, 415, 294, 267, 400, 426, 436, 320, 285, 357, 336, 432, 313, 455, 289, 439, 413, 263, 304,
-    420, 422, 432, 317, 426, 410, 448, 411, 280, 303, 281, 421, 427, 364, 426};
+#include "tests/unit/hl_stories_golden.h"
 
 /* FORMATS.md §7.1 quotes the beginning of llama2.c's sampled story. */
 static const char *SAMPLED_PREFIX =
@@ -101,15 +79,16 @@ static void test_golden_forms(void) {
         hl_gen_result r;
         const char *prompt = "";
         CHECK(hl_generate(g, &prompt, 1, &p, &r) == HL_OK, "%s: %s", forms[f][0], hl_last_error());
-        CHECK(r.text && !strcmp(r.text, GOLDEN), "%s: greedy text differs:\n%s", forms[f][0], r.text ? r.text : "");
-        CHECK(strlen(GOLDEN) == 565, "golden has 565 characters");
+        CHECK(r.text && !strcmp(r.text, hl_story_text), "%s: greedy text differs:\n%s", forms[f][0],
+              r.text ? r.text : "");
+        CHECK(strlen(hl_story_text) == 565, "golden has 565 characters");
         CHECK(r.n_prompt + r.n_generated == 257, "%s: %d ids", forms[f][0], r.n_prompt + r.n_generated);
         int first_bad = -1;
         for (int i = 0; i < 257 && i < r.n_prompt + r.n_generated; i++)
-            if (r.ids[i] != GOLDEN_IDS[i] && first_bad < 0)
+            if (r.ids[i] != hl_story_ids[i] && first_bad < 0)
                 first_bad = i;
         CHECK(first_bad < 0, "%s: id %d is %d, expected %d", forms[f][0], first_bad,
-              first_bad >= 0 ? r.ids[first_bad] : 0, first_bad >= 0 ? GOLDEN_IDS[first_bad] : 0);
+              first_bad >= 0 ? r.ids[first_bad] : 0, first_bad >= 0 ? hl_story_ids[first_bad] : 0);
         CHECK(r.finish == HL_GEN_LENGTH, "%s: finish %s", forms[f][0], hl_gen_finish_name(r.finish));
         CHECK(sink.len == r.text_len && !memcmp(sink.buf, r.text, r.text_len), "%s: streamed text equals the result",
               forms[f][0]);
@@ -131,7 +110,8 @@ static void test_golden_forms(void) {
             CHECK(hl_generate(g, &prompt, 1, &p, &r) == HL_OK, "%s", hl_last_error());
             CHECK(r.finish == HL_GEN_BOS && r.n_generated == 346 && r.ids[r.n_prompt + r.n_generated - 1] == 1,
                   "BOS stop: finish %s after %d tokens", hl_gen_finish_name(r.finish), r.n_generated);
-            CHECK(r.text && !strncmp(r.text, GOLDEN, strlen(GOLDEN)), "long run starts with the golden story");
+            CHECK(r.text && !strncmp(r.text, hl_story_text, strlen(hl_story_text)),
+                  "long run starts with the golden story");
             hl_gen_result_free(&r);
             /* With stop_on_bos off it runs into the length limit instead. */
             p.stop_on_bos = 0;
@@ -166,10 +146,10 @@ static void rec_logits(void *user, int seq, int pos, const float *logits, int vo
 static void compare_with_full(const hl_model *m, hl_adapters *ad, const hl_gen_params *base, const char *label) {
     const int V = m->cfg.vocab_size;
     int lens[3] = {1, 7, 23};
-    const int32_t *prompts[3] = {GOLDEN_IDS + 0, GOLDEN_IDS + 0, GOLDEN_IDS + 0};
+    const int32_t *prompts[3] = {hl_story_ids + 0, hl_story_ids + 0, hl_story_ids + 0};
     int32_t p2[23];
     for (int i = 0; i < 23; i++) /* a third prompt that is not a prefix of the story */
-        p2[i] = i == 0 ? 1 : GOLDEN_IDS[(i * 37) % 200 + 1];
+        p2[i] = i == 0 ? 1 : hl_story_ids[(i * 37) % 200 + 1];
     prompts[2] = p2;
     logit_rec rec = {.n_seq = 3, .max_pos = 600, .vocab = V};
     for (int b = 0; b < 3; b++)
@@ -306,7 +286,7 @@ static void test_batch_and_stops(void) {
         CHECK(hl_generator_create(&ga, &m, &ad, tok) == HL_OK, "%s", hl_last_error());
         const char *empty = "";
         hl_gen_params_default(&p);
-        CHECK(ga && hl_generate(ga, &empty, 1, &p, &one) == HL_OK && !strcmp(one.text, GOLDEN),
+        CHECK(ga && hl_generate(ga, &empty, 1, &p, &one) == HL_OK && !strcmp(one.text, hl_story_text),
               "zero-B adapter leaves the golden story unchanged");
         hl_gen_result_free(&one);
         hl_generator_free(ga);

@@ -31,24 +31,6 @@ static raw_model raw;
 static char tmpdir[256];
 static char shared_models[1024];
 
-static void *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    void *p = malloc((size_t)n + 1);
-    if (fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
-
 static void write_file(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
     if (!f) {
@@ -63,7 +45,7 @@ static int load_raw(void) {
     char p[1200];
     snprintf(p, sizeof p, "%s/stories260K/stories260K.bin", shared_models);
     size_t len;
-    unsigned char *b = read_file(p, &len);
+    unsigned char *b = hl_test_read_file(p, &len);
     if (!b || len != 1056540)
         return 0;
     raw.nfloats = (len - 28) / 4;
@@ -233,7 +215,7 @@ static void test_shared_forms(void) {
          * "<s>"/"</s>", same scores. */
         snprintf(p, sizeof p, "%s/stories260K/tok512.bin", shared_models);
         size_t len;
-        unsigned char *tb = read_file(p, &len);
+        unsigned char *tb = hl_test_read_file(p, &len);
         CHECK(tb != NULL, "tok512.bin readable");
         size_t at = 4;
         int mism = 0;
@@ -433,7 +415,7 @@ static void write_hf_dir(const char *name, const char *skip, const char *transpo
     mkdir(dir, 0755);
     snprintf(src, sizeof src, "%s/stories260K-hf/config.json", shared_models);
     size_t len;
-    char *cfg = read_file(src, &len);
+    char *cfg = hl_test_read_file(src, &len);
     cfg[len] = '\0';
     if (config_edit) { /* "old=new": replace the first occurrence */
         char old[64], neu[64];
@@ -483,7 +465,7 @@ static void write_hf_dir(const char *name, const char *skip, const char *transpo
 
 static void damage_copy(const char *src, const char *dst, size_t keep, size_t at, const void *bytes, size_t n) {
     size_t len;
-    unsigned char *b = read_file(src, &len);
+    unsigned char *b = hl_test_read_file(src, &len);
     if (keep > len)
         keep = len;
     if (bytes && at + n <= keep)
@@ -543,7 +525,7 @@ static void test_damaged(void) {
     /* Find the first tensor info (token_embd.weight) and make its ne[1] absurd. */
     {
         size_t len;
-        unsigned char *b = read_file(src, &len);
+        unsigned char *b = hl_test_read_file(src, &len);
         unsigned char *hit = memmem(b, len, "token_embd.weight", 17);
         size_t ne1 = (size_t)(hit - b) + 17 + 4 + 8;
         uint64_t absurd = (uint64_t)1 << 40;
@@ -578,7 +560,7 @@ static void test_mixed_shards(void) {
     mkdir(dir, 0755);
     snprintf(src, sizeof src, "%s/stories260K-hf/config.json", shared_models);
     size_t len;
-    char *cfg = read_file(src, &len);
+    char *cfg = hl_test_read_file(src, &len);
     snprintf(p, sizeof p, "%s/config.json", dir);
     write_file(p, cfg, len);
     free(cfg);
@@ -898,10 +880,7 @@ int main(void) {
     test_mixed_shards();
     test_gguf_types();
     test_param_count_7b();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    hl_test_remove_dir(tmpdir);
     free(raw.file);
     return hl_test_finish();
 }

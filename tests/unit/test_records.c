@@ -376,9 +376,6 @@ int main(void) {
     test_split();
     test_tokenize();
     test_inspect();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", g_dir);
+    hl_test_remove_dir(g_dir);
     return hl_test_finish();
 }

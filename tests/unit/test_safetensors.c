@@ -377,9 +377,6 @@ int main(void) {
     test_sharded();
     test_mapped_file();
     test_shared_file();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmpdir);
+    hl_test_remove_dir(tmpdir);
     return hl_test_finish();
 }

@@ -11,6 +11,7 @@
 
 #include "core/tokenizer.h"
 #include "tests/unit/hl_test.h"
+#include "tests/unit/hl_stories_golden.h"
 
 #define WS "\xE2\x96\x81"
 
@@ -175,28 +176,6 @@ static void path_in_shared(char *out, size_t cap, const char *rel) {
     snprintf(out, cap, "%s/%s", hl_test_shared_dir(), rel);
 }
 
-/* FORMATS.md §7.1: BOS + the 256 greedy tokens of stories260K, which are also
- * encode(text) with tok512. */
-static const char story[] =
-    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a "
-    "big, red ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to the park.\" "
-    "Lily was sad and didn't know what to do. She said, \"I want to play with your ball, but I can't find it.\"\nLily "
-    "was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily didn't want to "
-    "help her mom, so she said, \"I'm sorry, mom. I didn't know what to do.\" Her mom said, \"Don't worry, Lily. We "
-    "can help you.";
-static const int32_t story_ids[] = {
-    1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
-    419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338,
-    391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13,  438, 310, 439, 419, 357, 336,
-    432, 313, 438, 310, 432, 278, 316, 439, 419, 298, 414, 267, 265, 282, 295, 433, 426, 436, 317, 286, 296, 418, 269,
-    279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338, 336, 432, 313, 442, 391, 267, 337, 335,
-    364, 420, 268, 388, 432, 398, 359, 280, 303, 439, 413, 272, 417, 264, 312, 426, 436, 13,  438, 310, 286, 296, 418,
-    269, 279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338, 336, 432, 313, 442, 439, 423, 262,
-    304, 420, 422, 432, 317, 426, 359, 279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 436, 13,
-    438, 310, 279, 292, 416, 439, 413, 391, 267, 281, 421, 427, 311, 357, 432, 384, 358, 336, 432, 313, 442, 439, 423,
-    262, 304, 420, 422, 432, 357, 426, 359, 279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 436,
-    320, 285, 357, 336, 432, 313, 455, 289, 439, 413, 263, 304, 420, 422, 432, 317, 426, 410, 448, 411, 280, 303, 281,
-    421, 427, 364, 426};
 
 static void test_stories260k(const char *rel, const char *format) {
     char path[4096];
@@ -212,18 +191,18 @@ static void test_stories260k(const char *rel, const char *format) {
           "%s: unk 0 bos 1 eos 2", rel);
     CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (FORMATS.md §2)", rel);
     CHECK(hl_tokenizer_piece_to_id(tok, WS "t") == 259, "%s: piece 259 is '▁t'", rel);
-    CHECK(strlen(story) == 565, "story is 565 characters");
-    expect_encode(tok, story, 1, story_ids, sizeof story_ids / sizeof story_ids[0]);
-    expect_decode(tok, story_ids, sizeof story_ids / sizeof story_ids[0], story);
+    CHECK(strlen(hl_story_text) == 565, "story is 565 characters");
+    expect_encode(tok, hl_story_text, 1, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0]);
+    expect_decode(tok, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0], hl_story_text);
     /* streamed decoding reproduces the text too */
     char *acc = calloc(1, 4096);
     size_t n = 0;
     int prev = -1;
-    for (size_t i = 0; i < sizeof story_ids / sizeof story_ids[0]; i++) {
-        n += hl_tokenizer_decode_piece(tok, prev, story_ids[i], acc + n, 4096 - n);
-        prev = story_ids[i];
+    for (size_t i = 0; i < sizeof hl_story_ids / sizeof hl_story_ids[0]; i++) {
+        n += hl_tokenizer_decode_piece(tok, prev, hl_story_ids[i], acc + n, 4096 - n);
+        prev = hl_story_ids[i];
     }
-    CHECK(n == 565 && !strcmp(acc, story), "%s: streamed decode of the story", rel);
+    CHECK(n == 565 && !strcmp(acc, hl_story_text), "%s: streamed decode of the story", rel);
     free(acc);
     hl_tokenizer_free(tok);
 }
@@ -255,23 +234,6 @@ static void test_llama2(const char *rel, const char *format) {
     hl_tokenizer_free(tok);
 }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void expect_load_error(const void *data, size_t size, const char *name, const char *needle) {
     hl_tokenizer *tok = NULL;
     hl_status st = hl_tokenizer_load_buffer(&tok, data, size, name);
@@ -286,7 +248,7 @@ static void test_errors(void) {
     char path[4096];
     path_in_shared(path, sizeof path, "models/stories260K-hf/tokenizer.model");
     size_t len = 0;
-    unsigned char *model = slurp(path, &len);
+    unsigned char *model = hl_test_read_file(path, &len);
     CHECK(model != NULL, "read %s", path);
     if (model) {
         /* every truncation of the protobuf is refused (or, cut exactly between pieces, loads
@@ -311,7 +273,7 @@ static void test_errors(void) {
         free(model);
     }
     path_in_shared(path, sizeof path, "models/stories260K/tok512.bin");
-    unsigned char *bin = slurp(path, &len);
+    unsigned char *bin = hl_test_read_file(path, &len);
     if (bin) {
         expect_load_error(bin, len - 3, "short.bin", "truncated");
         free(bin);
@@ -380,7 +342,7 @@ static void test_load_for_model(void) {
               hl_tokenizer_format(tok), cases[i].format);
         CHECK(hl_tokenizer_vocab_size(tok) == cases[i].n, "%s: %d pieces", cases[i].model, hl_tokenizer_vocab_size(tok));
         if (cases[i].n == 512)
-            expect_encode(tok, story, 1, story_ids, sizeof story_ids / sizeof story_ids[0]);
+            expect_encode(tok, hl_story_text, 1, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0]);
         hl_tokenizer_free(tok);
     }
     hl_tokenizer *tok = NULL;
@@ -404,8 +366,8 @@ static void *encode_many(void *p) {
     for (int rep = 0; rep < 50 && a->ok; rep++) {
         int32_t *ids = NULL;
         size_t n = 0;
-        if (hl_tokenizer_encode(a->tok, story, strlen(story), 1, &ids, &n) != HL_OK ||
-            !ids_equal(ids, n, story_ids, sizeof story_ids / sizeof story_ids[0]))
+        if (hl_tokenizer_encode(a->tok, hl_story_text, strlen(hl_story_text), 1, &ids, &n) != HL_OK ||
+            !ids_equal(ids, n, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0]))
             a->ok = 0;
         free(ids);
     }

@@ -14,23 +14,6 @@
 static uint32_t rd16(const unsigned char *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t rd32(const unsigned char *p) { return rd16(p) | rd16(p + 2) << 16; }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return p;
-}
-
 /* Walk the central directory; check every local header against it. Returns the number of
  * records, or -1 on a structural error (reported). */
 static int check_zip(const unsigned char *z, size_t n, const char *archive) {
@@ -105,14 +88,14 @@ int main(void) {
     CHECK(st == HL_OK, "write bf16: %s", hl_last_error());
 
     size_t n = 0;
-    unsigned char *z = slurp(p32, &n);
+    unsigned char *z = hl_test_read_file(p32, &n);
     CHECK(z != NULL, "read back");
     if (z) {
         int k = check_zip(z, n, "f32");
         CHECK(k == 4 + 3, "records: got %d, expected data.pkl + 4 storages + version + byteorder", k);
         free(z);
     }
-    z = slurp(p16, &n);
+    z = hl_test_read_file(p16, &n);
     if (z) {
         CHECK(check_zip(z, n, "bf16") == 7, "bf16 archive structure");
         free(z);
@@ -159,9 +142,6 @@ int main(void) {
         printf("note: /usr/bin/python3 with torch not found; skipping the torch.load oracle\n");
     }
 
-    char rm[600];
-    snprintf(rm, sizeof rm, "rm -rf '%s'", dir);
-    if (system(rm) != 0)
-        fprintf(stderr, "warning: could not remove %s\n", dir);
+    hl_test_remove_dir(dir);
     return hl_test_finish();
 }

@@ -1,0 +1,59 @@
+/* Helpers every benchmark needs: where shared/ is, clocks and the machine's read bandwidth, measured in the
+ * same run as the figure it is the limit for. Header-only, for bench/ programs only (each
+ * benchmark is one program, so static functions are fine). The sgemm peak is
+ * hl_sgemm_gflops() in core/gemm.h. */
+#ifndef HL_BENCH_COMMON_H
+#define HL_BENCH_COMMON_H
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Where the read-only shared test data is: $HL_SHARED, else ../shared (a flag may override). */
+static inline const char *bench_shared_dir(void) {
+    const char *s = getenv("HL_SHARED");
+    return s ? s : "../shared";
+}
+
+/* Wall-clock seconds (monotonic). */
+static inline double bench_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of this process, all threads together (wall vs CPU shows the parallel gain). */
+static inline double bench_cpu_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Read bandwidth (GB/s): best of `reps` parallel passes summing a `bytes` buffer; pick a
+ * buffer far larger than the caches. 0 when the buffer cannot be allocated. */
+static inline double bench_read_bandwidth(size_t bytes, int reps) {
+    size_t n = bytes / sizeof(uint64_t);
+    uint64_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return 0;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i * 0x9E3779B97F4A7C15ull; /* touch every page first, in parallel */
+    double best = 0;
+    volatile uint64_t sink = 0; /* keeps the summing loop alive */
+    for (int rep = 0; rep < reps; rep++) {
+        double t0 = bench_now_s();
+        uint64_t s = 0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i++)
+            s += buf[i];
+        double gbs = (double)bytes / (bench_now_s() - t0) / 1e9;
+        sink += s;
+        best = gbs > best ? gbs : best;
+    }
+    (void)sink;
+    free(buf);
+    return best;
+}
+
+#endif
