@@ -416,8 +416,12 @@ static void tick(void *self, tui_app *app) {
             s->rep_ok = 1;
             s->chosen_k = s->rep.chosen_k;
             s->cl_scroll = 0;
-            app_msg(app, MSG_OK, "clustering done: proposed N = %d (%s); a sets N in the config", s->rep.proposed_n,
-                    s->rep.proposal_method ? s->rep.proposal_method : "");
+            if (s->rep.silhouette_n)
+                app_msg(app, MSG_OK, "clustered: N = %d (silhouette %d, elbow %d); a sets N",
+                        s->rep.proposed_n, s->rep.silhouette_n, s->rep.elbow_n);
+            else
+                app_msg(app, MSG_OK, "clustering done: proposed N = %d (%s); a sets N in the config", s->rep.proposed_n,
+                        s->rep.proposal_method ? s->rep.proposal_method : "");
         } else {
             app_msg(app, s->cj.result == HL_ERR_CANCELLED ? MSG_WARN : MSG_ERROR, "clustering: %s", s->cj.error);
         }
