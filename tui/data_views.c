@@ -86,6 +86,16 @@ static void draw_tokens(data_scr *s, int *ln, int top, tui_rect in) {
     (*ln)++;
 }
 
+
+/* A length in the 7-column record list: "123456t" up to 999,999, then "5.0Mt", "4.3Gt". */
+static void fmt_length(char *out, size_t n, uint32_t v, char unit) {
+    if (v < 1000000u)
+        snprintf(out, n, "%u%c", v, unit);
+    else if (v < 1000000000u)
+        snprintf(out, n, "%.1fM%c", v / 1e6, unit);
+    else
+        snprintf(out, n, "%.1fG%c", v / 1e9, unit);
+}
 static void draw_record(data_scr *s, tui_rect r) {
     const hl_record *rec = hl_dataset_get(&s->ds, (size_t)s->rl.sel);
     char title[96];
@@ -161,15 +171,25 @@ void data_draw_records(data_scr *s, tui_rect r) {
     char title[160], nb[32];
     snprintf(title, sizeof title, "Records %s", fmt_count(nb, sizeof nb, (int64_t)s->ds.n_records));
     ui_box(lr, s->focus == FOCUS_RIGHT ? ST_HI : ST_BOX, title, ST_TITLE);
+    char cfg_data[4096];
+    paths_expand_home(s->app->cfg.data, cfg_data, sizeof cfg_data);
     if (s->search[0]) {
         char note[300];
         snprintf(note, sizeof note, "/%s", s->search);
         ui_box_note(lr, ST_WARN, note);
+    } else if (strcmp(cfg_data, s->ds_path)) {
+        /* browsing: say that training uses another data set (or none yet) */
+        ui_box_note(lr, ST_WARN, "not in the run config (u uses it)");
+    } else {
+        ui_box_note(lr, ST_DIM, "the run's data");
     }
     tui_rect in = ui_inset(lr, 1);
     s->rec_h = in.h;
     list_clamp(&s->rl, in.h);
-    int nw = 6;
+    char numb[32];
+    int nw = snprintf(numb, sizeof numb, "%zu", s->ds.n_records) + 1; /* record numbers never run into the text */
+    if (nw < 6)
+        nw = 6;
     for (int i = 0; i < in.h; i++) {
         int row = s->rl.top + i;
         const hl_record *rec = hl_dataset_get(&s->ds, (size_t)row);
@@ -179,13 +199,15 @@ void data_draw_records(data_scr *s, tui_rect r) {
         int st = sel ? ST_SEL : ST_MAIN;
         if (sel)
             ui_fill((tui_rect){in.y + i, in.x, 1, in.w - 1}, st);
-        ui_textf(in.y + i, in.x, nw, sel ? st : ST_DIM, "%5d", row + 1);
+        ui_textf(in.y + i, in.x, nw, sel ? st : ST_DIM, "%*d", nw - 1, row + 1);
         int hit = s->search[0] && data_rec_matches(rec, s->search);
         ui_text(in.y + i, in.x + nw, in.w - nw - 8, hit && !sel ? ST_WARN : st, rec->instruction);
-        if (s->insp_ok && s->insp.have_tokens)
-            ui_textf(in.y + i, in.x + in.w - 8, 7, sel ? st : ST_DIM, "%6ut", s->insp.tok_len[row]);
-        else if (s->insp_ok)
-            ui_textf(in.y + i, in.x + in.w - 8, 7, sel ? st : ST_DIM, "%6uc", s->insp.char_len[row]);
+        if (s->insp_ok) {
+            char len[16];
+            int tokens = s->insp.have_tokens;
+            fmt_length(len, sizeof len, tokens ? s->insp.tok_len[row] : s->insp.char_len[row], tokens ? 't' : 'c');
+            ui_text_right(in.y + i, in.x + in.w - 8, 7, sel ? st : ST_DIM, len);
+        }
     }
     list_scrollbar(&s->rl, in.y, in.x + in.w - 1, in.h);
     draw_record(s, (tui_rect){r.y + lh, r.x, r.h - lh, r.w});

@@ -341,8 +341,31 @@ static void start_cluster(data_scr *s, int ward, int force_k) {
 
 /* ---- ticks --------------------------------------------------------------------------------- */
 
+/* The run config's data changed (a config loaded, the field edited, a run resumed): show
+ * that data set instead of the one open, so what this screen shows is what training uses. */
+static void follow_config_data(data_scr *s, tui_app *app) {
+    if (!strcmp(app->cfg.data, s->cfg_data_seen) || job_running(&s->ld) || job_running(&s->cj))
+        return; /* unchanged, or busy: try again next frame */
+    snprintf(s->cfg_data_seen, sizeof s->cfg_data_seen, "%s", app->cfg.data);
+    if (!app->cfg.data[0])
+        return;
+    char want[4096];
+    paths_expand_home(app->cfg.data, want, sizeof want);
+    if (s->ds_ok && !strcmp(want, s->ds_path))
+        return;
+    if (!paths_exists(want)) {
+        app_msg(app, MSG_WARN, "the config's data set %s does not exist", app->cfg.data);
+        return;
+    }
+    hl_field_map m;
+    int have = app->cfg.field_instruction[0] && app->cfg.field_output[0] &&
+               hl_field_map_set(&m, app->cfg.field_instruction, app->cfg.field_input, app->cfg.field_output) == HL_OK;
+    open_path(s, want, have ? &m : NULL);
+}
+
 static void tick(void *self, tui_app *app) {
     data_scr *s = self;
+    follow_config_data(s, app);
     if (job_poll(&s->dl)) {
         refresh_local(s);
         if (s->dl.result == HL_OK) {
@@ -886,13 +909,25 @@ static void *create(tui_app *app) {
         snprintf(s->cat_err, sizeof s->cat_err, "%s", hl_last_error());
         app_msg(app, MSG_ERROR, "catalog: %s", s->cat_err);
     }
-    /* reopen what was used last time */
-    const char *last = app->cfg.data[0] ? app->cfg.data : app->settings.last_data;
-    if (*last && paths_exists(last)) {
+    /* Open the run config's data set, so the screen never shows one the config does not
+     * use; a config without data takes the one used last time. Say when either is gone. */
+    const char *last = app->settings.last_data;
+    if (!app->cfg.data[0] && *last && paths_exists(last)) {
+        snprintf(app->cfg.data, sizeof app->cfg.data, "%s", last);
+        app->cfg.field_instruction[0] = app->cfg.field_input[0] = app->cfg.field_output[0] = 0;
+        app_config_changed(app);
+    } else if (!app->cfg.data[0] && *last) {
+        app_note(app, "The data set of the last session, %s, is gone.", last);
+    }
+    snprintf(s->cfg_data_seen, sizeof s->cfg_data_seen, "%s", app->cfg.data);
+    if (app->cfg.data[0] && paths_exists(app->cfg.data)) {
         hl_field_map m;
         int have = app->cfg.field_instruction[0] && app->cfg.field_output[0] &&
                    hl_field_map_set(&m, app->cfg.field_instruction, app->cfg.field_input, app->cfg.field_output) == HL_OK;
-        open_path(s, last, have ? &m : NULL);
+        open_path(s, app->cfg.data, have ? &m : NULL);
+    } else if (app->cfg.data[0]) {
+        app_note(app, "The data set in the run config, %s, does not exist (o opens another one, u puts it in the config).",
+                 app->cfg.data);
     }
     return s;
 }
