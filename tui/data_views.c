@@ -555,15 +555,17 @@ void data_draw_clusters(data_scr *s, tui_rect r) {
     }
 
     tui_rect cr = {r.y + top_h, r.x, r.h - top_h, r.w};
-    snprintf(title, sizeof title, "%d clusters of %lld records (sizes, top terms)", rep->chosen_k,
-             (long long)rep->n_records);
+    snprintf(title, sizeof title, "%d clusters of %lld records", rep->chosen_k, (long long)rep->n_records);
     ui_box(cr, ST_BOX, title, ST_TITLE);
     char note[64];
     if (s->chosen_k != rep->chosen_k) {
         snprintf(note, sizeof note, "K = %d: Enter recomputes", s->chosen_k);
         ui_box_note(cr, ST_WARN, note);
     } else {
-        snprintf(note, sizeof note, "K +/-, a sets N = %d", s->chosen_k);
+        if (s->chosen_k == rep->proposed_n)
+            snprintf(note, sizeof note, "proposed N = %d (a)", s->chosen_k);
+        else
+            snprintf(note, sizeof note, "K = %d: a sets N", s->chosen_k);
         ui_box_note(cr, ST_HI, note);
     }
     tui_rect in = ui_inset(cr, 1);

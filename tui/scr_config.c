@@ -201,10 +201,15 @@ static void draw_value(config_scr *s, const hl_config_field *f, int y, int x, in
         return;
     }
     case HL_FIELD_ENUM: {
-        int xx = x, need = 0, n = 0;
-        for (int i = 0; f->choices[i]; i++, n++)
-            need += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 2;
-        if (need - 2 > w) { /* too narrow for every choice: the chosen one, and how to change it */
+        /* every choice when it fits ("◉ hydra  ○ lora"), then closer ("◉ hydra ○ lora"), else
+         * the chosen one and how to change it: never a choice cut in half */
+        int xx = x, n = 0, need[2] = {0, 0};
+        for (int i = 0; f->choices[i]; i++, n++) {
+            need[0] += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 2;
+            need[1] += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 1;
+        }
+        int tight = need[0] - 2 > w;
+        if (need[1] - 1 > w) {
             char one[160];
             snprintf(one, sizeof one, "%s%.64s  (%d choices: h l)", ui_utf8 ? "\u25c9 " : "(*) ", v, n);
             ui_text(y, x, w, (sel ? base : ST_HI) | S_BOLD, one);
@@ -212,11 +217,11 @@ static void draw_value(config_scr *s, const hl_config_field *f, int y, int x, in
         }
         for (int i = 0; f->choices[i] && xx < x + w; i++) {
             int on = !strcmp(f->choices[i], v);
-            xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM),
-                          on ? (ui_utf8 ? "\u25c9 " : "(*) ") : (ui_utf8 ? "\u25cb " : "( ) "));
+            const char *mark = on ? (ui_utf8 ? "\u25c9 " : "(*) ") : (ui_utf8 ? "\u25cb " : "( ) ");
+            xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM), mark);
             xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM),
                           f->choices[i]);
-            xx += 2;
+            xx += tight ? 1 : 2;
         }
         return;
     }

@@ -15,7 +15,8 @@ t_link_data
 rm -rf "$HYDRALORA_DATA/bbh" # no BBH: the Eval screen must say how to get it
 status_line() { t_screen | tail -2 | head -1; }
 
-# start_in DIR W H args...: like t_start, from another working directory
+# start_in DIR W H args...: like t_start, from another working directory (with $START_ENV,
+# e.g. "HYDRALORA_THEME=bad", in the program's environment)
 start_in() {
     local dir=$1 w=$2 h=$3
     shift 3
@@ -23,7 +24,7 @@ start_in() {
     for a in "$@"; do args="$args '$a'"; done
     mkdir -p "$dir"
     t_tmux new-session -d -s "$T_SESSION" -x "$w" -y "$h" \
-        "cd '$dir' && LANG=C.UTF-8 LC_ALL=C.UTF-8 '$HL_BIN' $args; echo \"[hydralora exited \$?]\"; sleep 60"
+        "cd '$dir' && ${START_ENV:-} LANG=C.UTF-8 LC_ALL=C.UTF-8 '$HL_BIN' $args; echo \"[hydralora exited \$?]\"; sleep 60"
 }
 quit() {
     t_keys q
@@ -36,12 +37,10 @@ t_start 100 30 C.UTF-8 workbench --theme nosuch
 t_wait "[hydralora exited 2]" 10 "--theme nosuch: exit status 2"
 t_check "the error names the theme and lists the installed ones" t_has_re "theme 'nosuch'.*not installed; themes: default"
 t_tmux kill-session -t "$T_SESSION"
-export HYDRALORA_THEME=bad
-t_start 100 30 C.UTF-8 workbench
+START_ENV="HYDRALORA_THEME=bad" start_in "$T_DIR" 100 30 workbench
 t_wait "theme 'bad' (HYDRALORA_THEME) is not installed" 10 "HYDRALORA_THEME=bad is said at startup"
 t_keys Enter
 quit
-unset HYDRALORA_THEME
 t_start 100 30 C.UTF-8 workbench --data /nonexistent/train.jsonl
 t_wait "/nonexistent/train.jsonl, does not" 10 "--data /nonexistent is said at startup"
 t_keys Enter

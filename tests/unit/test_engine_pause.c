@@ -172,7 +172,9 @@ int main(void) {
               "paused %d: the checkpoint is written at once, or the reason is given", round);
         s = hl_engine_snapshot(e);
         printf("pause %d at step %lld: %s\n", round, (long long)at,
-               s->last_checkpoint_step >= at ? "between steps, checkpoint written" : "inside a step, reason given");
+               s->last_checkpoint_step >= at             ? "between steps, checkpoint written"
+               : has_event(s, "in the middle of a step") ? "inside a step, reason given"
+                                                         : "no checkpoint and no reason");
         hl_snapshot_release(s);
         double t0 = now_s();
         usleep(1500 * 1000);
