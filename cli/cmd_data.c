@@ -606,6 +606,15 @@ int cmd_data(int argc, char **argv) {
     if (!strcmp(sub, "show"))
         return data_show(argc - 1, argv + 1);
     if (!strcmp(sub, "dir")) {
+        hl_opt opts[] = {{0}};
+        hl_args args = {.usage = "hydralora data dir",
+                        .summary = "Print the data directory: $HYDRALORA_DATA, else $XDG_DATA_HOME/hydralora, else "
+                                   "~/.local/share/hydralora.",
+                        .opts = opts,
+                        .max_positional = 0};
+        int rc = hl_args_parse(&args, argc - 1, argv + 1);
+        if (rc >= 0)
+            return rc;
         char root[4096];
         if (hl_data_dir(root, sizeof root) != HL_OK) {
             ERR("dir", "%s", hl_last_error());

@@ -79,7 +79,7 @@ int cmd_generate(int argc, char **argv) {
     if (st != HL_OK) {
         fprintf(stderr, "hydralora generate: error: %s\n", hl_last_error());
         if (!tok_path)
-            fprintf(stderr, "hint: pass --tokenizer PATH (e.g. tok512.bin for a llama2.c stories model)\n");
+            fprintf(stderr, "hydralora generate: hint: name the tokenizer with --tokenizer PATH\n");
         hl_model_free(&model);
         return 1;
     }

@@ -40,7 +40,7 @@ int cmd_score(int argc, char **argv) {
         {"batch", 'b', HL_OPT_INT, &batch, "N", "sequences scored together (default: by a 4096-token budget)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress bar"},
         {"data", 'd', HL_OPT_STRING, &data_path, "FILE", "instead of --ids: instruction records (JSON lines), scored "
-                                                      "with the training prompt rules (HYDRALORA.md 5)"},
+                                                      "with the prompt rules training uses"},
         {"max-len", 0, HL_OPT_INT, &max_len, "N", "with --data: truncate records to N tokens (default 1024)"},
         {0}};
     hl_args args = {.usage = "hydralora score --model DIR (--ids FILE | --data FILE) [--adapter DIR]",

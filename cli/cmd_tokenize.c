@@ -228,8 +228,12 @@ int cmd_tokenize(int argc, char **argv) {
     }
     hl_tokenizer *tok = NULL;
     hl_status st = tok_path ? hl_tokenizer_load(&tok, tok_path) : hl_tokenizer_load_for_model(model_path, &tok);
-    if (st)
-        return fail("cannot load the tokenizer");
+    if (st) {
+        fail("cannot load the tokenizer");
+        if (st == HL_ERR_NOT_FOUND && !tok_path)
+            fprintf(stderr, CMD ": hint: name the tokenizer with --tokenizer PATH\n");
+        return 1;
+    }
     if (info) {
         printf("tokenizer   %s\nformat      %s\npieces      %d\nbos %d  eos %d  unk %d  pad %d\nbyte_fallback %d  "
                "add_dummy_prefix %d\n",
