@@ -114,7 +114,6 @@ static void command_name(const hl_args *args, char *buf, size_t size) {
 }
 
 int hl_args_parse(hl_args *args, int argc, char **argv) {
-    (void)argv;
     char cmd_buf[96];
     command_name(args, cmd_buf, sizeof cmd_buf);
     const char *cmd = cmd_buf;

@@ -391,7 +391,7 @@ static int data_inspect(int argc, char **argv) {
     const char *tokp = NULL, *fields = NULL;
     int max_length = 1024, bins = 16, max_issues = 20;
     hl_opt opts[] = {
-        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer (tokenizer.model/.json/.bin or model dir) for token lengths"},
+        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer for token lengths: a tokenizer file, a model folder or model file"},
         {"max-length", 0, HL_OPT_INT, &max_length, "N", "count records longer than N tokens (default 1024)"},
         {"fields", 0, HL_OPT_STRING, &fields, "MAP", "field map, e.g. instruction=question,output=answer (default: detect)"},
         {"bins", 0, HL_OPT_INT, &bins, "N", "histogram bins (default 16, max 64)"},
@@ -477,7 +477,7 @@ static int data_show(int argc, char **argv) {
     const char *tokp = NULL, *fields = NULL;
     int max_length = 0, tokens = 0, plain = 0;
     hl_opt opts[] = {
-        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer: show token counts and the truncation point"},
+        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer (file, model folder or model file): token counts and the truncation point"},
         {"max-length", 0, HL_OPT_INT, &max_length, "N", "truncate to N tokens as training does (needs --tokenizer)"},
         {"fields", 0, HL_OPT_STRING, &fields, "MAP", "field map, e.g. instruction=question,output=answer"},
         {"tokens", 0, HL_OPT_FLAG, &tokens, NULL, "also list every token: position, id, piece, label"},

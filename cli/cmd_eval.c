@@ -138,9 +138,9 @@ static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *mo
 int cmd_bbh_eval(int argc, char **argv) {
     eval_args a = {.batch = 0};
     hl_opt opts[] = {
-        {"model", 'm', HL_OPT_STRING, &a.model, "PATH", "model: HF folder, llama2.c .bin or .gguf (required)"},
+        {"model", 'm', HL_OPT_STRING, &a.model, "PATH", "model: a folder (HF, or one .bin/.gguf) or a llama2.c .bin / .gguf file (required)"},
         {"adapter", 'a', HL_OPT_STRING, &a.adapter, "DIR", "exported adapter folder (adapter_model.safetensors)"},
-        {"tokenizer", 0, HL_OPT_STRING, &a.tokenizer, "PATH", "tokenizer (default: the one next to the model)"},
+        {"tokenizer", 0, HL_OPT_STRING, &a.tokenizer, "PATH", "tokenizer: file, model folder or model file (default: the model's own)"},
         {"out", 'o', HL_OPT_STRING, &a.out, "DIR", "result folder (required; an existing one is resumed)"},
         {"tasks", 't', HL_OPT_STRING, &a.tasks, "LIST", "comma-separated subtasks or task groups (default all 27)"},
         {"limit", 'n', HL_OPT_INT, &a.limit, "N", "only the first N examples of each subtask"},

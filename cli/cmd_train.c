@@ -69,7 +69,7 @@ int cmd_train(int argc, char **argv) {
     hl_opt opts[] = {
         {"config", 'c', HL_OPT_STRING, &config, "FILE", "run config (JSON); fields absent from it keep their defaults"},
         {"set", 's', HL_OPT_MULTI, &sets, "KEY=VALUE", "override one config field (repeatable), e.g. --set lr=1e-4"},
-        {"model", 'm', HL_OPT_STRING, &model, "DIR", "base model (shortcut for --set model=DIR)"},
+        {"model", 'm', HL_OPT_STRING, &model, "PATH", "base model: folder or file (shortcut for --set model=PATH)"},
         {"data", 'd', HL_OPT_STRING, &data, "FILE", "training records (shortcut for --set data=FILE)"},
         {"val-data", 0, HL_OPT_STRING, &val_data, "FILE", "validation records (shortcut for --set val_data=FILE)"},
         {"name", 'n', HL_OPT_STRING, &name, "NAME", "run name: the run directory is runs/NAME"},
@@ -81,7 +81,7 @@ int cmd_train(int argc, char **argv) {
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress line (eval losses and errors are still printed)"},
         {0}};
     hl_args args = {
-        .usage = "hydralora train (--config FILE | --model DIR --data FILE | --resume RUNDIR) [--set KEY=VALUE]...",
+        .usage = "hydralora train (--config FILE | --model PATH --data FILE | --resume RUNDIR) [--set KEY=VALUE]...",
         .summary = "Fine-tune a LLaMA model with HydraLoRA (or LoRA / LoRA-Split / uniform). Writes the run directory\n"
                    "(config.json, metrics.jsonl, checkpoints/, adapter/). Ctrl-C finishes the current step, saves a\n"
                    "checkpoint and exits with status 130 (SIGTERM: 143); --resume continues bit for bit.\n"

@@ -809,7 +809,7 @@ static hl_status find_in_dir(const char *dir, int tok_glob, const char *skip, ch
     }
     closedir(d);
     if (count > 1)
-        return hl_fail(HL_ERR_ARG, "several tokenizers in %s (%s, %s%s): say which one with --tokenizer", dir, first,
+        return hl_fail(HL_ERR_ARG, "several tokenizers in %s (%s, %s%s): name the one to use", dir, first,
                        second, count > 2 ? ", ..." : "");
     if (count == 1) {
         int w = snprintf(found, cap, "%s/%s", dir, first);
