@@ -598,6 +598,15 @@ static void draw(void *self, tui_app *app, tui_rect r) {
         char dd[4096];
         paths_display(s->app->data_dir, dd, sizeof dd, (size_t)(w > 12 ? w - 12 : 8), ui_utf8);
         ui_textf(y++, x, w, ST_DIM, "data dir: %s", dd);
+        char want[4096];
+        paths_expand_home(s->app->cfg.data, want, sizeof want);
+        if (want[0] && !paths_exists(want)) { /* said here for as long as it is true */
+            y++;
+            char shown[4096];
+            paths_display(want, shown, sizeof shown, (size_t)(w > 40 ? w - 34 : 8), ui_utf8);
+            ui_textf(y++, x, w, ST_ERR, "The run config's data set does not exist:");
+            ui_textf(y++, x, w, ST_ERR, "%s", shown);
+        }
         return;
     }
     if (s->panel == PANEL_RECORDS)
@@ -926,8 +935,9 @@ static void *create(tui_app *app) {
                    hl_field_map_set(&m, app->cfg.field_instruction, app->cfg.field_input, app->cfg.field_output) == HL_OK;
         open_path(s, app->cfg.data, have ? &m : NULL);
     } else if (app->cfg.data[0]) {
-        app_note(app, "The data set in the run config, %s, does not exist (o opens another one, u puts it in the config).",
-                 app->cfg.data);
+        /* not a dialog: training with it fails with its own message; the screen keeps saying it */
+        app_msg(app, MSG_WARN, "the run config's data set %s does not exist (o opens another one, u uses it)",
+                app->cfg.data);
     }
     return s;
 }

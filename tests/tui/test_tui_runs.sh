@@ -17,6 +17,13 @@ sed -i 's|tui-test|short|g' "$T_DIR/short.json"
 status_line() { t_screen | tail -2 | head -1; }
 status_has() { status_line | grep -qF -- "$1"; }
 status_lacks() { ! status_has "$1"; }
+end_server() { # the next session gets a fresh tmux server
+    t_tmux kill-server 2>/dev/null
+    for _ in $(seq 50); do
+        t_tmux has-session 2>/dev/null || break
+        sleep 0.1
+    done
+}
 
 t_start 120 32 C.UTF-8 workbench --config "$T_DIR/long.json"
 t_keys 2
@@ -90,7 +97,7 @@ t_wait "lr = 0.0003" 5 "' 3e-4 ' is accepted (as --set accepts it)"
 t_check "the error is gone from the status line" status_lacks "is not a number"
 t_keys q
 t_wait "[hydralora exited 0]" 10 "quits"
-t_tmux kill-session -t "$T_SESSION"
+end_server
 
 # A short run that finishes; R on it resumes, finds nothing to do and finishes again
 t_start 120 32 C.UTF-8 workbench --config "$T_DIR/short.json"
@@ -121,7 +128,7 @@ t_keys v
 t_wait "Samples 12" 5 "12 samples in this session"
 t_keys q
 t_wait "[hydralora exited 0]" 10 "quits"
-t_tmux kill-session -t "$T_SESSION"
+end_server
 
 # a new session: the same evaluation is all resumed; the browser lists it from disk
 t_start 120 32 C.UTF-8 workbench --config "$T_DIR/short.json"

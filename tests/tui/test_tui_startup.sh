@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the workbench remembers and what it is told at startup (issue 11):
-#  - --theme nosuch is an error, HYDRALORA_THEME=bad and --data /nonexistent are said;
+#  - --theme nosuch is an error, HYDRALORA_THEME=bad (dialog) and --data /nonexistent
+#    (status line and Data screen) are said;
 #  - settings.json holds absolute paths: a config saved under a relative name is found again
 #    from another folder; a remembered config that is gone is said, and the Data screen shows
 #    the data set the run config uses (after a config load too), never a stale one;
@@ -14,6 +15,7 @@
 t_link_data
 rm -rf "$HYDRALORA_DATA/bbh" # no BBH: the Eval screen must say how to get it
 status_line() { t_screen | tail -2 | head -1; }
+status_has() { status_line | grep -qF -- "$1"; }
 
 # start_in DIR W H args...: like t_start, from another working directory (with $START_ENV,
 # e.g. "HYDRALORA_THEME=bad", in the program's environment)
@@ -29,21 +31,31 @@ start_in() {
 quit() {
     t_keys q
     t_wait "[hydralora exited 0]" 10 "quits"
-    t_tmux kill-session -t "$T_SESSION"
+    end_server
+}
+# the next session gets a fresh tmux server (and with it the environment of this shell)
+end_server() {
+    t_tmux kill-server 2>/dev/null
+    for _ in $(seq 50); do
+        t_tmux has-session 2>/dev/null || break
+        sleep 0.1
+    done
 }
 
 # 1. a theme that is not there; a data file that is not there
 t_start 100 30 C.UTF-8 workbench --theme nosuch
 t_wait "[hydralora exited 2]" 10 "--theme nosuch: exit status 2"
 t_check "the error names the theme and lists the installed ones" t_has_re "theme 'nosuch'.*not installed; themes: default"
-t_tmux kill-session -t "$T_SESSION"
+end_server
 START_ENV="HYDRALORA_THEME=bad" start_in "$T_DIR" 100 30 workbench
 t_wait "theme 'bad' (HYDRALORA_THEME) is not installed" 10 "HYDRALORA_THEME=bad is said at startup"
 t_keys Enter
 quit
 t_start 100 30 C.UTF-8 workbench --data /nonexistent/train.jsonl
-t_wait "/nonexistent/train.jsonl, does not" 10 "--data /nonexistent is said at startup"
-t_keys Enter
+t_wait "The run config's data set does not exist:" 10 "--data /nonexistent is said on the Data screen"
+t_check "and on the status line" status_has "data set /nonexistent/train.jsonl"
+t_keys 2 1
+t_check "(still there after the status line moved on)" t_has "/nonexistent/train.jsonl"
 quit
 t_check "the line 'lr= 3e-4 ' of --set is a number too" \
     bash -c "'$HL_BIN' train --model '$HYDRALORA_DATA/stories260K-hf' --data '$HYDRALORA_DATA/gsm8k/train.jsonl' \
@@ -124,8 +136,8 @@ t_start 140 30 C.UTF-8 workbench --model "$HYDRALORA_DATA/stories260K/stories260
 t_keys 2
 t_wait "parameters      260,032" 15 "model open"
 t_keys 6 r
-t_wait "no BBH data in" 10 "the Eval screen says BBH is missing"
-t_wait "hydralora data get bbh" 3 "the hint is there to its end (how to get it)"
+t_wait "BBH is not downloaded" 10 "the Eval screen says BBH is missing"
+t_wait "$HYDRALORA_DATA/bbh" 3 "the hint is there to its end (where it looked)"
 quit
 
 # 6. choosing N on the Data screen: a mixture of four distinct sources, two of them word problems
