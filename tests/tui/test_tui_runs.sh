@@ -36,8 +36,10 @@ t_wait "editing the prompt: Enter generates" 3 "Enter opens the editor, which sa
 t_type " there"
 t_keys Enter
 t_wait_re 'prompt \+ [0-9]+ new tokens' 20 "Enter in the editor generates"
+t_keys a a
+t_wait "generation with the base model only" 3 "a a: base model again (and a fresh status line)"
 t_keys r
-t_wait_re 'prompt \+ [0-9]+ new tokens' 20 "r generates (outside the editor)"
+t_wait_re 'generated [0-9]+ tokens' 20 "r generates (outside the editor)"
 t_check "r was not typed into the prompt" t_lacks "therer"
 
 # Train: pause, checkpoint while paused, stop; the status line keeps up
@@ -68,13 +70,13 @@ t_keys 6
 t_wait "base + adapter" 5 "Eval finds the exported adapter"
 t_check "not 'no adapter yet'" t_lacks "no adapter yet"
 t_keys 5 t
-t_wait_re 't-SNE of .*/export' 10 "Experts: t-SNE of the exported adapter"
+t_wait_re 't-SNE of .*/export|t-SNE: [0-9]+ points' 20 "Experts: t-SNE of the exported adapter"
+t_check "no 'no adapter' warning" t_lacks "no adapter in"
 t_keys 2 a
 t_wait "with adapter (a)" 3 "generation with the adapter selected"
 t_keys r
-t_wait "generating" 5 "generation with the exported adapter starts"
+t_wait_re 'adapter: [0-9]+ prompt \+ [0-9]+ new tokens' 20 "generation with the exported adapter"
 t_check "no 'finish or export' hint" t_lacks "finish or export"
-t_wait_re 'prompt \+ [0-9]+ new tokens' 20 "and ends"
 
 # Config: an error about a value goes when the value is fixed; " 3e-4 " is a number
 t_keys 3
