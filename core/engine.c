@@ -344,6 +344,10 @@ static hl_status command(hl_engine *e, int pause, int resume, unsigned bits) {
         e->paused = 1;
     if (resume)
         e->paused = 0;
+    /* Stop ends a pause: the job finishes the step and checkpoints (a stop consumed by one
+     * poll must not leave the next poll waiting for a resume that will not come) */
+    if (bits & HL_TRAIN_CMD_STOP)
+        e->paused = 0;
     e->pending |= bits;
     pthread_cond_broadcast(&e->wake);
     pthread_mutex_unlock(&e->mu);

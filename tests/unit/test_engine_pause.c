@@ -5,7 +5,8 @@
  *    step times behind the ETA and tokens/s (metrics.jsonl step_s). A second run pauses
  *    twice with 16 micro-batches per step, so a pause usually lands between micro-batches;
  *    a "checkpoint now" there waits for the end of the step and says why (the step is half
- *    accumulated). */
+ *    accumulated);
+ *  - stop while PAUSED ends the run with a checkpoint. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,30 @@ int main(void) {
     CHECK(s->state == HL_JOB_STOPPED, "run 2 stopped");
     hl_snapshot_release(s);
     hl_engine_free(e);
+
+    /* 3. stop while paused ends the run (it used to stay PAUSED for good when the pause had
+     * landed right after a step: the stop was taken by one poll and the next one waited) */
+    char run3[256];
+    snprintf(run3, sizeof run3, "%s/run3", dir);
+    for (int round = 0; round < 3; round++) {
+        CHECK(hl_engine_create(&e) == HL_OK, "create 3");
+        make_config(&cfg, model, data, run3, "1", "2000");
+        CHECK(hl_engine_start(e, &cfg, round ? HL_START_OVERWRITE : HL_START_NEW) == HL_OK, "start 3: %s",
+              hl_last_error());
+        CHECK(wait_for(e, step_at_least, 3, 120) == HL_JOB_RUNNING, "run 3 reaches step 3");
+        CHECK(hl_engine_pause(e) == HL_OK, "pause 3");
+        CHECK(wait_for(e, state_is, HL_JOB_PAUSED, 60) == HL_JOB_PAUSED, "paused 3");
+        CHECK(hl_engine_stop(e) == HL_OK, "stop while paused");
+        int joined = hl_engine_join(e, 30000);
+        CHECK(joined == 1, "round %d: the paused run stops (does not wait for a resume)", round);
+        if (!joined) /* unstick it, so that this test fails instead of hanging */
+            hl_engine_resume(e);
+        s = hl_engine_snapshot(e);
+        CHECK(s->state == HL_JOB_STOPPED && s->last_checkpoint_step == s->step, "round %d: STOPPED with a checkpoint",
+              round);
+        hl_snapshot_release(s);
+        hl_engine_free(e);
+    }
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
