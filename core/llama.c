@@ -89,7 +89,8 @@ struct hl_llama {
     unsigned char *valid;
 
     hl_routing_stats stats;
-    int has_stats, eval_stats;
+    int has_stats;
+    hl_routing_stats *eval_stats; /* where hl_llama_eval adds its statistics (NULL: nowhere) */
 };
 
 static int64_t up16(int64_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
@@ -381,7 +382,7 @@ hl_status hl_llama_create(hl_llama **out, const hl_model *model, hl_adapters *ad
 
 const hl_mem_plan *hl_llama_mem_plan(const hl_llama *ctx) { return &ctx->plan; }
 hl_routing_stats *hl_llama_routing(hl_llama *ctx) { return ctx->has_stats ? &ctx->stats : NULL; }
-void hl_llama_set_eval_stats(hl_llama *ctx, int collect) { ctx->eval_stats = collect; }
+void hl_llama_set_eval_stats(hl_llama *ctx, hl_routing_stats *dst) { ctx->eval_stats = dst; }
 
 /* ---- forward pieces -------------------------------------------------------------------- */
 
@@ -666,7 +667,7 @@ hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, con
     HL_TRY(begin_call(ctx, &fc, tokens, lengths, B, T));
     int64_t n;
     HL_TRY(collect_targets(ctx, &fc, labels, &n));
-    fc.stats = ctx->eval_stats && ctx->has_stats ? &ctx->stats : NULL;
+    fc.stats = ctx->has_stats ? ctx->eval_stats : NULL;
     if (seq_loss_sum)
         memset(seq_loss_sum, 0, (size_t)B * sizeof *seq_loss_sum);
     if (seq_count)

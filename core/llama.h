@@ -1,5 +1,6 @@
 /* LLaMA-2 forward and backward over a batch, with HydraLoRA adapters, and a KV-cache
- * inference path.
+ * inference path: the CPU backend's engine. PRIVATE to the CPU backend (core/backend/cpu/),
+ * which exposes it through the seam (core/backend/backend.h); nothing else includes it.
  *
  * Batches are B sequences of T token ids, right padded: sequence b holds lengths[b]
  * real tokens, positions t >= lengths[b] are padding (any valid id, e.g. 0).
@@ -21,25 +22,15 @@
 #include <stdint.h>
 
 #include "core/adapter.h"
+#include "core/backend/backend.h" /* hl_mem_plan, HL_SESSION_* */
 #include "core/model.h"
 #include "core/status.h"
 
-/* Memory plan in bytes. */
-typedef struct {
-    size_t weights;     /* base weights: as stored for hl_llama_create (usually mmapped, not allocated
-                           here); hl_llama_plan knows no dtype and counts them as F32 */
-    size_t params;      /* adapter parameters (f32 slab) */
-    size_t grads;       /* adapter gradients */
-    size_t moments;     /* both AdamW moments */
-    size_t activations; /* saved for backward (or one layer's worth + layer inputs with checkpointing) */
-    size_t scratch;     /* temporaries: tiles, attention scores, logits chunk, backward buffers */
-    size_t total;       /* everything this process allocates (weights excluded) */
-} hl_mem_plan;
-
+/* The seam's session flags, same bits. */
 enum {
-    HL_LLAMA_TRAIN = 1u << 0,      /* plan and allow forward+backward (else eval/score only) */
-    HL_LLAMA_CHECKPOINT = 1u << 1, /* gradient checkpointing: keep only block inputs, recompute in backward */
-    HL_LLAMA_STATS = 1u << 2,      /* gather routing statistics during training forward */
+    HL_LLAMA_TRAIN = HL_SESSION_TRAIN,           /* plan and allow forward+backward (else eval/score only) */
+    HL_LLAMA_CHECKPOINT = HL_SESSION_CHECKPOINT, /* gradient checkpointing: keep only block inputs */
+    HL_LLAMA_STATS = HL_SESSION_STATS,           /* gather routing statistics during training forward */
 };
 
 /* Figures for (model config, adapter config or NULL, batch, seq, flags) without allocating.
@@ -72,10 +63,10 @@ hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, con
 /* Full logits [B*T, vocab] of every position (padding rows are 0), no dropout. */
 hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, int B, int T, float *logits);
 
-/* Routing statistics gathered by training forwards (flag HL_LLAMA_STATS) and by
- * hl_llama_eval when `collect` was switched on; NULL without a router. */
+/* Routing statistics gathered by training forwards (flag HL_LLAMA_STATS); NULL without a
+ * router. hl_llama_eval adds its statistics to `dst` while one is set (NULL: none). */
 hl_routing_stats *hl_llama_routing(hl_llama *ctx);
-void hl_llama_set_eval_stats(hl_llama *ctx, int collect);
+void hl_llama_set_eval_stats(hl_llama *ctx, hl_routing_stats *dst);
 
 /* ---- Inference with a KV cache (generation) -----------------------------------------
  * The cache has `slots` sequences of up to max_seq positions per layer. A call runs Tq new
@@ -91,6 +82,8 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
 hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, const int *pos0, const int *slot,
                            float *logits, int all_logits);
 size_t hl_infer_bytes(const hl_infer *inf);
+/* Positions [0, n) of slot dst get the keys/values of positions [0, n) of slot src. */
+void hl_infer_copy_prefix(hl_infer *inf, int dst, int src, int n);
 void hl_infer_free(hl_infer *inf);
 
 #endif

@@ -207,3 +207,13 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
     }
     return HL_OK;
 }
+
+void hl_infer_copy_prefix(hl_infer *inf, int dst, int src, int n) {
+    const size_t row = (size_t)inf->Dkv * sizeof(float);
+    for (int l = 0; l < inf->cfg.n_layers; l++) {
+        size_t a = (((size_t)l * inf->slots + dst) * inf->max_seq) * inf->Dkv;
+        size_t b = (((size_t)l * inf->slots + src) * inf->max_seq) * inf->Dkv;
+        memcpy(inf->kc + a, inf->kc + b, (size_t)n * row);
+        memcpy(inf->vc + a, inf->vc + b, (size_t)n * row);
+    }
+}

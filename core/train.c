@@ -322,7 +322,7 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
     int stats = routing && rs && routing->N == rs->N && routing->n_layers == rs->n_layers;
     if (stats) {
         hl_routing_stats_reset(rs);
-        hl_llama_set_eval_stats(t->ctx, 1);
+        hl_llama_set_eval_stats(t->ctx, rs);
     }
     double total = 0;
     int64_t count = 0;
@@ -347,7 +347,7 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
         }
     }
     if (stats) {
-        hl_llama_set_eval_stats(t->ctx, 0);
+        hl_llama_set_eval_stats(t->ctx, NULL);
         if (st == HL_OK)
             add_routing(routing, rs);
         hl_routing_stats_reset(rs);
