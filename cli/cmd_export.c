@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "core/engine.h"
+#include "core/collapse.h"
 #include "core/export.h"
 
 int cmd_export(int argc, char **argv) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/commands.h"
 #include "cli/progress.h"
 #include "core/config.h"
 #include "core/engine.h"
@@ -142,6 +143,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "hydralora train: error: %s\n", hl_last_error());
         return 1;
     }
+    hl_engine_set_faults(e, hl_cli_faults);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "core/config.h"
+#include "core/score.h"
 #include "core/train.h"
 
 int hl_score_data_run(const char *model, const char *adapter, const char *data, const char *tokenizer,

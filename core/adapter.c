@@ -181,6 +181,20 @@ void hl_adapters_free(hl_adapters *ad) {
     memset(ad, 0, sizeof *ad);
 }
 
+void hl_adapters_release(hl_adapters *ad, unsigned which) {
+    if (which & HL_ADAPTER_GRADS) {
+        free(ad->grads);
+        ad->grads = NULL;
+        for (int i = 0; ad->proj && i < ad->n_layers * HL_TARGET_COUNT; i++)
+            ad->proj[i].dA = ad->proj[i].dB = ad->proj[i].dR = NULL;
+    }
+    if (which & HL_ADAPTER_MOMENTS) {
+        free(ad->m);
+        free(ad->v);
+        ad->m = ad->v = NULL;
+    }
+}
+
 void hl_adapters_zero_grad(hl_adapters *ad) { memset(ad->grads, 0, ad->n_params * sizeof(float)); }
 
 const hl_param_view *hl_adapters_find(const hl_adapters *ad, const char *name) {

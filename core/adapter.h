@@ -112,6 +112,12 @@ hl_status hl_adapters_create(hl_adapters *ad, const hl_llama_config *mcfg, const
                              uint64_t seed);
 void hl_adapters_free(hl_adapters *ad);
 
+/* Release slabs an adapter set will not use: an evaluation copy needs the parameters only,
+ * a checkpoint's host copy no gradients. The released pointers (and the projections' gradient
+ * pointers with the gradients) become NULL. */
+enum { HL_ADAPTER_GRADS = 1u << 0, HL_ADAPTER_MOMENTS = 1u << 1 };
+void hl_adapters_release(hl_adapters *ad, unsigned which);
+
 void hl_adapters_zero_grad(hl_adapters *ad);
 
 /* The projection for (layer, target) or NULL when that projection is not adapted. */

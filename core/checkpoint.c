@@ -177,13 +177,8 @@ static hl_status write_text(const char *dir, const char *name, const char *text)
     return HL_OK;
 }
 
-static int env_enospc_step(int64_t step) {
-    const char *e = getenv("HL_TEST_CKPT_ENOSPC");
-    return e && *e && strtoll(e, NULL, 10) == step;
-}
-
 static hl_status save_into(const char *tmpdir, const hl_adapters *ad, const hl_ckpt_state *st,
-                           const hl_run_config *cfg) {
+                           const hl_run_config *cfg, const hl_faults *faults) {
     int nv = ad->n_views;
     hl_st_entry *ents = calloc((size_t)nv * 3, sizeof *ents);
     char(*names)[200] = calloc((size_t)nv * 2, sizeof *names);
@@ -220,9 +215,9 @@ static hl_status save_into(const char *tmpdir, const hl_adapters *ad, const hl_c
     free(names);
     if (s)
         return s;
-    if (env_enospc_step(st->step))
-        return hl_fail(HL_ERR_DISK_FULL, "cannot write %s/state.json: No space left on device (injected by "
-                       "HL_TEST_CKPT_ENOSPC)", tmpdir);
+    if (faults && faults->ckpt_enospc_step > 0 && faults->ckpt_enospc_step == st->step)
+        return hl_fail(HL_ERR_DISK_FULL, "cannot write %s/state.json: No space left on device (injected by a "
+                       "test)", tmpdir);
     char *js = state_to_json(st);
     if (!js)
         return hl_fail(HL_ERR_NOMEM, "out of memory");
@@ -243,6 +238,12 @@ static hl_status save_into(const char *tmpdir, const hl_adapters *ad, const hl_c
 
 hl_status hl_checkpoint_save(const char *run_dir, const hl_adapters *ad, const hl_ckpt_state *st,
                              const hl_run_config *cfg, char *out_dir, size_t out_size) {
+    return hl_checkpoint_save_faults(run_dir, ad, st, cfg, NULL, out_dir, out_size);
+}
+
+hl_status hl_checkpoint_save_faults(const char *run_dir, const hl_adapters *ad, const hl_ckpt_state *st,
+                                    const hl_run_config *cfg, const hl_faults *faults, char *out_dir,
+                                    size_t out_size) {
     char cdir[4200], tmpdir[4300], final[4300], old[4400];
     snprintf(cdir, sizeof cdir, "%s/checkpoints", run_dir);
     HL_TRY(hl_mkdir_p(cdir));
@@ -251,7 +252,7 @@ hl_status hl_checkpoint_save(const char *run_dir, const hl_adapters *ad, const h
         return hl_fail(errno == ENOSPC ? HL_ERR_DISK_FULL : HL_ERR_IO, "cannot create %s: %s", tmpdir,
                        strerror(errno));
     chmod(tmpdir, 0755); /* mkdtemp makes it 0700 */
-    hl_status s = save_into(tmpdir, ad, st, cfg);
+    hl_status s = save_into(tmpdir, ad, st, cfg, faults);
     if (s) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", hl_last_error());
@@ -454,4 +455,33 @@ hl_status hl_checkpoint_clean_tmp(const char *run_dir, int *removed) {
     }
     free(names);
     return s;
+}
+
+hl_status hl_checkpoint_pick(const char *run_dir, int64_t step, char *dir, size_t size, int64_t *picked) {
+    int64_t *steps;
+    int n;
+    HL_TRY(hl_checkpoint_list(run_dir, &steps, &n));
+    hl_status st = HL_OK;
+    if (n == 0)
+        st = hl_fail(HL_ERR_NOT_FOUND, "%s has no complete checkpoint (is it a run directory?)", run_dir);
+    else if (step < 0)
+        *picked = steps[n - 1];
+    else {
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            found |= steps[i] == step;
+        if (!found) {
+            char list[256] = "";
+            size_t k = 0;
+            for (int i = 0; i < n && k < sizeof list - 24; i++)
+                k += (size_t)snprintf(list + k, sizeof list - k, "%s%lld", i ? ", " : "", (long long)steps[i]);
+            st = hl_fail(HL_ERR_NOT_FOUND, "%s has no checkpoint at step %lld (available: %s)", run_dir,
+                         (long long)step, list);
+        } else
+            *picked = step;
+    }
+    free(steps);
+    if (st == HL_OK)
+        hl_checkpoint_path(run_dir, *picked, dir, size);
+    return st;
 }

@@ -13,9 +13,9 @@
  * (kill -9, power loss, full disk). Leftover .tmp-* directories are removed by
  * hl_checkpoint_clean_tmp (on resume).
  *
- * Test hook: with the environment variable HL_TEST_CKPT_ENOSPC=<n>, saving step <n> fails
- * as if the disk were full, after part of the temporary directory was written (the real
- * thing is exercised with a small tmpfs in tests/cli/test_train_diskfull.sh). */
+ * Tests make saving step <n> fail as if the disk were full, after part of the temporary
+ * directory was written, with hl_faults.ckpt_enospc_step (core/faults.h); the real thing is
+ * exercised with a small tmpfs in tests/cli/test_train_diskfull.sh. */
 #ifndef HL_CHECKPOINT_H
 #define HL_CHECKPOINT_H
 
@@ -24,6 +24,7 @@
 
 #include "core/adapter.h"
 #include "core/config.h"
+#include "core/faults.h"
 #include "core/fileio.h" /* hl_mkdir_p, hl_remove_tree, hl_fsync_* (moved there) */
 #include "core/rng.h"
 #include "core/status.h"
@@ -44,18 +45,28 @@ typedef struct {
 /* Path of checkpoint `step` in a run directory. */
 void hl_checkpoint_path(const char *run_dir, int64_t step, char *buf, size_t size);
 
-/* Write checkpoint st->step (see top). If step-<n> already exists it is replaced only after
- * the new one is complete. On failure nothing named step-<n> changes and older checkpoints
- * are untouched; HL_ERR_DISK_FULL says so. `out_dir` (may be NULL) receives the path. */
+/* Write checkpoint st->step (see top) from host copies: ad->params, ad->m and ad->v (read from
+ * a session with hl_session_read_slab), laid out as ad->views says. If step-<n> already exists
+ * it is replaced only after the new one is complete. On failure nothing named step-<n> changes
+ * and older checkpoints are untouched; HL_ERR_DISK_FULL says so. `out_dir` (may be NULL)
+ * receives the path. */
 hl_status hl_checkpoint_save(const char *run_dir, const hl_adapters *ad, const hl_ckpt_state *st,
                              const hl_run_config *cfg, char *out_dir, size_t out_size);
+/* The same with failures injected by a test (faults may be NULL). */
+hl_status hl_checkpoint_save_faults(const char *run_dir, const hl_adapters *ad, const hl_ckpt_state *st,
+                                    const hl_run_config *cfg, const hl_faults *faults, char *out_dir,
+                                    size_t out_size);
 
 /* Steps of the complete checkpoints (directories step-<n> holding state.json), ascending.
  * *steps is malloc'd (NULL when *n == 0). A missing checkpoints/ is not an error. */
 hl_status hl_checkpoint_list(const char *run_dir, int64_t **steps, int *n);
 
-/* Read a checkpoint directory into `ad` (params always; moments when load_moments) and
- * `st`. Every adapter tensor must be present with its shape; extra tensors are an error. */
+/* The directory of checkpoint `step` of a run (step < 0: the newest complete one) into dir;
+ * the step into *picked. HL_ERR_NOT_FOUND lists the steps there are. */
+hl_status hl_checkpoint_pick(const char *run_dir, int64_t step, char *dir, size_t size, int64_t *picked);
+
+/* Read a checkpoint directory into the host slabs of `ad` (params always; moments when
+ * load_moments; a session takes them with hl_session_write_slab) and `st`. Every adapter tensor must be present with its shape; extra tensors are an error. */
 hl_status hl_checkpoint_load(const char *ckpt_dir, hl_adapters *ad, hl_ckpt_state *st, int load_moments);
 
 /* Only state.json (no tensors). */

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/backend/backend.h"
 #include "core/fileio.h"
 
 static const char *const variant_choices[] = {"hydra", "lora", "lora-split", "uniform", NULL};
@@ -81,6 +82,8 @@ const hl_config_field hl_config_fields[] = {
     {"eps", HL_FIELD_DOUBLE, F(eps), "optim", "1e-8", 0, 1, 1, 0, NULL, "Adam epsilon"},
     {"seed", HL_FIELD_INT64, F(seed), "optim", "41", 0, 9007199254740991.0, 0, 0, NULL,
      "random seed (init, dropout, shuffling, validation split)"},
+    {"device", HL_FIELD_STRING, F(device), "optim", "auto", UNBOUNDED, 0, 0, NULL,
+     "where to compute: cpu, cuda, cuda:N, or auto (the first usable GPU, else cpu)"},
     {"threads", HL_FIELD_INT, F(threads), "optim", "0", 0, 4096, 0, 0, NULL, "compute threads (0 = all cores)"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
@@ -541,6 +544,8 @@ hl_status hl_config_validate(const hl_run_config *cfg) {
         return hl_fail(HL_ERR_ARG, "name: empty, and no out_dir given: the run needs a directory");
     if (cfg->name[0] && (strchr(cfg->name, '/') || !strcmp(cfg->name, ".") || !strcmp(cfg->name, "..")))
         return hl_fail(HL_ERR_ARG, "name: '%s' must be a plain name (no '/'); use out_dir for a path", cfg->name);
+    if (hl_backend_resolve(cfg->device, NULL, 0) != HL_OK)
+        return hl_fail_context(HL_ERR_ARG, "device");
     if (cfg->variant == HL_VARIANT_LORA && cfg->n_heads != 1) {
         /* Not an error: LoRA has one head by definition; hl_config_adapter forces N = 1. */
     }

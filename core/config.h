@@ -73,6 +73,7 @@ typedef struct {
     double weight_decay;
     double beta1, beta2, eps;
     int64_t seed;
+    char device[32];   /* backend: "cpu", "cuda", "cuda:N" or "auto" (core/backend/backend.h) */
     int threads;       /* 0 = all cores */
     int grad_checkpoint; /* 1: recompute activations in backward (less memory) */
 
@@ -136,8 +137,8 @@ hl_status hl_config_from_json(hl_run_config *cfg, const char *json, size_t len, 
 /* Read a file and apply it on top of the current values. */
 hl_status hl_config_load_file(hl_run_config *cfg, const char *path);
 
-/* Cross-field validation before a run: every field in range, model and data given,
- * warmup_ratio / steps consistent. Also re-checks each field (so a struct edited by
+/* Cross-field validation before a run: every field in range, model and data given, the
+ * device usable on this build and machine, warmup_ratio / steps consistent. Also re-checks each field (so a struct edited by
  * hand is caught). */
 hl_status hl_config_validate(const hl_run_config *cfg);
 

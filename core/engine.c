@@ -13,57 +13,6 @@
 
 #include "core/train.h"
 
-/* ---- series ---- */
-
-void hl_series_init(hl_series *s) {
-    s->n = 0;
-    s->width = 1;
-}
-
-static void bucket_merge(hl_series_bucket *a, const hl_series_bucket *b) {
-    double n = (double)a->count + (double)b->count;
-    a->mean = (float)(((double)a->mean * a->count + (double)b->mean * b->count) / n);
-    a->min = a->min < b->min ? a->min : b->min;
-    a->max = a->max > b->max ? a->max : b->max;
-    a->last = b->last;
-    a->step_last = b->step_last;
-    a->count += b->count;
-}
-
-void hl_series_add(hl_series *s, int64_t step, float v) {
-    if (!isfinite(v))
-        return;
-    if (s->width < 1)
-        s->width = 1;
-    if (s->n > 0 && s->b[s->n - 1].count < s->width) {
-        hl_series_bucket one = {step, step, v, v, v, v, 1};
-        bucket_merge(&s->b[s->n - 1], &one);
-        return;
-    }
-    if (s->n == HL_SERIES_MAX) {
-        /* Full: merge neighbours pairwise and double the width. */
-        for (int i = 0; i < HL_SERIES_MAX / 2; i++) {
-            hl_series_bucket m = s->b[2 * i];
-            bucket_merge(&m, &s->b[2 * i + 1]);
-            s->b[i] = m;
-        }
-        s->n = HL_SERIES_MAX / 2;
-        s->width *= 2;
-        if (s->b[s->n - 1].count < s->width) {
-            hl_series_bucket one = {step, step, v, v, v, v, 1};
-            bucket_merge(&s->b[s->n - 1], &one);
-            return;
-        }
-    }
-    s->b[s->n++] = (hl_series_bucket){step, step, v, v, v, v, 1};
-}
-
-const char *hl_job_state_name(hl_job_state s) {
-    static const char *const names[] = {"idle", "loading", "running", "paused", "saving", "stopped", "finished",
-                                        "failed"};
-    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
-}
-
 /* ---- snapshots: one allocation holding the struct and the routing arrays ---- */
 
 typedef struct {
@@ -139,6 +88,7 @@ struct hl_engine {
     /* job parameters */
     hl_run_config cfg;
     hl_start_mode mode;
+    hl_faults faults; /* tests only (hl_engine_set_faults) */
     hl_status result;
     char result_msg[512];
 };
@@ -194,7 +144,7 @@ static unsigned hook_poll(void *ctx, const hl_snapshot *st) {
 
 static void *job_main(void *arg) {
     hl_engine *e = arg;
-    hl_train_hooks hooks = {.ctx = e, .poll = hook_poll, .publish = hook_publish};
+    hl_train_hooks hooks = {.ctx = e, .poll = hook_poll, .publish = hook_publish, .faults = &e->faults};
     hl_status st = hl_train_run(&e->cfg, e->mode, &hooks);
     pthread_mutex_lock(&e->mu);
     e->result = st;
@@ -293,6 +243,15 @@ hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg) {
         return hl_fail(HL_ERR_RANGE, "run directory path too long");
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s", run_dir);
     return HL_OK;
+}
+
+void hl_engine_set_faults(hl_engine *e, const hl_faults *faults) {
+    pthread_mutex_lock(&e->mu);
+    if (faults)
+        e->faults = *faults;
+    else
+        memset(&e->faults, 0, sizeof e->faults);
+    pthread_mutex_unlock(&e->mu);
 }
 
 hl_status hl_engine_start(hl_engine *e, const hl_run_config *cfg, hl_start_mode mode) {

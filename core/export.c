@@ -14,7 +14,6 @@
 #include "core/checkpoint.h"
 #include "core/safetensors.h"
 #include "core/torchzip.h"
-#include "core/train.h"
 
 typedef struct {
     const char *name;
@@ -285,40 +284,11 @@ hl_status hl_export_adapters(const hl_adapters *ad, const hl_run_config *cfg, co
     return st;
 }
 
-static hl_status pick_checkpoint(const char *run_dir, int64_t step, char *dir, size_t size, int64_t *picked) {
-    int64_t *steps;
-    int n;
-    HL_TRY(hl_checkpoint_list(run_dir, &steps, &n));
-    hl_status st = HL_OK;
-    if (n == 0)
-        st = hl_fail(HL_ERR_NOT_FOUND, "%s has no complete checkpoint (is it a run directory?)", run_dir);
-    else if (step < 0)
-        *picked = steps[n - 1];
-    else {
-        int found = 0;
-        for (int i = 0; i < n; i++)
-            found |= steps[i] == step;
-        if (!found) {
-            char list[256] = "";
-            size_t k = 0;
-            for (int i = 0; i < n && k < sizeof list - 24; i++)
-                k += (size_t)snprintf(list + k, sizeof list - k, "%s%lld", i ? ", " : "", (long long)steps[i]);
-            st = hl_fail(HL_ERR_NOT_FOUND, "%s has no checkpoint at step %lld (available: %s)", run_dir,
-                         (long long)step, list);
-        } else
-            *picked = step;
-    }
-    free(steps);
-    if (st == HL_OK)
-        hl_checkpoint_path(run_dir, *picked, dir, size);
-    return st;
-}
-
 hl_status hl_export_checkpoint(const char *run_dir, int64_t step, const char *out_dir, hl_dtype dtype,
                                hl_export_info *info) {
     char cdir[4300], path[4400];
     int64_t picked = -1;
-    HL_TRY(pick_checkpoint(run_dir, step, cdir, sizeof cdir, &picked));
+    HL_TRY(hl_checkpoint_pick(run_dir, step, cdir, sizeof cdir, &picked));
     hl_run_config cfg;
     hl_config_defaults(&cfg);
     snprintf(path, sizeof path, "%s/config.json", cdir);
@@ -363,115 +333,26 @@ hl_status hl_export_checkpoint(const char *run_dir, int64_t step, const char *ou
     return st;
 }
 
-/* ---- collapse ---- */
-
-hl_status hl_export_collapse(const char *run_dir, int64_t step, const hl_run_config *cfg_in, const char *out_dir,
-                             hl_dtype dtype, hl_collapse_report *rep) {
-    memset(rep, 0, sizeof *rep);
-    char cdir[4300];
-    int64_t picked = -1;
-    HL_TRY(pick_checkpoint(run_dir, step, cdir, sizeof cdir, &picked));
-    hl_run_config cfg = *cfg_in;
-    if (cfg.variant == HL_VARIANT_LORA)
-        return hl_fail(HL_ERR_ARG, "--collapse: this run is already a plain LoRA; export it without --collapse");
-    if (!cfg.val_data[0] && !(cfg.val_split > 0))
-        return hl_fail(HL_ERR_ARG, "--collapse needs validation records to measure the mean routing weights: the run "
-                       "has none (pass --data FILE)");
-    hl_trainer *t;
-    HL_TRY(hl_trainer_open(&t, &cfg, HL_TRAINER_VAL_DATA));
-    hl_adapters *ad = hl_trainer_adapters(t);
-    const hl_model *model = hl_trainer_model(t);
-    hl_ckpt_state cs;
-    hl_routing_stats rs;
-    int rs_ok = 0;
-    hl_adapters lad;
-    int lad_ok = 0;
-    ex_tensor *ts = NULL;
-    hl_status st = hl_checkpoint_load(cdir, ad, &cs, 0);
-    if (st == HL_OK && ad->has_router) {
-        st = hl_routing_stats_init(&rs, ad->n_layers, ad->N);
-        rs_ok = st == HL_OK;
+/* A plain LoRA made outside a run (the collapse, core/collapse.c): the run's metadata with
+ * variant lora, rank r, alpha, and a note for hydralora_export.json. */
+hl_status hl_export_plain_lora(const hl_adapters *lora, const hl_run_config *cfg, int r, double alpha,
+                               const char *note, const char *out_dir, hl_dtype dtype, hl_export_info *info) {
+    ex_tensor *ts = calloc((size_t)lora->n_views + 1, sizeof *ts);
+    if (!ts)
+        return hl_fail(HL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < lora->n_views; i++) {
+        const hl_param_view *v = &lora->views[i];
+        ts[i] = (ex_tensor){v->name, v->rows, v->cols, lora->params + v->offset};
     }
-    if (st == HL_OK) {
-        rep->n_val = hl_trainer_val(t)->n;
-        st = hl_trainer_eval(t, &rep->loss_adapter, NULL, rs_ok ? &rs : NULL);
-    }
-    int split = cfg.variant == HL_VARIANT_LORA_SPLIT;
-    int r2 = split ? cfg.r * ad->N : cfg.r;
-    if (st == HL_OK) {
-        hl_adapter_config lc = hl_config_adapter(&cfg);
-        lc.variant = HL_VARIANT_LORA;
-        lc.n_heads = 1;
-        lc.r = r2;
-        lc.alpha = (float)(cfg.alpha * (double)r2 / (double)cfg.r); /* same alpha/r */
-        st = hl_adapters_create(&lad, &model->cfg, &lc, (uint64_t)cfg.seed);
-        lad_ok = st == HL_OK;
-    }
-    for (int l = 0; st == HL_OK && l < ad->n_layers; l++)
-        for (int tg = 0; tg < HL_TARGET_COUNT; tg++) {
-            const hl_adapter_proj *p = hl_adapters_proj(ad, l, tg);
-            const hl_adapter_proj *q = hl_adapters_proj(&lad, l, tg);
-            if (!p || !q)
-                continue;
-            int r = cfg.r, N = ad->N, din = p->d_in, dout = p->d_out;
-            double w[256];
-            for (int i = 0; i < N; i++)
-                w[i] = ad->has_router ? hl_routing_mean_weight(&rs, l, tg, i) : 1.0 / N;
-            /* A: [nA*r, d_in] stacked — the same bytes as the collapsed [r2, d_in]. */
-            memcpy(q->A, p->A, (size_t)ad->nA * r * din * sizeof(float));
-            /* B: hydra/uniform: Σ ω̄_i B_i [d_out, r]; split: [ω̄_0 B_0 | ... ] [d_out, N r]. */
-            for (int o = 0; o < dout; o++) {
-                if (split) {
-                    for (int i = 0; i < N; i++)
-                        for (int c = 0; c < r; c++)
-                            q->B[(size_t)o * r2 + i * r + c] =
-                                (float)(w[i] * p->B[((size_t)i * dout + o) * r + c]);
-                } else {
-                    for (int c = 0; c < r; c++) {
-                        double acc = 0;
-                        for (int i = 0; i < N; i++)
-                            acc += w[i] * p->B[((size_t)i * dout + o) * r + c];
-                        q->B[(size_t)o * r + c] = (float)acc;
-                    }
-                }
-            }
-        }
-    if (st == HL_OK)
-        st = hl_trainer_use_adapters(t, &lad);
-    if (st == HL_OK)
-        st = hl_trainer_eval(t, &rep->loss_collapsed, NULL, NULL);
-    if (st == HL_OK) {
-        ts = calloc((size_t)lad.n_views + 1, sizeof *ts);
-        if (!ts)
-            st = hl_fail(HL_ERR_NOMEM, "out of memory");
-    }
-    if (st == HL_OK) {
-        for (int i = 0; i < lad.n_views; i++) {
-            const hl_param_view *v = &lad.views[i];
-            ts[i] = (ex_tensor){v->name, v->rows, v->cols, lad.params + v->offset};
-        }
-        ex_meta m = meta_from_cfg(&cfg);
-        m.variant = HL_VARIANT_LORA;
-        m.plain = 1;
-        m.r = r2;
-        m.n_heads = 1;
-        m.alpha = cfg.alpha * (double)r2 / (double)cfg.r;
-        char note[400];
-        snprintf(note, sizeof note, "APPROXIMATE: collapsed from a %s adapter (N=%d, r=%d) at step %lld with mean "
-                 "routing weights over %lld validation records; validation loss %.6f (adapter) vs %.6f (collapsed)",
-                 hl_config_variant_name(cfg.variant), ad->N, cfg.r, (long long)picked, (long long)rep->n_val,
-                 rep->loss_adapter, rep->loss_collapsed);
-        m.note = note;
-        st = write_export(out_dir, ts, lad.n_views, &m, dtype, &rep->info);
-        rep->info.step = picked;
-        rep->r_out = r2;
-    }
+    ex_meta m = meta_from_cfg(cfg);
+    m.variant = HL_VARIANT_LORA;
+    m.plain = 1;
+    m.r = r;
+    m.n_heads = 1;
+    m.alpha = alpha;
+    m.note = note;
+    hl_status st = write_export(out_dir, ts, lora->n_views, &m, dtype, info);
     free(ts);
-    if (rs_ok)
-        hl_routing_stats_free(&rs);
-    hl_trainer_close(t); /* before the adapters its context points to */
-    if (lad_ok)
-        hl_adapters_free(&lad);
     return st;
 }
 

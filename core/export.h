@@ -37,7 +37,8 @@ typedef struct {
     int64_t step;          /* checkpoint step exported (-1 when exported from memory) */
 } hl_export_info;
 
-/* Export live adapters (the run config supplies base model path, variant, r, alpha, ...). */
+/* Export adapters from host copies (ad->params, e.g. read from a session's slab; the run config
+ * supplies base model path, variant, r, alpha, ...). */
 hl_status hl_export_adapters(const hl_adapters *ad, const hl_run_config *cfg, const char *out_dir, hl_dtype dtype,
                              hl_export_info *info);
 
@@ -46,20 +47,10 @@ hl_status hl_export_adapters(const hl_adapters *ad, const hl_run_config *cfg, co
 hl_status hl_export_checkpoint(const char *run_dir, int64_t step, const char *out_dir, hl_dtype dtype,
                                hl_export_info *info);
 
-/* Approximate plain LoRA (HYDRALORA.md §7): per adapted projection B = Σ_i ω̄_i B_i with ω̄
- * the mean router weights over the validation examples of `cfg` (LoRA-Split: A and B
- * concatenated, rank N·r, alpha scaled so that alpha/r is unchanged). Also measures the
- * validation loss with the real adapters and with the collapsed one. */
-typedef struct {
-    hl_export_info info;
-    double loss_adapter;   /* validation loss with the HydraLoRA adapters */
-    double loss_collapsed; /* ... with the collapsed plain LoRA */
-    int64_t n_val;
-    int r_out;             /* rank of the collapsed LoRA */
-} hl_collapse_report;
-
-hl_status hl_export_collapse(const char *run_dir, int64_t step, const hl_run_config *cfg, const char *out_dir,
-                             hl_dtype dtype, hl_collapse_report *rep);
+/* Export a plain LoRA built outside a run (core/collapse.c): the run's metadata (base model,
+ * targets, dropout) with variant lora, rank r and alpha, and `note` in hydralora_export.json. */
+hl_status hl_export_plain_lora(const hl_adapters *lora, const hl_run_config *cfg, int r, double alpha,
+                               const char *note, const char *out_dir, hl_dtype dtype, hl_export_info *info);
 
 /* ---- reading an export back ---- */
 

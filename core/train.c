@@ -1,5 +1,5 @@
-/* Loading for training and evaluation: model, tokenizer, records → tokenised examples,
- * adapters, compute context; and the eval pass (see train.h). The job loop itself is in
+/* Loading for training and evaluation: backend, model, tokenizer, records → tokenised
+ * examples, the session; and the eval pass (see train.h). The job loop itself is in
  * train_loop.c. */
 #include "core/train.h"
 
@@ -11,9 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/export.h"
-#include "core/gemm.h"
-#include "core/llama.h"
 #include "core/train_private.h"
 #include "datasets/records.h"
 
@@ -195,34 +192,35 @@ static int longest(const hl_trainer *t) {
     return T < 2 ? 2 : T;
 }
 
-hl_status trainer_build_context(hl_trainer *t, unsigned flags) {
-    if (t->ctx) {
-        hl_llama_free(t->ctx);
-        t->ctx = NULL;
-    }
+hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
+    hl_session_free(t->sess);
+    t->sess = NULL;
     int T = longest(t);
-    t->ctx_flags = flags;
-    HL_TRY(hl_llama_create(&t->ctx, &t->model, t->use_ad, t->cfg.micro_batch, T, flags));
+    t->sess_flags = flags;
+    HL_TRY(hl_session_create(&t->sess, t->be, &t->model, t->with_adapters ? &t->acfg : NULL, (uint64_t)t->cfg.seed,
+                             t->cfg.micro_batch, T, flags));
     hl_microbatch_free(&t->mb);
+    free(t->row_start);
+    free(t->row_len);
+    t->row_start = malloc((size_t)t->cfg.micro_batch * sizeof *t->row_start);
+    t->row_len = malloc((size_t)t->cfg.micro_batch * sizeof *t->row_len);
+    if (!t->row_start || !t->row_len)
+        return hl_fail(HL_ERR_NOMEM, "out of memory");
     return hl_microbatch_init(&t->mb, t->cfg.micro_batch, T);
 }
 
-/* threads = 0 means all cores, unless OMP_NUM_THREADS says otherwise. Called in the
- * thread that computes (OpenMP's thread count is per calling thread). */
-static void set_threads(const hl_run_config *cfg) {
-    int n = cfg->threads;
-    if (n <= 0) {
-        const char *e = getenv("OMP_NUM_THREADS");
-        n = e && *e ? atoi(e) : 0;
-    }
-    hl_set_threads(n);
+hl_batch trainer_batch(hl_trainer *t) {
+    hl_batch b;
+    hl_batch_padded(&b, t->mb.tokens, t->mb.labels, t->mb.lengths, t->mb.B, t->mb.T, t->row_start, t->row_len);
+    return b;
 }
 
 hl_status trainer_open_base(hl_trainer *t, const hl_run_config *cfg) {
     t->cfg = *cfg;
-    set_threads(cfg);
     hl_examples_init(&t->train);
     hl_examples_init(&t->val);
+    HL_TRY(hl_backend_open(&t->be, cfg->device[0] ? cfg->device : "auto"));
+    HL_TRY(hl_backend_set_threads(t->be, cfg->threads));
     HL_TRY(hl_model_load(&t->model, cfg->model));
     t->model_loaded = 1;
     HL_TRY(hl_train_load_tokenizer(&t->tok, cfg));
@@ -234,10 +232,9 @@ hl_status trainer_open_base(hl_trainer *t, const hl_run_config *cfg) {
 }
 
 hl_status trainer_create_adapters(hl_trainer *t) {
-    hl_adapter_config acfg = hl_config_adapter(&t->cfg);
-    HL_TRY(hl_adapters_create(&t->ad, &t->model.cfg, &acfg, (uint64_t)t->cfg.seed));
-    t->ad_ok = 1;
-    t->use_ad = &t->ad;
+    t->acfg = hl_config_adapter(&t->cfg);
+    HL_TRY(hl_adapter_config_check(&t->acfg));
+    t->with_adapters = 1;
     return HL_OK;
 }
 
@@ -252,7 +249,7 @@ hl_status hl_trainer_open(hl_trainer **out, const hl_run_config *cfg, unsigned w
     if (st == HL_OK && !(what & HL_TRAINER_NO_ADAPTER))
         st = trainer_create_adapters(t);
     if (st == HL_OK)
-        st = trainer_build_context(t, 0);
+        st = trainer_build_session(t, 0);
     if (st) {
         hl_trainer_close(t);
         return st;
@@ -264,11 +261,11 @@ hl_status hl_trainer_open(hl_trainer **out, const hl_run_config *cfg, unsigned w
 void hl_trainer_close(hl_trainer *t) {
     if (!t)
         return;
-    if (t->ctx)
-        hl_llama_free(t->ctx);
+    hl_session_free(t->alt);
+    hl_session_free(t->sess);
     hl_microbatch_free(&t->mb);
-    if (t->ad_ok)
-        hl_adapters_free(&t->ad);
+    free(t->row_start);
+    free(t->row_len);
     hl_examples_free(&t->train);
     hl_examples_free(&t->val);
     trainer_data_free(&t->data);
@@ -276,21 +273,41 @@ void hl_trainer_close(hl_trainer *t) {
         hl_tokenizer_free(t->tok);
     if (t->model_loaded)
         hl_model_free(&t->model);
+    hl_backend_close(t->be);
     free(t);
 }
 
-hl_adapters *hl_trainer_adapters(hl_trainer *t) { return t->ad_ok ? &t->ad : NULL; }
+hl_session *hl_trainer_session(hl_trainer *t) { return t->alt ? t->alt : t->sess; }
+const hl_adapters *hl_trainer_layout(const hl_trainer *t) { return hl_session_layout(t->alt ? t->alt : t->sess); }
 const hl_model *hl_trainer_model(const hl_trainer *t) { return &t->model; }
 const hl_tokenizer *hl_trainer_tokenizer(const hl_trainer *t) { return t->tok; }
 const hl_examples *hl_trainer_val(const hl_trainer *t) { return &t->val; }
 const hl_examples *hl_trainer_train(const hl_trainer *t) { return &t->train; }
 
-hl_status hl_trainer_use_adapters(hl_trainer *t, hl_adapters *ad) {
-    t->use_ad = ad ? ad : (t->ad_ok ? &t->ad : NULL);
-    return trainer_build_context(t, t->ctx_flags & ~(unsigned)HL_LLAMA_TRAIN);
+void hl_trainer_skipped(const hl_trainer *t, int64_t *n_malformed, int64_t *n_no_target) {
+    if (n_malformed)
+        *n_malformed = t->n_malformed;
+    if (n_no_target)
+        *n_no_target = t->n_skipped;
 }
 
-/* Add the context's routing statistics into dst (same layer count and N). */
+hl_status hl_trainer_use_adapters(hl_trainer *t, const hl_adapters *ad) {
+    hl_session_free(t->alt);
+    t->alt = NULL;
+    if (!ad)
+        return HL_OK;
+    HL_TRY(hl_session_create(&t->alt, t->be, &t->model, &ad->cfg, ad->seed, t->cfg.micro_batch, longest(t), 0));
+    const hl_adapters *lay = hl_session_layout(t->alt);
+    if (lay->n_params != ad->n_params) {
+        hl_session_free(t->alt);
+        t->alt = NULL;
+        return hl_fail(HL_ERR_SHAPE, "adapter has %zu parameters, its configuration implies %zu", ad->n_params,
+                       lay->n_params);
+    }
+    return hl_session_write_slab(t->alt, HL_SLAB_PARAMS, 0, ad->n_params, ad->params);
+}
+
+/* Add src's routing statistics into dst (same layer count and N). */
 static void add_routing(hl_routing_stats *dst, const hl_routing_stats *src) {
     int n = dst->n_layers * HL_TARGET_COUNT;
     for (int i = 0; i < n; i++) {
@@ -308,25 +325,29 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
     *loss = NAN;
     if (ex->n == 0)
         return hl_fail(HL_ERR_ARG, "no validation examples (set val_split or val_data)");
+    hl_session *s = hl_trainer_session(t);
+    const hl_adapters *lay = hl_session_layout(s);
     int B = t->cfg.micro_batch;
     double *sums = malloc((size_t)B * sizeof *sums);
     int64_t *cnts = malloc((size_t)B * sizeof *cnts);
     int64_t *which = malloc((size_t)B * sizeof *which);
-    if (!sums || !cnts || !which) {
+    hl_routing_stats pass;
+    int stats = routing && lay && lay->has_router && routing->N == lay->N && routing->n_layers == lay->n_layers;
+    hl_status st = sums && cnts && which ? HL_OK : hl_fail(HL_ERR_NOMEM, "out of memory");
+    if (st == HL_OK && stats)
+        st = hl_routing_stats_init(&pass, lay->n_layers, lay->N);
+    if (st != HL_OK) {
         free(sums);
         free(cnts);
         free(which);
-        return hl_fail(HL_ERR_NOMEM, "out of memory");
+        return st;
     }
-    hl_routing_stats *rs = hl_llama_routing(t->ctx);
-    int stats = routing && rs && routing->N == rs->N && routing->n_layers == rs->n_layers;
     if (stats) {
-        hl_routing_stats_reset(rs);
-        hl_llama_set_eval_stats(t->ctx, rs);
+        hl_session_routing_reset(s, HL_STATS_EVAL);
+        hl_session_collect_eval_stats(s, 1);
     }
     double total = 0;
     int64_t count = 0;
-    hl_status st = HL_OK;
     for (int64_t i = 0; i < ex->n && st == HL_OK; i += B) {
         int n = (int)(ex->n - i < B ? ex->n - i : B);
         for (int b = 0; b < n; b++)
@@ -336,7 +357,8 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
             break;
         float l = 0;
         int64_t nt = 0;
-        st = hl_llama_eval(t->ctx, t->mb.tokens, t->mb.labels, t->mb.lengths, t->mb.B, t->mb.T, &l, &nt, sums, cnts);
+        hl_batch batch = trainer_batch(t);
+        st = hl_session_eval(s, &batch, &l, &nt, sums, cnts);
         if (st)
             break;
         for (int b = 0; b < n; b++) {
@@ -347,10 +369,12 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
         }
     }
     if (stats) {
-        hl_llama_set_eval_stats(t->ctx, NULL);
+        hl_session_collect_eval_stats(s, 0);
         if (st == HL_OK)
-            add_routing(routing, rs);
-        hl_routing_stats_reset(rs);
+            st = hl_session_routing(s, HL_STATS_EVAL, &pass);
+        if (st == HL_OK)
+            add_routing(routing, &pass);
+        hl_routing_stats_free(&pass);
     }
     free(sums);
     free(cnts);
@@ -359,65 +383,4 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
         return st;
     *loss = count ? total / (double)count : NAN;
     return HL_OK;
-}
-
-/* ---- scoring ---- */
-
-void hl_score_result_free(hl_score_result *res) {
-    if (!res)
-        return;
-    free(res->loss);
-    free(res->targets);
-    free(res->line);
-    memset(res, 0, sizeof *res);
-}
-
-hl_status hl_train_score(const hl_run_config *cfg_in, const char *adapter_dir, hl_score_result *res) {
-    memset(res, 0, sizeof *res);
-    hl_run_config cfg = *cfg_in;
-    if (!cfg.val_data[0])
-        return hl_fail(HL_ERR_ARG, "no data file to score");
-    cfg.val_split = 0;
-    hl_trainer *t;
-    HL_TRY(hl_trainer_open(&t, &cfg, HL_TRAINER_VAL_DATA | HL_TRAINER_NO_ADAPTER));
-    hl_adapters ad;
-    int ad_ok = 0;
-    hl_status st = HL_OK;
-    if (adapter_dir) {
-        st = hl_export_load(adapter_dir, &t->model.cfg, (uint64_t)cfg.seed, &ad);
-        ad_ok = st == HL_OK;
-        if (st == HL_OK)
-            st = hl_trainer_use_adapters(t, &ad);
-    }
-    const hl_examples *ex = &t->val;
-    int64_t n = ex->n;
-    if (st == HL_OK && n == 0)
-        st = hl_fail(HL_ERR_ARG, "%s: no record with target tokens to score", cfg.val_data);
-    if (st == HL_OK) {
-        res->loss = malloc((size_t)n * sizeof *res->loss);
-        res->targets = malloc((size_t)n * sizeof *res->targets);
-        res->line = malloc((size_t)n * sizeof *res->line);
-        if (!res->loss || !res->targets || !res->line)
-            st = hl_fail(HL_ERR_NOMEM, "out of memory");
-    }
-    if (st == HL_OK)
-        st = hl_trainer_eval(t, &res->mean_token, res->loss, NULL);
-    if (st == HL_OK) {
-        res->n = n;
-        double sum = 0;
-        for (int64_t i = 0; i < n; i++) {
-            res->targets[i] = hl_examples_targets(ex, i);
-            res->line[i] = ex->source[i] & 0xffffffff;
-            sum += res->loss[i];
-        }
-        res->mean_record = sum / (double)n;
-        res->n_skipped = t->n_skipped;
-        res->n_malformed = t->n_malformed;
-    }
-    hl_trainer_close(t); /* before the adapters its context points to */
-    if (ad_ok)
-        hl_adapters_free(&ad);
-    if (st)
-        hl_score_result_free(res);
-    return st;
 }

@@ -5,9 +5,11 @@
  * Two levels:
  *  - hl_train_run: a whole job in the calling thread, talking to its owner through hooks
  *    (core/engine.c runs it in a thread; tests may call it directly);
- *  - hl_trainer: the loaded pieces (model, tokenizer, examples, adapters, compute context)
- *    for eval-only uses: score a data file, measure the mean routing weights for a
- *    collapsed export.
+ *  - hl_trainer: the loaded pieces (model, tokenizer, examples, the backend named by
+ *    cfg->device and a session on it holding the adapters) for eval-only uses: score a data
+ *    file, measure the mean routing weights for a collapsed export.
+ * Everything that computes goes through the backend seam (core/backend/backend.h); adapter
+ * values reach checkpoints and exports as host copies read from the session's slabs.
  *
  * Definitions used everywhere:
  *  - an optimizer step consumes micro_batch × grad_accum examples from the data cursor
@@ -19,10 +21,8 @@
  *    without dropout; per-record loss = that record's mean target CE;
  *  - examples whose targets were all truncated away are skipped (counted in the data event).
  *
- * Test hooks (environment): HL_TEST_NAN_STEP=<k> makes the loss of step k NaN (the run
- * must stop naming step k and keep the last good checkpoint); HL_TEST_STEP_DELAY_MS=<ms>
- * sleeps after every step (so signal tests can catch a run mid-way);
- * HL_TEST_CKPT_ENOSPC (see checkpoint.h). */
+ * Tests inject failures (a NaN loss at step k, a slow step, a full disk at checkpoint k)
+ * through hooks->faults (core/faults.h); the product never sets it. */
 #ifndef HL_TRAIN_H
 #define HL_TRAIN_H
 
@@ -30,11 +30,13 @@
 
 #include "core/adapter.h"
 #include "core/batch.h"
+#include "core/backend/backend.h"
 #include "core/config.h"
-#include "core/engine.h"
+#include "core/faults.h"
 #include "core/model.h"
 #include "core/status.h"
 #include "core/tokenizer.h"
+#include "core/train_status.h"
 
 /* ---- whole job ---- */
 
@@ -51,6 +53,8 @@ typedef struct {
     /* The status changed (step done, eval, checkpoint, state change, event). The pointer is
      * valid during the call only (copy what you need). NULL: ignored. */
     void (*publish)(void *ctx, const hl_snapshot *status);
+    /* Failures to inject (tests only; NULL: none). */
+    const hl_faults *faults;
 } hl_train_hooks;
 
 /* Run a job to its end in the calling thread. Returns HL_OK when it FINISHED or STOPPED
@@ -68,16 +72,23 @@ enum {
     HL_TRAINER_NO_ADAPTER = 1u << 2, /* base model only */
 };
 
-/* Load model, tokenizer, examples (as `what` says) and fresh adapters (initialised from
- * cfg->seed) with a compute context for micro_batch × the longest example. */
+/* Open the backend cfg->device (with cfg->threads), load model, tokenizer, examples (as
+ * `what` says) and create an evaluation session on the backend with fresh adapters
+ * (initialised from cfg->seed) for micro_batch × the longest example. */
 hl_status hl_trainer_open(hl_trainer **out, const hl_run_config *cfg, unsigned what);
 void hl_trainer_close(hl_trainer *t);
 
-hl_adapters *hl_trainer_adapters(hl_trainer *t); /* NULL with HL_TRAINER_NO_ADAPTER */
+/* The session the trainer evaluates with (its own adapters, or the set swapped in by
+ * hl_trainer_use_adapters) and that session's adapter layout (NULL with HL_TRAINER_NO_ADAPTER). */
+hl_session *hl_trainer_session(hl_trainer *t);
+const hl_adapters *hl_trainer_layout(const hl_trainer *t);
 const hl_model *hl_trainer_model(const hl_trainer *t);
 const hl_tokenizer *hl_trainer_tokenizer(const hl_trainer *t);
 const hl_examples *hl_trainer_val(const hl_trainer *t);
 const hl_examples *hl_trainer_train(const hl_trainer *t);
+/* Records skipped while loading: malformed lines, and records without a target token after
+ * truncation to max_len. */
+void hl_trainer_skipped(const hl_trainer *t, int64_t *n_malformed, int64_t *n_no_target);
 
 /* Eval loss over the validation examples (see top). Per-example mean losses go to
  * per_example[i] (n = val->n; may be NULL; NaN for an example without targets). When
@@ -86,28 +97,10 @@ const hl_examples *hl_trainer_train(const hl_trainer *t);
  * and the adapter's N). */
 hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_routing_stats *routing);
 
-/* Swap in another adapter set (e.g. a collapsed LoRA) for eval; NULL restores the own one.
- * The set must match the model; it is not owned. Rebuilds the compute context. */
-hl_status hl_trainer_use_adapters(hl_trainer *t, hl_adapters *ad);
-
-/* ---- scoring a data file ---- */
-
-typedef struct {
-    int64_t n;             /* scored records (records without target tokens are left out) */
-    double *loss;          /* [n] mean target cross-entropy per record */
-    int64_t *targets;      /* [n] target tokens per record */
-    int64_t *line;         /* [n] line of the record in its file (1-based) */
-    double mean_token;     /* Σ CE / Σ targets */
-    double mean_record;    /* mean of loss[] */
-    int64_t n_skipped;     /* records without any target token after truncation */
-    int64_t n_malformed;   /* lines of the file that were not usable records */
-} hl_score_result;
-
-/* Per-record loss of the records in cfg->val_data (with cfg's tokenizer lookup, field map,
- * max_len, micro_batch, val_max, threads) under the base model plus the adapter exported in
- * adapter_dir (NULL: base model only), with the prompt rules of training (HYDRALORA.md §5). */
-hl_status hl_train_score(const hl_run_config *cfg, const char *adapter_dir, hl_score_result *res);
-void hl_score_result_free(hl_score_result *res);
+/* Evaluate with another adapter set (host layout + parameters, e.g. a collapsed LoRA or an
+ * exported adapter) from now on; NULL returns to the trainer's own. The parameters are
+ * copied into a second evaluation session (`ad` may be freed afterwards). */
+hl_status hl_trainer_use_adapters(hl_trainer *t, const hl_adapters *ad);
 
 /* Tokenizer lookup used by training: cfg->tokenizer if set, else next to the model (the
  * model directory, or the directory of a model file). */

@@ -13,7 +13,6 @@
 #include "core/jsonout.h"
 #include "core/checkpoint.h"
 #include "core/export.h"
-#include "core/gemm.h"
 #include "core/optim.h"
 #include "core/train_private.h"
 
@@ -33,15 +32,18 @@ typedef struct {
     float *h_w, *h_e;         /* [HIST*L*M*N], [HIST*L*M] */
     int h_len;
     hl_routing_stats eval_rs; /* eval-pass accumulator */
-    int eval_rs_ok;
+    hl_routing_stats train_rs; /* the last step's statistics, copied from the session */
+    int eval_rs_ok, train_rs_ok;
+    int has_router;
+    hl_adapters host;          /* host copies of params and moments for checkpoints and the export */
+    int host_ok;
 
     hl_data_cursor cur;
     int cur_ok;
     hl_optim_config ocfg;
     double step_time_ema, tps_ema;
     unsigned pending;
-    int64_t nan_step;
-    int delay_ms;
+    hl_faults faults; /* injected by tests (zero: none) */
     int64_t last_save_step, last_eval_step;
     double t_start, elapsed_before;
     int stop_in_loading;
@@ -61,11 +63,6 @@ static int64_t rss_bytes(void) {
     int k = fscanf(f, "%lld %lld", &size, &res);
     fclose(f);
     return k == 2 ? res * (int64_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
-static int64_t env_int(const char *name, int64_t def) {
-    const char *e = getenv(name);
-    return e && *e ? strtoll(e, NULL, 10) : def;
 }
 
 static void publish(job *j) {
@@ -213,8 +210,10 @@ static hl_status routing_setup(job *j) {
     for (int tg = 0; tg < HL_TARGET_COUNT; tg++)
         if (t->cfg.targets & (1u << tg))
             j->module_target[j->n_modules++] = tg;
+    const hl_adapters *lay = hl_session_layout(t->sess);
     j->L = t->model.cfg.n_layers;
-    j->N = t->ad.N;
+    j->N = lay->N;
+    j->has_router = lay->has_router;
     size_t lmn = (size_t)j->L * j->n_modules * j->N, lm = (size_t)j->L * j->n_modules;
     j->rw = calloc(lmn, sizeof(float));
     j->rt = calloc(lmn, sizeof(float));
@@ -224,9 +223,11 @@ static hl_status routing_setup(job *j) {
     j->h_e = calloc(lm * HL_ROUTING_HIST, sizeof(float));
     if (!j->rw || !j->rt || !j->re || !j->h_step || !j->h_w || !j->h_e)
         return hl_fail(HL_ERR_NOMEM, "out of memory for routing statistics");
-    if (t->ad.has_router) {
+    if (j->has_router) {
         HL_TRY(hl_routing_stats_init(&j->eval_rs, j->L, j->N));
         j->eval_rs_ok = 1;
+        HL_TRY(hl_routing_stats_init(&j->train_rs, j->L, j->N));
+        j->train_rs_ok = 1;
     }
     hl_snapshot_routing *r = &j->s->routing;
     r->n_layers = j->L;
@@ -258,11 +259,13 @@ static void routing_free(job *j) {
     free(j->h_e);
     if (j->eval_rs_ok)
         hl_routing_stats_free(&j->eval_rs);
+    if (j->train_rs_ok)
+        hl_routing_stats_free(&j->train_rs);
 }
 
 /* Copy statistics into the snapshot arrays (no-op without a router). */
 static void routing_take(job *j, const hl_routing_stats *st, int source) {
-    if (!st || !j->t->ad.has_router)
+    if (!st || !j->has_router)
         return;
     for (int l = 0; l < j->L; l++)
         for (int m = 0; m < j->n_modules; m++) {
@@ -376,13 +379,38 @@ static void fill_ckpt_state(job *j, hl_ckpt_state *cs) {
     cs->pos = j->cur.pos;
     cs->consumed = j->cur.consumed;
     cs->data_rng = j->cur.epoch_rng;
+    const hl_adapters *lay = hl_session_layout(j->t->sess);
     cs->seed = (uint64_t)j->t->cfg.seed;
-    cs->dropout_key = j->t->ad.dropout_key;
-    cs->dropout_step = j->t->ad.dropout_step;
-    cs->n_params = (int64_t)j->t->ad.n_params;
+    cs->dropout_key = lay->dropout_key;
+    cs->dropout_step = hl_session_dropout_step(j->t->sess);
+    cs->n_params = (int64_t)lay->n_params;
     cs->tokens_seen = j->s->tokens_seen;
     cs->loss = j->s->loss;
     cs->elapsed_s = j->s->elapsed_s;
+}
+
+/* Host copies of the session's parameters (and moments) into j->host, for a checkpoint or
+ * the export: nothing outside the backend reads its memory. */
+static hl_status host_take(job *j, int moments) {
+    hl_session *s = j->t->sess;
+    size_t n = j->host.n_params;
+    HL_TRY(hl_session_read_slab(s, HL_SLAB_PARAMS, 0, n, j->host.params));
+    if (moments) {
+        HL_TRY(hl_session_read_slab(s, HL_SLAB_ADAM_M, 0, n, j->host.m));
+        HL_TRY(hl_session_read_slab(s, HL_SLAB_ADAM_V, 0, n, j->host.v));
+    }
+    return HL_OK;
+}
+
+/* The other way, on resume. */
+static hl_status host_give(job *j) {
+    hl_session *s = j->t->sess;
+    size_t n = j->host.n_params;
+    HL_TRY(hl_session_write_slab(s, HL_SLAB_PARAMS, 0, n, j->host.params));
+    HL_TRY(hl_session_write_slab(s, HL_SLAB_ADAM_M, 0, n, j->host.m));
+    HL_TRY(hl_session_write_slab(s, HL_SLAB_ADAM_V, 0, n, j->host.v));
+    hl_session_set_dropout_step(s, j->host.dropout_step);
+    return HL_OK;
 }
 
 static hl_status do_save(job *j) {
@@ -395,7 +423,9 @@ static hl_status do_save(job *j) {
     hl_ckpt_state cs;
     fill_ckpt_state(j, &cs);
     char path[HL_CONFIG_PATH_MAX + 64];
-    hl_status st = hl_checkpoint_save(j->run_dir, &j->t->ad, &cs, &j->t->cfg, path, sizeof path);
+    hl_status st = host_take(j, 1);
+    if (st == HL_OK)
+        st = hl_checkpoint_save_faults(j->run_dir, &j->host, &cs, &j->t->cfg, &j->faults, path, sizeof path);
     s->state = prev;
     if (st) {
         char msg[700];
@@ -454,10 +484,9 @@ static hl_status do_step(job *j) {
     hl_snapshot *s = j->s;
     const hl_run_config *cfg = &t->cfg;
     double t0 = now_s();
-    hl_adapters_zero_grad(&t->ad);
-    hl_routing_stats *rs = hl_llama_routing(t->ctx);
-    if (rs)
-        hl_routing_stats_reset(rs);
+    HL_TRY(hl_session_zero_grad(t->sess));
+    if (j->has_router)
+        HL_TRY(hl_session_routing_reset(t->sess, HL_STATS_TRAIN));
     double loss_sum = 0;
     int64_t tokens = 0;
     int64_t which[4096];
@@ -468,16 +497,17 @@ static hl_status do_step(job *j) {
         HL_TRY(hl_microbatch_fill(&t->mb, &t->train, which, B));
         float l = 0;
         int64_t nt = 0;
-        HL_TRY(hl_llama_forward_backward(t->ctx, t->mb.tokens, t->mb.labels, t->mb.lengths, t->mb.B, t->mb.T,
-                                         1.0f / (float)cfg->grad_accum, &l, &nt));
+        hl_batch batch = trainer_batch(t);
+        HL_TRY(hl_session_train_microbatch(t->sess, &batch, 1.0f / (float)cfg->grad_accum, &l, &nt));
         loss_sum += l;
         tokens += t->mb.n_tokens;
         if (a + 1 < cfg->grad_accum)
             poll_cmds(j); /* may block while paused */
     }
+    HL_TRY(hl_session_reduce_grads(t->sess, NULL)); /* one process: no-op */
     double loss = loss_sum / cfg->grad_accum;
     int64_t k = s->step + 1; /* the step being taken, 1-based */
-    if (j->nan_step == k)
+    if (j->faults.nan_loss_step > 0 && j->faults.nan_loss_step == k)
         loss = NAN;
     if (!isfinite(loss)) {
         if (s->last_checkpoint_step >= 0)
@@ -489,7 +519,7 @@ static hl_status do_step(job *j) {
     }
     float lr = lr_at(j, s->step);
     double gnorm = 0;
-    hl_status st = hl_adapters_adamw_step(&t->ad, k, lr, &j->ocfg, &gnorm);
+    hl_status st = hl_session_optim_step(t->sess, k, lr, &j->ocfg, &gnorm);
     if (st)
         return hl_fail(st, "step %lld: %s; training stopped. The last good checkpoint is step-%lld", (long long)k,
                        hl_last_error(), (long long)s->last_checkpoint_step);
@@ -511,8 +541,8 @@ static hl_status do_step(job *j) {
     hl_series_add(&s->lr_hist, k, lr);
     hl_series_add(&s->grad_norm_hist, k, (float)gnorm);
     hl_series_add(&s->tokens_per_s_hist, k, (float)tps);
-    if (rs)
-        routing_take(j, rs, 0);
+    if (j->train_rs_ok && hl_session_routing(t->sess, HL_STATS_TRAIN, &j->train_rs) == HL_OK)
+        routing_take(j, &j->train_rs, 0);
     if (j->metrics) {
         FILE *f = j->metrics;
         fprintf(f, "{\"event\":\"step\",\"step\":%lld,\"epoch\":%.6f,\"loss\":%.9g,\"loss_hex\":\"%a\",\"lr\":%.9g,"
@@ -631,16 +661,24 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     s->n_train = t->train.n;
     s->n_val = t->val.n;
     HL_TRY(trainer_create_adapters(t));
-    s->trainable_params = (int64_t)t->ad.n_params;
-    unsigned flags = HL_LLAMA_TRAIN | (cfg->grad_checkpoint ? HL_LLAMA_CHECKPOINT : 0) |
-                     (t->ad.has_router ? HL_LLAMA_STATS : 0);
-    HL_TRY(trainer_build_context(t, flags));
-    const hl_mem_plan *mp = hl_llama_mem_plan(t->ctx);
+    int router = t->acfg.variant == HL_VARIANT_HYDRA || t->acfg.variant == HL_VARIANT_LORA_SPLIT;
+    unsigned flags = HL_SESSION_TRAIN | (cfg->grad_checkpoint ? HL_SESSION_CHECKPOINT : 0) |
+                     (router ? HL_SESSION_STATS : 0);
+    HL_TRY(trainer_build_session(t, flags));
+    const hl_adapters *lay = hl_session_layout(t->sess);
+    s->trainable_params = (int64_t)lay->n_params;
+    HL_TRY(hl_adapters_create(&j->host, &t->model.cfg, &t->acfg, (uint64_t)cfg->seed));
+    j->host_ok = 1;
+    hl_adapters_release(&j->host, HL_ADAPTER_GRADS);
+    hl_backend_info bi;
+    HL_TRY(hl_backend_get_info(t->be, &bi));
+    const hl_mem_plan *mp = hl_session_mem_plan(t->sess);
     s->mem_planned = (int64_t)mp->total;
+    job_event(j, 0, "device %s: %s, %s", bi.name, bi.device, bi.compute);
     job_event(j, 0, "memory plan: %.1f MiB (adapter params+grads+moments %.1f, activations %.1f, scratch %.1f; base "
-              "weights %.1f MiB mapped); %lld trainable parameters",
+              "weights %.1f MiB%s); %lld trainable parameters",
               mp->total / 1048576.0, (mp->params + mp->grads + mp->moments) / 1048576.0, mp->activations / 1048576.0,
-              mp->scratch / 1048576.0, mp->weights / 1048576.0, (long long)t->ad.n_params);
+              mp->scratch / 1048576.0, mp->weights / 1048576.0, bi.is_gpu ? "" : " mapped", (long long)lay->n_params);
     HL_TRY(routing_setup(j));
 
     /* Steps and schedule. */
@@ -664,7 +702,8 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
         char cdir[HL_CONFIG_PATH_MAX + 64];
         hl_checkpoint_path(j->run_dir, resume_step, cdir, sizeof cdir);
         hl_ckpt_state cs;
-        HL_TRY(hl_checkpoint_load(cdir, &t->ad, &cs, 1));
+        HL_TRY(hl_checkpoint_load(cdir, &j->host, &cs, 1));
+        HL_TRY(host_give(j));
         if (cs.total_steps != total)
             return hl_fail(HL_ERR_ARG, "%s was saved for %lld total steps, this config gives %lld", cdir,
                            (long long)cs.total_steps, (long long)total);
@@ -691,18 +730,17 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     }
     if (j->metrics) {
         fprintf(j->metrics, "{\"event\":\"start\",\"step\":%lld,\"time\":%lld,\"total_steps\":%lld,\"n_train\":%lld,"
-                "\"n_val\":%lld,\"trainable_params\":%lld,\"mem_planned\":%lld,\"threads\":%d,\"records_loaded\":%lld,"
+                "\"n_val\":%lld,\"trainable_params\":%lld,\"mem_planned\":%lld,\"device\":\"%s\",\"threads\":%d,"
+                "\"records_loaded\":%lld,"
                 "\"malformed_skipped\":%lld,\"truncated\":%lld,\"no_target_skipped\":%lld}\n",
                 (long long)s->step, (long long)time(NULL), (long long)total, (long long)t->train.n,
-                (long long)t->val.n, (long long)s->trainable_params, (long long)s->mem_planned, hl_get_threads(),
+                (long long)t->val.n, (long long)s->trainable_params, (long long)s->mem_planned, bi.name, bi.threads,
                 (long long)t->n_loaded, (long long)t->n_malformed, (long long)t->n_truncated,
                 (long long)t->n_skipped);
         fflush(j->metrics);
     }
     trainer_data_free(&t->data); /* the examples hold all we need */
 
-    j->nan_step = env_int("HL_TEST_NAN_STEP", -1);
-    j->delay_ms = (int)env_int("HL_TEST_STEP_DELAY_MS", 0);
     j->t_start = now_s();
 
     /* Baseline eval before the first step of a new run. */
@@ -727,8 +765,8 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
             j->pending &= ~(unsigned)HL_TRAIN_CMD_SAVE;
             HL_TRY(do_save(j));
         }
-        if (j->delay_ms > 0)
-            usleep((useconds_t)j->delay_ms * 1000);
+        if (j->faults.step_delay_ms > 0)
+            usleep((useconds_t)j->faults.step_delay_ms * 1000);
     }
     if (s->step < total) {
         HL_TRY(do_save(j));
@@ -744,7 +782,8 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     char adir[HL_CONFIG_PATH_MAX + 32];
     snprintf(adir, sizeof adir, "%s/adapter", j->run_dir);
     hl_export_info info;
-    HL_TRY(hl_export_adapters(&t->ad, cfg, adir, HL_DTYPE_F32, &info));
+    HL_TRY(host_take(j, 0));
+    HL_TRY(hl_export_adapters(&j->host, cfg, adir, HL_DTYPE_F32, &info));
     s->state = HL_JOB_FINISHED;
     metrics_event(j, "finish", adir);
     job_event(j, 0, "finished: %lld steps, adapter exported to %s", (long long)s->step, adir);
@@ -755,6 +794,8 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     job j;
     memset(&j, 0, sizeof j);
     j.hooks = hooks;
+    if (hooks && hooks->faults)
+        j.faults = *hooks->faults;
     j.s = calloc(1, sizeof *j.s);
     j.t = calloc(1, sizeof *j.t);
     if (!j.s || !j.t) {
@@ -807,6 +848,8 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     if (j.cur_ok)
         hl_cursor_free(&j.cur);
     routing_free(&j);
+    if (j.host_ok)
+        hl_adapters_free(&j.host);
     hl_trainer_close(j.t);
     free(j.s);
     if (st)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/collapse.h"
 #include "core/export.h"
 #include "core/safetensors.h"
 #include "tui/app.h"

@@ -215,10 +215,9 @@ static void test_checkpoint(void) {
     free(steps);
 
     /* Injected ENOSPC: nothing named step-16, no temp left, step-12 intact. */
-    setenv("HL_TEST_CKPT_ENOSPC", "16", 1);
+    hl_faults full_disk = {.ckpt_enospc_step = 16};
     st.step = 16;
-    CHECK(hl_checkpoint_save(run, &a, &st, &cfg, NULL, 0) == HL_ERR_DISK_FULL, "ENOSPC reported");
-    unsetenv("HL_TEST_CKPT_ENOSPC");
+    CHECK(hl_checkpoint_save_faults(run, &a, &st, &cfg, &full_disk, NULL, 0) == HL_ERR_DISK_FULL, "ENOSPC reported");
     char p[4300];
     hl_checkpoint_path(run, 16, p, sizeof p);
     CHECK(!dir_exists(p), "no step-16 after a failed save");

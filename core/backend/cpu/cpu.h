@@ -43,8 +43,4 @@ hl_status cpu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int T
 hl_status cpu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n);
 hl_status cpu_decoder_release(hl_decoder *d, int slot);
 
-/* Free the gradient and moment slabs of an adapter set that will only run forwards (an
- * evaluation session, a decoder's copy): 3/4 of its memory. */
-void cpu_adapters_drop_train_slabs(hl_adapters *ad);
-
 #endif

@@ -118,15 +118,6 @@ static hl_status cpu_plan(hl_backend *be, const hl_llama_config *cfg, hl_dtype w
     return HL_OK;
 }
 
-void cpu_adapters_drop_train_slabs(hl_adapters *ad) {
-    free(ad->grads);
-    free(ad->m);
-    free(ad->v);
-    ad->grads = ad->m = ad->v = NULL;
-    for (int i = 0; ad->proj && i < ad->n_layers * HL_TARGET_COUNT; i++)
-        ad->proj[i].dA = ad->proj[i].dB = ad->proj[i].dR = NULL;
-}
-
 const hl_backend_ops hl_backend_cpu_ops = {
     .kind = "cpu",
     .count = cpu_count,

@@ -26,7 +26,7 @@ static hl_status copy_adapters(hl_adapters *dst, const hl_adapters *src, const h
     }
     memcpy(dst->params, src->params, src->n_params * sizeof(float));
     dst->dropout_step = src->dropout_step;
-    cpu_adapters_drop_train_slabs(dst);
+    hl_adapters_release(dst, HL_ADAPTER_GRADS | HL_ADAPTER_MOMENTS);
     return HL_OK;
 }
 

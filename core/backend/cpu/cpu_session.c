@@ -27,7 +27,7 @@ hl_status cpu_session_init(hl_session *s) {
         return hl_fail(HL_ERR_NOMEM, "out of memory");
     hl_adapters *ad = s->has_adapters ? &s->layout : NULL;
     if (ad && !(s->flags & HL_SESSION_TRAIN))
-        cpu_adapters_drop_train_slabs(ad);
+        hl_adapters_release(ad, HL_ADAPTER_GRADS | HL_ADAPTER_MOMENTS);
     hl_status st = hl_llama_create(&cs->ctx, s->model, ad, s->batch, s->seq, s->flags);
     if (st == HL_OK && ad && ad->has_router) {
         st = hl_routing_stats_init(&cs->eval_stats, ad->n_layers, ad->N);
