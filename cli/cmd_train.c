@@ -60,6 +60,8 @@ static void clear_line(int tty) {
         fputs("\r\033[K", stderr);
 }
 
+const hl_faults *hl_cli_faults = NULL; /* see cli/commands.h: set only by hydralora-testhooks */
+
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *model = NULL, *data = NULL, *val_data = NULL, *name = NULL, *out = NULL;
     const char *resume = NULL;

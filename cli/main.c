@@ -34,8 +34,6 @@ const hl_command hl_commands[] = {
     {NULL, NULL, NULL},
 };
 
-const hl_faults *hl_cli_faults = NULL;
-
 static void print_usage(FILE *out) {
     fprintf(out,
             "hydralora - fine-tune LLaMA-2 models with HydraLoRA from the terminal\n"

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "core/adapter.h"
+#include "core/backend/backend.h"
 #include "core/model.h"
 #include "core/status.h"
 #include "core/tokenizer.h"
@@ -211,12 +212,13 @@ hl_status hl_bbh_score_predictions(const hl_bbh_set *set, hl_bbh_pred_file *pf, 
 
 /* ---- evaluation (core/bbh_eval.c) ------------------------------------------------ */
 
+/* Both run on the one generation path (core/generate.h). */
 typedef enum {
-    /* core/bbh_gen.c: a finished sequence's cache slot takes the next prompt at once, and the
-     * prompt positions it shares with that slot's previous prompt (the task's few-shot prefix)
-     * keep their keys/values. About 2x the examples/s of static batches on BBH. */
+    /* A finished sequence's cache slot takes the next prompt at once, and the prompt positions
+     * it shares with a prompt some slot holds (the task's few-shot prefix) take their
+     * keys/values. About 2x the examples/s of static batches on BBH. */
     HL_BBH_DECODER_CONTINUOUS = 0,
-    /* core/generate.h: static batches, every prompt prefilled in full. */
+    /* Static batches, every prompt prefilled in full. */
     HL_BBH_DECODER_GENERATE,
 } hl_bbh_decoder;
 
@@ -235,8 +237,9 @@ typedef struct {
  * continuous decoder. */
 void hl_bbh_eval_opts_default(hl_bbh_eval_opts *o);
 
-/* What is evaluated. The model, adapters and tokenizer stay owned by the caller. */
+/* What is evaluated, and where. Backend, model, adapters and tokenizer stay owned by the caller. */
 typedef struct {
+    hl_backend *backend;                   /* the device that computes (hl_backend_open) */
     const hl_model *model;
     const hl_adapters *adapters;           /* NULL: base model */
     const hl_tokenizer *tok;

@@ -1,7 +1,14 @@
-/* Text generation with a KV cache (on the engine's hl_infer, core/llama.h).
+/* Text generation: the one decoding path of hydralora (the generate command, the workbench's
+ * prompt box, BIG-Bench Hard), on the backend seam's KV-cache decoder (core/backend/backend.h).
  *
- * Several prompts of different lengths decode together: each is prefilled into its own cache
- * slot (in chunks), then every still-running sequence advances one token per forward call.
+ * Several prompts of different lengths decode together, one cache slot each: a prompt is
+ * prefilled into its slot (in chunks), then every running sequence advances one token per
+ * forward call. hl_generate/hl_generate_ids decode a fixed set of prompts; hl_generate_stream
+ * takes prompts from a callback and refills a finished sequence's slot at once (continuous
+ * batching), or in static batches. With share_prefix, a prompt starting with positions some
+ * slot already holds (a few-shot prefix) takes their keys/values (hl_decoder_share_prefix)
+ * instead of running them again. Greedy decoding takes the decoder's argmax (a GPU then
+ * returns ids, not logits).
  * Sampling: greedy (temperature 0), or temperature + optional top-k + top-p with llama2.c's
  * sampler semantics (FORMATS.md §1.4): xorshift64* coin `(u32 >> 8) / 2^24`, top-p cut-off
  * (1 − p)/(n − 1), descending sort, cut after the cumulative mass exceeds p — so that
@@ -19,7 +26,9 @@
 #include <stdint.h>
 
 #include "core/adapter.h"
+#include "core/backend/backend.h"
 #include "core/model.h"
+#include "core/sampler.h"
 #include "core/status.h"
 #include "core/tokenizer.h"
 
@@ -53,11 +62,13 @@ typedef struct {
     int top_k;            /* > 0: keep the k largest logits first (then top-p); 0: off */
     uint64_t seed;        /* sampler seed (0 is replaced by a fixed non-zero constant) */
     int stop_on_eos;      /* default 1 */
+    int eos_id;           /* the EOS id to stop on; < 0 (default): the model's */
     int stop_on_bos;      /* default 1 (llama2.c's run.c stops on BOS) */
     const char *const *stop; /* stop strings (may be NULL) */
     int n_stop;
     int add_bos;          /* prepend BOS to text prompts (default 1) */
     int prefill_chunk;    /* prompt tokens per forward call (default 128) */
+    int share_prefix;     /* 1: reuse the keys/values of a prompt prefix a slot already holds (default 0) */
     hl_gen_token_fn on_token;   /* may be NULL */
     hl_gen_logits_fn on_logits; /* may be NULL */
     void *user;
@@ -81,10 +92,11 @@ void hl_gen_result_free(hl_gen_result *r); /* frees ids and text, zeroes */
 
 typedef struct hl_generator hl_generator;
 
-/* `ad` may be NULL (base model); `tok` may be NULL for hl_generate_ids without stop strings
- * (then no text is produced). The KV cache is sized per call for the batch and the longest
- * prompt + max_new_tokens (capped at model max_seq_len) and kept for the next call. */
-hl_status hl_generator_create(hl_generator **out, const hl_model *model, const hl_adapters *ad,
+/* Decoding on backend `be`. `ad` may be NULL (base model); `tok` may be NULL for
+ * hl_generate_ids without stop strings (then no text is produced). The KV cache is sized per
+ * call for the batch and the longest prompt + max_new_tokens (capped at model max_seq_len) and
+ * kept for the next call. be, model, ad and tok must outlive the generator. */
+hl_status hl_generator_create(hl_generator **out, hl_backend *be, const hl_model *model, const hl_adapters *ad,
                               const hl_tokenizer *tok);
 void hl_generator_free(hl_generator *g);
 size_t hl_generator_bytes(const hl_generator *g); /* KV cache + scratch currently allocated */
@@ -97,20 +109,33 @@ hl_status hl_generate(hl_generator *g, const char *const *prompts, int n, const 
 hl_status hl_generate_ids(hl_generator *g, const int32_t *const *prompts, const int *n_ids, int n,
                           const hl_gen_params *p, hl_gen_result *results);
 
-/* ---- sampling (exposed for tests and other decoders) ---- */
+/* ---- streams: prompts from a callback, continuous batching ---- */
+
+/* Supplies the next prompt: *ids (malloc'd; ownership passes to the generator), *n_ids
+ * (>= 1, < max_seq) and a tag for the caller. Sets *more = 0 (and no prompt) when there is
+ * none left. */
+typedef hl_status (*hl_gen_next_fn)(void *ctx, int32_t **ids, int *n_ids, long *tag, int *more);
+/* A finished sequence: r->ids holds the prompt followed by the generated ids (an EOS that
+ * ended it included), r->text the streamed text (stop string cut). Valid during the call. */
+typedef hl_status (*hl_gen_done_fn)(void *ctx, long tag, const hl_gen_result *r);
 
 typedef struct {
-    uint64_t state;
-} hl_sampler_rng;
+    int slots;      /* sequences decoded together */
+    int max_seq;    /* positions per sequence (prompt + generation), <= the model's context */
+    int continuous; /* 1: a finished sequence's slot takes the next prompt at once;
+                       0: static batches (the next prompts start when the whole batch finished) */
+} hl_gen_stream_opts;
 
-void hl_sampler_seed(hl_sampler_rng *r, uint64_t seed, int stream); /* stream 0: state = seed (llama2.c) */
-uint32_t hl_sampler_u32(hl_sampler_rng *r);  /* xorshift64* as llama2.c random_u32 */
-float hl_sampler_f32(hl_sampler_rng *r);     /* (u32 >> 8) / 16777216 */
+/* Generate until `next` has nothing left and every sequence has finished, calling `done` as
+ * each finishes (in slot order within one decoding step). Sequence k (the k-th prompt) samples
+ * from its own stream of p->seed. p->cancel is polled before every forward call:
+ * HL_ERR_CANCELLED, unfinished sequences dropped. */
+hl_status hl_generate_stream(hl_generator *g, const hl_gen_stream_opts *o, const hl_gen_params *p,
+                             hl_gen_next_fn next, hl_gen_done_fn done, void *ctx);
 
-/* Pick a token from logits[vocab] (modified in place: scaled, softmaxed). `work` holds
- * 2*vocab ints/floats of scratch (vocab entries of {float, int}). */
-int hl_sample(float *logits, int vocab, float temperature, int top_k, float top_p, hl_sampler_rng *rng,
-              void *work);
+/* Prompt tokens run through the model and prompt tokens whose keys/values were reused
+ * (share_prefix), over the generator's life. */
+void hl_generator_counts(const hl_generator *g, long *prefilled, long *reused);
 
 /* The tokenizer for a model: `override` if given, else one found next to the model file or
  * directory, else the vocabulary embedded in the model (GGUF). */

@@ -1,14 +1,14 @@
-/* AdamW over flat f32 slabs (PyTorch torch.optim.AdamW semantics, decoupled weight
- * decay), the learning-rate schedule (linear warmup, then cosine decay to 0, as
- * transformers' get_cosine_schedule_with_warmup) and global-norm gradient clipping (as
- * torch.nn.utils.clip_grad_norm_). Deterministic: fixed-order reductions in double. */
+/* The optimizer's settings (AdamW as torch.optim.AdamW, decoupled weight decay; global-norm
+ * clipping as torch.nn.utils.clip_grad_norm_) and the learning-rate schedule (linear warmup,
+ * then cosine decay to 0, as transformers' get_cosine_schedule_with_warmup): device
+ * independent. The step itself runs on a backend (hl_session_optim_step; the CPU's kernel is
+ * core/backend/cpu/cpu_adamw.h). */
 #ifndef HL_OPTIM_H
 #define HL_OPTIM_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/adapter.h"
 #include "core/status.h"
 
 typedef struct {
@@ -30,20 +30,5 @@ hl_optim_config hl_optim_defaults(void);
  * Note the very first update of a run with warmup > 0 uses lr 0, as in transformers.
  * Steps past total_steps get 0. */
 float hl_lr_at(const hl_optim_config *cfg, int64_t step);
-
-/* Global L2 norm of g[0..n) (double accumulation, fixed order). */
-double hl_grad_norm(const float *g, size_t n);
-
-/* One AdamW update of params[0..n) with moments m, v. `t` is the 1-based step count
- * including this update (bias correction). If cfg->clip_norm > 0 and the norm exceeds it,
- * grads are scaled IN PLACE by clip/(norm + 1e-6) first. Returns the pre-clip norm in
- * *grad_norm (may be NULL). Fails with HL_ERR_NUMERIC (and leaves params untouched) when
- * the gradient norm is not finite. */
-hl_status hl_adamw_step(float *params, float *grads, float *m, float *v, size_t n, int64_t t, float lr,
-                        const hl_optim_config *cfg, double *grad_norm);
-
-/* The same over an adapter set's slabs. */
-hl_status hl_adapters_adamw_step(hl_adapters *ad, int64_t t, float lr, const hl_optim_config *cfg,
-                                 double *grad_norm);
 
 #endif

@@ -62,6 +62,36 @@ void app_save_settings(tui_app *app) {
         app_msg(app, MSG_WARN, "could not save settings.json (config dir not writable?)");
 }
 
+hl_backend *app_backend(tui_app *app) {
+    const char *name = app->cfg.device[0] ? app->cfg.device : "auto";
+    if (app->be && !strcmp(app->be_device, name) && app->be_threads == app->cfg.threads)
+        return app->be;
+    hl_backend_close(app->be);
+    app->be = NULL;
+    snprintf(app->be_device, sizeof app->be_device, "%s", name);
+    app->be_threads = app->cfg.threads;
+    if (app_worker_device(name, app->cfg.threads, &app->be) != HL_OK) {
+        snprintf(app->be_error, sizeof app->be_error, "%s", hl_last_error());
+        return NULL;
+    }
+    app->be_error[0] = '\0';
+    return app->be;
+}
+
+hl_status app_worker_device(const char *name, int threads, hl_backend **out) {
+    *out = NULL;
+    hl_backend *be = NULL;
+    hl_status st = hl_backend_open(&be, name && *name ? name : "auto");
+    if (st == HL_OK)
+        st = hl_backend_set_threads(be, threads);
+    if (st != HL_OK) {
+        hl_backend_close(be);
+        return st;
+    }
+    *out = be;
+    return HL_OK;
+}
+
 int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *path) {
     if (app->model_users > 0)
         return -1;
@@ -661,6 +691,7 @@ int hl_tui_run(int argc, char **argv) {
     if (app->engine)
         hl_engine_free(app->engine); /* waits for the stop checkpoint */
     app_set_model(app, NULL, NULL, NULL);
+    hl_backend_close(app->be);
     app_save_settings(app);
     free(app);
     return 0;

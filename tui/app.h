@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "core/backend/backend.h"
 #include "core/config.h"
 #include "core/engine.h"
 #include "core/model.h"
@@ -75,6 +76,12 @@ struct tui_app {
     uint64_t model_version;
     int model_users;        /* workers currently reading model/tok (eval, generation) */
 
+    /* the device of app->cfg (device, threads) for memory plans, opened by app_backend */
+    hl_backend *be;
+    char be_device[32];
+    int be_threads;
+    char be_error[512];
+
     /* the training engine and its latest snapshot (taken on the UI thread each frame) */
     hl_engine *engine;
     const hl_snapshot *snap; /* never NULL after startup */
@@ -110,6 +117,14 @@ int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *
 void app_open_model(tui_app *app, const char *path);  /* Model screen: load in the background */
 void app_open_data(tui_app *app, const char *path);   /* Data screen: load records + statistics */
 int app_model_loading(tui_app *app);
+
+/* The device the run config names (cfg.device, cfg.threads), for memory plans on the UI thread:
+ * opened on first use and again when those fields change. NULL when it cannot be used (the
+ * reason in app->be_error). Workers open their own backend by name (app_worker_device). */
+hl_backend *app_backend(tui_app *app);
+/* Open the backend a worker computes on: the config's device and threads, copied at the
+ * start of the job (name and threads are the job's copies). */
+hl_status app_worker_device(const char *name, int threads, hl_backend **out);
 
 /* Modal dialogs (dialog.c). Text is copied. */
 void dialog_msg(tui_app *app, const char *title, const char *text, int level);

@@ -18,8 +18,9 @@ typedef struct {
 
 void tui_model_gen_init(tui_model_gen *g);
 void tui_model_gen_free(tui_model_gen *g);
-/* Starts generating from prompt with the app's model (and the adapter when asked).
- * Returns 0 when started; otherwise reports on the status line and returns -1. */
+/* Starts generating from prompt with the app's model (and the adapter when asked) on the
+ * config's device; the caller makes sure the model is loaded (not loading). Returns 0 when
+ * started; otherwise reports on the status line and returns -1. */
 int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *prompt, int use_adapter);
 void tui_model_gen_stop(tui_model_gen *g);
 /* Call every frame: finishes a generation (releases the model). */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/llama.h"
+#include "core/backend/backend.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/model_gen.h"
@@ -31,6 +31,7 @@ typedef struct {
     uint64_t est_model, est_cfg;
     int est_ok_inf, est_ok_train;
     hl_mem_plan plan_inf, plan_train;
+    int plan_holds_weights; /* a GPU's plans count its copy of the weights */
     char est_err[512];
     size_t weight_bytes;
     size_t adapter_params;
@@ -139,12 +140,21 @@ static void update_estimates(model_scr *s) {
     const hl_llama_config *mc = &app->model->cfg;
     s->weight_bytes = hl_model_weight_bytes(app->model);
     int seq = app->cfg.max_len > 0 && app->cfg.max_len < mc->max_seq_len ? app->cfg.max_len : mc->max_seq_len;
-    s->est_ok_inf = hl_llama_plan(mc, NULL, 1, seq, 0, &s->plan_inf) == HL_OK;
+    hl_backend *be = app_backend(app);
+    hl_backend_info bi;
+    if (!be || hl_backend_get_info(be, &bi) != HL_OK) {
+        s->est_ok_inf = s->est_ok_train = 0;
+        snprintf(s->est_err, sizeof s->est_err, "%s", be ? hl_last_error() : app->be_error);
+        return;
+    }
+    s->plan_holds_weights = bi.is_gpu;
+    s->est_ok_inf = hl_backend_plan(be, mc, app->model->dtype, NULL, 1, seq, 0, &s->plan_inf) == HL_OK;
     hl_adapter_config ac = hl_config_adapter(&app->cfg);
     s->adapter_params = hl_adapter_config_check(&ac) == HL_OK ? hl_adapter_param_count(mc, &ac) : 0;
-    unsigned flags = HL_LLAMA_TRAIN | (app->cfg.grad_checkpoint ? HL_LLAMA_CHECKPOINT : 0);
+    unsigned flags = HL_SESSION_TRAIN | (app->cfg.grad_checkpoint ? HL_SESSION_CHECKPOINT : 0);
     int tseq = app->cfg.max_len > 0 ? app->cfg.max_len : seq;
-    s->est_ok_train = hl_llama_plan(mc, &ac, app->cfg.micro_batch, tseq, flags, &s->plan_train) == HL_OK;
+    s->est_ok_train =
+        hl_backend_plan(be, mc, app->model->dtype, &ac, app->cfg.micro_batch, tseq, flags, &s->plan_train) == HL_OK;
     if (!s->est_ok_train)
         snprintf(s->est_err, sizeof s->est_err, "%s", hl_last_error());
 }
@@ -256,7 +266,7 @@ static void draw_memory(model_scr *s, tui_rect r) {
     char a[32], b[32], d[32];
     if (s->est_ok_inf && y < bottom) {
         int seq = c->max_len > 0 && c->max_len < app->model->cfg.max_seq_len ? c->max_len : app->model->cfg.max_seq_len;
-        double tot = wb + (double)s->plan_inf.total;
+        double tot = (s->plan_holds_weights ? 0.0 : wb) + (double)s->plan_inf.total;
         int xx = x;
         xx += ui_textf(y, xx, w, ST_HI, "inference 1 x %d  ", seq);
         xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s", fmt_bytes(a, sizeof a, tot));
@@ -271,7 +281,7 @@ static void draw_memory(model_scr *s, tui_rect r) {
         return;
     }
     const hl_mem_plan *p = &s->plan_train;
-    double tot = wb + (double)p->total;
+    double tot = (s->plan_holds_weights ? 0.0 : wb) + (double)p->total;
     char pc[32];
     fmt_count(pc, sizeof pc, (int64_t)s->adapter_params);
     double pct = 100.0 * (double)s->adapter_params / (double)hl_model_param_count(&app->model->cfg);
@@ -360,8 +370,10 @@ static void open_done(tui_app *app, void *ctx, int ok, const char *text, int cho
 
 static void generate(model_scr *s) {
     tui_app *app = s->app;
-    if (!app->model || !app->tok) {
-        app_msg(app, MSG_WARN, app->model ? "this model has no tokenizer: cannot generate" : "open a model first");
+    if (!app->model || !app->tok || app_model_loading(app)) {
+        app_msg(app, MSG_WARN, app_model_loading(app) ? "the model is still loading"
+                               : app->model          ? "this model has no tokenizer: cannot generate"
+                                                     : "open a model first");
         return;
     }
     if (tui_model_gen_start(&s->gen, app, s->prompt.buf, s->use_adapter) != 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/adapter.h"
+#include "core/backend/cpu/cpu_adamw.h" /* the CPU backend's AdamW kernel, tested against torch's rules */
 #include "core/gemm.h"
 #include "core/optim.h"
 #include "core/rng.h"

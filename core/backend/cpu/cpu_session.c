@@ -9,7 +9,7 @@
 
 #include "core/backend/cpu/cpu.h"
 #include "core/llama.h"
-#include "core/optim.h"
+#include "core/backend/cpu/cpu_adamw.h"
 
 typedef struct {
     hl_llama *ctx;
