@@ -1,9 +1,9 @@
 /* BBH data folder and score table for the CLI (see bbh_report.h). */
 #include "cli/bbh_report.h"
 
-#include "datasets/catalog.h"
+#include "core/datadir.h"
 
-/* --data, else the catalog's download folder (datasets/catalog.h: hl_data_dir()) + "/bbh". */
+/* --data, else the data folder (core/datadir.h: hl_data_dir()) + "/bbh". */
 const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
     if (given && *given)
         return given;

@@ -16,7 +16,7 @@
 #include "datasets/download.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/records.h"
 
 #define ERR(sub, ...)                                       \
     do {                                                    \

@@ -95,7 +95,7 @@ typedef struct {
 } hl_bbh_set;
 
 /* Where BBH lives by default: <data dir>/bbh, with the data dir of hl_data_dir()
- * (datasets/catalog.h). Does not check existence. */
+ * (core/datadir.h). Does not check existence. */
 hl_status hl_bbh_default_dir(char *out, size_t out_size);
 
 /* Load the tasks whose mask entry is non-zero (mask NULL: all 27) from `dir`

@@ -9,7 +9,7 @@
 
 #include "core/fileio.h"
 #include "core/bbh.h"
-#include "datasets/catalog.h"
+#include "core/datadir.h"
 
 /* Larger than any real file (the biggest data file is ~0.5 MB); protects against
  * pointing --data at something huge. */
@@ -24,7 +24,7 @@ static char *dup_range(const char *s, size_t n) {
     return p;
 }
 
-/* The data-folder rule lives in one place: datasets/catalog.c (hl_data_dir). */
+/* The data-folder rule lives in one place: core/datadir.c (hl_data_dir). */
 hl_status hl_bbh_default_dir(char *out, size_t out_size) {
     char dir[4096];
     hl_status st = hl_data_dir(dir, sizeof dir);

@@ -93,6 +93,7 @@ hl_status hl_gguf_parse(hl_gguf **out, const void *data, size_t len, const char 
 void hl_gguf_free(hl_gguf *g);
 
 uint32_t hl_gguf_version(const hl_gguf *g);
+const char *hl_gguf_label(const hl_gguf *g); /* the name given to hl_gguf_parse, for messages */
 size_t hl_gguf_alignment(const hl_gguf *g);
 size_t hl_gguf_data_offset(const hl_gguf *g); /* file offset of the data section */
 int hl_gguf_kv_count(const hl_gguf *g);
@@ -127,13 +128,6 @@ typedef struct hl_gguf_vocab {
 
 hl_status hl_gguf_vocab_load(const hl_gguf *g, hl_gguf_vocab **out); /* NOT_FOUND if no tokens */
 void hl_gguf_vocab_free(hl_gguf_vocab *v);
-
-/* Fill an hl_model from a parsed llama-architecture GGUF (F32/F16/BF16 views into the image,
- * Q8_0 dequantised to owned f32; q/k rows permuted from Meta layout to rotate_half into owned
- * copies; the vocabulary, if any, copied to m->vocab). The image must outlive the model.
- * On failure m is freed. */
-struct hl_model;
-hl_status hl_gguf_load_model(struct hl_model *m, const hl_gguf *g, const char *label);
 
 /* Element size bookkeeping: bytes of `numel` elements of ggml type (numel must be a whole
  * number of blocks). 0 for unknown types or bad sizes. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/backend/cpu/cpu_adapter.h"
 #include "core/gemm.h"
 #include "core/ops.h"
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "core/train_private.h"
-#include "datasets/records.h"
+#include "core/records.h"
 
 hl_status hl_train_load_tokenizer(hl_tokenizer **out, const hl_run_config *cfg) {
     if (cfg->tokenizer[0])

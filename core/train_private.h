@@ -6,7 +6,7 @@
 #include "core/backend/backend.h"
 #include "core/batch.h"
 #include "core/train.h"
-#include "datasets/records.h"
+#include "core/records.h"
 
 #define HL_TRAIN_MAX_FILES 64
 

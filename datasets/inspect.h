@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "core/tokenizer.h"
-#include "datasets/records.h"
+#include "core/records.h"
 
 #define HL_INSPECT_MAX_BINS 64
 

@@ -42,12 +42,26 @@ typedef struct {
     int (*busy)(void *self, tui_app *app);
     /* Stop jobs cleanly before exit (cancel downloads, stop generation). */
     void (*shutdown)(void *self, tui_app *app);
+    /* Requests from other screens (APP_REQ_*), for the screen that owns the thing asked for;
+     * returns the answer of a query (0 when it does not handle `what`). The app dispatches
+     * app_open_model & co. here, so screens never call each other. */
+    int (*request)(void *self, tui_app *app, int what, const char *arg);
 } tui_screen_ops;
+
+enum {
+    APP_REQ_OPEN_MODEL = 1, /* Model screen: load arg in the background */
+    APP_REQ_MODEL_LOADING,  /* Model screen: 1 while a model is loading */
+    APP_REQ_OPEN_DATA,      /* Data screen: load records + statistics of arg */
+};
 
 enum { SCR_DATA = 0, SCR_MODEL, SCR_CONFIG, SCR_TRAIN, SCR_EXPERTS, SCR_EVAL, SCR_EXPORT, SCR_COUNT };
 
 extern const tui_screen_ops scr_data_ops, scr_model_ops, scr_config_ops, scr_train_ops, scr_experts_ops,
     scr_eval_ops, scr_export_ops;
+
+/* Run the workbench with these screens (tui/workbench.c passes the table) until the user
+ * quits; returns the process exit code. */
+int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT]);
 
 /* Dialogs: one modal at a time. */
 typedef void (*tui_dialog_cb)(tui_app *app, void *ctx, int ok, const char *text, int choice);
@@ -113,7 +127,7 @@ void app_save_settings(tui_app *app);
 /* Replace the shared model (takes ownership); refuses (returns -1) while workers use it. */
 int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *path);
 
-/* Cross-screen requests (implemented by the owning screen). */
+/* Cross-screen requests (answered by the owning screen through its `request` op). */
 void app_open_model(tui_app *app, const char *path);  /* Model screen: load in the background */
 void app_open_data(tui_app *app, const char *path);   /* Data screen: load records + statistics */
 int app_model_loading(tui_app *app);

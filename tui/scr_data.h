@@ -7,7 +7,7 @@
 #include "datasets/catalog.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/records.h"
 #include "tui/app.h"
 #include "tui/job.h"
 

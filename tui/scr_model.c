@@ -44,7 +44,6 @@ typedef struct {
     int out_scroll;
 } model_scr;
 
-static model_scr *g_model;
 
 /* ---- loading (worker) ---------------------------------------------------------------- */
 
@@ -74,14 +73,10 @@ static hl_status load_main(tui_job *j, void *arg) {
     return HL_OK;
 }
 
-int app_model_loading(tui_app *app) {
-    (void)app;
-    return g_model && (job_running(&g_model->load) || g_model->pending);
-}
+static int model_loading(model_scr *s) { return job_running(&s->load) || s->pending; }
 
-void app_open_model(tui_app *app, const char *path) {
-    model_scr *s = g_model;
-    if (!s || !path || !*path)
+static void open_model(model_scr *s, tui_app *app, const char *path) {
+    if (!path || !*path)
         return;
     if (job_running(&s->load) || s->pending) {
         app_msg(app, MSG_WARN, "a model is still loading");
@@ -370,8 +365,8 @@ static void open_done(tui_app *app, void *ctx, int ok, const char *text, int cho
 
 static void generate(model_scr *s) {
     tui_app *app = s->app;
-    if (!app->model || !app->tok || app_model_loading(app)) {
-        app_msg(app, MSG_WARN, app_model_loading(app) ? "the model is still loading"
+    if (!app->model || !app->tok || model_loading(s)) {
+        app_msg(app, MSG_WARN, model_loading(s) ? "the model is still loading"
                                : app->model          ? "this model has no tokenizer: cannot generate"
                                                      : "open a model first");
         return;
@@ -480,7 +475,6 @@ static void *create(tui_app *app) {
     if (!s)
         return NULL;
     s->app = app;
-    g_model = s;
     job_init(&s->load);
     tui_model_gen_init(&s->gen);
     edit_set(&s->prompt, "Once upon a time");
@@ -488,9 +482,9 @@ static void *create(tui_app *app) {
     /* the config's model is opened even if it looks missing, so that the engine's message
      * says what is wrong; a remembered one only when it is still there */
     if (app->cfg.model[0])
-        app_open_model(app, app->cfg.model);
+        open_model(s, app, app->cfg.model);
     else if (app->settings.last_model[0] && paths_exists(app->settings.last_model))
-        app_open_model(app, app->settings.last_model);
+        open_model(s, app, app->settings.last_model);
     return s;
 }
 
@@ -504,9 +498,14 @@ static void destroy(void *self) {
         hl_model_free(s->la.model);
         free(s->la.model);
     }
-    if (g_model == s)
-        g_model = NULL;
     free(s);
+}
+
+static int request(void *self, tui_app *app, int what, const char *arg) {
+    model_scr *s = self;
+    if (what == APP_REQ_OPEN_MODEL)
+        open_model(s, app, arg);
+    return what == APP_REQ_MODEL_LOADING ? model_loading(s) : 0;
 }
 
 const tui_screen_ops scr_model_ops = {
@@ -522,4 +521,5 @@ const tui_screen_ops scr_model_ops = {
     .badge = badge,
     .busy = busy,
     .shutdown = shutdown_jobs,
+    .request = request,
 };

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "core/gguf.h"
+#include "core/gguf_model.h"
 #include "core/model.h"
 
 static unsigned touch(const hl_weight *w) {

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/adapter.h"
+#include "core/backend/cpu/cpu_adapter.h"
 #include "core/gemm.h"
 #include "core/llama.h"
 #include "core/rng.h"

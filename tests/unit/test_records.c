@@ -10,7 +10,7 @@
 
 #include "core/tokenizer.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/records.h"
 #include "hl_test.h"
 
 static char g_dir[256];

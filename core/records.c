@@ -1,14 +1,14 @@
 /* Records from JSON / JSON lines: detection, per-element parsing with line numbers,
  * schema recognition and the field map. Prompt building and tokenisation live in
- * datasets/prompt.c; reading files (gzip too) in datasets/textfile.c. */
-#include "datasets/records.h"
+ * core/prompt.c; reading files (gzip too) in core/textfile.c. */
+#include "core/records.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "datasets/textfile.h"
+#include "core/textfile.h"
 
 /* ---- string arena: records point into blocks that never move ---------------------- */
 

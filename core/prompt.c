@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "datasets/records.h"
+#include "core/records.h"
 
 hl_status hl_record_prompt(const hl_record *rec, char **out, size_t *len) {
     size_t n = rec->instruction_len + (rec->input_len ? 1 + (size_t)rec->input_len : 0);

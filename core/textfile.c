@@ -1,4 +1,4 @@
-#include "datasets/textfile.h"
+#include "core/textfile.h"
 
 #include <errno.h>
 #include <stdio.h>
