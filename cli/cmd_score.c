@@ -40,8 +40,9 @@ int cmd_score(int argc, char **argv) {
         {"threads", 't', HL_OPT_INT, &threads, "N", "compute threads (default: all cores)"},
         {"batch", 'b', HL_OPT_INT, &batch, "N", "sequences scored together (default: by a 4096-token budget)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress bar"},
-        {"data", 'd', HL_OPT_STRING, &data_path, "FILE", "instead of --ids: instruction records (JSON lines), scored "
-                                                      "with the training prompt rules (HYDRALORA.md 5)"},
+        {"data", 'd', HL_OPT_STRING, &data_path, "FILE",
+         "instead of --ids: instruction records (JSON lines), built and masked as in training "
+         "([BOS] prompt [EOS] answer [EOS], loss on the answer)"},
         {"max-len", 0, HL_OPT_INT, &max_len, "N", "with --data: truncate records to N tokens (default 1024)"},
         {0}};
     hl_args args = {.usage = "hydralora score --model DIR (--ids FILE | --data FILE) [--adapter DIR]",
