@@ -21,6 +21,9 @@
 # It changes the working tree and the index only; commit the result yourself.
 set -euo pipefail
 
+# (everything in a function: bash reads it whole before anything runs)
+main() {
+
 top=$(git rev-parse --show-toplevel 2>/dev/null || true)
 if [ -z "$top" ] || [ "$top" != "$(pwd -P)" ] || ! grep -q 'project(hydralora' CMakeLists.txt 2>/dev/null; then
     echo "do_layout.sh: run me from the root of the hydralora repository" >&2
@@ -33,11 +36,11 @@ docmap=${1:-/work/coord/docmap.txt}
 #   base      status codes, dtype views, RNG, files, JSON writer, SHA-256, mapped files, data dir
 #   formats   safetensors, torch zip, protobuf, GGUF containers
 #   model     the model object and its loaders; the tokenizer (model/tokenizer/)
-#   text      records, prompts + labels, text files, token-id lists
+#   text      records, prompts + labels, text files, token-id lists, examples and batches
 #   adapter   adapter layout/initialisation/routing statistics; optimizer settings and schedule
 #   backend   the seam (backend.h) and its implementations (cpu/, cuda/)
-#   train     run config, batches, checkpoints, exports, collapse, the trainer and its job loop
-#   eval      generation, sampling, record scoring, BIG-Bench Hard (eval/bbh/)
+#   train     run config, checkpoints, exports, collapse, the trainer and its job loop, scoring
+#   eval      generation, sampling, BIG-Bench Hard (eval/bbh/)
 #   engine    the training job's thread and snapshots
 #   analysis  TF-IDF, k-means, Ward, t-SNE, clustering
 MOVES='
@@ -86,6 +89,8 @@ core/textfile.c              core/text/textfile.c
 core/textfile.h              core/text/textfile.h
 core/idlist.c                core/text/idlist.c
 core/idlist.h                core/text/idlist.h
+core/batch.c                 core/text/batch.c
+core/batch.h                 core/text/batch.h
 datasets/records.c           core/text/records.c
 datasets/records.h           core/text/records.h
 datasets/prompt.c            core/text/prompt.c
@@ -104,8 +109,6 @@ core/ops.c                   core/backend/cpu/ops.c
 core/ops.h                   core/backend/cpu/ops.h
 core/config.c                core/train/config.c
 core/config.h                core/train/config.h
-core/batch.c                 core/train/batch.c
-core/batch.h                 core/train/batch.h
 core/checkpoint.c            core/train/checkpoint.c
 core/checkpoint.h            core/train/checkpoint.h
 core/export.c                core/train/export.c
@@ -113,6 +116,8 @@ core/export.h                core/train/export.h
 core/collapse.c              core/train/collapse.c
 core/collapse.h              core/train/collapse.h
 core/faults.h                core/train/faults.h
+core/score.c                 core/train/score.c
+core/score.h                 core/train/score.h
 core/train.c                 core/train/train.c
 core/train.h                 core/train/train.h
 core/train_loop.c            core/train/loop.c
@@ -123,8 +128,6 @@ core/generate.c              core/eval/generate.c
 core/generate.h              core/eval/generate.h
 core/sampler.c               core/eval/sampler.c
 core/sampler.h               core/eval/sampler.h
-core/score.c                 core/eval/score.c
-core/score.h                 core/eval/score.h
 core/bbh.h                   core/eval/bbh/bbh.h
 core/bbh_data.c              core/eval/bbh/data.c
 core/bbh_eval.c              core/eval/bbh/eval.c
@@ -206,8 +209,8 @@ def rewrite_docs(text):
 
 changed = 0
 for path in sys.argv[1:]:
-    if not os.path.isfile(path) or path.startswith(".git/"):
-        continue
+    if not os.path.isfile(path) or path.startswith(".git/") or os.path.basename(path) == "do_layout.sh":
+        continue  # (this script's table names the old paths on purpose)
     try:
         text = open(path, encoding="utf-8").read()
     except UnicodeDecodeError:
@@ -215,7 +218,7 @@ for path in sys.argv[1:]:
     new = text
     for rx, repl in path_res:
         new = rx.sub(repl, new)
-    if docmap and not path.startswith("docs/") and path != "scripts/dev/do_layout.sh":
+    if docmap and not path.startswith("docs/"):
         new = rewrite_docs(new)
     if new != text:
         open(path, "w", encoding="utf-8").write(new)
@@ -303,3 +306,6 @@ if [ -n "$left" ]; then
     exit 2
 fi
 echo "do_layout.sh: done (git status shows the result; nothing is committed)"
+}
+
+main "$@"
