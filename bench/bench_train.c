@@ -1,5 +1,6 @@
-/* Training-step benchmark: tokens/s and achieved GFLOP/s of hl_llama_forward_backward +
- * AdamW on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run.
+/* Training-step benchmark: tokens/s and achieved GFLOP/s of a training micro-batch + AdamW
+ * through the backend seam (hl_session_train_microbatch + hl_session_optim_step on the cpu
+ * backend) on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run.
  *
  *   bench_train [--threads N] [--steps N] [--quick] [--no-pytorch]
  *

@@ -35,7 +35,8 @@ typedef struct {
     hl_routing_stats train_rs; /* the last step's statistics, copied from the session */
     int eval_rs_ok, train_rs_ok;
     int has_router;
-    hl_adapters host;          /* host copies of params and moments for checkpoints and the export */
+    hl_adapters host;          /* host copies of params and moments, only while a checkpoint or the
+                                  export is written or a checkpoint is read (host_open/host_close) */
     int host_ok;
 
     hl_data_cursor cur;
@@ -389,10 +390,28 @@ static void fill_ckpt_state(job *j, hl_ckpt_state *cs) {
     cs->elapsed_s = j->s->elapsed_s;
 }
 
+/* Host slabs in the session's layout, for the time a checkpoint or the export is written or a
+ * checkpoint read (they would double the adapter memory if kept). */
+static hl_status host_open(job *j) {
+    hl_trainer *t = j->t;
+    HL_TRY(hl_adapters_create(&j->host, &t->model.cfg, &t->acfg, (uint64_t)t->cfg.seed));
+    j->host_ok = 1;
+    hl_adapters_release(&j->host, HL_ADAPTER_GRADS);
+    return HL_OK;
+}
+
+static void host_close(job *j) {
+    if (j->host_ok)
+        hl_adapters_free(&j->host);
+    j->host_ok = 0;
+}
+
 /* Host copies of the session's parameters (and moments) into j->host, for a checkpoint or
  * the export: nothing outside the backend reads its memory. */
 static hl_status host_take(job *j, int moments) {
     hl_session *s = j->t->sess;
+    if (!j->host_ok)
+        HL_TRY(host_open(j));
     size_t n = j->host.n_params;
     HL_TRY(hl_session_read_slab(s, HL_SLAB_PARAMS, 0, n, j->host.params));
     if (moments) {
@@ -426,6 +445,7 @@ static hl_status do_save(job *j) {
     hl_status st = host_take(j, 1);
     if (st == HL_OK)
         st = hl_checkpoint_save_faults(j->run_dir, &j->host, &cs, &j->t->cfg, &j->faults, path, sizeof path);
+    host_close(j);
     s->state = prev;
     if (st) {
         char msg[700];
@@ -667,9 +687,6 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     HL_TRY(trainer_build_session(t, flags));
     const hl_adapters *lay = hl_session_layout(t->sess);
     s->trainable_params = (int64_t)lay->n_params;
-    HL_TRY(hl_adapters_create(&j->host, &t->model.cfg, &t->acfg, (uint64_t)cfg->seed));
-    j->host_ok = 1;
-    hl_adapters_release(&j->host, HL_ADAPTER_GRADS);
     hl_backend_info bi;
     HL_TRY(hl_backend_get_info(t->be, &bi));
     const hl_mem_plan *mp = hl_session_mem_plan(t->sess);
@@ -702,8 +719,10 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
         char cdir[HL_CONFIG_PATH_MAX + 64];
         hl_checkpoint_path(j->run_dir, resume_step, cdir, sizeof cdir);
         hl_ckpt_state cs;
+        HL_TRY(host_open(j));
         HL_TRY(hl_checkpoint_load(cdir, &j->host, &cs, 1));
         HL_TRY(host_give(j));
+        host_close(j);
         if (cs.total_steps != total)
             return hl_fail(HL_ERR_ARG, "%s was saved for %lld total steps, this config gives %lld", cdir,
                            (long long)cs.total_steps, (long long)total);
@@ -783,7 +802,9 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     snprintf(adir, sizeof adir, "%s/adapter", j->run_dir);
     hl_export_info info;
     HL_TRY(host_take(j, 0));
-    HL_TRY(hl_export_adapters(&j->host, cfg, adir, HL_DTYPE_F32, &info));
+    hl_status est = hl_export_adapters(&j->host, cfg, adir, HL_DTYPE_F32, &info);
+    host_close(j);
+    HL_TRY(est);
     s->state = HL_JOB_FINISHED;
     metrics_event(j, "finish", adir);
     job_event(j, 0, "finished: %lld steps, adapter exported to %s", (long long)s->step, adir);
@@ -848,8 +869,7 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     if (j.cur_ok)
         hl_cursor_free(&j.cur);
     routing_free(&j);
-    if (j.host_ok)
-        hl_adapters_free(&j.host);
+    host_close(&j);
     hl_trainer_close(j.t);
     free(j.s);
     if (st)

@@ -57,24 +57,32 @@ const char *hl_backend_available(void) {
     return buf;
 }
 
+/* HL_ERR_NOT_FOUND: `what`, then the devices there are (probing them only now, on failure). */
+static hl_status not_found(const char *what) {
+    char msg[600], avail[512];
+    snprintf(msg, sizeof msg, "%s", what); /* `what` may be the current error detail itself */
+    snprintf(avail, sizeof avail, "%s", hl_backend_available());
+    return hl_fail(HL_ERR_NOT_FOUND, "%s; available: %s (or auto)", msg, avail);
+}
+
 /* Parse "cpu", "cuda", "cuda:N", "auto" (case-insensitive, surrounding blanks ignored) into a
  * kind and a device index. */
-static hl_status parse_name(const char *name, const hl_backend_ops **ops_out, int *index) {
-    char low[64];
+static hl_status parse_name(const char *given, const hl_backend_ops **ops_out, int *index) {
+    char name[64], low[64], what[512];
     size_t n = 0;
-    if (!name)
-        name = "";
-    while (isspace((unsigned char)*name))
-        name++;
-    for (; name[n] && n + 1 < sizeof low; n++)
-        low[n] = (char)tolower((unsigned char)name[n]);
-    while (n > 0 && isspace((unsigned char)low[n - 1]))
+    if (!given)
+        given = "";
+    while (isspace((unsigned char)*given))
+        given++;
+    for (; given[n] && n + 1 < sizeof name; n++)
+        name[n] = given[n];
+    while (n > 0 && isspace((unsigned char)name[n - 1]))
         n--;
-    low[n] = '\0';
-    char avail[512];
-    snprintf(avail, sizeof avail, "%s", hl_backend_available());
+    name[n] = '\0';
+    for (size_t i = 0; i <= n; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
     if (n == 0)
-        return hl_fail(HL_ERR_NOT_FOUND, "no device named (available: %s, or auto)", avail);
+        return not_found("no device named");
     if (!strcmp(low, "auto")) {
         for (int i = 0; i < N_KINDS; i++) {
             const hl_backend_ops *ops = registry[i];
@@ -84,7 +92,7 @@ static hl_status parse_name(const char *name, const hl_backend_ops **ops_out, in
             *index = 0;
             return HL_OK;
         }
-        hl_clear_error();
+        hl_clear_error(); /* the reasons why no GPU is usable */
         *ops_out = find_kind("cpu", 3);
         *index = 0;
         return HL_OK;
@@ -95,25 +103,28 @@ static hl_status parse_name(const char *name, const hl_backend_ops **ops_out, in
     if (colon) {
         char *end = NULL;
         idx = strtol(colon + 1, &end, 10);
-        if (!colon[1] || *end || idx < 0 || idx > 1023)
-            return hl_fail(HL_ERR_NOT_FOUND, "device '%s': expected a device number after ':' (available: %s)", name,
-                           avail);
+        if (!colon[1] || *end || idx < 0 || idx > 1023) {
+            snprintf(what, sizeof what, "device '%s': expected a device number after ':'", name);
+            return not_found(what);
+        }
     }
     const hl_backend_ops *ops = find_kind(low, klen);
     if (!ops) {
         if (klen == 4 && !strncmp(low, "cuda", 4))
-            return hl_fail(HL_ERR_NOT_FOUND, "device '%s' is not available: this build has no CUDA support "
-                           "(available: %s)", name, avail);
-        return hl_fail(HL_ERR_NOT_FOUND, "unknown device '%s'; available: %s (or auto)", name, avail);
+            snprintf(what, sizeof what, "device '%s' is not available: this build has no CUDA support", name);
+        else
+            snprintf(what, sizeof what, "unknown device '%s'", name);
+        return not_found(what);
     }
-    if (!is_gpu_kind(ops) && idx != 0)
-        return hl_fail(HL_ERR_NOT_FOUND, "device '%s': there is one cpu device, named cpu (available: %s)", name,
-                       avail);
-    if (is_gpu_kind(ops)) {
-        hl_status st = ops->probe((int)idx);
-        if (st != HL_OK)
-            return hl_fail(HL_ERR_NOT_FOUND, "device '%s' is not usable: %s (available: %s)", name, hl_last_error(),
-                           avail);
+    if (!is_gpu_kind(ops) && idx != 0) {
+        snprintf(what, sizeof what, "device '%s': there is one cpu device, named cpu", name);
+        return not_found(what);
+    }
+    if (is_gpu_kind(ops) && ops->probe((int)idx) != HL_OK) {
+        char why[300];
+        snprintf(why, sizeof why, "%s", hl_last_error());
+        snprintf(what, sizeof what, "device '%s' is not usable: %s", name, why);
+        return not_found(what);
     }
     *ops_out = ops;
     *index = (int)idx;

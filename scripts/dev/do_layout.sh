@@ -32,6 +32,8 @@ fi
 docmap=${1:-/work/coord/docmap.txt}
 
 # ---- 1. the table: old path -> new path ---------------------------------------------------
+# (Lines for files of other branches that are not merged yet are harmless: a path that does
+# not exist is skipped.)
 # Layers, bottom up (tests/check_layers.sh knows the same order):
 #   base      status codes, dtype views, RNG, files, JSON writer, SHA-256, mapped files, data dir
 #   formats   safetensors, torch zip, protobuf, GGUF containers
@@ -60,6 +62,8 @@ core/mapped_file.c           core/base/mapped_file.c
 core/mapped_file.h           core/base/mapped_file.h
 core/datadir.c               core/base/datadir.c
 core/datadir.h               core/base/datadir.h
+core/convert.c               core/base/convert.c
+core/convert.h               core/base/convert.h
 core/safetensors.c           core/formats/safetensors.c
 core/safetensors.h           core/formats/safetensors.h
 core/torchzip.c              core/formats/torchzip.c
@@ -76,6 +80,8 @@ core/llama2c.c               core/model/llama2c.c
 core/llama2c.h               core/model/llama2c.h
 core/gguf_model.c            core/model/gguf_model.c
 core/gguf_model.h            core/model/gguf_model.h
+core/model_synth.c           core/model/synth.c
+core/model_synth.h           core/model/synth.h
 core/tokenizer.c             core/model/tokenizer/tokenizer.c
 core/tokenizer.h             core/model/tokenizer/tokenizer.h
 core/tokenizer_decode.c      core/model/tokenizer/decode.c
@@ -107,6 +113,9 @@ core/gemm.c                  core/backend/cpu/gemm.c
 core/gemm.h                  core/backend/cpu/gemm.h
 core/ops.c                   core/backend/cpu/ops.c
 core/ops.h                   core/backend/cpu/ops.h
+core/gemm_dnnl.c             core/backend/cpu/gemm_dnnl.c
+core/gemm_fused.c            core/backend/cpu/gemm_fused.c
+core/gemm_internal.h         core/backend/cpu/gemm_internal.h
 core/config.c                core/train/config.c
 core/config.h                core/train/config.h
 core/checkpoint.c            core/train/checkpoint.c
@@ -151,6 +160,8 @@ core/ward.c                  core/analysis/ward.c
 core/ward.h                  core/analysis/ward.h
 core/tsne.c                  core/analysis/tsne.c
 core/tsne.h                  core/analysis/tsne.h
+core/silhouette.c            core/analysis/silhouette.c
+core/silhouette.h            core/analysis/silhouette.h
 '
 
 moved=0
