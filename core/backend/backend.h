@@ -1,19 +1,17 @@
-/* The backend seam: one engine, several backends.
- *
- * One engine, several backends. Everything that computes on model weights goes through this
- * header: training micro-batches, eval, logits, KV-cache decoding, gradient reduction across
- * processes, the optimizer step, routing statistics, and the transfer of the adapter slabs
- * (parameters, gradients, AdamW moments) for checkpoints and exports. Callers (trainer, engine,
- * score, generate, BBH, CLI, workbench) include only this header and never see a backend's
- * memory. Modelled on ggml-backend.h: opaque handles here, a function table in the private
- * core/backend/backend_impl.h that each implementation (cpu/, cuda/) fills.
+/* The backend seam: one engine, several backends. Everything that computes on model weights
+ * goes through this header: training micro-batches, eval, logits, KV-cache decoding, gradient
+ * reduction across processes, the optimizer step, routing statistics, and the transfer of the
+ * adapter slabs (parameters, gradients, AdamW moments) for checkpoints and exports. Callers
+ * (trainer, engine, score, generate, BBH, CLI, workbench) include only this header and never
+ * see a backend's memory. Modelled on ggml-backend.h: opaque handles here, a function table in
+ * the private core/backend/backend_impl.h that each implementation (cpu/, cuda/) fills.
  *
  * Device-independent pieces stay outside the backends: the model description (hl_model: config
  * + host weight views, core/model), the adapter layout (names, views, offsets, init with the
  * seed, the hash-based dropout key/step: core/adapter), the optimizer schedule (hl_lr_at) and
  * the routing-statistics container (hl_routing_stats).
  *
- * The CPU implementation is core/backend/cpu/ (OpenBLAS f32, the engine of core/llama.c);
+ * The CPU implementation is core/backend/cpu/ (OpenBLAS f32 tiles on OpenMP threads);
  * backend.c owns the registry, the name parsing and the device-independent argument checks.
  *
  * Threading: a session is used by one thread at a time. Backends may run work asynchronously
@@ -24,9 +22,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/adapter.h" /* hl_adapter_config, hl_adapters (host layout + host slabs), hl_routing_stats */
-#include "core/model.h"   /* hl_model, hl_llama_config */
-#include "core/optim.h"   /* hl_optim_config */
+/* hl_adapter_config, hl_adapters (host layout + host slabs), hl_routing_stats */
+#include "core/adapter.h"
+/* hl_model, hl_llama_config */
+#include "core/model.h"
+/* hl_optim_config */
+#include "core/optim.h"
 #include "core/status.h"
 
 /* ---- backends ------------------------------------------------------------------------- */
