@@ -1,6 +1,6 @@
 /* BBH evaluation benchmark: examples/s of `eval bbh` (prompt build + tokenize + prefill +
  * greedy decode + extraction + fsynced result lines) through hl_bbh_eval_run, at batch 1 and
- * larger batches, on the one generation path (core/generate.h) in static batches and with
+ * larger batches, on the one generation path (core/eval/generate.h) in static batches and with
  * continuous batching (slot refill + few-shot prefix reuse).
  *
  *   bench_bbh [--threads N] [--layers L] [--examples N] [--max-new N] [--quick] [--no-7b] [--no-stories]
@@ -24,11 +24,11 @@
 #include <unistd.h>
 
 #include "core/backend/backend.h"
-#include "core/bbh.h"
-#include "core/gemm.h" /* the machine's sgemm reference only; the evaluation runs through the seam */
-#include "core/model.h"
-#include "core/safetensors.h"
-#include "core/tokenizer.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/backend/cpu/gemm.h" /* the machine's sgemm reference only; the evaluation runs through the seam */
+#include "core/model/model.h"
+#include "core/formats/safetensors.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "bench_common.h"
 
 static hl_backend *bench_be; /* the cpu backend every evaluation here runs on */

@@ -1,4 +1,4 @@
-/* Decode benchmark: tokens/s of KV-cache generation (core/generate.h) for batch 1 and
+/* Decode benchmark: tokens/s of KV-cache generation (core/eval/generate.h) for batch 1 and
  * batch 16, next to the memory bandwidth of this machine measured in the same run.
  *
  *   bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR] [--no-pytorch]
@@ -26,10 +26,10 @@
 #include <unistd.h>
 
 #include "core/backend/backend.h"
-#include "core/gemm.h" /* the weight-product table and thread count only; decoding runs through the seam */
-#include "core/generate.h"
-#include "core/model.h"
-#include "core/safetensors.h"
+#include "core/backend/cpu/gemm.h" /* the weight-product table and thread count only; decoding runs through the seam */
+#include "core/eval/generate.h"
+#include "core/model/model.h"
+#include "core/formats/safetensors.h"
 #include "bench_common.h"
 #include "pytorch_ref.h"
 

@@ -21,16 +21,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/adapter.h"
+#include "core/adapter/adapter.h"
 #include "core/backend/backend.h"
-#include "core/gemm.h" /* the machine's sgemm reference only; the steps run through the seam */
-#include "core/model.h"
-#include "core/optim.h"
+#include "core/backend/cpu/gemm.h" /* the machine's sgemm reference only; the steps run through the seam */
+#include "core/model/model.h"
+#include "core/adapter/optim.h"
 #include "bench_common.h"
 #include "pytorch_ref.h"
 
 #ifdef HL_ENGINE_PROFILE
-int hl_llama_profile(const char *const **names, double **seconds); /* core/llama.c, profiling builds only */
+int hl_llama_profile(const char *const **names, double **seconds); /* core/backend/cpu/llama.c, profiling builds only */
 #endif
 
 typedef struct {

@@ -1,9 +1,9 @@
 /* BBH data folder and score table for the CLI (see bbh_report.h). */
 #include "cli/bbh_report.h"
 
-#include "core/datadir.h"
+#include "core/base/datadir.h"
 
-/* --data, else the data folder (core/datadir.h: hl_data_dir()) + "/bbh". */
+/* --data, else the data folder (core/base/datadir.h: hl_data_dir()) + "/bbh". */
 const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
     if (given && *given)
         return given;

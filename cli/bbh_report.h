@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "core/bbh.h"
+#include "core/eval/bbh/bbh.h"
 
 /* --data, else the catalog's download folder + "/bbh" (NULL: let the library decide). */
 const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size);

@@ -10,10 +10,10 @@
 #include "cli/args.h"
 #include "cli/bbh_report.h"
 #include "cli/commands.h"
-#include "core/fileio.h"
-#include "core/jsonout.h"
-#include "core/bbh.h"
-#include "core/sha256.h"
+#include "core/base/fileio.h"
+#include "core/base/jsonout.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/base/sha256.h"
 
 int cmd_bbh(int argc, char **argv);
 

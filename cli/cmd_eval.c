@@ -13,9 +13,9 @@
 #include "cli/commands.h"
 #include "cli/device.h"
 #include "cli/progress.h"
-#include "core/bbh.h"
-#include "core/export.h"
-#include "core/generate.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/train/export.h"
+#include "core/eval/generate.h"
 
 int cmd_eval(int argc, char **argv);
 

@@ -8,10 +8,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "core/export.h"
+#include "core/train/export.h"
 #include "cli/device.h"
-#include "core/generate.h"
-#include "core/model.h"
+#include "core/eval/generate.h"
+#include "core/model/model.h"
 
 int cmd_generate(int argc, char **argv);
 

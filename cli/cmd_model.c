@@ -10,7 +10,7 @@
  *   inference = weights + KV cache (f32 keys and values: 2 · n_layers · n_kv_heads · head_dim ·
  *               context · 4 B for batch 1 at full context) + per-row scratch for a prefill chunk
  *               of 64 rows + the logits row.
- * The default adapter is HydraLoRA on gate/up/down, r = 8, N = 4 (HYDRALORA.md §4). */
+ * The default adapter is HydraLoRA on gate/up/down, r = 8, N = 4 (docs/method.md §4). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,9 +19,9 @@
 #include "cli/commands.h"
 #include "cli/device.h"
 #include "core/backend/backend.h"
-#include "core/gguf.h"
-#include "core/jsonout.h"
-#include "core/model.h"
+#include "core/formats/gguf.h"
+#include "core/base/jsonout.h"
+#include "core/model/model.h"
 
 int cmd_model(int argc, char **argv);
 

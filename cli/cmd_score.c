@@ -14,11 +14,11 @@
 #include "cli/device.h"
 #include "cli/progress.h"
 #include "cli/score_data.h"
-#include "core/adapter.h"
+#include "core/adapter/adapter.h"
 #include "core/backend/backend.h"
-#include "core/export.h"
-#include "core/idlist.h"
-#include "core/model.h"
+#include "core/train/export.h"
+#include "core/text/idlist.h"
+#include "core/model/model.h"
 
 int cmd_score(int argc, char **argv);
 

@@ -10,8 +10,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "core/config.h"
-#include "core/engine.h"
+#include "core/train/config.h"
+#include "core/engine/engine.h"
 
 static volatile sig_atomic_t g_signal;
 

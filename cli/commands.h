@@ -3,7 +3,7 @@
 #ifndef HL_CLI_COMMANDS_H
 #define HL_CLI_COMMANDS_H
 
-#include "core/faults.h"
+#include "core/train/faults.h"
 
 typedef int (*hl_command_fn)(int argc, char **argv);
 

@@ -4,9 +4,9 @@
 #include <stdio.h>
 
 #include "core/backend/backend.h"
-#include "core/config.h"
-#include "core/score.h"
-#include "core/train.h"
+#include "core/train/config.h"
+#include "core/train/score.h"
+#include "core/train/train.h"
 
 int hl_score_data_run(const char *model, const char *adapter, const char *data, const char *tokenizer,
                       int max_len, const char *device, int threads, int batch) {

@@ -1,5 +1,5 @@
 /* `hydralora score --data FILE`: per-record loss of instruction records with the prompt
- * rules of training (HYDRALORA.md §5), called from cli/cmd_score.c. */
+ * rules of training (docs/method.md §5), called from cli/cmd_score.c. */
 #ifndef HL_CLI_SCORE_DATA_H
 #define HL_CLI_SCORE_DATA_H
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/sha256.h"
+#include "core/base/sha256.h"
 #include "datasets/safepath.h"
 
 /* Generated at build time from datasets/catalog.json (datasets/embed_catalog.cmake). */

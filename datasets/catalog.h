@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/datadir.h" /* hl_data_dir */
-#include "core/status.h"
-#include "core/records.h"
+#include "core/base/datadir.h" /* hl_data_dir */
+#include "core/base/status.h"
+#include "core/text/records.h"
 
 typedef enum { HL_CATALOG_DATASET = 1, HL_CATALOG_MODEL = 2 } hl_catalog_kind;
 

@@ -7,10 +7,10 @@
 #include <stdint.h>
 
 #include "core/backend/backend.h"
-#include "core/config.h"
-#include "core/engine.h"
-#include "core/model.h"
-#include "core/tokenizer.h"
+#include "core/train/config.h"
+#include "core/engine/engine.h"
+#include "core/model/model.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "tui/keys.h"
 #include "tui/settings.h"
 #include "tui/theme.h"

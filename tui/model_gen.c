@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/export.h"
-#include "core/generate.h"
+#include "core/train/export.h"
+#include "core/eval/generate.h"
 #include "tui/app.h"
 #include "tui/paths.h"
 

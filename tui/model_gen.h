@@ -1,5 +1,5 @@
 /* The Model screen's prompt box: one generation at a time in a worker thread, tokens
- * streamed into a text buffer the UI polls (core/generate.h does the decoding). */
+ * streamed into a text buffer the UI polls (core/eval/generate.h does the decoding). */
 #ifndef HL_TUI_MODEL_GEN_H
 #define HL_TUI_MODEL_GEN_H
 

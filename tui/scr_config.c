@@ -1,5 +1,5 @@
 /* Screen 3, Config: every run-config field as a form row, generated from the engine's
- * field table (core/config.h): typed text inputs, choices, switches and target toggles,
+ * field table (core/train/config.h): typed text inputs, choices, switches and target toggles,
  * inline help and range, validation messages on the field, and the trainable-parameter
  * count and memory plan recomputed as you edit (including the value being typed). */
 #include <math.h>

@@ -310,7 +310,7 @@ static void start_cluster(data_scr *s, int ward, int force_k) {
         return;
     }
     if (!s->texts_keep) {
-        /* the texts the paper clusters: instruction + input (HYDRALORA.md §6) */
+        /* the texts the paper clusters: instruction + input (docs/method.md §6) */
         s->n_texts = (int64_t)s->ds.n_records;
         s->texts_owned = calloc((size_t)s->n_texts, sizeof(char *));
         s->texts_keep = calloc((size_t)s->n_texts, sizeof(char *));

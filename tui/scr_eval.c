@@ -1,15 +1,15 @@
 /* Screen 6, Eval: BIG-Bench Hard. A task checklist, prompt mode, scoring rule and limits;
  * run / stop with progress; a per-task table of the base model against the adapter (and
  * the difference) with the three averages; a sample browser showing the prompt, the
- * generation, the extracted answer and the target. The engine (core/bbh.h) does the work
+ * generation, the extracted answer and the target. The engine (core/eval/bbh/bbh.h) does the work
  * in a worker thread and writes resumable result folders. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bbh.h"
-#include "core/export.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/train/export.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"

@@ -23,12 +23,12 @@
 #include <stdint.h>
 
 /* hl_adapter_config, hl_adapters (host layout + host slabs), hl_routing_stats */
-#include "core/adapter.h"
+#include "core/adapter/adapter.h"
 /* hl_model, hl_llama_config */
-#include "core/model.h"
+#include "core/model/model.h"
 /* hl_optim_config */
-#include "core/optim.h"
-#include "core/status.h"
+#include "core/adapter/optim.h"
+#include "core/base/status.h"
 
 /* ---- backends ------------------------------------------------------------------------- */
 

@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/adapter.h"
+#include "core/adapter/adapter.h"
 #include "core/backend/backend.h"
-#include "core/fileio.h"
-#include "core/model.h"
-#include "core/optim.h"
-#include "core/safetensors.h"
+#include "core/base/fileio.h"
+#include "core/model/model.h"
+#include "core/adapter/optim.h"
+#include "core/formats/safetensors.h"
 
 static int die(const char *what) {
     fprintf(stderr, "oracle_engine: %s: %s\n", what, hl_last_error());

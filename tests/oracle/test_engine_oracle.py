@@ -381,7 +381,7 @@ def run_case(case, engine, root):
 
 def score_test(root):
     """`hydralora score` on the real stories260K model (F32 HF dir), without and with an exported
-    HydraLoRA adapter directory written here by hand (HYDRALORA.md §8 keys, BF16 like the reference),
+    HydraLoRA adapter directory written here by hand (docs/method.md §8 keys, BF16 like the reference),
     against this file's reference forward; then its error messages."""
     hl_bin = os.environ.get("HL_BIN") or os.path.join(os.environ.get("HL_BUILD_DIR", "build"), "hydralora")
     shared = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))

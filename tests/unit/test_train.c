@@ -1,6 +1,6 @@
 /* Training plumbing without a model: the downsampled plot series, the seeded data cursor
  * (a permutation per epoch; restoring a saved cursor continues the same order), padded
- * micro-batches (HYDRALORA.md §5: pad 0, right padding, labels -100), checkpoint directories
+ * micro-batches (docs/method.md §5: pad 0, right padding, labels -100), checkpoint directories
  * (atomic save, exact round trip, prune, temp cleanup, injected ENOSPC), export helpers. */
 #include <math.h>
 #include <stdlib.h>
@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/batch.h"
-#include "core/checkpoint.h"
-#include "core/engine.h"
-#include "core/export.h"
+#include "core/text/batch.h"
+#include "core/train/checkpoint.h"
+#include "core/engine/engine.h"
+#include "core/train/export.h"
 #include "tests/unit/hl_test.h"
 
 static void test_series(void) {

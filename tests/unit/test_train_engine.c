@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/engine.h"
+#include "core/engine/engine.h"
 #include "tests/unit/hl_test.h"
 
 /* Wait until pred(snapshot) holds or the job ends; returns the last state. */

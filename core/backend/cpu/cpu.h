@@ -1,8 +1,8 @@
 /* PRIVATE to core/backend/cpu/: what the CPU backend's files share.
  *
- * The CPU backend runs the engine of core/llama.c (training, eval, logits) and
- * core/llama_infer.c (KV-cache decoding) on OpenMP threads + single-threaded OpenBLAS tiles
- * (core/gemm.h). Weights stay views of the mmapped model; the adapter slabs are the host slabs
+ * The CPU backend runs the engine of core/backend/cpu/llama.c (training, eval, logits) and
+ * core/backend/cpu/llama_infer.c (KV-cache decoding) on OpenMP threads + single-threaded OpenBLAS tiles
+ * (core/backend/cpu/gemm.h). Weights stay views of the mmapped model; the adapter slabs are the host slabs
  * of the session's layout. OpenMP's thread count is a property of the calling thread, so every
  * entry point sets the backend's count first (cpu_enter): two backends with different counts
  * can compute in two threads of one process. */

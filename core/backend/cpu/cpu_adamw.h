@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/adapter.h"
-#include "core/optim.h"
-#include "core/status.h"
+#include "core/adapter/adapter.h"
+#include "core/adapter/optim.h"
+#include "core/base/status.h"
 
 /* Global L2 norm of g[0..n) (double accumulation, fixed order). */
 double hl_grad_norm(const float *g, size_t n);

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/gemm.h"
-#include "core/ops.h"
-#include "core/rng.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/ops.h"
+#include "core/base/rng.h"
 
 static void stats_add(hl_routing_stats *st, const hl_adapter_proj *p, const float *W, int64_t M, int N,
                       const unsigned char *valid) {

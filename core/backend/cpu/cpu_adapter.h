@@ -1,11 +1,11 @@
 /* PRIVATE to the CPU backend (and its tests): one adapted projection, forward and backward
- * (HYDRALORA.md §2), used by core/llama.c and core/llama_infer.c. */
+ * (docs/method.md §2), used by core/backend/cpu/llama.c and core/backend/cpu/llama_infer.c. */
 #ifndef HL_BACKEND_CPU_ADAPTER_H
 #define HL_BACKEND_CPU_ADAPTER_H
 
 #include <stdint.h>
 
-#include "core/adapter.h"
+#include "core/adapter/adapter.h"
 
 /* Rows are tokens; X [M, d_in] is the projection input (un-dropped), Y [M, d_out] already
  * holds X·W0ᵀ. Saved for backward: Z [M, nA*r] (A·dropout(x), per A for LoRA-Split) and

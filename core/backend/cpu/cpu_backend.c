@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "core/backend/cpu/cpu.h"
-#include "core/llama.h"
+#include "core/backend/cpu/llama.h"
 
 static int cpu_count(void) { return 1; }
 

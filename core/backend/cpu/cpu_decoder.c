@@ -1,4 +1,4 @@
-/* CPU decoder: the seam's KV-cache calls on core/llama_infer.c (see cpu.h). The cache is one
+/* CPU decoder: the seam's KV-cache calls on core/backend/cpu/llama_infer.c (see cpu.h). The cache is one
  * f32 array per layer for keys and one for values, [slots][max_seq][kv dim]; prefix sharing
  * copies rows. The decoder keeps its own copy of the adapter parameters. */
 #include <math.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/backend/cpu/cpu.h"
-#include "core/llama.h"
+#include "core/backend/cpu/llama.h"
 
 typedef struct {
     hl_infer *inf;

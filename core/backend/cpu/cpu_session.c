@@ -1,14 +1,14 @@
-/* CPU sessions: the seam's training/eval/logits calls on core/llama.c (see cpu.h).
+/* CPU sessions: the seam's training/eval/logits calls on core/backend/cpu/llama.c (see cpu.h).
  *
  * The adapter slabs are the host slabs of s->layout (allocated by backend.c with the seed's
- * initialisation); the optimizer is core/optim.c on them. Routing statistics: the engine
+ * initialisation); the optimizer is core/adapter/optim.c on them. Routing statistics: the engine
  * gathers training statistics in its own accumulator; evaluation adds to the session's
  * separate one. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/backend/cpu/cpu.h"
-#include "core/llama.h"
+#include "core/backend/cpu/llama.h"
 #include "core/backend/cpu/cpu_adamw.h"
 
 typedef struct {

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 #include "core/backend/cpu/cpu.h"
-#include "core/gemm.h"
+#include "core/backend/cpu/gemm.h"
 
 int cpu_threads(const hl_backend *be) {
     if (be->threads > 0)
