@@ -11,7 +11,7 @@
 #     repository ("core/model/model.h");
 #  3. rewrites references to the shared reading material (HYDRALORA.md §8, FORMATS.md, ...)
 #     into our docs/ with DOCMAP (lines "HYDRALORA.md §8 -> docs/method.md §8"; default
-#     /work/coord/docmap.txt, skipped when there is none); docs/ itself is left alone;
+#     scripts/dev/docmap.txt next to this script, skipped when there is none); docs/ itself is left alone;
 #  4. replaces the "core libraries" block of CMakeLists.txt with one static library per layer,
 #     each linking only the layers below it (hlcore stays as the name of the whole core);
 #     lines elsewhere that modify the old hlcore target (a backend's sources, definitions)
@@ -29,7 +29,7 @@ if [ -z "$top" ] || [ "$top" != "$(pwd -P)" ] || ! grep -q 'project(hydralora' C
     echo "do_layout.sh: run me from the root of the hydralora repository" >&2
     exit 1
 fi
-docmap=${1:-/work/coord/docmap.txt}
+docmap=${1:-$(dirname "$0")/docmap.txt}
 
 # ---- 1. the table: old path -> new path ---------------------------------------------------
 # (Lines for files of other branches that are not merged yet are harmless: a path that does
