@@ -10,7 +10,7 @@
 #     (#include "core/...", comments, scripts, docs): include paths stay rooted at the
 #     repository ("core/model/model.h");
 #  3. rewrites references to the shared reading material (HYDRALORA.md §8, FORMATS.md, ...)
-#     into our docs/ with DOCMAP (lines "HYDRALORA.md §8 -> docs/method.md §8"; default
+#     into our docs/ (not in docs/ or scripts/dev/) with DOCMAP (lines "HYDRALORA.md §8 -> docs/method.md §8"; default
 #     scripts/dev/docmap.txt next to this script, skipped when there is none); docs/ itself is left alone;
 #  4. replaces the "core libraries" block of CMakeLists.txt with one static library per layer,
 #     each linking only the layers below it (hlcore stays as the name of the whole core);
@@ -229,7 +229,7 @@ for path in sys.argv[1:]:
     new = text
     for rx, repl in path_res:
         new = rx.sub(repl, new)
-    if docmap and not path.startswith("docs/"):
+    if docmap and not path.startswith(("docs/", "scripts/dev/")):  # the map and this script name the old documents on purpose
         new = rewrite_docs(new)
     if new != text:
         open(path, "w", encoding="utf-8").write(new)
