@@ -48,6 +48,8 @@ const hl_config_field hl_config_fields[] = {
      "validation records split off the training data: fraction (<1) or count (>=1); 0 = none"},
     {"val_max", HL_FIELD_INT, F(val_max), "data", "0", 0, 1e9, 0, 0, NULL,
      "use at most this many validation records (0 = all)"},
+    {"probe_data", HL_FIELD_PATH, F(probe_data), "data", "", UNBOUNDED, 0, 0, NULL,
+     "probe sets, one source per file (comma list): routing statistics per file at every eval"},
     /* adapter */
     {"variant", HL_FIELD_ENUM, F(variant), "adapter", "hydra", UNBOUNDED, 0, 0, variant_choices,
      "adapter: hydra (shared A, N heads, router), lora, lora-split, uniform (no router)"},

@@ -51,6 +51,8 @@ typedef struct {
     double val_split;                  /* 0 = none; < 1: fraction of the training records;
                                           >= 1: number of records (seeded random pick) */
     int val_max;                       /* at most this many validation records (0 = all) */
+    char probe_data[HL_CONFIG_PATH_MAX]; /* held-out probe sets, one source per file (',' list / JSON array);
+                                          routing statistics per file at every eval ("" = none) */
 
     /* --- adapter --- */
     hl_variant variant;
