@@ -108,7 +108,7 @@ hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, const hl_exam
 
 /* ---- the report -------------------------------------------------------------------------------- */
 
-static hl_status report_init(hl_routing_report *rep, const hl_adapters *ad, int n_sources) {
+hl_status hl_routing_report_init(hl_routing_report *rep, const hl_adapters *ad, int n_sources) {
     rep->n_layers = ad->n_layers;
     rep->N = ad->N;
     rep->variant = ad->cfg.variant;
@@ -198,7 +198,7 @@ static hl_status by_source_ids(const hl_routing_request *rq, hl_routing_report *
             group[i] = (int)ex.source[i];
     }
     if (st == HL_OK)
-        st = report_init(rep, &ad, rq->n_files);
+        st = hl_routing_report_init(rep, &ad, rq->n_files);
     for (int f = 0; st == HL_OK && f < rq->n_files; f++)
         snprintf(rep->src[f].file, sizeof rep->src[f].file, "%s", rq->files[f]);
     int B = rq->micro_batch;
@@ -358,7 +358,7 @@ static hl_status by_source_records(const hl_routing_request *rq, hl_routing_repo
         /* report_init allocates src itself: hand over the names found */
         hl_routing_source *names = rep->src;
         rep->src = NULL;
-        st = report_init(rep, &ad, n);
+        st = hl_routing_report_init(rep, &ad, n);
         for (int g = 0; st == HL_OK && g < n; g++) {
             memcpy(rep->src[g].file, names[g].file, sizeof names[g].file);
             memcpy(rep->src[g].value, names[g].value, sizeof names[g].value);

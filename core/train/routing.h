@@ -50,6 +50,8 @@ typedef struct {
 } hl_routing_report;
 
 void hl_routing_report_free(hl_routing_report *rep);
+/* Sizes and modules from an adapter layout, n_sources zeroed sources with statistics allocated. */
+hl_status hl_routing_report_init(hl_routing_report *rep, const hl_adapters *layout, int n_sources);
 
 /* Progress (stage, done, total); nonzero cancels with HL_ERR_CANCELLED. Called on the caller's thread. */
 typedef int (*hl_routing_progress_fn)(void *user, const char *stage, double done, double total);

@@ -180,6 +180,17 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
                                &t->n_skipped, NULL, NULL, &t->val_rec);
         }
     }
+    /* probe sets (run config probe_data): one source per file, with training only */
+    if (st == HL_OK && want_train && cfg->probe_data[0]) {
+        int64_t trunc = 0, skipped = 0;
+        st = load_files(td, cfg->probe_data, cfg, &t->probe_first, &t->probe_count);
+        if (st)
+            st = hl_fail_context(st, "probe_data");
+        if (st == HL_OK)
+            st = tokenize_into(&t->probe, td, t->probe_first, t->probe_count, NULL,
+                               total_records(td, t->probe_first, t->probe_count), t->tok, cfg->max_len, &trunc,
+                               &skipped, NULL, NULL, &t->probe_rec);
+    }
     free(train_idx);
     free(val_idx);
     return st;
