@@ -461,3 +461,65 @@ char *hl_routing_source_json(const hl_routing_report *rep, const hl_routing_sour
     }
     return buf;
 }
+
+/* ---- CSV ----------------------------------------------------------------------------------------- */
+
+static void csv_text(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+char *hl_routing_report_csv(const hl_routing_report *rep) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fputs("source,file,records,loss,module,layer,expert,mean_weight,top1_share,entropy,load_cv,"
+          "mean_weight_minus_all\n", f);
+    for (int g = 0; g <= rep->n_sources; g++) {
+        const hl_routing_source *src = g < rep->n_sources ? &rep->src[g] : NULL;
+        const hl_routing_stats *st = src ? &src->stats : &rep->all;
+        int64_t records = 0;
+        double loss_sum = 0, targets = 0;
+        for (int k = 0; !src && k < rep->n_sources; k++) {
+            records += rep->src[k].records;
+            if (rep->src[k].targets) {
+                loss_sum += rep->src[k].loss * (double)rep->src[k].targets;
+                targets += (double)rep->src[k].targets;
+            }
+        }
+        for (int m = 0; m < rep->n_modules; m++) {
+            int tg = rep->module_target[m];
+            for (int l = 0; l < rep->n_layers; l++)
+                for (int e = 0; e < rep->N; e++) {
+                    const char *base = src ? strrchr(src->file, '/') : NULL;
+                    csv_text(f, src ? (src->value[0] ? src->value : base ? base + 1 : src->file) : "all");
+                    fputc(',', f);
+                    csv_text(f, src ? src->file : "");
+                    fprintf(f, ",%lld,", (long long)(src ? src->records : records));
+                    double loss = src ? src->loss : targets > 0 ? loss_sum / targets : NAN;
+                    if (isfinite(loss)) /* empty field when unknown */
+                        fprintf(f, "%.9g", loss);
+                    fprintf(f, ",%s,%d,%d,%.9g,%.9g,%.9g,%.9g,%.9g\n", hl_target_name(tg), l, e,
+                            hl_routing_mean_weight(st, l, tg, e), hl_routing_top1_share(st, l, tg, e),
+                            hl_routing_mean_entropy(st, l, tg), hl_routing_load_cv(st, l, tg),
+                            hl_routing_mean_weight(st, l, tg, e) - hl_routing_mean_weight(&rep->all, l, tg, e));
+                }
+        }
+    }
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

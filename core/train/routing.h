@@ -89,6 +89,14 @@ hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, const hl_exam
  * "entropy":[l][m],"load_cv":[l][m]}. Returns a malloc'd string or NULL (out of memory). */
 char *hl_routing_source_json(const hl_routing_report *rep, const hl_routing_source *src);
 
+/* CSV of the whole report (malloc'd, NULL when out of memory): a header line, then one row per
+ * source x module x layer x head (the pooled "all" rows last, source "all"):
+ *   source,file,records,loss,module,layer,expert,mean_weight,top1_share,entropy,load_cv,
+ *   mean_weight_minus_all
+ * entropy and load_cv belong to (module, layer) and repeat on its heads' rows. Text fields are
+ * quoted (RFC 4180) when they hold a comma, a quote or a line break. */
+char *hl_routing_report_csv(const hl_routing_report *rep);
+
 /* Mean over layers of the mean weight of head e for module m (index into module_target); m < 0: also
  * averaged over the modules. */
 double hl_routing_layer_mean(const hl_routing_report *rep, const hl_routing_stats *st, int m, int e);
