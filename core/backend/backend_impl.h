@@ -77,7 +77,7 @@ struct hl_backend_ops {
      *   HL_STATS_EVAL:  added to by eval while collect_eval_stats(s, 1) is in effect (off at creation).
      * For each adapted (layer, target) and each NON-PADDING position m of the batch (the positions of
      * its examples; padding never counts), with ω = the router softmax in f32 as the forward uses it
-     * (training: of the dropped-out input, as the forward sees it):
+     * (the router reads x itself, never the dropped-out adapter input):
      *   tokens[l*7+t] += 1;  weight_sum[(l*7+t)*N + i] += ω_i;  top1[(l*7+t)*N + argmax_i ω_i] += 1
      *   (ties: the lowest index);  entropy_sum[l*7+t] += −Σ_{i: ω_i > 0} ω_i ln ω_i.
      * Sums in f64 (a GPU may reduce per batch in f32 and add the batch totals in f64, as long as the
