@@ -51,8 +51,6 @@ typedef struct {
     double val_split;                  /* 0 = none; < 1: fraction of the training records;
                                           >= 1: number of records (seeded random pick) */
     int val_max;                       /* at most this many validation records (0 = all) */
-    char probe_data[HL_CONFIG_PATH_MAX]; /* held-out probe sets, one source per file (',' list / JSON array);
-                                          routing statistics per file at every eval ("" = none) */
 
     /* --- adapter --- */
     hl_variant variant;
@@ -83,6 +81,8 @@ typedef struct {
     int eval_every;    /* steps between eval-loss measurements (0 = only at start and end) */
     int save_every;    /* steps between checkpoints (0 = only at the end / on stop) */
     int keep_last;     /* keep the newest N checkpoints (0 = keep all) */
+    char probe_data[HL_CONFIG_PATH_MAX]; /* held-out probe sets, one source per file (',' list / JSON array):
+                                            routing statistics per file at every eval ("" = none) */
 } hl_run_config;
 
 typedef enum {

@@ -179,7 +179,7 @@ static hl_status by_source_ids(const hl_routing_request *rq, hl_routing_report *
     if (st == HL_OK)
         st = need_router(&ad, rq->adapter);
     for (int f = 0; f < rq->n_files && st == HL_OK; f++) {
-        hl_idlist il;
+        hl_idlist il = {0};
         st = hl_idlist_load(&il, rq->files[f], model.cfg.vocab_size, 2, model.cfg.max_seq_len);
         if (st == HL_OK && il.n_seqs == 0)
             st = hl_fail(HL_ERR_ARG, "%s holds no sequences", rq->files[f]);
