@@ -78,6 +78,14 @@ print('; '.join(bad)); sys.exit(1 if bad else 0)
 rc=$?
 check '[ $rc -eq 0 ]' "JSON shapes, and per-source == per-file: $(cat $WORK/py.out)"
 
+# ---- without --routing, several files are scored one after the other under their names
+"$BIN" score --model "$MODEL" --adapter "$AD" --data "$A" --data "$B" --threads 2 > "$WORK/plain.out" 2> "$WORK/plain.err"
+rc=$?
+check '[ $rc -eq 0 ] && [ $(grep -c "^== " $WORK/plain.out) -eq 2 ] && [ $(grep -c "^mean_loss=.* records=" $WORK/plain.out) -eq 2 ]' \
+    "score without --routing on two files: $(cat $WORK/plain.err)"
+loss_a=$(grep "^mean_loss=" "$WORK/plain.out" | head -1 | sed 's/mean_loss=\([0-9.]*\).*/\1/')
+check 'grep -q "^records 10 .* loss $loss_a\$" $WORK/t.out' "the routing table's loss is score's mean loss ($loss_a)"
+
 # ---- bad input
 "$BIN" score --model "$MODEL" --adapter "$AD" --routing --source-field category --data "$MIX" -q > /dev/null 2> "$WORK/e1"
 rc=$?
