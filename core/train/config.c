@@ -95,6 +95,8 @@ const hl_config_field hl_config_fields[] = {
      "steps between checkpoints (0 = only at the end or on stop)"},
     {"keep_last", HL_FIELD_INT, F(keep_last), "log", "3", 0, 1e6, 0, 0, NULL,
      "keep the newest N checkpoints (0 = keep all)"},
+    {"probe_data", HL_FIELD_PATH, F(probe_data), "log", "", UNBOUNDED, 0, 0, NULL,
+     "probe sets, one source per file (comma list): routing statistics per file at every eval"},
 };
 const int hl_config_n_fields = (int)(sizeof hl_config_fields / sizeof hl_config_fields[0]);
 

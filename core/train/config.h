@@ -81,6 +81,8 @@ typedef struct {
     int eval_every;    /* steps between eval-loss measurements (0 = only at start and end) */
     int save_every;    /* steps between checkpoints (0 = only at the end / on stop) */
     int keep_last;     /* keep the newest N checkpoints (0 = keep all) */
+    char probe_data[HL_CONFIG_PATH_MAX]; /* held-out probe sets, one source per file (',' list / JSON array):
+                                            routing statistics per file at every eval ("" = none) */
 } hl_run_config;
 
 typedef enum {

@@ -16,6 +16,7 @@
 #include "core/train/export.h"
 #include "core/adapter/optim.h"
 #include "core/train/private.h"
+#include "core/train/routing.h"
 
 typedef struct {
     hl_trainer *t;
@@ -36,6 +37,11 @@ typedef struct {
     hl_routing_stats train_rs; /* the last step's statistics, copied from the session */
     int eval_rs_ok, train_rs_ok;
     int has_router;
+    /* probe sets (run config probe_data): per-file routing statistics at every eval */
+    hl_routing_report probe_rep;
+    int probe_ok, n_probe_shown;
+    int *probe_group;          /* [probe.n]: file of each probe example */
+    float *h_probe;            /* [HIST][n_probe_shown][n_modules][N]: layer-mean load per probe */
     hl_adapters host;          /* host copies of params and moments, only while a checkpoint or the
                                   export is written or a checkpoint is read (host_open/host_close) */
     int host_ok;
@@ -270,6 +276,29 @@ static hl_status routing_setup(job *j) {
     r->hist_entropy = j->h_e;
     r->hist_len = 0;
     r->step = -1;
+    if (j->has_router && t->probe_count > 0 && t->probe.n > 0) {
+        HL_TRY(hl_routing_report_init(&j->probe_rep, lay, t->probe_count));
+        j->probe_ok = 1;
+        for (int p = 0; p < t->probe_count; p++)
+            snprintf(j->probe_rep.src[p].file, sizeof j->probe_rep.src[p].file, "%s",
+                     t->data.files[t->probe_first + p].path);
+        j->probe_group = malloc((size_t)t->probe.n * sizeof *j->probe_group);
+        j->n_probe_shown = t->probe_count < HL_ROUTING_PROBES ? t->probe_count : HL_ROUTING_PROBES;
+        size_t pmn = (size_t)j->n_probe_shown * j->n_modules * j->N;
+        j->h_probe = malloc(pmn * HL_ROUTING_HIST * sizeof(float));
+        if (!j->probe_group || !j->h_probe)
+            return hl_fail(HL_ERR_NOMEM, "out of memory for the probe statistics");
+        for (size_t i = 0; i < pmn * HL_ROUTING_HIST; i++)
+            j->h_probe[i] = NAN;
+        for (int64_t i = 0; i < t->probe.n; i++)
+            j->probe_group[i] = (int)(t->probe_rec[i] >> 32) - t->probe_first;
+        r->probe_n = j->n_probe_shown;
+        for (int p = 0; p < j->n_probe_shown; p++) {
+            const char *path = j->probe_rep.src[p].file, *base = strrchr(path, '/');
+            snprintf(r->probe_name[p], sizeof r->probe_name[p], "%.63s", base ? base + 1 : path);
+        }
+        r->probe_load = j->h_probe;
+    }
     /* Without a router every token mixes the heads equally (uniform) or has one head (LoRA). */
     for (size_t i = 0; i < lmn; i++)
         j->rw[i] = 1.0f / (float)j->N;
@@ -289,6 +318,10 @@ static void routing_free(job *j) {
         hl_routing_stats_free(&j->eval_rs);
     if (j->train_rs_ok)
         hl_routing_stats_free(&j->train_rs);
+    if (j->probe_ok)
+        hl_routing_report_free(&j->probe_rep);
+    free(j->probe_group);
+    free(j->h_probe);
 }
 
 /* Copy statistics into the snapshot arrays (no-op without a router). */
@@ -312,6 +345,10 @@ static void routing_take(job *j, const hl_routing_stats *st, int source) {
 static void routing_push_hist(job *j) {
     size_t lmn = (size_t)j->L * j->n_modules * j->N, lm = (size_t)j->L * j->n_modules;
     if (j->h_len == HL_ROUTING_HIST) {
+        if (j->h_probe) {
+            size_t pmn = (size_t)j->n_probe_shown * j->n_modules * j->N;
+            memmove(j->h_probe, j->h_probe + pmn, (HL_ROUTING_HIST - 1) * pmn * sizeof(float));
+        }
         memmove(j->h_step, j->h_step + 1, (HL_ROUTING_HIST - 1) * sizeof *j->h_step);
         memmove(j->h_w, j->h_w + lmn, (HL_ROUTING_HIST - 1) * lmn * sizeof(float));
         memmove(j->h_e, j->h_e + lm, (HL_ROUTING_HIST - 1) * lm * sizeof(float));
@@ -357,11 +394,47 @@ static void routing_json(job *j, FILE *f) {
 
 /* ---- eval and save ---- */
 
+/* The probe sets, source by source, on the training session (no dropout, no gradients): the
+ * newest history entry gets their layer-mean loads, metrics.jsonl a "probe" event in full. */
+static hl_status do_probe(job *j) {
+    hl_trainer *t = j->t;
+    hl_routing_report *rep = &j->probe_rep;
+    double t0 = now_s();
+    HL_TRY(hl_routing_eval_groups(t->sess, &t->mb, &t->probe, j->probe_group, rep->n_sources, rep->src, NULL, NULL));
+    if (j->h_len > 0) {
+        size_t pmn = (size_t)j->n_probe_shown * j->n_modules * j->N;
+        float *row = j->h_probe + (size_t)(j->h_len - 1) * pmn;
+        for (int p = 0; p < j->n_probe_shown; p++)
+            for (int m = 0; m < j->n_modules; m++)
+                for (int e = 0; e < j->N; e++)
+                    row[((size_t)p * j->n_modules + m) * j->N + e] =
+                        (float)hl_routing_layer_mean(rep, &rep->src[p].stats, m, e);
+    }
+    if (j->metrics) {
+        fprintf(j->metrics, "{\"event\":\"probe\",\"step\":%lld,\"seconds\":%.3f,\"sources\":[",
+                (long long)j->s->step, now_s() - t0);
+        for (int p = 0; p < rep->n_sources; p++) {
+            char *js = hl_routing_source_json(rep, &rep->src[p]);
+            if (!js)
+                return hl_fail(HL_ERR_NOMEM, "out of memory");
+            fprintf(j->metrics, "%s%s", p ? "," : "", js);
+            free(js);
+        }
+        fputs("]}\n", j->metrics);
+        fflush(j->metrics);
+    }
+    return HL_OK;
+}
+
 static hl_status do_eval(job *j) {
     hl_trainer *t = j->t;
     hl_snapshot *s = j->s;
-    if (t->val.n == 0)
-        return HL_OK;
+    if (t->val.n == 0) {
+        if (!j->probe_ok)
+            return HL_OK;
+        routing_push_hist(j); /* no validation set: the probes still get their history entry */
+        return do_probe(j);
+    }
     if (j->eval_rs_ok)
         hl_routing_stats_reset(&j->eval_rs);
     double loss = NAN;
@@ -377,6 +450,8 @@ static hl_status do_eval(job *j) {
         routing_take(j, &j->eval_rs, 1);
         routing_push_hist(j);
     }
+    if (j->probe_ok)
+        HL_TRY(do_probe(j));
     if (j->metrics) {
         fprintf(j->metrics, "{\"event\":\"eval\",\"step\":%lld,\"eval_loss\":", (long long)s->step);
         json_num(j->metrics, loss);

@@ -13,6 +13,7 @@
 typedef struct {
     hl_dataset files[HL_TRAIN_MAX_FILES];
     int n_files;
+    char tag_field[64]; /* records' source field to keep (routing by source; "" none) */
 } trainer_data;
 
 struct hl_trainer {
@@ -22,6 +23,10 @@ struct hl_trainer {
     hl_tokenizer *tok;
     trainer_data data;
     hl_examples train, val;
+    int64_t *val_rec;    /* [val.n]: (data file << 32) | index into that file's records[] */
+    hl_examples probe;   /* run config probe_data: held-out sets per file, evaluated at eval intervals */
+    int probe_first, probe_count; /* their files in data.files */
+    int64_t *probe_rec;  /* [probe.n]: like val_rec */
     int64_t n_loaded, n_malformed, n_truncated, n_skipped, n_records_train;
     int max_len_requested; /* > 0: cfg.max_len was this, above the model's context, and was clamped */
     hl_backend *be;

@@ -39,7 +39,7 @@ static hl_status load_files(trainer_data *td, const char *list, const hl_run_con
     hl_field_map map;
     int given = 0;
     HL_TRY(field_map(cfg, &map, &given));
-    hl_records_options opts = {.map = given ? &map : NULL};
+    hl_records_options opts = {.map = given ? &map : NULL, .tag_field = td->tag_field[0] ? td->tag_field : NULL};
     *first = td->n_files;
     *count = 0;
     const char *p = list;
@@ -93,9 +93,16 @@ static size_t total_records(const trainer_data *td, int first, int count) {
 }
 
 /* Tokenise records idx[0..n) into ex; count truncations and skipped (no target) ones. */
+/* recs (may be NULL): grown to hold (file << 32) | record index of every example added. */
 static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int count, const size_t *idx, size_t n,
                                const hl_tokenizer *tok, int max_len, int64_t *n_truncated, int64_t *n_skipped,
-                               void (*progress)(void *, size_t, size_t), void *pctx) {
+                               void (*progress)(void *, size_t, size_t), void *pctx, int64_t **recs) {
+    if (recs) {
+        free(*recs);
+        *recs = malloc((n ? n : 1) * sizeof **recs); /* one per record at most */
+        if (!*recs)
+            return hl_fail(HL_ERR_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < n; i++) {
         int file = 0;
         const hl_record *rec = nth_record(td, first, count, idx ? idx[i] : i, &file);
@@ -110,8 +117,11 @@ static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int
         hl_status st = HL_OK;
         if (targets == 0)
             (*n_skipped)++;
-        else
+        else {
+            if (recs)
+                (*recs)[ex->n] = ((int64_t)file << 32) | (int64_t)(rec - td->files[file].records);
             st = hl_examples_add(ex, tk.ids, tk.labels, (int64_t)tk.n, ((int64_t)file << 32) | rec->line);
+        }
         hl_tokenized_free(&tk);
         if (st)
             return st;
@@ -151,7 +161,7 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
     }
     if (want_train) {
         st = tokenize_into(&t->train, td, tf, tc, train_idx, n_train, t->tok, cfg->max_len, &t->n_truncated,
-                           &t->n_skipped, progress, pctx);
+                           &t->n_skipped, progress, pctx, NULL);
         if (st == HL_OK && t->train.n == 0)
             st = hl_fail(HL_ERR_ARG, "data: no usable training example in %s (%zu records, all without target "
                          "tokens after truncation to max_len %d?)", cfg->data, n_train, cfg->max_len);
@@ -162,13 +172,24 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
             if (cfg->val_max > 0 && n > (size_t)cfg->val_max)
                 n = (size_t)cfg->val_max;
             st = tokenize_into(&t->val, td, vf, vc, NULL, n, t->tok, cfg->max_len, &t->n_truncated, &t->n_skipped,
-                               NULL, NULL);
+                               NULL, NULL, &t->val_rec);
         } else if (split) {
             if (cfg->val_max > 0 && n_val > (size_t)cfg->val_max)
                 n_val = (size_t)cfg->val_max;
             st = tokenize_into(&t->val, td, tf, tc, val_idx, n_val, t->tok, cfg->max_len, &t->n_truncated,
-                               &t->n_skipped, NULL, NULL);
+                               &t->n_skipped, NULL, NULL, &t->val_rec);
         }
+    }
+    /* probe sets (run config probe_data): one source per file, with training only */
+    if (st == HL_OK && want_train && cfg->probe_data[0]) {
+        int64_t trunc = 0, skipped = 0;
+        st = load_files(td, cfg->probe_data, cfg, &t->probe_first, &t->probe_count);
+        if (st)
+            st = hl_fail_context(st, "probe_data");
+        if (st == HL_OK)
+            st = tokenize_into(&t->probe, td, t->probe_first, t->probe_count, NULL,
+                               total_records(td, t->probe_first, t->probe_count), t->tok, cfg->max_len, &trunc,
+                               &skipped, NULL, NULL, &t->probe_rec);
     }
     free(train_idx);
     free(val_idx);
@@ -179,6 +200,7 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
 
 static int longest(const hl_trainer *t) {
     int T = t->train.max_len > t->val.max_len ? t->train.max_len : t->val.max_len;
+    T = t->probe.max_len > T ? t->probe.max_len : T;
     return T < 2 ? 2 : T;
 }
 
@@ -209,6 +231,7 @@ hl_status trainer_open_base(hl_trainer *t, const hl_run_config *cfg) {
     t->cfg = *cfg;
     hl_examples_init(&t->train);
     hl_examples_init(&t->val);
+    hl_examples_init(&t->probe);
     HL_TRY(hl_backend_open(&t->be, cfg->device[0] ? cfg->device : "auto"));
     HL_TRY(hl_backend_set_threads(t->be, cfg->threads));
     HL_TRY(hl_model_load(&t->model, cfg->model));
@@ -266,6 +289,9 @@ void hl_trainer_close(hl_trainer *t) {
     free(t->row_len);
     hl_examples_free(&t->train);
     hl_examples_free(&t->val);
+    hl_examples_free(&t->probe);
+    free(t->val_rec);
+    free(t->probe_rec);
     trainer_data_free(&t->data);
     if (t->tok)
         hl_tokenizer_free(t->tok);
