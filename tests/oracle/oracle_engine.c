@@ -5,7 +5,10 @@
  *   oracle_engine CASE_DIR
  * reads  CASE_DIR/model/ (HF dir), CASE_DIR/adapter_init.safetensors, CASE_DIR/job.json
  * writes CASE_DIR/out.safetensors (F32): "logits" [B*T, V], "loss" [1], "grad.<export key>"
- *        for every adapter tensor, "step_losses" [steps], "grad_norms" [steps], "lrs" [steps]. */
+ *        for every adapter tensor, "step_losses" [steps], "grad_norms" [steps], "lrs" [steps],
+ *        "seq_loss_sum" [examples] and "seq_count" [examples] (eval's per-example sums).
+ * A batch (the job's own, or one of train.batches) is right padded ("lengths": one example per
+ * row) or packed ("seq_start" + "seq_len": examples as segments of the rows, hl_llama_batch). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +36,59 @@ static int *int_array(const cJSON *a, int *n) {
 }
 
 static double num(const cJSON *o, const char *k) { return cJSON_GetObjectItem(o, k)->valuedouble; }
+
+/* One batch of the job, padded or packed. */
+typedef struct {
+    int B, T, n_seq;
+    int *tokens, *labels, *lengths; /* lengths: padded batches only */
+    int32_t *start, *len;           /* packed batches only */
+} job_batch;
+
+static void batch_read(const cJSON *o, job_batch *jb) {
+    int n;
+    memset(jb, 0, sizeof *jb);
+    jb->B = cJSON_GetObjectItem(o, "B")->valueint;
+    jb->T = cJSON_GetObjectItem(o, "T")->valueint;
+    jb->tokens = int_array(cJSON_GetObjectItem(o, "tokens"), &n);
+    jb->labels = int_array(cJSON_GetObjectItem(o, "labels"), &n);
+    if (cJSON_GetObjectItem(o, "seq_start")) {
+        jb->start = int_array(cJSON_GetObjectItem(o, "seq_start"), &jb->n_seq);
+        jb->len = int_array(cJSON_GetObjectItem(o, "seq_len"), &n);
+    } else {
+        jb->lengths = int_array(cJSON_GetObjectItem(o, "lengths"), &jb->n_seq);
+    }
+}
+
+static void batch_free(job_batch *jb) {
+    free(jb->tokens), free(jb->labels), free(jb->lengths), free(jb->start), free(jb->len);
+}
+
+static hl_llama_batch batch_packed(const job_batch *jb) {
+    hl_llama_batch b = {jb->B, jb->T, jb->tokens, jb->labels, jb->n_seq, jb->start, jb->len};
+    return b;
+}
+
+static hl_status batch_train(hl_llama *ctx, const job_batch *jb, float scale, float *loss) {
+    if (!jb->start)
+        return hl_llama_forward_backward(ctx, jb->tokens, jb->labels, jb->lengths, jb->B, jb->T, scale, loss, NULL);
+    hl_llama_batch b = batch_packed(jb);
+    return hl_llama_forward_backward_packed(ctx, &b, scale, loss, NULL);
+}
+
+static hl_status batch_eval(hl_llama *ctx, const job_batch *jb, double *sums, int64_t *counts) {
+    float loss;
+    if (!jb->start)
+        return hl_llama_eval(ctx, jb->tokens, jb->labels, jb->lengths, jb->B, jb->T, &loss, NULL, sums, counts);
+    hl_llama_batch b = batch_packed(jb);
+    return hl_llama_eval_packed(ctx, &b, &loss, NULL, sums, counts);
+}
+
+static hl_status batch_logits(hl_llama *ctx, const job_batch *jb, float *logits) {
+    if (!jb->start)
+        return hl_llama_logits(ctx, jb->tokens, jb->lengths, jb->B, jb->T, logits);
+    hl_llama_batch b = batch_packed(jb);
+    return hl_llama_logits_packed(ctx, &b, logits);
+}
 
 static hl_status load_init(hl_adapters *ad, const char *path) {
     hl_safetensors *st;
@@ -102,21 +158,28 @@ int main(int argc, char **argv) {
     float *init = malloc(ad.n_params * sizeof(float));
     memcpy(init, ad.params, ad.n_params * sizeof(float));
 
-    int B = cJSON_GetObjectItem(job, "B")->valueint, T = cJSON_GetObjectItem(job, "T")->valueint, n;
-    int *tokens = int_array(cJSON_GetObjectItem(job, "tokens"), &n);
-    int *labels = int_array(cJSON_GetObjectItem(job, "labels"), &n);
-    int *lengths = int_array(cJSON_GetObjectItem(job, "lengths"), &n);
+    job_batch main_b;
+    batch_read(job, &main_b);
+    int B = main_b.B, T = main_b.T;
     unsigned flags = HL_LLAMA_TRAIN | (cJSON_GetObjectItem(job, "checkpoint")->valueint ? HL_LLAMA_CHECKPOINT : 0);
     hl_llama *ctx;
     if (hl_llama_create(&ctx, &model, &ad, B, T, flags))
         return die("creating the compute context");
     const int64_t V = model.cfg.vocab_size;
     float *logits = malloc((size_t)(B * T * V) * sizeof(float));
-    if (hl_llama_logits(ctx, tokens, lengths, B, T, logits))
+    if (batch_logits(ctx, &main_b, logits))
         return die("logits");
+    double *seq_sum = calloc((size_t)main_b.n_seq + 1, sizeof(double));
+    int64_t *seq_cnt = calloc((size_t)main_b.n_seq + 1, sizeof(int64_t));
+    float *seq_sum_f = calloc((size_t)main_b.n_seq + 1, sizeof(float)), *seq_cnt_f = calloc((size_t)main_b.n_seq + 1,
+                                                                                          sizeof(float));
+    if (batch_eval(ctx, &main_b, seq_sum, seq_cnt))
+        return die("eval");
+    for (int e = 0; e < main_b.n_seq; e++)
+        seq_sum_f[e] = (float)seq_sum[e], seq_cnt_f[e] = (float)seq_cnt[e];
     float loss;
     hl_adapters_zero_grad(&ad);
-    if (hl_llama_forward_backward(ctx, tokens, labels, lengths, B, T, 1.0f, &loss, NULL))
+    if (batch_train(ctx, &main_b, 1.0f, &loss))
         return die("forward_backward");
     float *grads = malloc(ad.n_params * sizeof(float));
     memcpy(grads, ad.grads, ad.n_params * sizeof(float));
@@ -143,16 +206,13 @@ int main(int argc, char **argv) {
         hl_adapters_zero_grad(&ad);
         double acc = 0.0;
         for (int a = 0; a < accum; a++) {
-            const cJSON *mb = cJSON_GetArrayItem(batches, s * accum + a);
-            int mB = cJSON_GetObjectItem(mb, "B")->valueint, mT = cJSON_GetObjectItem(mb, "T")->valueint;
-            int *tk = int_array(cJSON_GetObjectItem(mb, "tokens"), &n);
-            int *lb = int_array(cJSON_GetObjectItem(mb, "labels"), &n);
-            int *ln = int_array(cJSON_GetObjectItem(mb, "lengths"), &n);
+            job_batch mb;
+            batch_read(cJSON_GetArrayItem(batches, s * accum + a), &mb);
             float l;
-            if (hl_llama_forward_backward(ctx, tk, lb, ln, mB, mT, 1.0f / (float)accum, &l, NULL))
+            if (batch_train(ctx, &mb, 1.0f / (float)accum, &l))
                 return die("training micro-batch");
             acc += l;
-            free(tk), free(lb), free(ln);
+            batch_free(&mb);
         }
         step_losses[s] = (float)(acc / accum);
         lrs[s] = hl_lr_at(&oc, s);
@@ -171,6 +231,8 @@ int main(int argc, char **argv) {
     e[ne++] = (hl_st_entry){.name = "step_losses", .data = step_losses, .ndim = 1, .shape = {steps}};
     e[ne++] = (hl_st_entry){.name = "grad_norms", .data = norms, .ndim = 1, .shape = {steps}};
     e[ne++] = (hl_st_entry){.name = "lrs", .data = lrs, .ndim = 1, .shape = {steps}};
+    e[ne++] = (hl_st_entry){.name = "seq_loss_sum", .data = seq_sum_f, .ndim = 1, .shape = {main_b.n_seq}};
+    e[ne++] = (hl_st_entry){.name = "seq_count", .data = seq_cnt_f, .ndim = 1, .shape = {main_b.n_seq}};
     for (int i = 0; i < ad.n_views; i++) {
         snprintf(names[i], sizeof names[i], "grad.%s", ad.views[i].name);
         e[ne++] = (hl_st_entry){.name = names[i], .data = grads + ad.views[i].offset, .ndim = 2,
@@ -186,6 +248,7 @@ int main(int argc, char **argv) {
     hl_model_free(&model);
     cJSON_Delete(job);
     free(text), free(init), free(logits), free(grads), free(step_losses), free(norms), free(lrs), free(e), free(names);
-    free(tokens), free(labels), free(lengths);
+    free(seq_sum), free(seq_cnt), free(seq_sum_f), free(seq_cnt_f);
+    batch_free(&main_b);
     return 0;
 }
