@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/model.h"
-#include "core/tensor.h"
+#include "core/model/model.h"
+#include "core/base/tensor.h"
 
 typedef struct {
     hl_model m;

@@ -33,14 +33,14 @@
 
 #include "bench_common.h"
 #include "bench_model.h"
-#include "core/adapter.h"
-#include "core/batch.h"
-#include "core/gemm.h"
-#include "core/llama.h"
-#include "core/model.h"
-#include "core/optim.h"
-#include "core/tokenizer.h"
-#include "datasets/records.h"
+#include "core/adapter/adapter.h"
+#include "core/text/batch.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/llama.h"
+#include "core/model/model.h"
+#include "core/adapter/optim.h"
+#include "core/model/tokenizer/tokenizer.h"
+#include "core/text/records.h"
 
 enum { MODE_PADDED, MODE_ROWS, MODE_ONE_ROW, N_MODES };
 static const char *const mode_name[N_MODES] = {"padded", "packed 4x1024", "packed 1x4096"};

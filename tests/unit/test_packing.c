@@ -1,12 +1,12 @@
-/* The packer (core/batch.h): whole examples, in the cursor's order, next row / next micro-batch
+/* The packer (core/text/batch.h): whole examples, in the cursor's order, next row / next micro-batch
  * when one does not fit; the cursor peek; resuming from a saved cursor builds the same
  * micro-batches; the padding share; the step count of a packed run. Expected layouts below are
  * worked out by hand from the rule in batch.h. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/batch.h"
-#include "core/rng.h"
+#include "core/text/batch.h"
+#include "core/base/rng.h"
 #include "hl_test.h"
 
 /* Example i has length len[i], ids 100*i + t, labels −100 on its first token, ids after. */
