@@ -176,7 +176,7 @@ hl_status hl_engine_create(hl_engine **out) {
     hl_snapshot idle;
     memset(&idle, 0, sizeof idle);
     idle.state = HL_JOB_IDLE;
-    idle.loss = idle.loss_smooth = idle.eval_loss = idle.eval_loss_first = idle.lr = idle.grad_norm = NAN;
+    idle.loss = idle.loss_smooth = idle.eval_loss = idle.eval_loss_first = idle.lr = idle.grad_norm = idle.padding_share = NAN;
     idle.eta_s = NAN;
     idle.eval_step = -1;
     idle.last_checkpoint_step = -1;
