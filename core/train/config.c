@@ -87,8 +87,8 @@ const hl_config_field hl_config_fields[] = {
      "where to compute: cpu, cuda, cuda:N, or auto (the first usable GPU, else cpu)"},
     {"threads", HL_FIELD_INT, F(threads), "optim", "0", 0, 4096, 0, 0, NULL, "compute threads (0 = all cores)"},
     {"packing", HL_FIELD_BOOL, F(packing), "optim", "true", UNBOUNDED, 0, 0, NULL,
-     "pack whole examples into micro_batch rows of max_len tokens (attention stays within each example); "
-     "false = one example per row, padded"},
+     "pack whole examples into one row of micro_batch x max_len tokens (attention stays within each "
+     "example; no padding computed); false = one example per row, padded"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
     /* bookkeeping */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -205,8 +206,14 @@ hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
         return hl_fail(HL_ERR_NOMEM, "out of memory");
     hl_packed_free(&t->pk);
     t->packing = t->cfg.packing != 0;
+    /* one row of micro_batch x max_len tokens (the session's token budget) filled with whole examples:
+     * the row ends where its last example ends, so nothing computed is padding; only the space
+     * the next example did not fit into is left unused */
+    if (t->packing && (int64_t)t->cfg.micro_batch * T > INT32_MAX)
+        return hl_fail(HL_ERR_ARG, "packing: micro_batch x max_len = %lld tokens is too many for one packed row "
+                       "(lower micro_batch or max_len)", (long long)t->cfg.micro_batch * T);
     if (t->packing)
-        return hl_packed_init(&t->pk, t->cfg.micro_batch, T, longest(t));
+        return hl_packed_init(&t->pk, 1, t->cfg.micro_batch * T, longest(t));
     return hl_microbatch_init(&t->mb, t->cfg.micro_batch, T);
 }
 
