@@ -235,7 +235,7 @@ static void run_model(hl_backend *be, const char *name, const hl_model *model, c
         die("writing the parameters");
     free(params);
     const hl_mem_plan *p = hl_session_mem_plan(ctx);
-    printf("memory plan (%d x %d, both timed modes): activations %.1f MiB, scratch %.1f MiB, total %.1f MiB\n",
+    printf("memory plan (%d x %d, every timed mode): activations %.1f MiB, scratch %.1f MiB, total %.1f MiB\n",
            o->micro, o->max_len, p->activations / 1048576.0, p->scratch / 1048576.0, p->total / 1048576.0);
     hl_optim_config oc = hl_optim_defaults();
     oc.total_steps = 1000;
