@@ -249,6 +249,12 @@ CASES = [
          tie=False, dtype="BF16", eps=1e-5, theta=10000.0, variant="hydra", n_heads=3, r=4, alpha=8.0,
          targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], checkpoint=1,
          B=2, T=16, packed=[[5, 7, 4], [1, 9]]),
+    # the trainer's packed layout: one row holding whole examples (6, 1, 11, 3, 9 tokens) with
+    # nothing after the last; GQA, HydraLoRA N=2 on all seven projections, F32, no checkpointing
+    dict(name="packed_one_row", dim=32, hidden=64, layers=2, heads=4, kv_heads=2, head_dim=8, vocab=61,
+         tie=False, dtype="F32", eps=1e-5, theta=10000.0, variant="hydra", n_heads=2, r=3, alpha=6.0,
+         targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], checkpoint=0,
+         B=1, T=30, packed=[[6, 1, 11, 3, 9]]),
 ]
 
 TRAIN = dict(lr=5e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip=0.5, warmup=2, steps=10, accum=2)
