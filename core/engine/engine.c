@@ -241,6 +241,7 @@ hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
     hl_config_defaults(cfg);
+    cfg->packing = 0; /* a run's config.json holds every field; one without packing predates it: padded */
     hl_status st = hl_config_load_file(cfg, path);
     if (st)
         return hl_fail_context(st, "%s is not a run directory", run_dir);

@@ -674,6 +674,7 @@ static hl_status check_run_dir(job *j, const hl_run_config *cfg, hl_start_mode m
         snprintf(cpath, sizeof cpath, "%s/config.json", j->run_dir);
         hl_run_config saved;
         hl_config_defaults(&saved);
+        saved.packing = 0; /* a run saved before the packing field existed trained padded */
         hl_status st = hl_config_load_file(&saved, cpath);
         if (st)
             return hl_fail_context(st, "resuming %s", j->run_dir);

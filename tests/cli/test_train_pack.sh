@@ -76,4 +76,15 @@ check 'cmp -s $WORK/a/adapter/adapter_model.safetensors $WORK/b/adapter/adapter_
 "$BIN" train --resume "$WORK/b" --set packing=false --quiet > "$WORK/b3.out" 2>&1
 rc=$?
 check '[ $rc -ne 0 ] && grep -q packing $WORK/b3.out' "resume with packing=false should be refused: $(tail -2 $WORK/b3.out)"
+# a run saved before the packing field existed (its config.json has no "packing") trained padded:
+# resuming it continues padded, bit for bit
+cp -r "$WORK/p" "$WORK/old"
+sed -i '/"packing"/d' "$WORK/old/config.json"
+rm -rf "$WORK/old/checkpoints/step-8" "$WORK/old/checkpoints/step-12" "$WORK/old/adapter"
+check '! grep -q packing $WORK/old/config.json && [ -d $WORK/old/checkpoints/step-4 ]' "old-run fixture"
+"$BIN" train --resume "$WORK/old" --quiet > "$WORK/old.out" 2>&1
+rc=$?
+check '[ $rc -eq 0 ]' "resuming a run without the packing field failed: $(tail -3 $WORK/old.out)"
+if diff <(steps_hex "$WORK/p") <(steps_hex "$WORK/old") > "$WORK/diff"; then pass; else
+  fail "a pre-packing run should resume padded, bit for bit:"; cat "$WORK/diff" >&2; fi
 finish
