@@ -80,10 +80,14 @@ static int score_ids(const char *model_path, const char *ids_path, const char *a
     B = B > f.n_seqs ? f.n_seqs : B;
     hl_session *sess = NULL;
     int32_t *tokens = malloc((size_t)B * (size_t)maxlen * sizeof *tokens);
-    int32_t *lengths = malloc((size_t)B * sizeof *lengths);
-    int32_t *starts = malloc((size_t)B * sizeof *starts), *lens = malloc((size_t)B * sizeof *lens);
-    double *sums = malloc((size_t)B * sizeof(double));
-    int64_t *counts = malloc((size_t)B * sizeof(int64_t));
+    /* Packed: one row of up to B x maxlen tokens holding whole sequences in order (attention stays
+     * within each sequence, nothing computed is padding); per-sequence sums come back per example. */
+    const int64_t budget = (int64_t)B * maxlen;
+    const int max_seqs = (int)(f.n_seqs < budget ? f.n_seqs : budget);
+    int32_t *lengths = malloc(sizeof *lengths); /* unused (kept for the shared free below) */
+    int32_t *starts = malloc((size_t)max_seqs * sizeof *starts), *lens = malloc((size_t)max_seqs * sizeof *lens);
+    double *sums = malloc((size_t)max_seqs * sizeof(double));
+    int64_t *counts = malloc((size_t)max_seqs * sizeof(int64_t));
     rc = 0;
     if (!tokens || !lengths || !starts || !lens || !sums || !counts) {
         ERR("out of memory");
@@ -99,21 +103,19 @@ static int score_ids(const char *model_path, const char *ids_path, const char *a
         hl_progress_begin(&bar, "scoring");
     double total = 0.0;
     int64_t total_n = 0;
-    for (int i0 = 0; !rc && i0 < f.n_seqs; i0 += B) {
-        int nb = f.n_seqs - i0 < B ? f.n_seqs - i0 : B, T = 0;
-        for (int b = 0; b < nb; b++) {
-            lengths[b] = (int)(f.start[i0 + b + 1] - f.start[i0 + b]);
-            T = lengths[b] > T ? lengths[b] : T;
+    for (int i0 = 0, nb = 0; !rc && i0 < f.n_seqs; i0 += nb) {
+        int T = 0;
+        for (nb = 0; i0 + nb < f.n_seqs && nb < max_seqs; nb++) { /* whole sequences while they fit */
+            int n = (int)(f.start[i0 + nb + 1] - f.start[i0 + nb]);
+            if (T + n > budget)
+                break;
+            memcpy(tokens + T, f.ids + f.start[i0 + nb], (size_t)n * sizeof *tokens);
+            starts[nb] = T;
+            lens[nb] = n;
+            T += n;
         }
-        for (int b = 0; b < nb; b++) { /* right padding with id 0 */
-            for (int t = 0; t < lengths[b]; t++)
-                tokens[(size_t)b * T + t] = f.ids[f.start[i0 + b] + t];
-            for (int t = lengths[b]; t < T; t++)
-                tokens[(size_t)b * T + t] = 0;
-        }
-        /* labels = ids: the engine predicts labels[t+1] from position t */
-        hl_batch bt;
-        hl_batch_padded(&bt, tokens, tokens, lengths, nb, T, starts, lens);
+        /* labels = ids: the engine predicts labels[t+1] from position t of the same sequence */
+        hl_batch bt = {1, T, tokens, tokens, nb, starts, lens};
         if (hl_session_eval(sess, &bt, NULL, NULL, sums, counts) != HL_OK) {
             ERR("scoring lines %d..%d: %s", i0 + 1, i0 + nb, hl_last_error());
             rc = 1;

@@ -183,7 +183,7 @@ hl_status hl_engine_create(hl_engine **out) {
     hl_snapshot idle;
     memset(&idle, 0, sizeof idle);
     idle.state = HL_JOB_IDLE;
-    idle.loss = idle.loss_smooth = idle.eval_loss = idle.eval_loss_first = idle.lr = idle.grad_norm = NAN;
+    idle.loss = idle.loss_smooth = idle.eval_loss = idle.eval_loss_first = idle.lr = idle.grad_norm = idle.padding_share = NAN;
     idle.eta_s = NAN;
     idle.eval_step = -1;
     idle.last_checkpoint_step = -1;
@@ -248,6 +248,7 @@ hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
     hl_config_defaults(cfg);
+    cfg->packing = 0; /* a run's config.json holds every field; one without packing predates it: padded */
     hl_status st = hl_config_load_file(cfg, path);
     if (st)
         return hl_fail_context(st, "%s is not a run directory", run_dir);

@@ -86,6 +86,9 @@ const hl_config_field hl_config_fields[] = {
     {"device", HL_FIELD_STRING, F(device), "optim", "auto", UNBOUNDED, 0, 0, NULL,
      "where to compute: cpu, cuda, cuda:N, or auto (the first usable GPU, else cpu)"},
     {"threads", HL_FIELD_INT, F(threads), "optim", "0", 0, 4096, 0, 0, NULL, "compute threads (0 = all cores)"},
+    {"packing", HL_FIELD_BOOL, F(packing), "optim", "true", UNBOUNDED, 0, 0, NULL,
+     "pack whole examples into one row of micro_batch x max_len tokens (attention stays within each "
+     "example; no padding computed); false = one example per row, padded"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
     /* bookkeeping */
@@ -109,7 +112,7 @@ static const struct {
     {"gradient_accumulation_steps", "grad_accum"},        {"batch_size", "micro_batch"},
     {"learning_rate", "lr"},   {"max_length", "max_len"}, {"cutoff_len", "max_len"},
     {"num_epochs", "epochs"},  {"warmup", "warmup_ratio"}, {"lr_scheduler", "schedule"},
-    {"target_modules", "targets"}, {"output_dir", "out_dir"},
+    {"target_modules", "targets"}, {"output_dir", "out_dir"}, {"sample_packing", "packing"},
 };
 
 const hl_config_field *hl_config_field_find(const char *name) {

@@ -610,19 +610,24 @@ static hl_status do_step(job *j) {
     if (j->has_router)
         HL_TRY(hl_session_routing_reset(t->sess, HL_STATS_TRAIN));
     double loss_sum = 0;
-    int64_t tokens = 0;
+    int64_t tokens = 0, computed = 0; /* real tokens; tokens computed (rows x columns, padding included) */
     int64_t which[4096];
     int B = cfg->micro_batch;
     for (int a = 0; a < cfg->grad_accum; a++) {
-        for (int b = 0; b < B; b++)
-            which[b] = hl_cursor_next(&j->cur);
-        HL_TRY(hl_microbatch_fill(&t->mb, &t->train, which, B));
+        if (t->packing) { /* whole examples in the cursor's order; the cursor stops after the last one placed */
+            HL_TRY(hl_packed_next(&t->pk, &t->train, &j->cur));
+        } else {
+            for (int b = 0; b < B; b++)
+                which[b] = hl_cursor_next(&j->cur);
+            HL_TRY(hl_microbatch_fill(&t->mb, &t->train, which, B));
+        }
         float l = 0;
         int64_t nt = 0;
         hl_batch batch = trainer_batch(t);
         HL_TRY(hl_session_train_microbatch(t->sess, &batch, 1.0f / (float)cfg->grad_accum, &l, &nt));
         loss_sum += l;
-        tokens += t->mb.n_tokens;
+        tokens += t->packing ? t->pk.n_tokens : t->mb.n_tokens;
+        computed += (int64_t)batch.B * batch.T;
         if (a + 1 < cfg->grad_accum)
             poll_cmds_no_save(j); /* may block while paused */
     }
@@ -651,6 +656,7 @@ static hl_status do_step(job *j) {
     s->loss_smooth = isfinite(s->loss_smooth) ? 0.9 * s->loss_smooth + 0.1 * loss : loss;
     s->lr = lr;
     s->grad_norm = gnorm;
+    s->padding_share = computed > 0 ? (double)(computed - tokens) / (double)computed : 0.0;
     s->tokens_seen += tokens;
     s->epoch = (double)j->cur.consumed / (double)t->train.n;
     double tps = dt > 0 ? (double)tokens / dt : 0;
@@ -675,9 +681,10 @@ static hl_status do_step(job *j) {
         json_num(f, s->loss_smooth);
         fputs(",\"eval_loss\":", f);
         json_num(f, s->eval_loss);
-        fprintf(f, ",\"tokens\":%lld,\"tokens_seen\":%lld,\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"elapsed_s\":%.3f,"
-                "\"eta_s\":%.1f,\"mem_bytes\":%lld}\n",
-                (long long)tokens, (long long)s->tokens_seen, tps, dt, s->elapsed_s, s->eta_s, (long long)rss_bytes());
+        fprintf(f, ",\"tokens\":%lld,\"tokens_computed\":%lld,\"padding_share\":%.6f,\"tokens_seen\":%lld,"
+                "\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"elapsed_s\":%.3f,\"eta_s\":%.1f,\"mem_bytes\":%lld}\n",
+                (long long)tokens, (long long)computed, s->padding_share, (long long)s->tokens_seen, tps, dt,
+                s->elapsed_s, s->eta_s, (long long)rss_bytes());
         fflush(f);
     }
     return HL_OK;
@@ -689,7 +696,7 @@ static hl_status do_step(job *j) {
 static const char *const resume_fixed[] = {
     "model", "data", "field_instruction", "field_input", "field_output", "val_data", "val_split", "variant",
     "targets", "r", "alpha", "n_heads", "dropout", "lr", "schedule", "warmup_ratio", "epochs", "max_steps",
-    "micro_batch", "grad_accum", "max_len", "clip_norm", "weight_decay", "beta1", "beta2", "eps", "seed", NULL};
+    "micro_batch", "grad_accum", "max_len", "packing", "clip_norm", "weight_decay", "beta1", "beta2", "eps", "seed", NULL};
 
 static hl_status check_resume_config(const hl_run_config *saved, const hl_run_config *now) {
     for (int i = 0; resume_fixed[i]; i++) {
@@ -742,6 +749,7 @@ static hl_status check_run_dir(job *j, const hl_run_config *cfg, hl_start_mode m
         snprintf(cpath, sizeof cpath, "%s/config.json", j->run_dir);
         hl_run_config saved;
         hl_config_defaults(&saved);
+        saved.packing = 0; /* a run saved before the packing field existed trained padded */
         hl_status st = hl_config_load_file(&saved, cpath);
         if (st)
             return hl_fail_context(st, "resuming %s", j->run_dir);
@@ -925,6 +933,11 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
     /* Steps and schedule. */
     int64_t per_step = (int64_t)cfg->micro_batch * cfg->grad_accum;
     int64_t total = cfg->max_steps > 0 ? cfg->max_steps : ((int64_t)cfg->epochs * t->train.n + per_step - 1) / per_step;
+    if (cfg->max_steps <= 0 && t->packing) { /* from the lengths and the seeded order: known before step 1 */
+        int64_t n_mb = 0;
+        HL_TRY(hl_packed_count_steps(&t->train, (uint64_t)cfg->seed, t->pk.cap_rows, t->pk.row_len, t->pk.max_len,
+                                     (int64_t)cfg->epochs * t->train.n, cfg->grad_accum, &n_mb, &total));
+    }
     if (total < 1)
         total = 1;
     s->total_steps = total;
@@ -1069,7 +1082,7 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     hl_config_run_dir(cfg, j.run_dir, sizeof j.run_dir);
     snprintf(s->run_dir, sizeof s->run_dir, "%s", j.run_dir);
     s->state = HL_JOB_LOADING;
-    s->loss = s->loss_smooth = s->eval_loss = s->eval_loss_first = s->lr = s->grad_norm = NAN;
+    s->loss = s->loss_smooth = s->eval_loss = s->eval_loss_first = s->lr = s->grad_norm = s->padding_share = NAN;
     s->eta_s = NAN;
     s->eval_step = -1;
     s->last_checkpoint_step = -1;

@@ -127,6 +127,7 @@ typedef struct {
     double lr;                /* learning rate used by the last step */
     double grad_norm;         /* global gradient norm before clipping */
     double tokens_per_s;      /* over the last steps (EMA) */
+    double padding_share;     /* of the tokens the last step computed, the share that was padding (0..1) */
     double elapsed_s;         /* training wall time of this job (excludes loading) */
     double eta_s;             /* estimated seconds to finish (NaN if unknown) */
     int64_t mem_bytes;        /* resident memory of the process */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -204,10 +205,17 @@ static int longest(const hl_trainer *t) {
     return T < 2 ? 2 : T;
 }
 
+/* Columns of a session's rows: packed rows take up to max_len tokens (several examples), padded
+ * rows the longest example. Examples are already cut to max_len when tokenised. */
+static int session_seq(const hl_trainer *t) {
+    int T = longest(t);
+    return t->cfg.packing && t->cfg.max_len > T ? t->cfg.max_len : T;
+}
+
 hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
     hl_session_free(t->sess);
     t->sess = NULL;
-    int T = longest(t);
+    int T = session_seq(t);
     t->sess_flags = flags;
     HL_TRY(hl_session_create(&t->sess, t->be, &t->model, t->with_adapters ? &t->acfg : NULL, (uint64_t)t->cfg.seed,
                              t->cfg.micro_batch, T, flags));
@@ -218,11 +226,25 @@ hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
     t->row_len = malloc((size_t)t->cfg.micro_batch * sizeof *t->row_len);
     if (!t->row_start || !t->row_len)
         return hl_fail(HL_ERR_NOMEM, "out of memory");
+    hl_packed_free(&t->pk);
+    t->packing = t->cfg.packing != 0;
+    /* one row of micro_batch x max_len tokens (the session's token budget) filled with whole examples:
+     * the row ends where its last example ends, so nothing computed is padding; only the space
+     * the next example did not fit into is left unused */
+    if (t->packing && (int64_t)t->cfg.micro_batch * T > INT32_MAX)
+        return hl_fail(HL_ERR_ARG, "packing: micro_batch x max_len = %lld tokens is too many for one packed row "
+                       "(lower micro_batch or max_len)", (long long)t->cfg.micro_batch * T);
+    if (t->packing)
+        return hl_packed_init(&t->pk, 1, t->cfg.micro_batch * T, longest(t));
     return hl_microbatch_init(&t->mb, t->cfg.micro_batch, T);
 }
 
 hl_batch trainer_batch(hl_trainer *t) {
     hl_batch b;
+    if (t->packing) {
+        b = (hl_batch){t->pk.B, t->pk.T, t->pk.tokens, t->pk.labels, t->pk.n_seq, t->pk.seq_start, t->pk.seq_len};
+        return b;
+    }
     hl_batch_padded(&b, t->mb.tokens, t->mb.labels, t->mb.lengths, t->mb.B, t->mb.T, t->row_start, t->row_len);
     return b;
 }
@@ -285,6 +307,7 @@ void hl_trainer_close(hl_trainer *t) {
     hl_session_free(t->alt);
     hl_session_free(t->sess);
     hl_microbatch_free(&t->mb);
+    hl_packed_free(&t->pk);
     free(t->row_start);
     free(t->row_len);
     hl_examples_free(&t->train);
@@ -320,7 +343,7 @@ hl_status hl_trainer_use_adapters(hl_trainer *t, const hl_adapters *ad) {
     t->alt = NULL;
     if (!ad)
         return HL_OK;
-    HL_TRY(hl_session_create(&t->alt, t->be, &t->model, &ad->cfg, ad->seed, t->cfg.micro_batch, longest(t), 0));
+    HL_TRY(hl_session_create(&t->alt, t->be, &t->model, &ad->cfg, ad->seed, t->cfg.micro_batch, session_seq(t), 0));
     const hl_adapters *lay = hl_session_layout(t->alt);
     if (lay->n_params != ad->n_params) {
         hl_session_free(t->alt);
@@ -351,10 +374,11 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
         return hl_fail(HL_ERR_ARG, "no validation examples (set val_split or val_data)");
     hl_session *s = hl_trainer_session(t);
     const hl_adapters *lay = hl_session_layout(s);
-    int B = t->cfg.micro_batch;
+    /* per-example sums of one micro-batch: up to micro_batch examples padded, up to one per token packed */
+    int64_t B = t->packing ? t->pk.cap_seq : t->cfg.micro_batch;
     double *sums = malloc((size_t)B * sizeof *sums);
     int64_t *cnts = malloc((size_t)B * sizeof *cnts);
-    int64_t *which = malloc((size_t)B * sizeof *which);
+    int64_t *which = malloc((size_t)(t->packing ? ex->n : B) * sizeof *which);
     hl_routing_stats pass;
     int stats = routing && lay && lay->has_router && routing->N == lay->N && routing->n_layers == lay->n_layers;
     hl_status st = sums && cnts && which ? HL_OK : hl_fail(HL_ERR_NOMEM, "out of memory");
@@ -372,11 +396,18 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
     }
     double total = 0;
     int64_t count = 0;
-    for (int64_t i = 0; i < ex->n && st == HL_OK; i += B) {
-        int n = (int)(ex->n - i < B ? ex->n - i : B);
-        for (int b = 0; b < n; b++)
-            which[b] = i + b;
-        st = hl_microbatch_fill(&t->mb, ex, which, n);
+    if (t->packing)
+        for (int64_t i = 0; i < ex->n; i++)
+            which[i] = i;
+    for (int64_t i = 0, n = 0; i < ex->n && st == HL_OK; i += n) {
+        if (t->packing) { /* whole examples in file order, as many as fit the micro-batch's rows */
+            st = hl_packed_fill(&t->pk, ex, which + i, ex->n - i, &n);
+        } else {
+            n = ex->n - i < B ? ex->n - i : B;
+            for (int b = 0; b < n; b++)
+                which[b] = i + b;
+            st = hl_microbatch_fill(&t->mb, ex, which, (int)n);
+        }
         if (st)
             break;
         float l = 0;
