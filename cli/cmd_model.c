@@ -258,9 +258,16 @@ int cmd_model(int argc, char **argv) {
         argv[1] = name;
         return model_info(argc - 1, argv + 1);
     }
+    if (argc >= 2 && !strcmp(argv[1], "synth")) {
+        static char name[] = "model synth";
+        argv[1] = name;
+        return cmd_model_synth(argc - 1, argv + 1);
+    }
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     fprintf(help ? stdout : stderr, "usage: hydralora model info PATH [--json]\n"
                                     "  show a model's format, configuration, parameters and memory estimates\n"
-                                    "  (run `hydralora model info --help` for all options)\n");
+                                    "  (run `hydralora model info --help` for all options)\n"
+                                    "usage: hydralora model synth --shape 7b|13b|tiny --out DIR [options]\n"
+                                    "  write a RANDOM-weight model directory of a LLaMA-2 shape (for testing)\n");
     return help ? 0 : 2;
 }

@@ -15,5 +15,6 @@ typedef struct {
 extern const hl_command hl_commands[];
 
 int cmd_workbench(int argc, char **argv); /* no arguments: the curses workbench */
+int cmd_model_synth(int argc, char **argv); /* `model synth` (cli/cmd_model_synth.c) */
 
 #endif
