@@ -143,6 +143,7 @@ static hl_status adapter_fwd(hl_session *s, const fcall *fc, cu_acts *la, int l,
     if (!cs->proj[l * 7 + t].on)
         return HL_OK;
     hlk_adapter a = adapter_of(s, fc, l, t);
+    cu_prof_mark(cs, CU_P_AD_FWD);
     HL_TRY(hlk_adapter_fwd(cs->st, &a, drop_for(s, fc, l, t), Y, ldy, X, ldx, la->Z[t], la->W[t]));
     if (fc->stats >= 0 && d->has_router) {
         const cu_stats *st = &cs->stats[fc->stats];
@@ -160,10 +161,24 @@ static hl_status adapter_bwd(hl_session *s, const fcall *fc, cu_acts *la, int l,
     if (!cs->proj[l * 7 + t].on)
         return HL_OK;
     hlk_adapter a = adapter_of(s, fc, l, t);
+    cu_prof_mark(cs, CU_P_AD_BWD);
     return hlk_adapter_bwd(cs->st, &a, drop_for(s, fc, l, t), dX, lddx, G, ldg, X, ldx, la->Z[t], la->W[t]);
 }
 
 /* ---- blocks ------------------------------------------------------------------------------------ */
+
+/* Products through the frozen weights, with the phase marked for the profile. */
+static hl_status lin(cu_session *cs, int64_t M, int64_t N, int64_t K, const void *X, int64_t ldx, const void *W,
+                     float beta, const void *C, void *Y, int64_t ldy) {
+    cu_prof_mark(cs, CU_P_MM_FWD);
+    return hl_cu_linear(cs->gemm, cs->st, M, N, K, X, ldx, W, cs->d.dt, beta, C, Y, ldy);
+}
+static hl_status lin_dx(cu_session *cs, int64_t M, int64_t N, int64_t K, const void *dY, int64_t lddy, const void *W,
+                        void *dX, int64_t lddx) {
+    cu_prof_mark(cs, CU_P_MM_BWD);
+    return hl_cu_linear_dx(cs->gemm, cs->st, M, N, K, dY, lddy, W, cs->d.dt, 0.0f, dX, lddx);
+}
+#define ELEM(cs) cu_prof_mark((cs), CU_P_ELEM)
 
 static hlk_attn attn_geom(cu_session *cs, const fcall *fc, cu_acts *la) {
     const cu_dims *d = &cs->d;
@@ -192,27 +207,33 @@ static hl_status block_forward(hl_session *s, const fcall *fc, int l) {
     void *x = xbuf(cs, l), *xo = xbuf(cs, l + 1);
     const int64_t M = fc->M, D = d->D, F = d->F;
     const int dt = d->dt;
+    ELEM(cs);
     HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xn, la->rstd1, x, cs->norms + 2 * l * D, M, (int)D, cs->eps, dt));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, d->Dqkv, D, cs->xn, D, w->wqkv, dt, 0.0f, NULL, la->qkv, d->Dqkv));
+    HL_TRY(lin(cs, M, d->Dqkv, D, cs->xn, D, w->wqkv, 0.0f, NULL, la->qkv, d->Dqkv));
     HL_TRY(adapter_fwd(s, fc, la, l, 0, la->qkv, d->Dqkv, cs->xn, D));
     HL_TRY(adapter_fwd(s, fc, la, l, 1, off_at(cs, la->qkv, d->Dq), d->Dqkv, cs->xn, D));
     HL_TRY(adapter_fwd(s, fc, la, l, 2, off_at(cs, la->qkv, d->Dq + d->Dkv), d->Dqkv, cs->xn, D));
+    ELEM(cs);
     HL_TRY(hlk_rope(cs->st, la->qkv, d->Dqkv, M, (int)d->H, (int)d->hd, fc->dev.pos, cs->rope_cos, cs->rope_sin, 0,
                     dt));
+    ELEM(cs);
     HL_TRY(hlk_rope(cs->st, off_at(cs, la->qkv, d->Dq), d->Dqkv, M, (int)d->Hkv, (int)d->hd, fc->dev.pos,
                     cs->rope_cos, cs->rope_sin, 0, dt));
+    cu_prof_mark(cs, CU_P_ATT_FWD);
     if (fc->has_pad) /* padding rows of att are 0, as on the CPU */
         CU_TRY(cudaMemsetAsync(la->att, 0, (size_t)(M * d->Dq) * d->esz, cs->st));
     hlk_attn a = attn_geom(cs, fc, la);
     HL_TRY(hlk_attn_fwd(cs->st, &a, la->att, d->Dq, la->lse));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, D, d->Dq, la->att, d->Dq, w->wo, dt, 1.0f, x, la->xmid, D));
+    HL_TRY(lin(cs, M, D, d->Dq, la->att, d->Dq, w->wo, 1.0f, x, la->xmid, D));
     HL_TRY(adapter_fwd(s, fc, la, l, 3, la->xmid, D, la->att, d->Dq));
+    ELEM(cs);
     HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xn, la->rstd2, la->xmid, cs->norms + (2 * l + 1) * D, M, (int)D, cs->eps, dt));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, 2 * F, D, cs->xn, D, w->wgu, dt, 0.0f, NULL, la->gu, 2 * F));
+    HL_TRY(lin(cs, M, 2 * F, D, cs->xn, D, w->wgu, 0.0f, NULL, la->gu, 2 * F));
     HL_TRY(adapter_fwd(s, fc, la, l, 4, la->gu, 2 * F, cs->xn, D));
     HL_TRY(adapter_fwd(s, fc, la, l, 5, off_at(cs, la->gu, F), 2 * F, cs->xn, D));
+    ELEM(cs);
     HL_TRY(hlk_swiglu_fwd(cs->st, cs->hbuf, la->gu, M, (int)F, dt));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, D, F, cs->hbuf, F, w->wdown, dt, 1.0f, la->xmid, xo, D));
+    HL_TRY(lin(cs, M, D, F, cs->hbuf, F, w->wdown, 1.0f, la->xmid, xo, D));
     return adapter_fwd(s, fc, la, l, 6, xo, D, cs->hbuf, F);
 }
 
@@ -232,46 +253,58 @@ static hl_status block_backward(hl_session *s, const fcall *fc, int l) {
     const int64_t M = fc->M, D = d->D, F = d->F;
     const int dt = d->dt;
     /* FFN: x' = xmid + down(h) */
+    ELEM(cs);
     HL_TRY(hlk_swiglu_fwd(cs->st, cs->hbuf, la->gu, M, (int)F, dt));
-    HL_TRY(hl_cu_linear_dx(cs->gemm, cs->st, M, D, F, cs->dres, D, w->wdown, dt, 0.0f, cs->dh, F));
+    HL_TRY(lin_dx(cs, M, D, F, cs->dres, D, w->wdown, cs->dh, F));
     HL_TRY(adapter_bwd(s, fc, la, l, 6, cs->dh, F, cs->dres, D, cs->hbuf, F));
+    ELEM(cs);
     HL_TRY(hlk_swiglu_bwd(cs->st, la->gu, cs->dh, M, (int)F, dt)); /* gu now holds dg | du */
+    ELEM(cs);
     HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xn, NULL, la->xmid, cs->norms + (2 * l + 1) * D, M, (int)D, cs->eps, dt));
-    HL_TRY(hl_cu_linear_dx(cs->gemm, cs->st, M, 2 * F, D, la->gu, 2 * F, w->wgu, dt, 0.0f, cs->dxn, D));
+    HL_TRY(lin_dx(cs, M, 2 * F, D, la->gu, 2 * F, w->wgu, cs->dxn, D));
     HL_TRY(adapter_bwd(s, fc, la, l, 4, cs->dxn, D, la->gu, 2 * F, cs->xn, D));
     HL_TRY(adapter_bwd(s, fc, la, l, 5, cs->dxn, D, off_at(cs, la->gu, F), 2 * F, cs->xn, D));
+    ELEM(cs);
     HL_TRY(hlk_rmsnorm_bwd(cs->st, cs->dres, 1, cs->dxn, la->xmid, cs->norms + (2 * l + 1) * D, la->rstd2, M, (int)D,
                            dt));
     /* attention: xmid = x + o(att) */
-    HL_TRY(hl_cu_linear_dx(cs->gemm, cs->st, M, D, d->Dq, cs->dres, D, w->wo, dt, 0.0f, cs->datt, d->Dq));
+    HL_TRY(lin_dx(cs, M, D, d->Dq, cs->dres, D, w->wo, cs->datt, d->Dq));
     HL_TRY(adapter_bwd(s, fc, la, l, 3, cs->datt, d->Dq, cs->dres, D, la->att, d->Dq));
+    cu_prof_mark(cs, CU_P_ATT_BWD);
     if (fc->has_pad)
         CU_TRY(cudaMemsetAsync(cs->dqkv, 0, (size_t)(M * d->Dqkv) * d->esz, cs->st));
     hlk_attn a = attn_geom(cs, fc, la);
     void *dq = cs->dqkv, *dk = off_at(cs, cs->dqkv, d->Dq), *dv = off_at(cs, cs->dqkv, d->Dq + d->Dkv);
     HL_TRY(hlk_attn_bwd(cs->st, &a, la->att, d->Dq, cs->datt, d->Dq, la->lse, cs->Dbuf, dq, d->Dqkv, dk, d->Dqkv, dv,
                         d->Dqkv));
+    ELEM(cs);
     HL_TRY(hlk_rope(cs->st, dq, d->Dqkv, M, (int)d->H, (int)d->hd, fc->dev.pos, cs->rope_cos, cs->rope_sin, 1, dt));
+    ELEM(cs);
     HL_TRY(hlk_rope(cs->st, dk, d->Dqkv, M, (int)d->Hkv, (int)d->hd, fc->dev.pos, cs->rope_cos, cs->rope_sin, 1, dt));
+    ELEM(cs);
     HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xn, NULL, x, cs->norms + 2 * l * D, M, (int)D, cs->eps, dt));
     const int need_dx = l > 0;
     if (need_dx)
-        HL_TRY(hl_cu_linear_dx(cs->gemm, cs->st, M, d->Dqkv, D, cs->dqkv, d->Dqkv, w->wqkv, dt, 0.0f, cs->dxn, D));
+        HL_TRY(lin_dx(cs, M, d->Dqkv, D, cs->dqkv, d->Dqkv, w->wqkv, cs->dxn, D));
     void *dxn = need_dx ? cs->dxn : NULL;
     HL_TRY(adapter_bwd(s, fc, la, l, 0, dxn, D, dq, d->Dqkv, cs->xn, D));
     HL_TRY(adapter_bwd(s, fc, la, l, 1, dxn, D, dk, d->Dqkv, cs->xn, D));
     HL_TRY(adapter_bwd(s, fc, la, l, 2, dxn, D, dv, d->Dqkv, cs->xn, D));
-    if (need_dx)
+    if (need_dx) {
+        ELEM(cs);
         HL_TRY(hlk_rmsnorm_bwd(cs->st, cs->dres, 1, cs->dxn, x, cs->norms + 2 * l * D, la->rstd1, M, (int)D, dt));
+    }
     return HL_OK;
 }
 
 static hl_status forward_all(hl_session *s, const fcall *fc) {
     cu_session *cs = s->impl;
     const cu_dims *d = &cs->d;
+    ELEM(cs);
     HL_TRY(hlk_embed(cs->st, xbuf(cs, 0), cs->embed, d->dt, fc->dev.tok, fc->M, (int)d->D));
     for (int l = 0; l < d->L; l++)
         HL_TRY(block_forward(s, fc, l));
+    ELEM(cs);
     return hlk_rmsnorm_fwd(cs->st, cs->xf, cs->rstd_f, xbuf(cs, (int)d->L), cs->norms + 2 * d->L * d->D, fc->M,
                            (int)d->D, cs->eps, d->dt);
 }
@@ -283,6 +316,7 @@ static hl_status head_loss(hl_session *s, const fcall *fc, float grad_scale, int
     const cu_dims *d = &cs->d;
     const int64_t D = d->D, V = d->V, n = fc->n_tgt;
     const int dt = d->dt;
+    cu_prof_mark(cs, CU_P_HEAD);
     if (with_grad)
         CU_TRY(cudaMemsetAsync(cs->dxn, 0, (size_t)(fc->M * D) * d->esz, cs->st));
     const float scale = grad_scale / (float)n;
@@ -328,6 +362,7 @@ hl_status cu_train_microbatch(hl_session *s, const hl_batch *b, float grad_scale
     }
     s->layout.dropout_step++; /* next micro-batch, next masks (after backward: recompute used the same) */
     CU_TRY(cudaStreamSynchronize(cs->st));
+    cu_prof_flush(cs);
     double sum = 0.0;
     for (int64_t i = 0; i < fc.n_tgt; i++)
         sum += cs->h_loss[i];

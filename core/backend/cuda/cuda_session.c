@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/backend/cuda/cuda_check.h"
+#include "core/backend/cuda/cuda_profile.h"
 #include "core/backend/cuda/cuda_session.h"
 #include "core/ops.h"
 #include "core/tensor.h"
@@ -155,11 +156,103 @@ static hl_status upload_model(cu_session *cs, const hl_model *m) {
 
 /* ---- session ---------------------------------------------------------------------------------- */
 
+/* ---- phase timers ------------------------------------------------------------------------------ */
+
+void cu_prof_mark(cu_session *cs, int cat) {
+    cu_prof *p = cs->prof;
+    if (!p || p->cur == cat || p->n >= CU_PROF_EVENTS)
+        return;
+    if (cudaEventRecord(p->ev[p->n], cs->st) != cudaSuccess) {
+        cudaGetLastError();
+        return;
+    }
+    p->cat[p->n++] = cat;
+    p->cur = cat;
+}
+
+void cu_prof_flush(cu_session *cs) {
+    cu_prof *p = cs->prof;
+    if (!p || p->n < 1)
+        return;
+    if (cudaEventRecord(p->ev[p->n], cs->st) != cudaSuccess || cudaEventSynchronize(p->ev[p->n]) != cudaSuccess) {
+        cudaGetLastError();
+        p->n = 0;
+        p->cur = -1;
+        return;
+    }
+    for (int i = 0; i < p->n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, p->ev[i], p->ev[i + 1]) == cudaSuccess)
+            p->ms[p->cat[i]] += ms;
+    }
+    cudaGetLastError();
+    p->n = 0;
+    p->cur = -1;
+}
+
+static void prof_free(cu_prof *p) {
+    if (!p)
+        return;
+    for (int i = 0; i <= CU_PROF_EVENTS; i++)
+        if (p->ev[i])
+            cudaEventDestroy(p->ev[i]);
+    free(p);
+}
+
+static void prof_create(cu_session *cs) {
+    if (cs->prof)
+        return;
+    cu_prof *p = calloc(1, sizeof *p);
+    if (!p)
+        return;
+    for (int i = 0; i <= CU_PROF_EVENTS; i++)
+        if (cudaEventCreate(&p->ev[i]) != cudaSuccess) {
+            cudaGetLastError();
+            prof_free(p);
+            return;
+        }
+    p->cur = -1;
+    cs->prof = p;
+}
+
+const char *const hl_cuda_phase_names[CU_P_COUNT] = {"base matmuls fwd", "base matmuls bwd", "attention fwd",
+                                                     "attention bwd",    "adapters fwd",     "adapters bwd",
+                                                     "norms/rope/swiglu/embed", "lm_head + loss", "optimizer"};
+
+int hl_cuda_profile_enable(struct hl_session *s, int on) {
+    cu_session *cs = s->impl;
+    if (!cs)
+        return 0;
+    if (on) {
+        prof_create(cs);
+        return cs->prof != NULL;
+    }
+    prof_free(cs->prof);
+    cs->prof = NULL;
+    return 1;
+}
+
+int hl_cuda_profile(const hl_session *s, const char *const **names, double *ms, int reset) {
+    cu_session *cs = s->impl;
+    if (!cs || !cs->prof)
+        return 0;
+    *names = hl_cuda_phase_names;
+    for (int i = 0; i < CU_P_COUNT; i++) {
+        ms[i] = cs->prof->ms[i];
+        if (reset)
+            cs->prof->ms[i] = 0;
+    }
+    return CU_P_COUNT;
+}
+
+/* ---- release ------------------------------------------------------------------------------------- */
+
 static void release(hl_backend *be, cu_session *cs) {
     if (!cs)
         return;
     if (cs->st)
         cudaStreamSynchronize(cs->st);
+    prof_free(cs->prof);
     hl_cu_gemm_free(cs->gemm);
     if (cs->st)
         cudaStreamDestroy(cs->st);
@@ -219,6 +312,9 @@ static hl_status session_build(hl_session *s, cu_session *cs) {
     size_t w2, p2, a2, s2;
     cu_carve(d, cs, &w2, &p2, &a2, &s2);
     CU_TRY(cudaStreamCreateWithFlags(&cs->st, cudaStreamNonBlocking));
+    const char *pe = getenv("HL_CUDA_PROFILE");
+    if (pe && *pe && strcmp(pe, "0"))
+        prof_create(cs);
     HL_TRY(hl_cu_gemm_create(&cs->gemm, cs->gemm_ws, HL_CU_GEMM_WORKSPACE));
     CU_TRY(cudaMallocHost((void **)&cs->h_ints, cu_ints_count(d) * sizeof(int32_t)));
     CU_TRY(cudaMallocHost((void **)&cs->h_loss, (size_t)d->M * sizeof(double)));
@@ -348,6 +444,7 @@ hl_status cu_optim_step(hl_session *s, int64_t t, float lr, const hl_optim_confi
         return hl_fail(HL_ERR_STATE, "this GPU session was created without training");
     double ss = 0.0;
     if (n) {
+        cu_prof_mark(cs, CU_P_OPTIM);
         HL_TRY(hlk_sumsq(cs->st, cs->grads, n, cs->norm_part, cs->norm_out));
         CU_TRY(cudaMemcpyAsync(&ss, cs->norm_out, sizeof ss, cudaMemcpyDeviceToHost, cs->st));
         CU_TRY(cudaStreamSynchronize(cs->st));
@@ -371,9 +468,11 @@ hl_status cu_optim_step(hl_session *s, int64_t t, float lr, const hl_optim_confi
     const double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
     const float step_size = (float)((double)lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     const float decay = 1.0f - lr * cfg->weight_decay;
+    cu_prof_mark(cs, CU_P_OPTIM);
     HL_TRY(hlk_adamw(cs->st, cs->params, cs->grads, cs->adam_m, cs->adam_v, n, gscale, decay, b1, b2, step_size,
                      bc2_sqrt, cfg->eps));
     CU_TRY(cudaStreamSynchronize(cs->st));
+    cu_prof_flush(cs);
     return HL_OK;
 }
 

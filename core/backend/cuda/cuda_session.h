@@ -64,9 +64,22 @@ typedef struct {
     double *wsum, *ent;
 } cu_stats;
 
+/* Optional phase timers (HL_CUDA_PROFILE=1 in the environment when the session is created):
+ * an event at every change of phase on the stream, summed per phase after each call. */
+enum { CU_P_MM_FWD, CU_P_MM_BWD, CU_P_ATT_FWD, CU_P_ATT_BWD, CU_P_AD_FWD, CU_P_AD_BWD, CU_P_ELEM, CU_P_HEAD,
+       CU_P_OPTIM, CU_P_COUNT };
+#define CU_PROF_EVENTS 16384
+typedef struct {
+    cudaEvent_t ev[CU_PROF_EVENTS + 1];
+    int cat[CU_PROF_EVENTS];
+    int n, cur;
+    double ms[CU_P_COUNT];
+} cu_prof;
+
 typedef struct {
     cu_dims d;
     int dev;
+    cu_prof *prof;
     cudaStream_t st;
     hl_cu_gemm *gemm;
     float eps;
@@ -153,6 +166,10 @@ hl_status cu_read_slab(hl_session *s, hl_slab which, size_t offset, size_t n, fl
 hl_status cu_write_slab(hl_session *s, hl_slab which, size_t offset, size_t n, const float *src);
 uint64_t cu_dropout_step(const hl_session *s);
 void cu_set_dropout_step(hl_session *s, uint64_t step);
+
+/* cuda_session.c: phase timers (no-ops without a profile) */
+void cu_prof_mark(cu_session *cs, int cat);
+void cu_prof_flush(cu_session *cs); /* after a stream synchronisation */
 
 /* cuda_forward.c */
 hl_status cu_train_microbatch(hl_session *s, const hl_batch *b, float grad_scale, float *loss, int64_t *n_targets);
