@@ -409,6 +409,7 @@ static void test_adapter(hl_variant variant, int N, int r, int dt) {
     cudaMalloc((void **)&a.dz, (size_t)M * zr * 4);
     cudaMalloc((void **)&a.dl, (size_t)M * NN * 4);
     cudaMalloc((void **)&a.partials, hlk_adapter_partial_floats(&a) * 4);
+    cudaMalloc((void **)&a.bt, (size_t)NN * r * d_out * 4);
     /* routing statistics over the valid rows (every 7th row is padding) */
     unsigned char valid[70];
     int32_t pos[70];
@@ -487,7 +488,7 @@ static void test_adapter(hl_variant variant, int N, int r, int dt) {
     gpu_get(gg2, dgrads, ad.n_params, HL_DTYPE_F32);
     gpu_check(!memcmp(gg, gg2, ad.n_params * 4), "adapter_bwd determinism", shape);
     cudaFree(dXd), cudaFree(dYd), cudaFree(dGd), cudaFree(ddX), cudaFree(dparams), cudaFree(dgrads), cudaFree(dZ);
-    cudaFree(dW), cudaFree(a.zw), cudaFree(a.p), cudaFree(a.dz), cudaFree(a.dl), cudaFree(a.partials);
+    cudaFree(dW), cudaFree(a.zw), cudaFree(a.p), cudaFree(a.dz), cudaFree(a.dl), cudaFree(a.partials), cudaFree(a.bt);
     free(X), free(Y), free(G), free(dX), free(Yc), free(Gc), free(Z), free(W), free(got), free(gg), free(gg2), free(g0);
     free(scratch);
     hl_routing_stats_free(&cst);

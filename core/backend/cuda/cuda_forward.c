@@ -131,7 +131,7 @@ static hlk_adapter adapter_of(hl_session *s, const fcall *fc, int l, int t) {
         a.dA = cs->grads + p->offA, a.dB = cs->grads + p->offB;
         a.dR = d->has_router ? cs->grads + p->offR : NULL;
     }
-    a.zw = cs->zw, a.p = cs->ap, a.dz = cs->adz, a.dl = cs->adl, a.partials = cs->apart;
+    a.zw = cs->zw, a.p = cs->ap, a.dz = cs->adz, a.dl = cs->adl, a.partials = cs->apart, a.bt = cs->abt;
     return a;
 }
 

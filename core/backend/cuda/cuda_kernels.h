@@ -109,6 +109,7 @@ typedef struct {
     const float *A, *B, *R; /* device parameters: A [nA·r, d_in], B [N, d_out, r], R [N, d_in] (NULL: none) */
     float *dA, *dB, *dR;    /* device gradients, same layout (accumulated) */
     float *zw, *p, *dz, *dl, *partials; /* scratch: [M, N·r], [M, N·r], [M, nA·r], [M, N], wgrad partials */
+    float *bt;                          /* scratch [N·r, d_out]: [B_1 … B_N] transposed (coalesced reads) */
 } hlk_adapter;
 /* Y (ldy) += s·Σ_i ω_i B_i A_(i) dropout(X); writes Z [M, nA·r] and ω [M, N]. */
 hl_status hlk_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *Y, int64_t ldy, const void *X,

@@ -196,6 +196,11 @@ void cu_carve(const cu_dims *d, cu_session *s, size_t *wbytes, size_t *pbytes, s
     }
     if (d->targets) {
         TK(zw, (size_t)(M * d->N * d->r) * 4);
+        int64_t dmax = 0;
+        for (int t = 0; t < 7; t++)
+            if (d->targets & (1u << t))
+                dmax = target_dout(d, t) > dmax ? target_dout(d, t) : dmax;
+        TK(abt, (size_t)(d->N * d->r * dmax) * 4);
         if (d->train) {
             TK(ap, (size_t)(M * d->N * d->r) * 4);
             TK(adz, (size_t)(M * d->zr) * 4);

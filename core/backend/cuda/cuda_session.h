@@ -112,7 +112,7 @@ typedef struct {
     /* scratch */
     void *xn, *hbuf, *dres, *dxn, *dh, *datt, *dqkv;
     float *Dbuf;
-    float *zw, *ap, *adz, *adl, *apart;
+    float *zw, *ap, *adz, *adl, *apart, *abt;
     float *logits;
     void *dlogits, *gx, *dgx;
     double *row_loss;

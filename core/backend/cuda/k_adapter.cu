@@ -380,6 +380,27 @@ static hlk_wview view_B(const hlk_adapter *a, const float *B) {
     hlk_wview w = {(float *)B, a->N * a->r, a->r, (int64_t)a->d_out * a->r, 1, a->r};
     return w;
 }
+/* Bᵀcat [N·r, d_out] (row i·r+k = column k of B_i), contiguous rows. */
+static hlk_wview view_BT(const hlk_adapter *a) {
+    hlk_wview w = {a->bt, a->N * a->r, 1, a->d_out, 0, 1};
+    return w;
+}
+
+static __global__ void k_transpose_b(float *bt, const float *B, int n, int d_out, int r) {
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= (int64_t)n * d_out)
+        return;
+    int i = (int)(idx / d_out), o = (int)(idx % d_out); /* i = h·r + k */
+    bt[idx] = B[(int64_t)(i / r) * d_out * r + (int64_t)o * r + (i % r)];
+}
+
+static hl_status transpose_b(cudaStream_t st, const hlk_adapter *a) {
+    int64_t n = (int64_t)a->N * a->r * a->d_out;
+    k_transpose_b<<<hl_cu_blocks(n, 256), 256, 0, st>>>(a->bt, a->B, a->N * a->r, a->d_out, a->r);
+    CU_LAUNCHED("transpose_b");
+    return HL_OK;
+}
+
 static hlk_wview view_R(const hlk_adapter *a, const float *R) {
     hlk_wview w = {NULL, 0, 1, 0, 0, 0};
     if (a->has_router && R) {
@@ -403,7 +424,8 @@ hl_status hlk_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, 
     const hlk_drop nod = {0, 0.0f};
     HL_TRY(hlk_ad_down(st, X, ldx, a->dt, a->M, a->d_in, view_A(a, a->A), drop, Z, view_R(a, a->R), W));
     HL_TRY(hlk_ad_route_fwd(st, W, Z, a->zw, a->M, a->N, a->r, a->nA, a->scale, a->has_router));
-    return hlk_ad_up(st, Y, ldy, a->dt, a->M, a->d_out, a->zw, view_B(a, a->B), nod, NULL, none);
+    HL_TRY(transpose_b(st, a));
+    return hlk_ad_up(st, Y, ldy, a->dt, a->M, a->d_out, a->zw, view_BT(a), nod, NULL, none);
 }
 
 hl_status hlk_adapter_bwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *dX, int64_t lddx, const void *G,
@@ -412,7 +434,8 @@ hl_status hlk_adapter_bwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, 
     const hlk_drop nod = {0, 0.0f};
     const float *dl = a->has_router ? a->dl : NULL;
     /* P = G·[B_1 … B_N] */
-    HL_TRY(hlk_ad_down(st, G, ldg, a->dt, a->M, a->d_out, view_B(a, a->B), nod, a->p, none, NULL));
+    HL_TRY(transpose_b(st, a));
+    HL_TRY(hlk_ad_down(st, G, ldg, a->dt, a->M, a->d_out, view_BT(a), nod, a->p, none, NULL));
     HL_TRY(hlk_ad_route_bwd(st, a->p, Z, W, a->dz, a->dl, a->zw, a->M, a->N, a->r, a->nA, a->scale, a->has_router));
     /* dB += Zwᵀ G;  dA += dZᵀ dropout(X), dR += dLᵀ X */
     HL_TRY(hlk_ad_wgrad(st, G, ldg, a->dt, a->M, a->d_out, a->zw, view_B(a, a->dB), nod, NULL, none, a->partials));
