@@ -40,8 +40,10 @@ rc=$?
 grep -E "FAIL|passed,|skipped|Test +#|tests passed|error" "$out/ctest.log" | sed 's/^[0-9]*: //' | tail -80
 echo "ctest exit $rc after $(( $(date +%s) - t0 )) s"
 
-echo "== compute-sanitizer memcheck (kernel test)"
-if command -v compute-sanitizer > /dev/null; then
+echo "== compute-sanitizer memcheck (kernel test; HL_GPU_MEMCHECK=0 skips it)"
+if [ "${HL_GPU_MEMCHECK:-1}" = 0 ]; then
+  echo "skipped"
+elif command -v compute-sanitizer > /dev/null; then
   (cd "$build" && HL_SHARED=${HL_SHARED:-} timeout 300 compute-sanitizer --tool memcheck --print-limit 20 \
       ./test_cuda_ops) > "$out/memcheck.log" 2>&1
   mrc=$?
@@ -51,4 +53,9 @@ else
   echo "compute-sanitizer not found"
 fi
 echo "total: $(( $(date +%s) - t0 )) s"
+if [ "${HL_GPU_BENCH:-0}" = 1 ]; then
+  echo "== bench (scripts/gpu_bench.sh)"
+  HL_GPU_BUILD=$build bash scripts/gpu_bench.sh
+  echo "total with the bench: $(( $(date +%s) - t0 )) s"
+fi
 exit $rc

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/backend/backend_impl.h"
+#include "core/backend/cuda/cuda_kernels.h"
 #include "core/gemm.h"
 #include "core/model.h"
 #include "core/optim.h"
@@ -96,19 +97,85 @@ static double cosine(const float *a, const float *b, size_t n) {
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
 }
 
+/* Per tensor of the layout: the tensors whose gradients agree least (diagnostics on failure). */
+static void worst_views(const hl_adapters *ad, const float *g, const float *ref) {
+    double *score = calloc((size_t)ad->n_views, sizeof *score);
+    for (int i = 0; i < ad->n_views; i++) {
+        const hl_param_view *v = &ad->views[i];
+        size_t n = (size_t)(v->rows * v->cols);
+        score[i] = 1.0 - cosine(g + v->offset, ref + v->offset, n);
+    }
+    for (int k = 0; k < 6; k++) {
+        int best = -1;
+        for (int i = 0; i < ad->n_views; i++)
+            if (score[i] >= 0 && (best < 0 || score[i] > score[best]))
+                best = i;
+        if (best < 0)
+            break;
+        const hl_param_view *v = &ad->views[best];
+        double ma, rm;
+        gpu_cmp2(g + v->offset, 0, ref + v->offset, 0, 1, v->rows * v->cols, &ma, &rm);
+        printf("    %s: cosine %.6f, max|err| %.3e of max %.3e\n", v->name, 1.0 - score[best], ma, rm);
+        score[best] = -1;
+    }
+    free(score);
+}
+
 /* Gradient agreement: f32 by max|Δ|/max|ref|, 16-bit by cosine. */
-static void report_grads(const char *name, int dt, const float *g, const float *ref, size_t n) {
+static void report_grads(const char *name, int dt, const float *g, const float *ref, size_t n, const hl_adapters *ad) {
     char what[96];
+    int ok;
     if (dt == HL_DTYPE_F32) {
         double ma, rm;
         gpu_cmp2(g, 0, ref, 0, 1, (int64_t)n, &ma, &rm);
         snprintf(what, sizeof what, "%s: all adapter grads", name);
-        gpu_report("train grads", dt, what, ma, rm, 1e-4);
+        ok = gpu_report("train grads", dt, what, ma, rm, 1e-4);
     } else {
         double cs = cosine(g, ref, n);
         snprintf(what, sizeof what, "%s: grad cosine %.6f (>= 0.999)", name, cs);
-        gpu_check(cs >= 0.999, "train grads", what);
+        ok = cs >= 0.999;
+        gpu_check(ok, "train grads", what);
     }
+    if (!ok || getenv("HL_GPU_TEST_VERBOSE"))
+        worst_views(ad, g, ref);
+}
+
+/* Where logits differ: the rows with the largest errors (row = b·T + t). */
+static void worst_rows(const float *got, const float *ref, int rows, int V, int T, int show) {
+    double *err = malloc((size_t)rows * sizeof *err);
+    int *col = malloc((size_t)rows * sizeof *col);
+    for (int r = 0; r < rows; r++) {
+        err[r] = 0, col[r] = 0;
+        for (int j = 0; j < V; j++) {
+            double e = fabs((double)got[(size_t)r * V + j] - ref[(size_t)r * V + j]);
+            if (e > err[r] || isnan(e))
+                err[r] = isnan(e) ? INFINITY : e, col[r] = j;
+        }
+    }
+    for (int k = 0; k < show; k++) {
+        int best = -1;
+        for (int r = 0; r < rows; r++)
+            if (err[r] >= 0 && (best < 0 || err[r] > err[best]))
+                best = r;
+        if (best < 0 || err[best] == 0)
+            break;
+        size_t i = (size_t)best * V + col[best];
+        printf("    worst row %d (row %d of the batch, position %d): |err| %.3e at column %d (gpu %.5f, cpu %.5f)\n",
+               best, best / T, best % T, err[best], col[best], got[i], ref[i]);
+        err[best] = -1;
+    }
+    /* error by position block of 64 (max over rows of that block) */
+    printf("    max |err| per 64 positions:");
+    for (int t0 = 0; t0 < T; t0 += 64) {
+        double m = 0;
+        for (int r = 0; r < rows; r++)
+            if (r % T >= t0 && r % T < t0 + 64)
+                for (int j = 0; j < V; j++)
+                    m = fmax(m, fabs((double)got[(size_t)r * V + j] - ref[(size_t)r * V + j]));
+        printf(" [%d..%d) %.2e", t0, t0 + 64 < T ? t0 + 64 : T, m);
+    }
+    printf("\n");
+    free(err), free(col);
 }
 
 static double loss_tol(int dt) { return dt == HL_DTYPE_F32 ? 1e-5 : 1e-2; }
@@ -156,7 +223,8 @@ static void run_case(const mcase *c) {
     st = gpu_ref_logits(ref, bt.tokens, bt.lengths, c->B, c->T, lc);
     GPU_CALL("logits", s->ops->logits(s, &bt.b, lg));
     snprintf(what, sizeof what, "%s", c->name);
-    gpu_cmp_report("logits", dt, what, lg, lc, nl, dt == HL_DTYPE_F32 ? 1e-5 : 2e-2);
+    if (!gpu_cmp_report("logits", dt, what, lg, lc, nl, dt == HL_DTYPE_F32 ? 1e-5 : 2e-2))
+        worst_rows(lg, lc, c->B * c->T, c->vocab, c->T, 4);
     /* one training micro-batch */
     float l_c = 0, l_g = 0;
     int64_t n_c = 0, n_g = 0;
@@ -165,7 +233,7 @@ static void run_case(const mcase *c) {
     gpu_check(n_c == n_g && n_c > 0, "train targets", c->name);
     gpu_report("train loss", dt, c->name, fabs(l_g - l_c), fabs(l_c), loss_tol(dt));
     GPU_CALL("read_slab", s->ops->read_slab(s, HL_SLAB_GRADS, 0, np, g));
-    report_grads(c->name, dt, g, ad->grads, np);
+    report_grads(c->name, dt, g, ad->grads, np, ad);
     gpu_check(s->ops->dropout_step(s) == ad->dropout_step, "dropout step", "advanced once per micro-batch");
     /* routing statistics of that forward */
     if (ad->has_router) {
@@ -209,7 +277,7 @@ static void run_case(const mcase *c) {
     hl_optim_config oc = hl_optim_defaults();
     oc.lr = 5e-3f, oc.weight_decay = 0.01f, oc.clip_norm = 0.5f, oc.warmup_steps = 2, oc.total_steps = 10;
     GPU_CALL("write_slab", s->ops->write_slab(s, HL_SLAB_PARAMS, 0, np, ad->params));
-    double worst = 0, worst_norm = 0;
+    double worst = 0, worst_norm = 0, step_loss[10], step_norm[10];
     int steps_ok = 1;
     for (int stp = 0; stp < 10; stp++) {
         hl_adapters_zero_grad(ad);
@@ -229,12 +297,20 @@ static void run_case(const mcase *c) {
         double nc = 0, ng = 0;
         hl_adapters_adamw_step(ad, stp + 1, lr, &oc, &nc);
         GPU_CALL("optim_step", s->ops->optim_step(s, stp + 1, lr, &oc, &ng));
-        worst = fmax(worst, fabs(lg_sum - lc_sum) / fabs(lc_sum));
-        worst_norm = fmax(worst_norm, fabs(ng - nc) / fmax(nc, 1e-30));
+        step_loss[stp] = fabs(lg_sum - lc_sum) / fabs(lc_sum);
+        step_norm[stp] = (ng - nc) / fmax(nc, 1e-30);
+        worst = fmax(worst, step_loss[stp]);
+        worst_norm = fmax(worst_norm, fabs(step_norm[stp]));
     }
     gpu_check(steps_ok, "10 AdamW steps", "every micro-batch ran");
-    gpu_report("10 steps: worst loss", dt, c->name, worst, 1.0, dt == HL_DTYPE_F32 ? 1e-4 : 1e-2);
-    gpu_report("10 steps: worst grad norm", dt, c->name, worst_norm, 1.0, dt == HL_DTYPE_F32 ? 1e-4 : 5e-2);
+    int s_ok = gpu_report("10 steps: worst loss", dt, c->name, worst, 1.0, dt == HL_DTYPE_F32 ? 1e-4 : 1e-2);
+    s_ok &= gpu_report("10 steps: worst grad norm", dt, c->name, worst_norm, 1.0, dt == HL_DTYPE_F32 ? 1e-4 : 5e-2);
+    if (!s_ok) {
+        printf("    per step: relative loss difference / relative grad norm difference (gpu - cpu):");
+        for (int k = 0; k < 10; k++)
+            printf(" %.1e/%+.1e", step_loss[k], step_norm[k]);
+        printf("\n");
+    }
     GPU_CALL("read_slab", s->ops->read_slab(s, HL_SLAB_PARAMS, 0, np, g));
     if (dt == HL_DTYPE_F32) {
         double ma, rm;
@@ -249,6 +325,51 @@ static void run_case(const mcase *c) {
     gpu_session_close(be, s);
     gpu_ref_free(ref);
     hl_tiny_model_free(&tm);
+}
+
+/* Diagnostics: logits of one- and two-layer models (adapters at their initial B = 0, so they
+ * add exactly nothing) with the tensor-core attention and with the general kernels forced. */
+static void probe_logits(const char *label, const mcase *c, int layers, int force_general, int B, int T,
+                         const int *lengths) {
+    hl_llama_config cfg = {.dim = c->dim, .hidden_dim = c->hidden, .n_layers = layers, .n_heads = c->heads,
+                           .n_kv_heads = c->kv, .head_dim = c->hd, .vocab_size = c->vocab, .max_seq_len = T,
+                           .rms_norm_eps = c->eps, .rope_theta = c->theta, .tie_word_embeddings = c->tie};
+    hl_tiny_model tm;
+    hl_tiny_model_init(&tm, &cfg, (hl_dtype)c->dt, 1234);
+    hl_adapter_config ac = {.variant = c->variant, .targets = c->targets, .r = c->r, .n_heads = c->N,
+                            .alpha = c->alpha, .dropout = 0.1f};
+    hlk_attn_force_general(force_general);
+    gpu_ref *ref = NULL;
+    hl_backend *be = NULL;
+    hl_session *s = NULL;
+    hl_status st = gpu_ref_create(&ref, &tm.m, &ac, 77, B, T, 0, 0, 0);
+    if (!st)
+        st = gpu_session_open(&be, &s, &tm.m, &ac, 77, B, T, 0);
+    char what[128];
+    snprintf(what, sizeof what, "%s L=%d B=%d T=%d %s", label, layers, B, T, force_general ? "general" : "auto");
+    if (st) {
+        printf("%-26s %-5s %-40s FAIL (%s)\n", "probe", gpu_dt_name(c->dt), what, hl_last_error());
+        gpu_failed++;
+    } else {
+        mcase cc = *c;
+        cc.B = B, cc.T = T;
+        batch_t bt;
+        hl_rng r;
+        hl_rng_seed(&r, 3, 1);
+        make_batch(&bt, &cc, &r, lengths);
+        size_t nl = (size_t)B * T * c->vocab;
+        float *lc = malloc(nl * 4), *lg = malloc(nl * 4);
+        gpu_ref_logits(ref, bt.tokens, bt.lengths, B, T, lc);
+        GPU_CALL("logits", s->ops->logits(s, &bt.b, lg));
+        if (!gpu_cmp_report("probe logits", c->dt, what, lg, lc, nl, c->dt == HL_DTYPE_F32 ? 1e-4 : 2e-2))
+            worst_rows(lg, lc, B * T, c->vocab, T, 3);
+        free(lc), free(lg);
+        free_batch(&bt);
+    }
+    gpu_session_close(be, s);
+    gpu_ref_free(ref);
+    hl_tiny_model_free(&tm);
+    hlk_attn_force_general(0);
 }
 
 /* Checkpointing recomputes the same bits; a second session computes the same bits. */
@@ -385,7 +506,7 @@ static void stories(void) {
         gpu_report("train loss", c.dt, "stories260K hydra B=4 T=128", fabs(lg - lc), fabs(lc), 1e-5);
         float *g = malloc(ad->n_params * 4);
         GPU_CALL("read_slab", s->ops->read_slab(s, HL_SLAB_GRADS, 0, ad->n_params, g));
-        report_grads("stories260K", c.dt, g, ad->grads, ad->n_params);
+        report_grads("stories260K", c.dt, g, ad->grads, ad->n_params, ad);
         free(g);
         free_batch(&bt);
     } else {
@@ -403,6 +524,18 @@ int main(void) {
         return 77;
     }
     hl_set_threads(4);
+    {
+        const int l2[2] = {160, 97}, l1[1] = {160}, l3[2] = {300, 200}, l4[1] = {64};
+        probe_logits("hd64 f32", &CASES[4], 1, 0, 2, 160, l2);
+        probe_logits("hd64 bf16", &CASES[5], 1, 0, 2, 160, l2);
+        probe_logits("hd64 bf16", &CASES[5], 1, 1, 2, 160, l2);
+        probe_logits("hd64 bf16", &CASES[5], 1, 0, 1, 160, l1);
+        probe_logits("hd64 bf16", &CASES[5], 1, 0, 1, 64, l4);
+        probe_logits("hd64 bf16", &CASES[5], 2, 0, 2, 160, l2);
+        probe_logits("hd64 bf16", &CASES[5], 2, 1, 2, 160, l2);
+        probe_logits("hd128 bf16", &CASES[6], 1, 0, 2, 300, l3);
+        probe_logits("hd128 bf16", &CASES[6], 1, 1, 2, 300, l3);
+    }
     for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++)
         run_case(&CASES[i]);
     gpu_only_checks();

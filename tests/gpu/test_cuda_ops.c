@@ -598,8 +598,9 @@ static void test_adamw(void) {
 
 /* ---- cuBLASLt products --------------------------------------------------------------------------- */
 
-static void test_gemm(hl_cu_gemm *gm, int dt) {
-    const int64_t M = 67, N = 129, K = 300;
+static void test_gemm(hl_cu_gemm *gm, int dt, int64_t M, int64_t N, int64_t K) {
+    char shp[64];
+    snprintf(shp, sizeof shp, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
     hl_rng rg;
     hl_rng_seed(&rg, 91, 1);
     float *X = malloc((size_t)(M * K) * 4), *W = malloc((size_t)(N * K) * 4), *C = malloc((size_t)(M * N) * 4);
@@ -615,13 +616,13 @@ static void test_gemm(hl_cu_gemm *gm, int dt) {
     hl_sgemm(0, 1, M, N, K, 1.0f, X, K, W, K, 1.0f, Y, N);
     GPU_CALL("linear", hl_cu_linear(gm, st, M, N, K, dXp, K, dW, dt, 1.0f, dC, dY, N));
     gpu_get(got, dY, (size_t)(M * N), dt);
-    gpu_cmp_report("linear y=c+x*Wt", dt, "67x129x300 (f32: no TF32)", got, Y, (size_t)(M * N), gpu_tol(dt));
+    gpu_cmp_report("linear y=c+x*Wt", dt, shp, got, Y, (size_t)(M * N), gpu_tol(dt));
     /* dX = dY·W */
     hl_sgemm(0, 0, M, K, N, 1.0f, C, N, W, K, 0.0f, dX, K);
     void *ddX = gpu_put(X, (size_t)(M * K), dt);
     GPU_CALL("linear_dx", hl_cu_linear_dx(gm, st, M, N, K, dC, N, dW, dt, 0.0f, ddX, K));
     gpu_get(got, ddX, (size_t)(M * K), dt);
-    gpu_cmp_report("linear_dx dx=dy*W", dt, "67x129x300", got, dX, (size_t)(M * K), gpu_tol(dt));
+    gpu_cmp_report("linear_dx dx=dy*W", dt, shp, got, dX, (size_t)(M * K), gpu_tol(dt));
     /* transposed A, f32 output from 16-bit inputs (the logits path) */
     float *ref = malloc((size_t)(K * N) * 4), *Cf = NULL;
     hl_sgemm(1, 0, K, N, M, 1.0f, X, K, C, N, 0.0f, ref, N);
@@ -630,7 +631,17 @@ static void test_gemm(hl_cu_gemm *gm, int dt) {
     GPU_CALL("gemm ta", hl_cu_gemm_run(gm, st, K, N, M, 1.0f, A, B, 0.0f, NULL, Cf, HL_DTYPE_F32, N));
     float *g2 = malloc((size_t)(K * N) * 4);
     gpu_get(g2, Cf, (size_t)(K * N), HL_DTYPE_F32);
-    gpu_cmp_report("gemm xT*c -> f32", dt, "300x129x67", g2, ref, (size_t)(K * N), dt == HL_DTYPE_F32 ? 1e-5 : 1e-5);
+    gpu_cmp_report("gemm xT*c -> f32", dt, shp, g2, ref, (size_t)(K * N), 1e-5);
+    /* the logits product: x·Wᵀ with f32 output from any dtype */
+    float *lref = malloc((size_t)(M * N) * 4), *lgot = malloc((size_t)(M * N) * 4), *Lf = NULL;
+    hl_sgemm(0, 1, M, N, K, 1.0f, X, K, W, K, 0.0f, lref, N);
+    cudaMalloc((void **)&Lf, (size_t)(M * N) * 4);
+    hl_cu_mat A2 = {dXp, dt, K, 0}, B2 = {dW, dt, K, 1};
+    GPU_CALL("gemm logits", hl_cu_gemm_run(gm, st, M, N, K, 1.0f, A2, B2, 0.0f, NULL, Lf, HL_DTYPE_F32, N));
+    gpu_get(lgot, Lf, (size_t)(M * N), HL_DTYPE_F32);
+    gpu_cmp_report("gemm x*Wt -> f32", dt, shp, lgot, lref, (size_t)(M * N), 1e-5);
+    cudaFree(Lf);
+    free(lref), free(lgot);
     cudaFree(dXp), cudaFree(dW), cudaFree(dC), cudaFree(dY), cudaFree(ddX), cudaFree(Cf);
     free(X), free(W), free(C), free(Y), free(got), free(dX), free(ref), free(g2);
 }
@@ -659,8 +670,13 @@ int main(void) {
         test_rope(dts[i]);
         test_swiglu(dts[i]);
         test_cross_entropy(dts[i]);
-        if (gm)
-            test_gemm(gm, dts[i]);
+        if (gm) { /* the model tests' shapes too (M = 320 / 600 rows) */
+            test_gemm(gm, dts[i], 67, 129, 300);
+            test_gemm(gm, dts[i], 320, 256, 256);
+            test_gemm(gm, dts[i], 320, 1024, 256);
+            test_gemm(gm, dts[i], 320, 300, 256);
+            test_gemm(gm, dts[i], 600, 1536, 512);
+        }
     }
     test_router_softmax();
     test_dropout_mask();

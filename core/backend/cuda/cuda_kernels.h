@@ -144,6 +144,9 @@ typedef struct {
 } hlk_attn;
 
 #define HLK_ATTN_BLOCK 64
+/* Diagnostics: force the general kernels even where the tensor-core ones apply (1), or not (0);
+ * also set by HL_CUDA_ATTN=general in the environment. */
+void hlk_attn_force_general(int on);
 /* 1 when the tensor-core kernels handle this geometry (16-bit dtype, hd 64 or 128, 16-byte
  * aligned rows), else the general kernels run. */
 int hlk_attn_tensor_cores(const hlk_attn *a);

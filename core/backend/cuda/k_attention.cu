@@ -8,6 +8,9 @@
  * its own example at positions <= its own; lse = max + log Σ exp(s − max) (natural log);
  * backward recomputes p = exp(s − lse), D = <dO, O>, dS = p(dP − D), dQ = scale·dS K,
  * dK = scale·dSᵀQ, dV = PᵀdO. dK/dV of a kv head sum its query heads in a fixed order. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/backend/cuda/cuda_dev.cuh"
 
 #define ATT_WARPS 4
@@ -232,7 +235,17 @@ static hl_status attn_check(const hlk_attn *a) {
     return HL_OK;
 }
 
+static int force_general = -1; /* -1: not decided yet (read HL_CUDA_ATTN once) */
+
+void hlk_attn_force_general(int on) { force_general = on; }
+
 int hlk_attn_tensor_cores(const hlk_attn *a) {
+    if (force_general < 0) {
+        const char *e = getenv("HL_CUDA_ATTN");
+        force_general = e && !strcmp(e, "general");
+    }
+    if (force_general)
+        return 0;
     if (a->dt == DT_F32 || (a->hd != 64 && a->hd != 128) || a->n_blk <= 0 || !a->blk_start)
         return 0;
     /* 16-byte rows and bases for cp.async */
