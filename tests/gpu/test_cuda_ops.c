@@ -21,6 +21,7 @@
 #include "tests/gpu/gpu_util.h"
 
 static cudaStream_t st;
+static hl_cu_gemm *gm;
 
 /* ---- RMSNorm ------------------------------------------------------------------------------- */
 
@@ -98,9 +99,11 @@ static void test_rows(int dt) {
 
 /* ---- RoPE ---------------------------------------------------------------------------------- */
 
-static void test_rope(int dt) {
-    const int H = 5, hd = 24, T = 96;
+static void test_rope(int dt, int H, int hd) {
+    const int T = 96;
     const int64_t M = 80, ld = H * hd + 40; /* a strided view, like q inside qkv */
+    char shp[64];
+    snprintf(shp, sizeof shp, "M=80 H=%d hd=%d ld=%lld", H, hd, (long long)ld);
     hl_rng r;
     hl_rng_seed(&r, 21, 1);
     hl_rope_table rt;
@@ -125,7 +128,7 @@ static void test_rope(int dt) {
     gpu_get(got, d, nb, dt);
     double ma, rm;
     gpu_cmp2(got, ld, ref, H * hd, M, H * hd, &ma, &rm);
-    gpu_report("rope_fwd (packed pos)", dt, "M=80 H=5 hd=24 ld=160", ma, rm, gpu_tol(dt));
+    gpu_report("rope_fwd (packed pos)", dt, shp, ma, rm, gpu_tol(dt));
     /* the part of each row outside the view is untouched */
     int untouched = 1;
     float *orig = malloc(nb * 4);
@@ -153,7 +156,7 @@ static void test_rope(int dt) {
     hl_rope_backward_bt(ref, 1, (int)M, H, hd, 0, &rt2);
     gpu_get(got, d, nb, dt);
     gpu_cmp2(got, ld, ref, H * hd, M, H * hd, &ma, &rm);
-    gpu_report("rope_bwd", dt, "M=80 H=5 hd=24 ld=160", ma, rm, gpu_tol(dt));
+    gpu_report("rope_bwd", dt, shp, ma, rm, gpu_tol(dt));
     cudaFree(d), cudaFree(dc), cudaFree(ds), cudaFree(dp);
     hl_rope_table_free(&rt), hl_rope_table_free(&rt2);
     free(buf), free(ref), free(got), free(orig);
@@ -161,8 +164,9 @@ static void test_rope(int dt) {
 
 /* ---- SwiGLU -------------------------------------------------------------------------------- */
 
-static void test_swiglu(int dt) {
-    const int64_t M = 33, F = 301;
+static void test_swiglu(int dt, int64_t M, int64_t F) {
+    char shp[64];
+    snprintf(shp, sizeof shp, "M=%lld F=%lld", (long long)M, (long long)F);
     hl_rng r;
     hl_rng_seed(&r, 31, 1);
     size_t n = (size_t)(M * F);
@@ -180,15 +184,15 @@ static void test_swiglu(int dt) {
     GPU_CALL("swiglu_fwd", hlk_swiglu_fwd(st, dhh, dgu, M, (int)F, dt));
     hl_swiglu_forward(h, g, u, (int64_t)n);
     gpu_get(got, dhh, n, dt);
-    gpu_cmp_report("swiglu_fwd", dt, "M=33 F=301", got, h, n, gpu_tol(dt));
+    gpu_cmp_report("swiglu_fwd", dt, shp, got, h, n, gpu_tol(dt));
     GPU_CALL("swiglu_bwd", hlk_swiglu_bwd(st, dgu, ddh, M, (int)F, dt));
     hl_swiglu_backward_inplace(g, u, dh, (int64_t)n);
     gpu_get(got, dgu, 2 * n, dt);
     double ma, rm, ma2, rm2;
     gpu_cmp2(got, 2 * F, g, F, M, F, &ma, &rm);
     gpu_cmp2(got + F, 2 * F, u, F, M, F, &ma2, &rm2);
-    gpu_report("swiglu_bwd dg", dt, "M=33 F=301", ma, rm, gpu_tol(dt));
-    gpu_report("swiglu_bwd du", dt, "M=33 F=301", ma2, rm2, gpu_tol(dt));
+    gpu_report("swiglu_bwd dg", dt, shp, ma, rm, gpu_tol(dt));
+    gpu_report("swiglu_bwd du", dt, shp, ma2, rm2, gpu_tol(dt));
     cudaFree(dgu), cudaFree(dhh), cudaFree(ddh);
     free(gu), free(g), free(u), free(h), free(dh), free(got);
 }
@@ -410,6 +414,13 @@ static void test_adapter(hl_variant variant, int N, int r, int dt) {
     cudaMalloc((void **)&a.dl, (size_t)M * NN * 4);
     cudaMalloc((void **)&a.partials, hlk_adapter_partial_floats(&a) * 4);
     cudaMalloc((void **)&a.bt, (size_t)NN * r * d_out * 4);
+    size_t sz16[5];
+    hlk_adapter16_sizes(M, d_in, d_out, NN, r, nA, ad.has_router, sz16);
+    const size_t es = hl_dtype_size((hl_dtype)dt);
+    a.gemm = gm;
+    cudaMalloc(&a.h, sz16[0] * es + 16), cudaMalloc((void **)&a.fp, sz16[1] * 4 + 16);
+    cudaMalloc(&a.hp, sz16[2] * es + 16), cudaMalloc(&a.wsp, sz16[3] * es + 16);
+    cudaMalloc((void **)&a.gp, sz16[4] * 4 + 16);
     /* routing statistics over the valid rows (every 7th row is padding) */
     unsigned char valid[70];
     int32_t pos[70];
@@ -421,7 +432,7 @@ static void test_adapter(hl_variant variant, int N, int r, int dt) {
     hlk_drop gdrop = {drop.key, drop.p};
     float *scratch = malloc((size_t)hl_adapter_scratch_floats(&ad, M, d_in, d_out) * 4);
     hl_adapter_forward(&ad, p, Yc, X, M, Z, W, drop, ad.has_router ? &cst : NULL, valid, scratch);
-    GPU_CALL("adapter_fwd", hlk_adapter_fwd(st, &a, gdrop, dYd, ldy, dXd, d_in, dZ, dW));
+    GPU_CALL("adapter_fwd", hl_cu_adapter_fwd(st, &a, gdrop, dYd, ldy, dXd, d_in, dZ, dW));
     char shape[96];
     snprintf(shape, sizeof shape, "%s N=%d r=%d M=70 %dx%d drop=0.1", names[variant], NN, r, d_in, d_out);
     float *got = malloc((size_t)M * ldy * 4);
@@ -462,7 +473,7 @@ static void test_adapter(hl_variant variant, int N, int r, int dt) {
     cudaMemcpy(dZ, Z, (size_t)M * zr * 4, cudaMemcpyHostToDevice);
     cudaMemcpy(dW, W, (size_t)M * NN * 4, cudaMemcpyHostToDevice);
     hl_adapter_backward(&ad, p, dX, Gc, X, M, Z, W, drop, scratch);
-    GPU_CALL("adapter_bwd", hlk_adapter_bwd(st, &a, gdrop, ddX, d_in, dGd, ldy, dXd, d_in, dZ, dW));
+    GPU_CALL("adapter_bwd", hl_cu_adapter_bwd(st, &a, gdrop, ddX, d_in, dGd, ldy, dXd, d_in, dZ, dW));
     gpu_get(got, ddX, (size_t)M * d_in, dt);
     gpu_cmp_report("adapter_bwd dx (+=)", dt, shape, got, dX, (size_t)M * d_in, gpu_tol(dt));
     float *gg = malloc(ad.n_params * 4);
@@ -484,11 +495,12 @@ static void test_adapter(hl_variant variant, int N, int r, int dt) {
     /* deterministic: the same backward again adds the same increment */
     float *gg2 = malloc(ad.n_params * 4);
     cudaMemcpy(dgrads, g0, ad.n_params * 4, cudaMemcpyHostToDevice);
-    GPU_CALL("adapter_bwd", hlk_adapter_bwd(st, &a, gdrop, ddX, d_in, dGd, ldy, dXd, d_in, dZ, dW));
+    GPU_CALL("adapter_bwd", hl_cu_adapter_bwd(st, &a, gdrop, ddX, d_in, dGd, ldy, dXd, d_in, dZ, dW));
     gpu_get(gg2, dgrads, ad.n_params, HL_DTYPE_F32);
     gpu_check(!memcmp(gg, gg2, ad.n_params * 4), "adapter_bwd determinism", shape);
     cudaFree(dXd), cudaFree(dYd), cudaFree(dGd), cudaFree(ddX), cudaFree(dparams), cudaFree(dgrads), cudaFree(dZ);
     cudaFree(dW), cudaFree(a.zw), cudaFree(a.p), cudaFree(a.dz), cudaFree(a.dl), cudaFree(a.partials), cudaFree(a.bt);
+    cudaFree(a.h), cudaFree(a.fp), cudaFree(a.hp), cudaFree(a.wsp), cudaFree(a.gp);
     free(X), free(Y), free(G), free(dX), free(Yc), free(Gc), free(Z), free(W), free(got), free(gg), free(gg2), free(g0);
     free(scratch);
     hl_routing_stats_free(&cst);
@@ -604,7 +616,8 @@ static void test_gemm(hl_cu_gemm *gm, int dt, int64_t M, int64_t N, int64_t K) {
     hl_rng rg;
     hl_rng_seed(&rg, 91, 1);
     float *X = malloc((size_t)(M * K) * 4), *W = malloc((size_t)(N * K) * 4), *C = malloc((size_t)(M * N) * 4);
-    float *Y = malloc((size_t)(M * N) * 4), *got = malloc((size_t)(M * K) * 4), *dX = malloc((size_t)(M * K) * 4);
+    const size_t big = (size_t)(M * (N > K ? N : K)); /* `got` holds either product */
+    float *Y = malloc((size_t)(M * N) * 4), *got = malloc(big * 4), *dX = malloc((size_t)(M * K) * 4);
     gpu_fill(X, (size_t)(M * K), &rg, 0.0f, 1.0f);
     gpu_fill(W, (size_t)(N * K), &rg, 0.0f, 1.0f);
     gpu_fill(C, (size_t)(M * N), &rg, 0.0f, 1.0f);
@@ -659,16 +672,18 @@ int main(void) {
     hl_set_threads(1); /* CPU references single-threaded: fixed summation order */
     void *ws = NULL;
     cudaMalloc(&ws, HL_CU_GEMM_WORKSPACE);
-    hl_cu_gemm *gm = NULL;
     GPU_CALL("gemm create", hl_cu_gemm_create(&gm, ws, HL_CU_GEMM_WORKSPACE));
     const int dts[3] = {HL_DTYPE_F32, HL_DTYPE_BF16, HL_DTYPE_F16};
 
     for (int i = 0; i < 3; i++) {
         test_rows(dts[i]);
         test_rmsnorm(dts[i], 37, 300);
-        test_rmsnorm(dts[i], 64, 4096);
-        test_rope(dts[i]);
-        test_swiglu(dts[i]);
+        test_rmsnorm(dts[i], 64, 4096); /* 16-byte path for 16-bit dtypes */
+        test_rmsnorm(dts[i], 9, 5120);
+        test_rope(dts[i], 5, 24);
+        test_rope(dts[i], 4, 64);   /* 16-byte path for 16-bit dtypes */
+        test_swiglu(dts[i], 33, 301);
+        test_swiglu(dts[i], 20, 512); /* 16-byte path */
         test_cross_entropy(dts[i]);
         if (gm) { /* the model tests' shapes too (M = 320 / 600 rows) */
             test_gemm(gm, dts[i], 67, 129, 300);

@@ -33,6 +33,26 @@ static __device__ __forceinline__ void st_act(void *p, int64_t i, int dt, float 
         ((__half *)p)[i] = __float2half_rn(x);
 }
 
+/* 8 consecutive 16-bit values (one 16-byte access; p 16-byte aligned) <-> f32. */
+static __device__ __forceinline__ void ld8(const void *p, int dt, float *f) {
+    uint4 v = *reinterpret_cast<const uint4 *>(p);
+    const uint16_t *e = reinterpret_cast<const uint16_t *>(&v);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        f[k] = dt == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(e[k])) : __half2float(__ushort_as_half(e[k]));
+}
+static __device__ __forceinline__ void st8(void *p, int dt, const float *f) {
+    uint4 v;
+    uint16_t *e = reinterpret_cast<uint16_t *>(&v);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        e[k] = dt == DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(f[k])) : __half_as_ushort(__float2half_rn(f[k]));
+    *reinterpret_cast<uint4 *>(p) = v;
+}
+static inline int hl_cu_vec8(int dt, int64_t n, const void *a, const void *b, const void *c) {
+    return dt != DT_F32 && n % 8 == 0 && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 == 0;
+}
+
 /* core/rng.c hl_rng_hash / hl_rng_hash_uniform, the same integer arithmetic. */
 static __device__ __forceinline__ uint64_t dev_hash(uint64_t key, uint64_t idx) {
     uint64_t z = key + (idx + 1) * 0x9E3779B97F4A7C15ull;

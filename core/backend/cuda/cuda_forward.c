@@ -132,6 +132,7 @@ static hlk_adapter adapter_of(hl_session *s, const fcall *fc, int l, int t) {
         a.dR = d->has_router ? cs->grads + p->offR : NULL;
     }
     a.zw = cs->zw, a.p = cs->ap, a.dz = cs->adz, a.dl = cs->adl, a.partials = cs->apart, a.bt = cs->abt;
+    a.gemm = cs->gemm, a.h = cs->ah, a.fp = cs->afp, a.hp = cs->ahp, a.wsp = cs->awsp, a.gp = cs->agp;
     return a;
 }
 
@@ -144,7 +145,7 @@ static hl_status adapter_fwd(hl_session *s, const fcall *fc, cu_acts *la, int l,
         return HL_OK;
     hlk_adapter a = adapter_of(s, fc, l, t);
     cu_prof_mark(cs, CU_P_AD_FWD);
-    HL_TRY(hlk_adapter_fwd(cs->st, &a, drop_for(s, fc, l, t), Y, ldy, X, ldx, la->Z[t], la->W[t]));
+    HL_TRY(hl_cu_adapter_fwd(cs->st, &a, drop_for(s, fc, l, t), Y, ldy, X, ldx, la->Z[t], la->W[t]));
     if (fc->stats >= 0 && d->has_router) {
         const cu_stats *st = &cs->stats[fc->stats];
         const int slot = l * 7 + t;
@@ -162,7 +163,7 @@ static hl_status adapter_bwd(hl_session *s, const fcall *fc, cu_acts *la, int l,
         return HL_OK;
     hlk_adapter a = adapter_of(s, fc, l, t);
     cu_prof_mark(cs, CU_P_AD_BWD);
-    return hlk_adapter_bwd(cs->st, &a, drop_for(s, fc, l, t), dX, lddx, G, ldg, X, ldx, la->Z[t], la->W[t]);
+    return hl_cu_adapter_bwd(cs->st, &a, drop_for(s, fc, l, t), dX, lddx, G, ldg, X, ldx, la->Z[t], la->W[t]);
 }
 
 /* ---- blocks ------------------------------------------------------------------------------------ */

@@ -101,15 +101,29 @@ hl_status hlk_ad_route_fwd(cudaStream_t st, float *W, const float *Z, float *Zw,
  * dΩ_i = s <P_i, Z_(i)>, dL = ω ⊙ (dΩ − <ω, dΩ>) [M, N] (has_router), and Zw as in route_fwd. */
 hl_status hlk_ad_route_bwd(cudaStream_t st, const float *P, const float *Z, const float *W, float *dZ, float *dL,
                            float *Zw, int64_t M, int N, int r, int nA, float s, int has_router);
-/* One adapted projection, composed from the kernels above (used by the session and the tests). */
+/* One adapted projection (composed in cuda_adapter.c from the kernels here and cuBLASLt).
+ * f32 models run the exact f32 kernels above; 16-bit models run tensor-core products on the
+ * 16-bit activations with each f32 adapter matrix split into 16-bit parts (hi + mid + lo, which
+ * carry f32's 24 bits), so Z, ω and the adapter gradients keep f32 accuracy and the activations are
+ * read once per product. */
+struct hl_cu_gemm;
 typedef struct {
     int64_t M;
     int d_in, d_out, N, r, nA, has_router, dt;
     float scale;
     const float *A, *B, *R; /* device parameters: A [nA·r, d_in], B [N, d_out, r], R [N, d_in] (NULL: none) */
     float *dA, *dB, *dR;    /* device gradients, same layout (accumulated) */
-    float *zw, *p, *dz, *dl, *partials; /* scratch: [M, N·r], [M, N·r], [M, nA·r], [M, N], wgrad partials */
-    float *bt;                          /* scratch [N·r, d_out]: [B_1 … B_N] transposed (coalesced reads) */
+    float *dl;              /* [M, N] f32: router logit gradients (both paths) */
+    /* f32 models */
+    float *zw, *p, *dz, *partials; /* [M, N·r], [M, N·r], [M, nA·r], wgrad partials */
+    float *bt;                     /* [N·r, d_out]: [B_1 … B_N] transposed (coalesced reads) */
+    /* 16-bit models */
+    struct hl_cu_gemm *gemm;
+    void *h;   /* [M, d_in] act: dropout(X) without the 1/(1−p) scale, later the dX product */
+    float *fp; /* f32 product parts (hlk_adapter16_sizes) */
+    void *hp;  /* act parts of Zw, dZ, dL */
+    void *wsp; /* act parts of A, R, B */
+    float *gp; /* f32 gradient parts */
 } hlk_adapter;
 /* Y (ldy) += s·Σ_i ω_i B_i A_(i) dropout(X); writes Z [M, nA·r] and ω [M, N]. */
 hl_status hlk_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *Y, int64_t ldy, const void *X,
@@ -117,8 +131,35 @@ hl_status hlk_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, 
 /* From G = ∂/∂Y (ldg): dA, dB, dR +=; dX (lddx) += the adapter's part when dX != NULL. */
 hl_status hlk_adapter_bwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *dX, int64_t lddx, const void *G,
                           int64_t ldg, const void *X, int64_t ldx, const float *Z, const float *W);
-/* Scratch floats of hlk_adapter.partials for the larger of the two gradient products. */
+/* Scratch floats of hlk_adapter.partials for the larger of the two gradient products (f32 path). */
 size_t hlk_adapter_partial_floats(const hlk_adapter *a);
+/* The same through the 16-bit path when a->dt is F16/BF16 (cuda_adapter.c). */
+hl_status hl_cu_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *Y, int64_t ldy, const void *X,
+                            int64_t ldx, float *Z, float *W);
+hl_status hl_cu_adapter_bwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *dX, int64_t lddx,
+                            const void *G, int64_t ldg, const void *X, int64_t ldx, const float *Z, const float *W);
+/* Scratch of the 16-bit path in elements: [0] h (act), [1] fp (f32), [2] hp (act), [3] wsp (act), [4] gp (f32). */
+void hlk_adapter16_sizes(int64_t M, int d_in, int d_out, int N, int r, int nA, int has_router, size_t out[5]);
+
+/* 16-bit path kernels (k_adapter.cu). Parts of a value v: p1 = rnd(v), p2 = rnd(v − p1), p3 = rnd(v − p1 − p2). */
+/* dst [nb·n, K] (act): block b holds part pattern[b] (1..3) of the n rows of `src` (a view). */
+hl_status hlk_split_rows(cudaStream_t st, void *dst, int dt, hlk_wview src, int K, const int *pattern, int nb);
+/* H [M, K] = mask ⊙ X (no 1/(1−p) scale; exact in 16 bits). */
+hl_status hlk_mask_rows(cudaStream_t st, void *H, const void *X, int64_t ldx, int dt, int64_t M, int K, hlk_drop d);
+/* Per row, from Zp [M, 3zr] and Lp [M, 3N] (NULL without router): Z = keep·ΣZp, ω = softmax(ΣLp) or 1/N,
+ * Zs4 [M, 4Nr] (act) = [z1 | z2 | z1 | z1] of Zw = s·ω ⊗ Z. */
+hl_status hlk_route_fwd16(cudaStream_t st, const float *Zp, const float *Lp, float keep, float *Z, float *W, void *Zs4,
+                          int dt, int64_t M, int N, int r, int nA, float s, int has_router);
+/* Per row, from Pp [M, 3Nr] (= G·[B parts]ᵀ), Z, ω: dL [M, N] f32 and the act parts Zw3 [M, 3Nr],
+ * dZ3 [M, 3zr], dL3 [M, 3N], dZ4 [M, 4zr] = [dz1 | dz2 | dz1 | dz1]. */
+hl_status hlk_route_bwd16(cudaStream_t st, const float *Pp, const float *Z, const float *W, float *dL, void *Zw3,
+                          void *dZ3, void *dL3, void *dZ4, int dt, int64_t M, int N, int r, int nA, float s,
+                          int has_router);
+/* dst(i, j) += scale · (parts[i] + parts[n + i] + parts[2n + i])[j] through the view (gradients). */
+hl_status hlk_acc_parts(cudaStream_t st, hlk_wview dst, const float *parts, int n, int K, float scale);
+/* dX[m, j] += mask·keep·T[m, j] + Σ_i dL[m, i]·R[i, j] (T act [M, K] or NULL, R f32 [N, K] or NULL). */
+hl_status hlk_dx_mix(cudaStream_t st, void *dX, int64_t lddx, const void *T, int dt, int64_t M, int K, hlk_drop d,
+                     const float *dL, const float *R, int N);
 
 /* Routing statistics of the rows with pos[m] >= 0, added to one (layer, target) slot:
  * *tokens += rows, wsum[i] += Σ ω_i, top1[i] += rows whose arg-max is i (lowest on ties),

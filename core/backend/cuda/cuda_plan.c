@@ -195,18 +195,37 @@ void cu_carve(const cu_dims *d, cu_session *s, size_t *wbytes, size_t *pbytes, s
             s->norm_out = s->norm_part + HLK_NORM_PARTS;
     }
     if (d->targets) {
-        TK(zw, (size_t)(M * d->N * d->r) * 4);
-        int64_t dmax = 0;
-        for (int t = 0; t < 7; t++)
-            if (d->targets & (1u << t))
-                dmax = target_dout(d, t) > dmax ? target_dout(d, t) : dmax;
-        TK(abt, (size_t)(d->N * d->r * dmax) * 4);
-        if (d->train) {
-            TK(ap, (size_t)(M * d->N * d->r) * 4);
-            TK(adz, (size_t)(M * d->zr) * 4);
-            TK(adl, (size_t)(M * d->N) * 4);
-            TK(apart, adapter_partials(d) * 4);
+        if (d->dt == HL_DTYPE_F32) { /* exact f32 kernels */
+            TK(zw, (size_t)(M * d->N * d->r) * 4);
+            int64_t dmax = 0;
+            for (int t = 0; t < 7; t++)
+                if (d->targets & (1u << t))
+                    dmax = target_dout(d, t) > dmax ? target_dout(d, t) : dmax;
+            TK(abt, (size_t)(d->N * d->r * dmax) * 4);
+            if (d->train) {
+                TK(ap, (size_t)(M * d->N * d->r) * 4);
+                TK(adz, (size_t)(M * d->zr) * 4);
+                TK(apart, adapter_partials(d) * 4);
+            }
+        } else { /* tensor-core products on 16-bit parts: the largest projection's needs */
+            size_t mx[5] = {0, 0, 0, 0, 0};
+            for (int t = 0; t < 7; t++)
+                if (d->targets & (1u << t)) {
+                    size_t sz[5];
+                    hlk_adapter16_sizes(M, target_din(d, t), target_dout(d, t), (int)d->N, (int)d->r, (int)d->nA,
+                                        d->has_router, sz);
+                    for (int k = 0; k < 5; k++)
+                        mx[k] = sz[k] > mx[k] ? sz[k] : mx[k];
+                }
+            TK(ah, mx[0] * e);
+            TK(afp, mx[1] * 4);
+            TK(ahp, mx[2] * e);
+            TK(awsp, mx[3] * e);
+            if (d->train)
+                TK(agp, mx[4] * 4);
         }
+        if (d->train)
+            TK(adl, (size_t)(M * d->N) * 4);
     }
     TK(logits, (size_t)(d->LC * d->V) * 4);
     if (d->train && d->dt != HL_DTYPE_F32)

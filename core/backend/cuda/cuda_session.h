@@ -112,7 +112,9 @@ typedef struct {
     /* scratch */
     void *xn, *hbuf, *dres, *dxn, *dh, *datt, *dqkv;
     float *Dbuf;
-    float *zw, *ap, *adz, *adl, *apart, *abt;
+    float *zw, *ap, *adz, *adl, *apart, *abt; /* adapters, f32 models (adl: both) */
+    void *ah, *ahp, *awsp;                    /* adapters, 16-bit models (cuda_adapter.c) */
+    float *afp, *agp;
     float *logits;
     void *dlogits, *gx, *dgx;
     double *row_loss;

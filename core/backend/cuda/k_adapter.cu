@@ -494,3 +494,252 @@ hl_status hlk_route_stats(cudaStream_t st, const float *W, const int32_t *pos, i
     CU_LAUNCHED("route_stats");
     return HL_OK;
 }
+
+/* ---- the 16-bit path: parts of f32 values for tensor-core products ----------------------------- */
+
+/* v → (p1, p2, p3) in dtype dt with v ≈ p1 + p2 + p3 to f32 accuracy (each difference is exact in f32). */
+static __device__ __forceinline__ void split3(float v, int dt, float *p) {
+    float r = v;
+    for (int k = 0; k < 3; k++) {
+        float q = dt == DT_BF16 ? __bfloat162float(__float2bfloat16_rn(r)) : __half2float(__float2half_rn(r));
+        p[k] = q;
+        r -= q;
+    }
+}
+
+static __global__ void k_split_rows(void *dst, int dt, hlk_wview src, int K, int4 pat, int nb) {
+    const int64_t total = (int64_t)src.n * K;
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total)
+        return;
+    int i = (int)(idx / K);
+    int64_t j = idx % K;
+    float p[3];
+    split3(wv_at(src, i, j), dt, p);
+    const int pv[4] = {pat.x, pat.y, pat.z, pat.w};
+    for (int b = 0; b < nb; b++)
+        st_act(dst, (int64_t)b * total + idx, dt, p[pv[b] - 1]);
+}
+
+hl_status hlk_split_rows(cudaStream_t st, void *dst, int dt, hlk_wview src, int K, const int *pattern, int nb) {
+    if (!src.w || src.n <= 0 || K <= 0)
+        return HL_OK;
+    int4 pat = make_int4(pattern[0], nb > 1 ? pattern[1] : 1, nb > 2 ? pattern[2] : 1, nb > 3 ? pattern[3] : 1);
+    k_split_rows<<<hl_cu_blocks((int64_t)src.n * K, 256), 256, 0, st>>>(dst, dt, src, K, pat, nb);
+    CU_LAUNCHED("split_rows");
+    return HL_OK;
+}
+
+/* 8 elements per thread with 16-byte accesses when rows allow it. */
+static __global__ void k_mask_rows(uint16_t *H, const uint16_t *X, int64_t ldx, int64_t M, int K, hlk_drop d,
+                                   int vec) {
+    const int per = vec ? 8 : 1, cpr = (K + per - 1) / per;
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= M * cpr)
+        return;
+    int64_t m = idx / cpr;
+    int j0 = (int)(idx % cpr) * per;
+    const uint64_t base = (uint64_t)m * (uint64_t)K;
+    if (vec) {
+        uint4 v = *reinterpret_cast<const uint4 *>(X + m * ldx + j0);
+        uint16_t *e = reinterpret_cast<uint16_t *>(&v);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (dev_hash_uniform(d.key, base + (uint64_t)(j0 + k)) < d.p)
+                e[k] = 0;
+        *reinterpret_cast<uint4 *>(H + m * (int64_t)K + j0) = v;
+    } else {
+        uint16_t v = X[m * ldx + j0];
+        H[m * (int64_t)K + j0] = dev_hash_uniform(d.key, base + (uint64_t)j0) < d.p ? (uint16_t)0 : v;
+    }
+}
+
+hl_status hlk_mask_rows(cudaStream_t st, void *H, const void *X, int64_t ldx, int dt, int64_t M, int K, hlk_drop d) {
+    if (dt == DT_F32)
+        return hl_fail(HL_ERR_INTERNAL, "mask_rows is for 16-bit activations");
+    if (M <= 0 || K <= 0)
+        return HL_OK;
+    int vec = K % 8 == 0 && ldx % 8 == 0 && (uintptr_t)X % 16 == 0 && (uintptr_t)H % 16 == 0;
+    int64_t n = M * ((K + (vec ? 7 : 0)) / (vec ? 8 : 1));
+    k_mask_rows<<<hl_cu_blocks(n, 256), 256, 0, st>>>((uint16_t *)H, (const uint16_t *)X, ldx, M, K, d, vec);
+    CU_LAUNCHED("mask_rows");
+    return HL_OK;
+}
+
+static __global__ void k_route_fwd16(const float *Zp, const float *Lp, float keep, float *Z, float *W, void *Zs4,
+                                     int dt, int64_t M, int N, int r, int nA, float s, int has_router) {
+    int64_t m = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (m >= M)
+        return;
+    const int zr = nA * r, Nr = N * r;
+    const float *zp = Zp + m * 3 * zr;
+    float *z = Z + m * zr;
+    for (int k = 0; k < zr; k++)
+        z[k] = keep * ((zp[k] + zp[zr + k]) + zp[2 * zr + k]);
+    float *w = W + m * N;
+    if (has_router) { /* core/ops.c hl_softmax_forward on the summed logits */
+        const float *lp = Lp + m * 3 * N;
+        float mx = -INFINITY;
+        for (int i = 0; i < N; i++) {
+            w[i] = (lp[i] + lp[N + i]) + lp[2 * N + i];
+            mx = fmaxf(mx, w[i]);
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < N; i++) {
+            w[i] = expf(w[i] - mx);
+            sum += w[i];
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < N; i++)
+            w[i] *= inv;
+    } else {
+        for (int i = 0; i < N; i++)
+            w[i] = 1.0f / (float)N;
+    }
+    const int64_t row = m * 4 * Nr;
+    for (int i = 0; i < N; i++) {
+        float wi = s * w[i];
+        const float *zi = z + (nA > 1 ? i : 0) * r;
+        for (int k = 0; k < r; k++) {
+            float p[3];
+            split3(wi * zi[k], dt, p);
+            int c = i * r + k;
+            st_act(Zs4, row + c, dt, p[0]);
+            st_act(Zs4, row + Nr + c, dt, p[1]);
+            st_act(Zs4, row + 2 * Nr + c, dt, p[0]);
+            st_act(Zs4, row + 3 * Nr + c, dt, p[0]);
+        }
+    }
+}
+
+hl_status hlk_route_fwd16(cudaStream_t st, const float *Zp, const float *Lp, float keep, float *Z, float *W, void *Zs4,
+                          int dt, int64_t M, int N, int r, int nA, float s, int has_router) {
+    if (M <= 0)
+        return HL_OK;
+    k_route_fwd16<<<hl_cu_blocks(M, 128), 128, 0, st>>>(Zp, Lp, keep, Z, W, Zs4, dt, M, N, r, nA, s, has_router);
+    CU_LAUNCHED("route_fwd16");
+    return HL_OK;
+}
+
+static __global__ void k_route_bwd16(const float *Pp, const float *Z, const float *W, float *dL, void *Zw3, void *dZ3,
+                                     void *dL3, void *dZ4, int dt, int64_t M, int N, int r, int nA, float s,
+                                     int has_router) {
+    int64_t m = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (m >= M)
+        return;
+    const int zr = nA * r, Nr = N * r;
+    const float *pp = Pp + m * 3 * Nr, *z = Z + m * zr, *w = W + m * N;
+    float dw[ROUTE_MAX_N];
+    /* dΩ_i = s <P_i, Z_(i)>, Zw = s ω_i Z_(i) (core/adapter.c hl_adapter_backward) */
+    for (int i = 0; i < N; i++) {
+        const float *zi = z + (nA > 1 ? i : 0) * r;
+        float wi = s * w[i], dot = 0.0f;
+        for (int k = 0; k < r; k++) {
+            int c = i * r + k;
+            float pk = (pp[c] + pp[Nr + c]) + pp[2 * Nr + c];
+            dot += pk * zi[k];
+            float q[3];
+            split3(wi * zi[k], dt, q);
+            st_act(Zw3, m * 3 * Nr + c, dt, q[0]);
+            st_act(Zw3, m * 3 * Nr + Nr + c, dt, q[1]);
+            st_act(Zw3, m * 3 * Nr + 2 * Nr + c, dt, q[2]);
+        }
+        dw[i] = s * dot;
+    }
+    /* dZ: shared A sums the heads, LoRA-Split keeps one block per head */
+    for (int c = 0; c < zr; c++) {
+        float dz = 0.0f;
+        if (nA > 1) {
+            int i = c / r, k = c % r;
+            float pk = (pp[i * r + k] + pp[Nr + i * r + k]) + pp[2 * Nr + i * r + k];
+            dz = s * w[i] * pk;
+        } else {
+            for (int i = 0; i < N; i++) {
+                float pk = (pp[i * r + c] + pp[Nr + i * r + c]) + pp[2 * Nr + i * r + c];
+                dz += s * w[i] * pk;
+            }
+        }
+        float q[3];
+        split3(dz, dt, q);
+        st_act(dZ3, m * 3 * zr + c, dt, q[0]);
+        st_act(dZ3, m * 3 * zr + zr + c, dt, q[1]);
+        st_act(dZ3, m * 3 * zr + 2 * zr + c, dt, q[2]);
+        st_act(dZ4, m * 4 * zr + c, dt, q[0]);
+        st_act(dZ4, m * 4 * zr + zr + c, dt, q[1]);
+        st_act(dZ4, m * 4 * zr + 2 * zr + c, dt, q[0]);
+        st_act(dZ4, m * 4 * zr + 3 * zr + c, dt, q[0]);
+    }
+    if (has_router) { /* dL = ω ⊙ (dΩ − <ω, dΩ>) */
+        float dot = 0.0f;
+        for (int i = 0; i < N; i++)
+            dot += w[i] * dw[i];
+        for (int i = 0; i < N; i++) {
+            float g = w[i] * (dw[i] - dot);
+            dL[m * N + i] = g;
+            float q[3];
+            split3(g, dt, q);
+            st_act(dL3, m * 3 * N + i, dt, q[0]);
+            st_act(dL3, m * 3 * N + N + i, dt, q[1]);
+            st_act(dL3, m * 3 * N + 2 * N + i, dt, q[2]);
+        }
+    }
+}
+
+hl_status hlk_route_bwd16(cudaStream_t st, const float *Pp, const float *Z, const float *W, float *dL, void *Zw3,
+                          void *dZ3, void *dL3, void *dZ4, int dt, int64_t M, int N, int r, int nA, float s,
+                          int has_router) {
+    if (M <= 0)
+        return HL_OK;
+    if (N > ROUTE_MAX_N)
+        return hl_fail(HL_ERR_ARG, "route_bwd16: N=%d heads is more than %d", N, ROUTE_MAX_N);
+    k_route_bwd16<<<hl_cu_blocks(M, 128), 128, 0, st>>>(Pp, Z, W, dL, Zw3, dZ3, dL3, dZ4, dt, M, N, r, nA, s,
+                                                      has_router);
+    CU_LAUNCHED("route_bwd16");
+    return HL_OK;
+}
+
+static __global__ void k_acc_parts(hlk_wview dst, const float *parts, int n, int K, float scale) {
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    const int64_t total = (int64_t)n * K;
+    if (idx >= total)
+        return;
+    int i = (int)(idx / K);
+    int64_t j = idx % K;
+    float v = (parts[idx] + parts[total + idx]) + parts[2 * total + idx];
+    *wv_addr(dst, i, j) += scale * v;
+}
+
+hl_status hlk_acc_parts(cudaStream_t st, hlk_wview dst, const float *parts, int n, int K, float scale) {
+    if (!dst.w || n <= 0 || K <= 0)
+        return HL_OK;
+    k_acc_parts<<<hl_cu_blocks((int64_t)n * K, 256), 256, 0, st>>>(dst, parts, n, K, scale);
+    CU_LAUNCHED("acc_parts");
+    return HL_OK;
+}
+
+#define MIX_MAX_N 64
+static __global__ void k_dx_mix(void *dX, int64_t lddx, const void *T, int dt, int64_t M, int K, hlk_drop d,
+                                float keep, const float *dL, const float *R, int N) {
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= M * K)
+        return;
+    int64_t m = idx / K, j = idx % K;
+    float add = 0.0f;
+    if (T)
+        add = ld_act(T, idx, dt) * drop_factor(d, (uint64_t)idx, keep);
+    if (R)
+        for (int i = 0; i < N; i++)
+            add += dL[m * N + i] * R[(int64_t)i * K + j];
+    int64_t o = m * lddx + j;
+    st_act(dX, o, dt, ld_act(dX, o, dt) + add);
+}
+
+hl_status hlk_dx_mix(cudaStream_t st, void *dX, int64_t lddx, const void *T, int dt, int64_t M, int K, hlk_drop d,
+                     const float *dL, const float *R, int N) {
+    if (M <= 0 || K <= 0)
+        return HL_OK;
+    float keep = d.p > 0.0f ? 1.0f / (1.0f - d.p) : 1.0f;
+    k_dx_mix<<<hl_cu_blocks(M * K, 256), 256, 0, st>>>(dX, lddx, T, dt, M, K, d, keep, dL, R, N);
+    CU_LAUNCHED("dx_mix");
+    return HL_OK;
+}

@@ -43,10 +43,52 @@ static __global__ void k_rmsnorm_fwd(void *out, float *rstd, const void *x, cons
         rstd[row] = r;
 }
 
+/* 16-bit rows with D % 8 == 0: 16-byte accesses, the row kept in registers between the passes. */
+#define RN_THREADS 256
+#define RN_MAXV 4 /* up to 4 x 8 x 256 = 8192 columns */
+static __global__ void __launch_bounds__(RN_THREADS)
+    k_rmsnorm_fwd8(void *out, float *rstd, const void *x, const float *w, int D, float eps, int dt) {
+    __shared__ double sh[32];
+    const int64_t base = (int64_t)blockIdx.x * D;
+    const int nv = D / 8;
+    float v[RN_MAXV][8];
+    double ss = 0.0;
+#pragma unroll
+    for (int c = 0; c < RN_MAXV; c++) {
+        int i = threadIdx.x + c * RN_THREADS;
+        if (i < nv) {
+            ld8((const char *)x + (base + 8 * i) * 2, dt, v[c]);
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                ss += (double)v[c][k] * v[c][k];
+        }
+    }
+    ss = block_sum_d(ss, sh);
+    float r = (float)(1.0 / sqrt(ss / D + (double)eps));
+#pragma unroll
+    for (int c = 0; c < RN_MAXV; c++) {
+        int i = threadIdx.x + c * RN_THREADS;
+        if (i < nv) {
+            float o[8];
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                o[k] = __fmul_rn(w[8 * i + k], __fmul_rn(v[c][k], r));
+            st8((char *)out + (base + 8 * i) * 2, dt, o);
+        }
+    }
+    if (rstd && threadIdx.x == 0)
+        rstd[blockIdx.x] = r;
+}
+
 hl_status hlk_rmsnorm_fwd(cudaStream_t st, void *out, float *rstd, const void *x, const float *w, int64_t M, int D,
                           float eps, int dt) {
     if (M <= 0)
         return HL_OK;
+    if (hl_cu_vec8(dt, D, out, x, NULL) && D <= RN_MAXV * 8 * RN_THREADS) {
+        k_rmsnorm_fwd8<<<(unsigned)M, RN_THREADS, 0, st>>>(out, rstd, x, w, D, eps, dt);
+        CU_LAUNCHED("rmsnorm_fwd8");
+        return HL_OK;
+    }
     k_rmsnorm_fwd<<<(unsigned)M, 256, 0, st>>>(out, rstd, x, w, D, eps, dt);
     CU_LAUNCHED("rmsnorm_fwd");
     return HL_OK;
@@ -73,10 +115,53 @@ static __global__ void k_rmsnorm_bwd(void *dx, int acc, const void *dy, const vo
     }
 }
 
+static __global__ void __launch_bounds__(RN_THREADS)
+    k_rmsnorm_bwd8(void *dx, int acc, const void *dy, const void *x, const float *w, const float *rstd, int D, int dt) {
+    __shared__ double sh[32];
+    const int64_t base = (int64_t)blockIdx.x * D;
+    const int nv = D / 8;
+    const float r = rstd[blockIdx.x];
+    float xv[RN_MAXV][8], gv[RN_MAXV][8];
+    double dot = 0.0;
+#pragma unroll
+    for (int c = 0; c < RN_MAXV; c++) {
+        int i = threadIdx.x + c * RN_THREADS;
+        if (i < nv) {
+            ld8((const char *)x + (base + 8 * i) * 2, dt, xv[c]);
+            ld8((const char *)dy + (base + 8 * i) * 2, dt, gv[c]);
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                dot += (double)w[8 * i + k] * gv[c][k] * xv[c][k];
+        }
+    }
+    dot = block_sum_d(dot, sh);
+    const float cc = (float)((double)r * r * r * dot / D);
+#pragma unroll
+    for (int c = 0; c < RN_MAXV; c++) {
+        int i = threadIdx.x + c * RN_THREADS;
+        if (i < nv) {
+            float o[8], old[8];
+            if (acc)
+                ld8((const char *)dx + (base + 8 * i) * 2, dt, old);
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                float g = __fsub_rn(__fmul_rn(__fmul_rn(r, w[8 * i + k]), gv[c][k]), __fmul_rn(cc, xv[c][k]));
+                o[k] = acc ? __fadd_rn(old[k], g) : g;
+            }
+            st8((char *)dx + (base + 8 * i) * 2, dt, o);
+        }
+    }
+}
+
 hl_status hlk_rmsnorm_bwd(cudaStream_t st, void *dx, int accumulate, const void *dy, const void *x, const float *w,
                           const float *rstd, int64_t M, int D, int dt) {
     if (M <= 0)
         return HL_OK;
+    if (hl_cu_vec8(dt, D, dx, dy, x) && D <= RN_MAXV * 8 * RN_THREADS) {
+        k_rmsnorm_bwd8<<<(unsigned)M, RN_THREADS, 0, st>>>(dx, accumulate, dy, x, w, rstd, D, dt);
+        CU_LAUNCHED("rmsnorm_bwd8");
+        return HL_OK;
+    }
     k_rmsnorm_bwd<<<(unsigned)M, 256, 0, st>>>(dx, accumulate, dy, x, w, rstd, D, dt);
     CU_LAUNCHED("rmsnorm_bwd");
     return HL_OK;
@@ -101,8 +186,40 @@ static __global__ void k_rope(void *x, int64_t ld, int64_t M, int H, int hd, con
     st_act(x, o2, dt, __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s)));
 }
 
+/* 16-bit, half % 8 == 0: 8 pairs per thread with 16-byte accesses. */
+static __global__ void k_rope8(void *x, int64_t ld, int64_t M, int H, int hd, const int32_t *pos, const float *ct,
+                               const float *stab, float sign, int dt) {
+    const int half = hd / 2, nv = half / 8;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= M * H * nv)
+        return;
+    int j0 = (int)(i % nv) * 8;
+    int h = (int)((i / nv) % H);
+    int64_t m = i / ((int64_t)nv * H);
+    int p = pos[m] > 0 ? pos[m] : 0;
+    char *p1 = (char *)x + (m * ld + (int64_t)h * hd + j0) * 2, *p2 = p1 + (int64_t)half * 2;
+    float a[8], b[8], o1[8], o2[8];
+    ld8(p1, dt, a);
+    ld8(p2, dt, b);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        float c = ct[(int64_t)p * half + j0 + k], sn = sign * stab[(int64_t)p * half + j0 + k];
+        o1[k] = __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], sn));
+        o2[k] = __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], sn));
+    }
+    st8(p1, dt, o1);
+    st8(p2, dt, o2);
+}
+
 hl_status hlk_rope(cudaStream_t st, void *x, int64_t ld, int64_t M, int n_heads, int hd, const int32_t *pos,
                    const float *cos_t, const float *sin_t, int inverse, int dt) {
+    if (dt != DT_F32 && (hd / 2) % 8 == 0 && ld % 8 == 0 && (uintptr_t)x % 16 == 0 && M > 0) {
+        int64_t n = M * n_heads * (hd / 16);
+        k_rope8<<<hl_cu_blocks(n, 256), 256, 0, st>>>(x, ld, M, n_heads, hd, pos, cos_t, sin_t, inverse ? -1.0f : 1.0f,
+                                                     dt);
+        CU_LAUNCHED("rope8");
+        return HL_OK;
+    }
     int64_t n = M * n_heads * (hd / 2);
     if (n <= 0)
         return HL_OK;
@@ -138,9 +255,51 @@ static __global__ void k_swiglu_bwd(void *gu, const void *dh, int64_t M, int F, 
     st_act(gu, iu, dt, du);
 }
 
+static __global__ void k_swiglu_fwd8(void *h, const void *gu, int64_t M, int F, int dt) {
+    const int nv = F / 8;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= M * nv)
+        return;
+    int64_t m = i / nv, j = (i % nv) * 8;
+    float g[8], u[8], o[8];
+    ld8((const char *)gu + (m * 2 * F + j) * 2, dt, g);
+    ld8((const char *)gu + (m * 2 * F + F + j) * 2, dt, u);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        o[k] = __fmul_rn(__fdiv_rn(g[k], __fadd_rn(1.0f, expf(-g[k]))), u[k]);
+    st8((char *)h + (m * F + j) * 2, dt, o);
+}
+
+static __global__ void k_swiglu_bwd8(void *gu, const void *dh, int64_t M, int F, int dt) {
+    const int nv = F / 8;
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= M * nv)
+        return;
+    int64_t m = i / nv, j = (i % nv) * 8;
+    float g[8], u[8], d[8], dg[8], du[8];
+    char *pg = (char *)gu + (m * 2 * F + j) * 2, *pu = (char *)gu + (m * 2 * F + F + j) * 2;
+    ld8(pg, dt, g);
+    ld8(pu, dt, u);
+    ld8((const char *)dh + (m * F + j) * 2, dt, d);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        float sg = __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g[k])));
+        dg[k] = __fmul_rn(__fmul_rn(__fmul_rn(d[k], u[k]), sg),
+                          __fadd_rn(1.0f, __fmul_rn(g[k], __fsub_rn(1.0f, sg))));
+        du[k] = __fmul_rn(d[k], __fmul_rn(g[k], sg));
+    }
+    st8(pg, dt, dg);
+    st8(pu, dt, du);
+}
+
 hl_status hlk_swiglu_fwd(cudaStream_t st, void *h, const void *gu, int64_t M, int F, int dt) {
     if (M * F <= 0)
         return HL_OK;
+    if (hl_cu_vec8(dt, F, h, gu, NULL)) {
+        k_swiglu_fwd8<<<hl_cu_blocks(M * (F / 8), 256), 256, 0, st>>>(h, gu, M, F, dt);
+        CU_LAUNCHED("swiglu_fwd8");
+        return HL_OK;
+    }
     k_swiglu_fwd<<<hl_cu_blocks(M * F, 256), 256, 0, st>>>(h, gu, M, F, dt);
     CU_LAUNCHED("swiglu_fwd");
     return HL_OK;
@@ -149,6 +308,11 @@ hl_status hlk_swiglu_fwd(cudaStream_t st, void *h, const void *gu, int64_t M, in
 hl_status hlk_swiglu_bwd(cudaStream_t st, void *gu, const void *dh, int64_t M, int F, int dt) {
     if (M * F <= 0)
         return HL_OK;
+    if (hl_cu_vec8(dt, F, gu, dh, NULL)) {
+        k_swiglu_bwd8<<<hl_cu_blocks(M * (F / 8), 256), 256, 0, st>>>(gu, dh, M, F, dt);
+        CU_LAUNCHED("swiglu_bwd8");
+        return HL_OK;
+    }
     k_swiglu_bwd<<<hl_cu_blocks(M * F, 256), 256, 0, st>>>(gu, dh, M, F, dt);
     CU_LAUNCHED("swiglu_bwd");
     return HL_OK;
