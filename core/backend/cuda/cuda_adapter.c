@@ -25,12 +25,12 @@
 
 void hlk_adapter16_sizes(int64_t M, int d_in, int d_out, int N, int r, int nA, int has_router, size_t out[5]) {
     const int64_t zr = (int64_t)nA * r, Nr = (int64_t)N * r, Rn = has_router ? N : 0;
-    int64_t fp = AL(M * 3 * zr) + M * 3 * Rn, fpb = M * 3 * Nr;
+    const hlk_parts_ld ld = hlk_parts_lds(N, r, nA);
+    int64_t fp = AL(M * ld.z3) + M * ld.l3, fpb = M * ld.p3;
+    int64_t hf = AL(M * ld.zs4), hb = AL(M * ld.p3) + AL(M * ld.z3) + AL(M * ld.l3) + AL(M * ld.dz4);
     out[0] = (size_t)(M * d_in);
     out[1] = (size_t)AL(fp > fpb ? fp : fpb) + 128;
-    out[2] = (size_t)(AL(M * 4 * Nr) > AL(M * 3 * Nr) + AL(M * 3 * zr) + AL(M * 3 * Rn) + AL(M * 4 * zr)
-                          ? AL(M * 4 * Nr)
-                          : AL(M * 3 * Nr) + AL(M * 3 * zr) + AL(M * 3 * Rn) + AL(M * 4 * zr));
+    out[2] = (size_t)(hf > hb ? hf : hb);
     out[3] = (size_t)(AL(4 * zr * d_in) + AL(3 * Rn * d_in) + AL(4 * Nr * d_out));
     int64_t g1 = 3 * Nr * d_out, g2 = 3 * zr * d_in, g3 = 3 * Rn * d_in;
     int64_t g = g1 > g2 ? g1 : g2;
@@ -80,17 +80,18 @@ static hl_status fwd16(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, voi
         HL_TRY(hlk_mask_rows(st, a->h, X, ldx, dt, M, a->d_in, drop));
         XA = a->h, ldxa = a->d_in;
     }
-    float *Zp = a->fp, *Lp = a->fp + AL(M * 3 * zr);
+    const hlk_parts_ld ld = hlk_parts_lds(a->N, a->r, a->nA);
+    float *Zp = a->fp, *Lp = a->fp + AL(M * ld.z3);
     hl_cu_mat mA = {XA, dt, ldxa, 0}, wA = {w.Ap4 + (size_t)(zr * a->d_in) * es, dt, a->d_in, 1};
-    HL_TRY(hl_cu_gemm_run(a->gemm, st, M, 3 * zr, a->d_in, 1.0f, mA, wA, 0.0f, NULL, Zp, HL_DTYPE_F32, 3 * zr));
+    HL_TRY(hl_cu_gemm_run(a->gemm, st, M, 3 * zr, a->d_in, 1.0f, mA, wA, 0.0f, NULL, Zp, HL_DTYPE_F32, ld.z3));
     if (a->has_router) {
         hl_cu_mat mX = {X, dt, ldx, 0}, wR = {w.Rp3, dt, a->d_in, 1};
-        HL_TRY(hl_cu_gemm_run(a->gemm, st, M, 3 * N, a->d_in, 1.0f, mX, wR, 0.0f, NULL, Lp, HL_DTYPE_F32, 3 * N));
+        HL_TRY(hl_cu_gemm_run(a->gemm, st, M, 3 * N, a->d_in, 1.0f, mX, wR, 0.0f, NULL, Lp, HL_DTYPE_F32, ld.l3));
     }
     const float keep = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-    HL_TRY(hlk_route_fwd16(st, Zp, a->has_router ? Lp : NULL, keep, Z, W, a->hp, dt, M, a->N, a->r, a->nA, a->scale,
-                           a->has_router));
-    hl_cu_mat mZ = {a->hp, dt, 4 * Nr, 0}, wB = {w.Bp4, dt, a->d_out, 0};
+    HL_TRY(hlk_route_fwd16(st, Zp, a->has_router ? Lp : NULL, keep, Z, W, a->hp, ld, dt, M, a->N, a->r, a->nA,
+                           a->scale, a->has_router));
+    hl_cu_mat mZ = {a->hp, dt, ld.zs4, 0}, wB = {w.Bp4, dt, a->d_out, 0};
     return hl_cu_gemm_run(a->gemm, st, M, a->d_out, 4 * Nr, 1.0f, mZ, wB, 1.0f, Y, Y, dt, ldy);
 }
 
@@ -99,18 +100,18 @@ static hl_status bwd16(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, voi
     const int dt = a->dt;
     const size_t es = hl_dtype_size((hl_dtype)dt);
     const int64_t M = a->M, zr = (int64_t)a->nA * a->r, Nr = (int64_t)a->N * a->r, N = a->N;
-    const int64_t Rn = a->has_router ? N : 0;
     wsplit w;
     HL_TRY(split_weights(st, a, &w));
+    const hlk_parts_ld ld = hlk_parts_lds(a->N, a->r, a->nA);
     /* Pp = G · [B1; B2; B3]ᵀ */
     hl_cu_mat mG = {G, dt, ldg, 0}, wB3 = {w.Bp4 + (size_t)(Nr * a->d_out) * es, dt, a->d_out, 1};
-    HL_TRY(hl_cu_gemm_run(a->gemm, st, M, 3 * Nr, a->d_out, 1.0f, mG, wB3, 0.0f, NULL, a->fp, HL_DTYPE_F32, 3 * Nr));
-    char *Zw3 = a->hp, *dZ3 = Zw3 + (size_t)AL(M * 3 * Nr) * es, *dL3 = dZ3 + (size_t)AL(M * 3 * zr) * es;
-    char *dZ4 = dL3 + (size_t)AL(M * 3 * Rn) * es;
-    HL_TRY(hlk_route_bwd16(st, a->fp, Z, W, a->dl, Zw3, dZ3, dL3, dZ4, dt, M, a->N, a->r, a->nA, a->scale,
+    HL_TRY(hl_cu_gemm_run(a->gemm, st, M, 3 * Nr, a->d_out, 1.0f, mG, wB3, 0.0f, NULL, a->fp, HL_DTYPE_F32, ld.p3));
+    char *Zw3 = a->hp, *dZ3 = Zw3 + (size_t)AL(M * ld.p3) * es, *dL3 = dZ3 + (size_t)AL(M * ld.z3) * es;
+    char *dZ4 = dL3 + (size_t)AL(M * ld.l3) * es;
+    HL_TRY(hlk_route_bwd16(st, a->fp, Z, W, a->dl, Zw3, dZ3, dL3, dZ4, ld, dt, M, a->N, a->r, a->nA, a->scale,
                            a->has_router));
     /* dB += Σ parts of Zw3ᵀ · G */
-    hl_cu_mat tZw = {Zw3, dt, 3 * Nr, 1};
+    hl_cu_mat tZw = {Zw3, dt, ld.p3, 1};
     HL_TRY(hl_cu_gemm_run(a->gemm, st, 3 * Nr, a->d_out, M, 1.0f, tZw, mG, 0.0f, NULL, a->gp, HL_DTYPE_F32, a->d_out));
     HL_TRY(hlk_acc_parts(st, v_B(a, a->dB), a->gp, (int)Nr, a->d_out, 1.0f));
     /* dA += keep · Σ parts of dZ3ᵀ · dropout(X) */
@@ -121,19 +122,19 @@ static hl_status bwd16(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, voi
         XA = a->h, ldxa = a->d_in;
     }
     const float keep = drop.p > 0.0f ? 1.0f / (1.0f - drop.p) : 1.0f;
-    hl_cu_mat tdZ = {dZ3, dt, 3 * zr, 1}, mXA = {XA, dt, ldxa, 0};
+    hl_cu_mat tdZ = {dZ3, dt, ld.z3, 1}, mXA = {XA, dt, ldxa, 0};
     HL_TRY(hl_cu_gemm_run(a->gemm, st, 3 * zr, a->d_in, M, 1.0f, tdZ, mXA, 0.0f, NULL, a->gp, HL_DTYPE_F32, a->d_in));
     HL_TRY(hlk_acc_parts(st, v_A(a, a->dA), a->gp, (int)zr, a->d_in, keep));
     /* dR += Σ parts of dL3ᵀ · X */
     if (a->has_router) {
-        hl_cu_mat tdL = {dL3, dt, 3 * N, 1}, mX = {X, dt, ldx, 0};
+        hl_cu_mat tdL = {dL3, dt, ld.l3, 1}, mX = {X, dt, ldx, 0};
         HL_TRY(hl_cu_gemm_run(a->gemm, st, 3 * N, a->d_in, M, 1.0f, tdL, mX, 0.0f, NULL, a->gp, HL_DTYPE_F32, a->d_in));
         HL_TRY(hlk_acc_parts(st, v_R(a, a->dR), a->gp, (int)N, a->d_in, 1.0f));
     }
     if (!dX)
         return HL_OK;
     /* T = dZ4 · [A1; A1; A2; A3] (16-bit, into h), then dX += mask·keep·T + dL·R */
-    hl_cu_mat mdZ = {dZ4, dt, 4 * zr, 0}, wA4 = {w.Ap4, dt, a->d_in, 0};
+    hl_cu_mat mdZ = {dZ4, dt, ld.dz4, 0}, wA4 = {w.Ap4, dt, a->d_in, 0};
     HL_TRY(hl_cu_gemm_run(a->gemm, st, M, a->d_in, 4 * zr, 1.0f, mdZ, wA4, 0.0f, NULL, a->h, dt, a->d_in));
     return hlk_dx_mix(st, dX, lddx, a->h, dt, M, a->d_in, drop, a->has_router ? a->dl : NULL,
                       a->has_router ? a->R : NULL, a->N);

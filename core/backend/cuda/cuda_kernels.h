@@ -146,15 +146,21 @@ void hlk_adapter16_sizes(int64_t M, int d_in, int d_out, int N, int r, int nA, i
 hl_status hlk_split_rows(cudaStream_t st, void *dst, int dt, hlk_wview src, int K, const int *pattern, int nb);
 /* H [M, K] = mask ⊙ X (no 1/(1−p) scale; exact in 16 bits). */
 hl_status hlk_mask_rows(cudaStream_t st, void *H, const void *X, int64_t ldx, int dt, int64_t M, int K, hlk_drop d);
+/* Row strides of the part buffers (elements, multiples of 8 so every product operand is 16-byte
+ * aligned): parts of widths 3zr, 3N, 3Nr, 4Nr, 4zr. */
+typedef struct {
+    int64_t z3, l3, p3, zs4, dz4;
+} hlk_parts_ld;
+hlk_parts_ld hlk_parts_lds(int N, int r, int nA);
 /* Per row, from Zp [M, 3zr] and Lp [M, 3N] (NULL without router): Z = keep·ΣZp, ω = softmax(ΣLp) or 1/N,
  * Zs4 [M, 4Nr] (act) = [z1 | z2 | z1 | z1] of Zw = s·ω ⊗ Z. */
 hl_status hlk_route_fwd16(cudaStream_t st, const float *Zp, const float *Lp, float keep, float *Z, float *W, void *Zs4,
-                          int dt, int64_t M, int N, int r, int nA, float s, int has_router);
+                          hlk_parts_ld ld, int dt, int64_t M, int N, int r, int nA, float s, int has_router);
 /* Per row, from Pp [M, 3Nr] (= G·[B parts]ᵀ), Z, ω: dL [M, N] f32 and the act parts Zw3 [M, 3Nr],
  * dZ3 [M, 3zr], dL3 [M, 3N], dZ4 [M, 4zr] = [dz1 | dz2 | dz1 | dz1]. */
 hl_status hlk_route_bwd16(cudaStream_t st, const float *Pp, const float *Z, const float *W, float *dL, void *Zw3,
-                          void *dZ3, void *dL3, void *dZ4, int dt, int64_t M, int N, int r, int nA, float s,
-                          int has_router);
+                          void *dZ3, void *dL3, void *dZ4, hlk_parts_ld ld, int dt, int64_t M, int N, int r, int nA,
+                          float s, int has_router);
 /* dst(i, j) += scale · (parts[i] + parts[n + i] + parts[2n + i])[j] through the view (gradients). */
 hl_status hlk_acc_parts(cudaStream_t st, hlk_wview dst, const float *parts, int n, int K, float scale);
 /* dX[m, j] += mask·keep·T[m, j] + Σ_i dL[m, i]·R[i, j] (T act [M, K] or NULL, R f32 [N, K] or NULL). */

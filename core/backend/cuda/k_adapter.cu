@@ -566,19 +566,28 @@ hl_status hlk_mask_rows(cudaStream_t st, void *H, const void *X, int64_t ldx, in
     return HL_OK;
 }
 
+hlk_parts_ld hlk_parts_lds(int N, int r, int nA) {
+    const int64_t zr = (int64_t)nA * r, Nr = (int64_t)N * r;
+#define P8(x) (((x) + 7) / 8 * 8)
+    hlk_parts_ld ld = {P8(3 * zr), P8(3 * (int64_t)N), P8(3 * Nr), P8(4 * Nr), P8(4 * zr)};
+#undef P8
+    return ld;
+}
+
 static __global__ void k_route_fwd16(const float *Zp, const float *Lp, float keep, float *Z, float *W, void *Zs4,
-                                     int dt, int64_t M, int N, int r, int nA, float s, int has_router) {
+                                     hlk_parts_ld ld, int dt, int64_t M, int N, int r, int nA, float s,
+                                     int has_router) {
     int64_t m = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M)
         return;
     const int zr = nA * r, Nr = N * r;
-    const float *zp = Zp + m * 3 * zr;
+    const float *zp = Zp + m * ld.z3;
     float *z = Z + m * zr;
     for (int k = 0; k < zr; k++)
         z[k] = keep * ((zp[k] + zp[zr + k]) + zp[2 * zr + k]);
     float *w = W + m * N;
     if (has_router) { /* core/ops.c hl_softmax_forward on the summed logits */
-        const float *lp = Lp + m * 3 * N;
+        const float *lp = Lp + m * ld.l3;
         float mx = -INFINITY;
         for (int i = 0; i < N; i++) {
             w[i] = (lp[i] + lp[N + i]) + lp[2 * N + i];
@@ -596,7 +605,7 @@ static __global__ void k_route_fwd16(const float *Zp, const float *Lp, float kee
         for (int i = 0; i < N; i++)
             w[i] = 1.0f / (float)N;
     }
-    const int64_t row = m * 4 * Nr;
+    const int64_t row = m * ld.zs4;
     for (int i = 0; i < N; i++) {
         float wi = s * w[i];
         const float *zi = z + (nA > 1 ? i : 0) * r;
@@ -613,22 +622,22 @@ static __global__ void k_route_fwd16(const float *Zp, const float *Lp, float kee
 }
 
 hl_status hlk_route_fwd16(cudaStream_t st, const float *Zp, const float *Lp, float keep, float *Z, float *W, void *Zs4,
-                          int dt, int64_t M, int N, int r, int nA, float s, int has_router) {
+                          hlk_parts_ld ld, int dt, int64_t M, int N, int r, int nA, float s, int has_router) {
     if (M <= 0)
         return HL_OK;
-    k_route_fwd16<<<hl_cu_blocks(M, 128), 128, 0, st>>>(Zp, Lp, keep, Z, W, Zs4, dt, M, N, r, nA, s, has_router);
+    k_route_fwd16<<<hl_cu_blocks(M, 128), 128, 0, st>>>(Zp, Lp, keep, Z, W, Zs4, ld, dt, M, N, r, nA, s, has_router);
     CU_LAUNCHED("route_fwd16");
     return HL_OK;
 }
 
 static __global__ void k_route_bwd16(const float *Pp, const float *Z, const float *W, float *dL, void *Zw3, void *dZ3,
-                                     void *dL3, void *dZ4, int dt, int64_t M, int N, int r, int nA, float s,
-                                     int has_router) {
+                                     void *dL3, void *dZ4, hlk_parts_ld ld, int dt, int64_t M, int N, int r, int nA,
+                                     float s, int has_router) {
     int64_t m = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (m >= M)
         return;
     const int zr = nA * r, Nr = N * r;
-    const float *pp = Pp + m * 3 * Nr, *z = Z + m * zr, *w = W + m * N;
+    const float *pp = Pp + m * ld.p3, *z = Z + m * zr, *w = W + m * N;
     float dw[ROUTE_MAX_N];
     /* dΩ_i = s <P_i, Z_(i)>, Zw = s ω_i Z_(i) (core/adapter.c hl_adapter_backward) */
     for (int i = 0; i < N; i++) {
@@ -640,9 +649,9 @@ static __global__ void k_route_bwd16(const float *Pp, const float *Z, const floa
             dot += pk * zi[k];
             float q[3];
             split3(wi * zi[k], dt, q);
-            st_act(Zw3, m * 3 * Nr + c, dt, q[0]);
-            st_act(Zw3, m * 3 * Nr + Nr + c, dt, q[1]);
-            st_act(Zw3, m * 3 * Nr + 2 * Nr + c, dt, q[2]);
+            st_act(Zw3, m * ld.p3 + c, dt, q[0]);
+            st_act(Zw3, m * ld.p3 + Nr + c, dt, q[1]);
+            st_act(Zw3, m * ld.p3 + 2 * Nr + c, dt, q[2]);
         }
         dw[i] = s * dot;
     }
@@ -661,13 +670,13 @@ static __global__ void k_route_bwd16(const float *Pp, const float *Z, const floa
         }
         float q[3];
         split3(dz, dt, q);
-        st_act(dZ3, m * 3 * zr + c, dt, q[0]);
-        st_act(dZ3, m * 3 * zr + zr + c, dt, q[1]);
-        st_act(dZ3, m * 3 * zr + 2 * zr + c, dt, q[2]);
-        st_act(dZ4, m * 4 * zr + c, dt, q[0]);
-        st_act(dZ4, m * 4 * zr + zr + c, dt, q[1]);
-        st_act(dZ4, m * 4 * zr + 2 * zr + c, dt, q[0]);
-        st_act(dZ4, m * 4 * zr + 3 * zr + c, dt, q[0]);
+        st_act(dZ3, m * ld.z3 + c, dt, q[0]);
+        st_act(dZ3, m * ld.z3 + zr + c, dt, q[1]);
+        st_act(dZ3, m * ld.z3 + 2 * zr + c, dt, q[2]);
+        st_act(dZ4, m * ld.dz4 + c, dt, q[0]);
+        st_act(dZ4, m * ld.dz4 + zr + c, dt, q[1]);
+        st_act(dZ4, m * ld.dz4 + 2 * zr + c, dt, q[0]);
+        st_act(dZ4, m * ld.dz4 + 3 * zr + c, dt, q[0]);
     }
     if (has_router) { /* dL = ω ⊙ (dΩ − <ω, dΩ>) */
         float dot = 0.0f;
@@ -678,21 +687,21 @@ static __global__ void k_route_bwd16(const float *Pp, const float *Z, const floa
             dL[m * N + i] = g;
             float q[3];
             split3(g, dt, q);
-            st_act(dL3, m * 3 * N + i, dt, q[0]);
-            st_act(dL3, m * 3 * N + N + i, dt, q[1]);
-            st_act(dL3, m * 3 * N + 2 * N + i, dt, q[2]);
+            st_act(dL3, m * ld.l3 + i, dt, q[0]);
+            st_act(dL3, m * ld.l3 + N + i, dt, q[1]);
+            st_act(dL3, m * ld.l3 + 2 * N + i, dt, q[2]);
         }
     }
 }
 
 hl_status hlk_route_bwd16(cudaStream_t st, const float *Pp, const float *Z, const float *W, float *dL, void *Zw3,
-                          void *dZ3, void *dL3, void *dZ4, int dt, int64_t M, int N, int r, int nA, float s,
-                          int has_router) {
+                          void *dZ3, void *dL3, void *dZ4, hlk_parts_ld ld, int dt, int64_t M, int N, int r, int nA,
+                          float s, int has_router) {
     if (M <= 0)
         return HL_OK;
     if (N > ROUTE_MAX_N)
         return hl_fail(HL_ERR_ARG, "route_bwd16: N=%d heads is more than %d", N, ROUTE_MAX_N);
-    k_route_bwd16<<<hl_cu_blocks(M, 128), 128, 0, st>>>(Pp, Z, W, dL, Zw3, dZ3, dL3, dZ4, dt, M, N, r, nA, s,
+    k_route_bwd16<<<hl_cu_blocks(M, 128), 128, 0, st>>>(Pp, Z, W, dL, Zw3, dZ3, dL3, dZ4, ld, dt, M, N, r, nA, s,
                                                       has_router);
     CU_LAUNCHED("route_bwd16");
     return HL_OK;
