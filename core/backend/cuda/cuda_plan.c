@@ -71,6 +71,8 @@ cu_ints cu_ints_at(const cu_dims *d, int32_t *base) {
     return c;
 }
 
+static size_t rnd256(size_t b) { return (b + CU_ALIGN - 1) / CU_ALIGN * CU_ALIGN; }
+
 /* Carve `bytes` from the current block (base NULL while only measuring). */
 static void *take(char *base, size_t *off, size_t bytes) {
     void *p = base ? (void *)(base + *off) : NULL;
@@ -180,14 +182,26 @@ void cu_carve(const cu_dims *d, cu_session *s, size_t *wbytes, size_t *pbytes, s
     if (d->train) {
         TK(dres, (size_t)(M * D) * e);
         TK(dxn, (size_t)(M * D) * e);
-        /* dh lives only until SwiGLU's backward; datt and dqkv only after it: one region */
+        /* One region for what is never live at the same time: dh (until SwiGLU's backward), datt and
+         * dqkv (after it), and the loss head's chunk buffers (before the blocks' backward). */
         int64_t u1 = M * d->F, u2 = M * d->Dq + M * d->Dqkv;
+        size_t ub = (size_t)(u1 > u2 ? u1 : u2) * e, hb = 0;
+        size_t h_logits = 0, h_dlogits = 0, h_gx = 0, h_dgx = 0;
+        h_logits = hb, hb += rnd256((size_t)(d->LC * d->V) * 4);
+        if (d->dt != HL_DTYPE_F32)
+            h_dlogits = hb, hb += rnd256((size_t)(d->LC * d->V) * e);
+        h_gx = hb, hb += rnd256((size_t)(d->LC * D) * e);
+        h_dgx = hb, hb += rnd256((size_t)(d->LC * D) * e);
         char *region;
-        TAKE(region, (size_t)(u1 > u2 ? u1 : u2) * e);
+        TAKE(region, ub > hb ? ub : hb);
         if (s) {
             s->dh = region;
             s->datt = region;
             s->dqkv = region + (size_t)(M * d->Dq) * e;
+            s->logits = (float *)(region + h_logits);
+            s->dlogits = d->dt != HL_DTYPE_F32 ? (void *)(region + h_dlogits) : (void *)s->logits;
+            s->gx = region + h_gx;
+            s->dgx = region + h_dgx;
         }
         TK(Dbuf, (size_t)(d->H * M) * 4);
         TK(norm_part, (size_t)(HLK_NORM_PARTS + 1) * 8);
@@ -227,14 +241,12 @@ void cu_carve(const cu_dims *d, cu_session *s, size_t *wbytes, size_t *pbytes, s
         if (d->train)
             TK(adl, (size_t)(M * d->N) * 4);
     }
-    TK(logits, (size_t)(d->LC * d->V) * 4);
-    if (d->train && d->dt != HL_DTYPE_F32)
-        TK(dlogits, (size_t)(d->LC * d->V) * e);
-    else if (s)
-        s->dlogits = s->logits; /* f32: the gradient overwrites the logits in place */
-    TK(gx, (size_t)(d->LC * D) * e);
-    if (d->train)
-        TK(dgx, (size_t)(d->LC * D) * e);
+    if (!d->train) { /* training sessions keep these in the region above */
+        TK(logits, (size_t)(d->LC * d->V) * 4);
+        if (s)
+            s->dlogits = s->logits;
+        TK(gx, (size_t)(d->LC * D) * e);
+    }
     TK(row_loss, (size_t)M * 8);
     TK(gemm_ws, HL_CU_GEMM_WORKSPACE);
     TK(ints, cu_ints_count(d) * 4);
