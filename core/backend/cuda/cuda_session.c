@@ -8,7 +8,6 @@
 #include "core/backend/cuda/cuda_check.h"
 #include "core/backend/cuda/cuda_profile.h"
 #include "core/backend/cuda/cuda_session.h"
-#include "core/ops.h"
 #include "core/tensor.h"
 
 #define CU_RESERVE ((size_t)768 << 20) /* left free for the CUDA context, cuBLASLt and the allocator */
@@ -139,16 +138,28 @@ static hl_status upload_model(cu_session *cs, const hl_model *m) {
     free(host);
     if (st)
         return st;
-    hl_rope_table rt;
-    if (hl_rope_table_init(&rt, (int)d->T, (int)d->hd, m->cfg.rope_theta))
+    /* RoPE tables [T, hd/2]: computed in double and rounded, the CPU backend's formula, so both
+     * rotate by the same f32 values */
+    const int64_t half = d->hd / 2, n = d->T * half;
+    float *ct = malloc((size_t)n * 2 * sizeof(float));
+    if (!ct)
         return hl_fail(HL_ERR_NOMEM, "out of memory");
-    size_t nb = (size_t)(d->T * (d->hd / 2)) * sizeof(float);
-    cudaError_t ce = cudaMemcpyAsync(cs->rope_cos, rt.cos, nb, cudaMemcpyHostToDevice, cs->st);
+    float *stab = ct + n;
+    for (int64_t j = 0; j < half; j++) {
+        double inv_freq = 1.0 / pow((double)m->cfg.rope_theta, (2.0 * (double)j) / (double)d->hd);
+        for (int64_t p = 0; p < d->T; p++) {
+            double a = (double)p * inv_freq;
+            ct[p * half + j] = (float)cos(a);
+            stab[p * half + j] = (float)sin(a);
+        }
+    }
+    size_t nb = (size_t)n * sizeof(float);
+    cudaError_t ce = cudaMemcpyAsync(cs->rope_cos, ct, nb, cudaMemcpyHostToDevice, cs->st);
     if (ce == cudaSuccess)
-        ce = cudaMemcpyAsync(cs->rope_sin, rt.sin, nb, cudaMemcpyHostToDevice, cs->st);
+        ce = cudaMemcpyAsync(cs->rope_sin, stab, nb, cudaMemcpyHostToDevice, cs->st);
     if (ce == cudaSuccess)
         ce = cudaStreamSynchronize(cs->st);
-    hl_rope_table_free(&rt);
+    free(ct);
     if (ce != cudaSuccess)
         return hl_cu_fail(ce, "RoPE table upload", __FILE__, __LINE__);
     return HL_OK;
