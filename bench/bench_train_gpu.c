@@ -25,37 +25,14 @@
 #include <time.h>
 
 #include "bench/bench_common.h"
-#include "core/backend/backend_impl.h"
+#include "core/backend/backend.h"
 #include "core/backend/cuda/cuda_profile.h"
 #include "core/backend/cuda/gemm_lt.h"
-#include "core/gemm.h"
-#include "core/model_synth.h"
-#include "core/rng.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/model/synth.h"
+#include "core/base/rng.h"
 
 #define GIB 1073741824.0
-
-/* A CUDA session through the backend table (as core/backend/backend.c opens one). */
-static hl_status open_session(hl_backend *be, hl_session *s, const hl_model *m, const hl_adapter_config *ac, int B,
-                              int T, unsigned flags) {
-    memset(s, 0, sizeof *s);
-    s->ops = be->ops;
-    s->be = be;
-    s->model = m;
-    s->batch = B;
-    s->seq = T;
-    s->flags = flags;
-    HL_TRY(hl_adapters_create(&s->layout, &m->cfg, ac, 42));
-    s->has_adapters = 1;
-    hl_status st = be->ops->session_init(s);
-    if (st)
-        hl_adapters_free(&s->layout);
-    return st;
-}
-
-static void close_session(hl_session *s) {
-    s->ops->session_free(s);
-    hl_adapters_free(&s->layout);
-}
 
 /* cuBLASLt bf16 8192^3 (TN, f32 accumulate) on random data: TFLOP/s, mean of 10 after 3 warm-ups. */
 static double matmul_rate(void) {
@@ -113,9 +90,9 @@ static void run_config(hl_backend *be, const hl_model *m, const hl_adapter_confi
     unsigned flags = HL_SESSION_TRAIN | HL_SESSION_STATS | (bc->ckpt ? HL_SESSION_CHECKPOINT : 0);
     size_t f0 = 0, f1 = 0, tot = 0;
     cudaMemGetInfo(&f0, &tot);
-    hl_session s;
+    hl_session *s = NULL;
     double t0 = bench_now_s();
-    hl_status st = open_session(be, &s, m, ac, bc->B, bc->T, flags);
+    hl_status st = hl_session_create(&s, be, m, ac, 42, bc->B, bc->T, flags);
     if (st) {
         printf("(%s) %s: cannot create the session: %s\n", bc->id, bc->label, hl_last_error());
         printf("RESULT ours %s batch=%d seq=%d ckpt=%d error=1\n", bc->id, bc->B, bc->T, bc->ckpt);
@@ -136,19 +113,19 @@ static void run_config(hl_backend *be, const hl_model *m, const hl_adapter_confi
     double gn = 0;
     int64_t t = 0;
     for (int i = 0; i < 2 && !st; i++) {
-        st = s.ops->zero_grad(&s);
+        st = hl_session_zero_grad(s);
         if (!st)
-            st = s.ops->train_microbatch(&s, &batch, 1.0f, &loss, NULL);
+            st = hl_session_train_microbatch(s, &batch, 1.0f, &loss, NULL);
         if (!st)
-            st = s.ops->optim_step(&s, ++t, oc.lr, &oc, &gn);
+            st = hl_session_optim_step(s, ++t, oc.lr, &oc, &gn);
     }
     double t1 = bench_now_s();
     for (int i = 0; i < steps && !st; i++) {
-        st = s.ops->zero_grad(&s);
+        st = hl_session_zero_grad(s);
         if (!st)
-            st = s.ops->train_microbatch(&s, &batch, 1.0f, &loss, NULL);
+            st = hl_session_train_microbatch(s, &batch, 1.0f, &loss, NULL);
         if (!st)
-            st = s.ops->optim_step(&s, ++t, oc.lr, &oc, &gn);
+            st = hl_session_optim_step(s, ++t, oc.lr, &oc, &gn);
     }
     double dt = bench_now_s() - t1;
     cudaMemGetInfo(&f1, &tot);
@@ -158,7 +135,7 @@ static void run_config(hl_backend *be, const hl_model *m, const hl_adapter_confi
     } else {
         double tps = (double)B * T * steps / dt;
         double tflops = tps * model_flops_per_token(&m->cfg, T) / 1e12;
-        const hl_mem_plan *p = &s.plan;
+        const hl_mem_plan *p = hl_session_mem_plan(s);
         printf("(%s) %s: %.0f tokens/s, %.3f s/step, loss %.4f, grad norm %.3g, session created in %.1f s\n", bc->id,
                bc->label, tps, dt / steps, loss, gn, t_create);
         printf("    device memory: plan %.2f GiB (weights %.2f, activations %.2f, scratch %.2f, adapters+Adam %.2f); "
@@ -171,15 +148,15 @@ static void run_config(hl_backend *be, const hl_model *m, const hl_adapter_confi
                "share=%.3f\n",
                bc->id, B, T, bc->ckpt, tps, (double)(f0 - f1) / GIB, p->total / GIB, tflops, tflops / peak);
         /* where one more step goes */
-        if (hl_cuda_profile_enable(&s, 1)) {
+        if (hl_cuda_profile_enable(s, 1)) {
             double ms[16];
             const char *const *names;
-            st = s.ops->zero_grad(&s);
+            st = hl_session_zero_grad(s);
             if (!st)
-                st = s.ops->train_microbatch(&s, &batch, 1.0f, &loss, NULL);
+                st = hl_session_train_microbatch(s, &batch, 1.0f, &loss, NULL);
             if (!st)
-                st = s.ops->optim_step(&s, ++t, oc.lr, &oc, &gn);
-            int n = hl_cuda_profile(&s, &names, ms, 1);
+                st = hl_session_optim_step(s, ++t, oc.lr, &oc, &gn);
+            int n = hl_cuda_profile(s, &names, ms, 1);
             double sum = 0;
             for (int i = 0; i < n; i++)
                 sum += ms[i];
@@ -190,7 +167,7 @@ static void run_config(hl_backend *be, const hl_model *m, const hl_adapter_confi
         }
     }
     fflush(stdout);
-    close_session(&s);
+    hl_session_free(s);
     free(tok), free(starts), free(lens);
 }
 
@@ -200,20 +177,13 @@ int main(void) {
     e = getenv("HL_BENCH_LAYERS");
     int layers = e ? atoi(e) : 32;
     const char *which = getenv("HL_BENCH_CONFIGS") ? getenv("HL_BENCH_CONFIGS") : "abc";
-    if (hl_backend_cuda_ops.probe(0) != HL_OK) {
+    hl_backend *be = NULL;
+    if (hl_backend_open(&be, "cuda:0") != HL_OK) {
         printf("skipped: no CUDA device (%s)\n", hl_last_error());
         return 77;
     }
-    hl_backend be;
-    memset(&be, 0, sizeof be);
-    be.ops = &hl_backend_cuda_ops;
-    strcpy(be.name, "cuda:0");
-    if (be.ops->open(&be)) {
-        printf("cannot open cuda:0: %s\n", hl_last_error());
-        return 1;
-    }
     hl_backend_info info;
-    be.ops->get_info(&be, &info);
+    hl_backend_get_info(be, &info);
     printf("device: %s, %.1f GiB\n", info.device, info.mem_total / GIB);
     double peak = matmul_rate();
     printf("cuBLASLt bf16 8192^3 (random data): %.0f TFLOP/s\n", peak);
@@ -237,8 +207,8 @@ int main(void) {
     int bmax = 0;
     for (int b = 1; b <= 256; b++) {
         hl_mem_plan p;
-        if (be.ops->plan(&be, &cfg, HL_DTYPE_BF16, &ac, b, 1024,
-                         HL_SESSION_TRAIN | HL_SESSION_STATS | HL_SESSION_CHECKPOINT, &p) ||
+        if (hl_backend_plan(be, &cfg, HL_DTYPE_BF16, &ac, b, 1024,
+                            HL_SESSION_TRAIN | HL_SESSION_STATS | HL_SESSION_CHECKPOINT, &p) ||
             p.total > (size_t)24 << 30)
             break;
         bmax = b;
@@ -250,8 +220,8 @@ int main(void) {
                             {"c", "batch 1 x 4096, checkpointing", 1, 4096, 1}};
     for (int i = 0; i < 3; i++)
         if (strchr(which, cfgs[i].id[0]) && cfgs[i].B > 0)
-            run_config(&be, &m, &ac, &cfgs[i], steps, peak);
+            run_config(be, &m, &ac, &cfgs[i], steps, peak);
     hl_model_free(&m);
-    be.ops->close(&be);
+    hl_backend_close(be);
     return 0;
 }

@@ -8,7 +8,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "core/model_synth.h"
+#include "core/model/synth.h"
 
 static void on_progress(void *user, double done, double total) {
     hl_progress_update(user, done, total, "B", NULL, 0);

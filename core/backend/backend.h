@@ -1,17 +1,18 @@
-/* THE SEAM (design contract written by the lead; goes to core/backend/backend.h).
- *
- * One engine, several backends. Everything that computes on model weights goes through this
- * header: training micro-batches, eval, logits, KV-cache decoding, gradient reduction across
- * processes, the optimizer step, routing statistics, and the transfer of the adapter slabs
- * (parameters, gradients, AdamW moments) for checkpoints and exports. Callers (trainer, engine,
- * score, generate, BBH, CLI, workbench) include only this header and never see a backend's
- * memory. Modelled on ggml-backend.h: opaque handles here, a function table in the private
- * core/backend/backend_impl.h that each implementation (cpu/, cuda/) fills.
+/* The backend seam: one engine, several backends. Everything that computes on model weights
+ * goes through this header: training micro-batches, eval, logits, KV-cache decoding, gradient
+ * reduction across processes, the optimizer step, routing statistics, and the transfer of the
+ * adapter slabs (parameters, gradients, AdamW moments) for checkpoints and exports. Callers
+ * (trainer, engine, score, generate, BBH, CLI, workbench) include only this header and never
+ * see a backend's memory. Modelled on ggml-backend.h: opaque handles here, a function table in
+ * the private core/backend/backend_impl.h that each implementation (cpu/, cuda/) fills.
  *
  * Device-independent pieces stay outside the backends: the model description (hl_model: config
  * + host weight views, core/model), the adapter layout (names, views, offsets, init with the
  * seed, the hash-based dropout key/step: core/adapter), the optimizer schedule (hl_lr_at) and
  * the routing-statistics container (hl_routing_stats).
+ *
+ * The CPU implementation is core/backend/cpu/ (OpenBLAS f32 tiles on OpenMP threads);
+ * backend.c owns the registry, the name parsing and the device-independent argument checks.
  *
  * Threading: a session is used by one thread at a time. Backends may run work asynchronously
  * inside a call but every call returns with its results in place (host outputs written). */
@@ -21,10 +22,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/adapter.h" /* hl_adapter_config, hl_adapters (host layout + host slabs), hl_routing_stats */
-#include "core/model.h"   /* hl_model, hl_llama_config */
-#include "core/optim.h"   /* hl_optim_config */
-#include "core/status.h"
+/* hl_adapter_config, hl_adapters (host layout + host slabs), hl_routing_stats */
+#include "core/adapter/adapter.h"
+/* hl_model, hl_llama_config */
+#include "core/model/model.h"
+/* hl_optim_config */
+#include "core/adapter/optim.h"
+#include "core/base/status.h"
 
 /* ---- backends ------------------------------------------------------------------------- */
 
@@ -38,8 +42,14 @@ typedef struct hl_backend hl_backend;
 hl_status hl_backend_open(hl_backend **out, const char *name);
 void hl_backend_close(hl_backend *be);
 
-/* Names usable with hl_backend_open on this build and machine, comma-separated ("cpu, cuda:0"). */
+/* Names usable with hl_backend_open on this build and machine, comma-separated ("cpu, cuda:0").
+ * The string is per thread and valid until the next call on that thread. */
 const char *hl_backend_available(void);
+
+/* Check a name without opening anything and write its canonical form ("auto" resolves to
+ * what hl_backend_open would pick, "cuda" to "cuda:0"). Same errors as hl_backend_open. For
+ * validating a run config or a --device option before loading a model. */
+hl_status hl_backend_resolve(const char *name, char *canonical, size_t size);
 
 typedef struct {
     char name[32];          /* canonical: "cpu", "cuda:0" */
@@ -181,8 +191,10 @@ void hl_session_set_dropout_step(hl_session *s, uint64_t step);
  * keys/values of positions < pos0[b] must exist in that slot. Outputs (either may be NULL):
  * logits [B, vocab] of each sequence's last new token ([B*Tq, vocab] with all_logits), and
  * argmax [B] (greedy id of the last new token; ties → lowest id) — a GPU returns only the ids
- * when logits is NULL. Adapters (host layout + parameters, e.g. from an export) are applied
- * unmerged, router per token; NULL: base model. */
+ * when logits is NULL. A row whose largest logit is not finite (NaN, inf) fails the call with
+ * HL_ERR_NUMERIC when argmax is asked for. Adapters (host layout + parameters, e.g. from an
+ * export) are applied unmerged, router per token; NULL: base model. The decoder takes its own
+ * copy of the adapter parameters at creation (`ad` may be freed afterwards). */
 typedef struct hl_decoder hl_decoder;
 
 hl_status hl_decoder_create(hl_decoder **out, hl_backend *be, const hl_model *model, const hl_adapters *ad,

@@ -1,5 +1,5 @@
-/* PRIVATE to core/backend/: what an implementation provides (design contract written by the lead;
- * goes to core/backend/backend_impl.h). Callers include core/backend/backend.h only.
+/* PRIVATE to core/backend/: what an implementation provides. Callers include
+ * core/backend/backend.h only (tests/check_layers.sh enforces it).
  *
  * Each backend fills one const table. backend.c owns the registry (cpu always; cuda when built
  * with HL_HAVE_CUDA), parses names, and dispatches every public call through the table after

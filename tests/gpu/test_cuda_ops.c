@@ -1,6 +1,6 @@
 /* Every CUDA kernel (and its backward) against the CPU engine's function on the same inputs, in
  * the pattern of llama.cpp's test-backend-ops: random inputs, the GPU result and the CPU result
- * (core/ops.h, core/adapter.h, core/optim.h, core/gemm.h) compared, one line per case. 16-bit
+ * (core/backend/cpu/ops.h, core/adapter/adapter.h, core/adapter/optim.h, core/backend/cpu/gemm.h) compared, one line per case. 16-bit
  * cases give the CPU the 16-bit-rounded inputs, so the difference is the GPU's own rounding
  * (outputs stored in 16 bits, probabilities rounded for the tensor cores). Tolerances are
  * max|gpu − cpu| / max|cpu|: f32 1e-5, bf16 2e-2, f16 5e-3 (gpu_util.h); adapter gradients and
@@ -11,13 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/adapter.h"
+#include "core/adapter/adapter.h"
 #include "core/backend/backend_impl.h"
 #include "core/backend/cuda/cuda_kernels.h"
 #include "core/backend/cuda/gemm_lt.h"
-#include "core/gemm.h"
-#include "core/ops.h"
-#include "core/optim.h"
+#include "core/backend/cpu/cpu_adamw.h"
+#include "core/backend/cpu/cpu_adapter.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/ops.h"
+#include "core/adapter/optim.h"
 #include "tests/gpu/gpu_util.h"
 
 static cudaStream_t st;
@@ -581,7 +583,7 @@ static void test_adamw(void) {
     cudaMemcpy(&ss, part + HLK_NORM_PARTS, 8, cudaMemcpyDeviceToHost);
     double norm = sqrt(ss);
     gpu_report("grad norm (double)", HL_DTYPE_F32, "n=100003", fabs(norm - cnorm), cnorm, 1e-12);
-    /* the host part of the step, as the session computes it (core/optim.c) */
+    /* the host part of the step, as the session computes it (core/adapter/optim.c) */
     float gscale = 1.0f;
     double coef = (double)oc.clip_norm / (norm + 1e-6);
     if (coef < 1.0)

@@ -19,7 +19,7 @@
 #include "core/backend/cuda/cuda_check.h"
 #include "core/backend/cuda/cuda_kernels.h"
 #include "core/backend/cuda/gemm_lt.h"
-#include "core/tensor.h"
+#include "core/base/tensor.h"
 
 #define AL(n) (((n) + 127) / 128 * 128) /* element offsets of sub-buffers: 256-byte aligned for 16-bit */
 

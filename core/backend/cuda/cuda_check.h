@@ -11,7 +11,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "core/status.h"
+#include "core/base/status.h"
 
 /* "core/backend/cuda/x.cu" -> "x.cu" (messages name the file, not the build path). */
 const char *hl_cu_file(const char *path);

@@ -1,5 +1,5 @@
 /* Device helpers shared by the .cu files: dtype load/store with the dtype as a run-time value,
- * deterministic block reductions, the dropout hash (bit-identical to core/rng.c). */
+ * deterministic block reductions, the dropout hash (bit-identical to core/base/rng.c). */
 #ifndef HL_CUDA_DEV_CUH
 #define HL_CUDA_DEV_CUH
 
@@ -11,7 +11,7 @@
 #include "core/backend/cuda/cuda_check.h"
 #include "core/backend/cuda/cuda_kernels.h"
 
-/* hl_dtype values (core/tensor.h), repeated here so device code needs no host header. */
+/* hl_dtype values (core/base/tensor.h), repeated here so device code needs no host header. */
 #define DT_F32 0
 #define DT_F16 1
 #define DT_BF16 2
@@ -53,7 +53,7 @@ static inline int hl_cu_vec8(int dt, int64_t n, const void *a, const void *b, co
     return dt != DT_F32 && n % 8 == 0 && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 == 0;
 }
 
-/* core/rng.c hl_rng_hash / hl_rng_hash_uniform, the same integer arithmetic. */
+/* core/base/rng.c hl_rng_hash / hl_rng_hash_uniform, the same integer arithmetic. */
 static __device__ __forceinline__ uint64_t dev_hash(uint64_t key, uint64_t idx) {
     uint64_t z = key + (idx + 1) * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

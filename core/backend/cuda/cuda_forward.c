@@ -1,4 +1,4 @@
-/* LLaMA-2 + HydraLoRA forward and backward on the GPU: the structure of core/llama.c, block by
+/* LLaMA-2 + HydraLoRA forward and backward on the GPU: the structure of core/backend/cpu/llama.c, block by
  * block, over the session's device buffers.
  *
  * Per block, rows m of the flat batch (M = B·T):

@@ -4,7 +4,7 @@
  * Activations ("act") are in the model's dtype `dt` (HL_DTYPE_F32 / F16 / BF16, passed at run
  * time); everything that accumulates does so in f32 (norm statistics in double), adapter
  * tensors, router, loss and optimizer are f32. Matrices are row-major; `ld` is a row stride in
- * elements. Each kernel has a CPU counterpart in core/ops.c, core/adapter.c or core/optim.c with
+ * elements. Each kernel has a CPU counterpart in core/backend/cpu/ops.c, core/adapter/adapter.c or core/adapter/optim.c with
  * the same formula, and tests/gpu/test_cuda_ops.c compares the two on the same inputs. */
 #ifndef HL_CUDA_KERNELS_H
 #define HL_CUDA_KERNELS_H
@@ -16,7 +16,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-#include "core/status.h"
+#include "core/base/status.h"
 
 /* ---- embedding, norms, rope, swiglu, rows (k_basic.cu) ------------------------------ */
 
@@ -55,7 +55,7 @@ hl_status hlk_to_f32(cudaStream_t st, float *dst, const void *src, int dt, int64
  * fixed-order sum of the partials into *out: the same bits whatever the launch timing. */
 #define HLK_NORM_PARTS 1024
 hl_status hlk_sumsq(cudaStream_t st, const float *g, size_t n, double *partials, double *out);
-/* AdamW (core/optim.c formula, no FMA contraction): g ← g·gscale (when gscale != 1, written
+/* AdamW (core/adapter/optim.c formula, no FMA contraction): g ← g·gscale (when gscale != 1, written
  * back), p ← p·decay, m ← b1 m + (1−b1) g, v ← b2 v + (1−b2) g g, p ← p − step_size·m/(√v/bc2_sqrt + eps). */
 hl_status hlk_adamw(cudaStream_t st, float *p, float *g, float *m, float *v, size_t n, float gscale, float decay,
                     float b1, float b2, float step_size, float bc2_sqrt, float eps);

@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "core/backend/cuda/cuda_check.h"
-#include "core/backend/cuda/cuda_profile.h"
 #include "core/backend/cuda/cuda_session.h"
-#include "core/tensor.h"
+#include "core/base/tensor.h"
 
 #define CU_RESERVE ((size_t)768 << 20) /* left free for the CUDA context, cuBLASLt and the allocator */
 
@@ -167,95 +166,6 @@ static hl_status upload_model(cu_session *cs, const hl_model *m) {
 
 /* ---- session ---------------------------------------------------------------------------------- */
 
-/* ---- phase timers ------------------------------------------------------------------------------ */
-
-void cu_prof_mark(cu_session *cs, int cat) {
-    cu_prof *p = cs->prof;
-    if (!p || p->cur == cat || p->n >= CU_PROF_EVENTS)
-        return;
-    if (cudaEventRecord(p->ev[p->n], cs->st) != cudaSuccess) {
-        cudaGetLastError();
-        return;
-    }
-    p->cat[p->n++] = cat;
-    p->cur = cat;
-}
-
-void cu_prof_flush(cu_session *cs) {
-    cu_prof *p = cs->prof;
-    if (!p || p->n < 1)
-        return;
-    if (cudaEventRecord(p->ev[p->n], cs->st) != cudaSuccess || cudaEventSynchronize(p->ev[p->n]) != cudaSuccess) {
-        cudaGetLastError();
-        p->n = 0;
-        p->cur = -1;
-        return;
-    }
-    for (int i = 0; i < p->n; i++) {
-        float ms = 0;
-        if (cudaEventElapsedTime(&ms, p->ev[i], p->ev[i + 1]) == cudaSuccess)
-            p->ms[p->cat[i]] += ms;
-    }
-    cudaGetLastError();
-    p->n = 0;
-    p->cur = -1;
-}
-
-static void prof_free(cu_prof *p) {
-    if (!p)
-        return;
-    for (int i = 0; i <= CU_PROF_EVENTS; i++)
-        if (p->ev[i])
-            cudaEventDestroy(p->ev[i]);
-    free(p);
-}
-
-static void prof_create(cu_session *cs) {
-    if (cs->prof)
-        return;
-    cu_prof *p = calloc(1, sizeof *p);
-    if (!p)
-        return;
-    for (int i = 0; i <= CU_PROF_EVENTS; i++)
-        if (cudaEventCreate(&p->ev[i]) != cudaSuccess) {
-            cudaGetLastError();
-            prof_free(p);
-            return;
-        }
-    p->cur = -1;
-    cs->prof = p;
-}
-
-const char *const hl_cuda_phase_names[CU_P_COUNT] = {"base matmuls fwd", "base matmuls bwd", "attention fwd",
-                                                     "attention bwd",    "adapters fwd",     "adapters bwd",
-                                                     "norms/rope/swiglu/embed", "lm_head + loss", "optimizer"};
-
-int hl_cuda_profile_enable(struct hl_session *s, int on) {
-    cu_session *cs = s->impl;
-    if (!cs)
-        return 0;
-    if (on) {
-        prof_create(cs);
-        return cs->prof != NULL;
-    }
-    prof_free(cs->prof);
-    cs->prof = NULL;
-    return 1;
-}
-
-int hl_cuda_profile(const hl_session *s, const char *const **names, double *ms, int reset) {
-    cu_session *cs = s->impl;
-    if (!cs || !cs->prof)
-        return 0;
-    *names = hl_cuda_phase_names;
-    for (int i = 0; i < CU_P_COUNT; i++) {
-        ms[i] = cs->prof->ms[i];
-        if (reset)
-            cs->prof->ms[i] = 0;
-    }
-    return CU_P_COUNT;
-}
-
 /* ---- release ------------------------------------------------------------------------------------- */
 
 static void release(hl_backend *be, cu_session *cs) {
@@ -263,7 +173,7 @@ static void release(hl_backend *be, cu_session *cs) {
         return;
     if (cs->st)
         cudaStreamSynchronize(cs->st);
-    prof_free(cs->prof);
+    cu_prof_free(cs);
     hl_cu_gemm_free(cs->gemm);
     if (cs->st)
         cudaStreamDestroy(cs->st);
@@ -323,9 +233,7 @@ static hl_status session_build(hl_session *s, cu_session *cs) {
     size_t w2, p2, a2, s2;
     cu_carve(d, cs, &w2, &p2, &a2, &s2);
     CU_TRY(cudaStreamCreateWithFlags(&cs->st, cudaStreamNonBlocking));
-    const char *pe = getenv("HL_CUDA_PROFILE");
-    if (pe && *pe && strcmp(pe, "0"))
-        prof_create(cs);
+    cu_prof_from_env(cs);
     HL_TRY(hl_cu_gemm_create(&cs->gemm, cs->gemm_ws, HL_CU_GEMM_WORKSPACE));
     CU_TRY(cudaMallocHost((void **)&cs->h_ints, cu_ints_count(d) * sizeof(int32_t)));
     CU_TRY(cudaMallocHost((void **)&cs->h_loss, (size_t)d->M * sizeof(double)));
@@ -460,7 +368,7 @@ hl_status cu_optim_step(hl_session *s, int64_t t, float lr, const hl_optim_confi
         CU_TRY(cudaMemcpyAsync(&ss, cs->norm_out, sizeof ss, cudaMemcpyDeviceToHost, cs->st));
         CU_TRY(cudaStreamSynchronize(cs->st));
     }
-    /* from here on, core/optim.c hl_adamw_step line by line */
+    /* from here on, core/adapter/optim.c hl_adamw_step line by line */
     double norm = sqrt(ss);
     if (grad_norm)
         *grad_norm = norm;
@@ -526,60 +434,3 @@ void cu_collect_eval_stats(hl_session *s, int on) { ((cu_session *)s->impl)->eva
 uint64_t cu_dropout_step(const hl_session *s) { return s->layout.dropout_step; }
 void cu_set_dropout_step(hl_session *s, uint64_t step) { s->layout.dropout_step = step; }
 
-/* ---- decoding: not on the GPU yet ----------------------------------------------------------- */
-
-static hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
-    (void)d, (void)ad;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding (generate, BBH, scoring by generation) is not yet on cuda: use "
-                                 "device cpu for it");
-}
-static void cu_decoder_free(hl_decoder *d) { (void)d; }
-static size_t cu_decoder_bytes(const hl_decoder *d) {
-    (void)d;
-    return 0;
-}
-static hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0,
-                                    const int *slot, float *logits, int all_logits, int32_t *argmax) {
-    (void)d, (void)tokens, (void)B, (void)Tq, (void)pos0, (void)slot, (void)logits, (void)all_logits, (void)argmax;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding is not yet on cuda");
-}
-static hl_status cu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n) {
-    (void)d, (void)dst_slot, (void)src_slot, (void)n;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding is not yet on cuda");
-}
-static hl_status cu_decoder_release(hl_decoder *d, int slot) {
-    (void)d, (void)slot;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding is not yet on cuda");
-}
-
-const hl_backend_ops hl_backend_cuda_ops = {
-    .kind = "cuda",
-    .count = cu_count,
-    .probe = cu_probe,
-    .open = cu_open,
-    .close = cu_close,
-    .get_info = cu_get_info,
-    .set_threads = cu_set_threads,
-    .plan = cu_backend_plan,
-    .session_init = cu_session_init,
-    .session_free = cu_session_free,
-    .train_microbatch = cu_train_microbatch,
-    .zero_grad = cu_zero_grad,
-    .eval = cu_eval,
-    .logits = cu_logits,
-    .reduce_grads = cu_reduce_grads,
-    .optim_step = cu_optim_step,
-    .routing = cu_routing,
-    .routing_reset = cu_routing_reset,
-    .collect_eval_stats = cu_collect_eval_stats,
-    .read_slab = cu_read_slab,
-    .write_slab = cu_write_slab,
-    .dropout_step = cu_dropout_step,
-    .set_dropout_step = cu_set_dropout_step,
-    .decoder_init = cu_decoder_init,
-    .decoder_free = cu_decoder_free,
-    .decoder_bytes = cu_decoder_bytes,
-    .decoder_forward = cu_decoder_forward,
-    .decoder_share_prefix = cu_decoder_share_prefix,
-    .decoder_release = cu_decoder_release,
-};

@@ -169,9 +169,11 @@ hl_status cu_write_slab(hl_session *s, hl_slab which, size_t offset, size_t n, c
 uint64_t cu_dropout_step(const hl_session *s);
 void cu_set_dropout_step(hl_session *s, uint64_t step);
 
-/* cuda_session.c: phase timers (no-ops without a profile) */
+/* cuda_profile.c: phase timers (no-ops without a profile) */
 void cu_prof_mark(cu_session *cs, int cat);
 void cu_prof_flush(cu_session *cs); /* after a stream synchronisation */
+void cu_prof_from_env(cu_session *cs); /* HL_CUDA_PROFILE=1: start the timers */
+void cu_prof_free(cu_session *cs);
 
 /* cuda_forward.c */
 hl_status cu_train_microbatch(hl_session *s, const hl_batch *b, float grad_scale, float *loss, int64_t *n_targets);

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/backend/cuda/cuda_check.h"
-#include "core/tensor.h"
+#include "core/base/tensor.h"
 
 typedef struct {
     /* key */

@@ -1,4 +1,4 @@
-/* HydraLoRA adapter kernels (core/adapter.c on the device).
+/* HydraLoRA adapter kernels (core/adapter/adapter.c on the device).
  *
  * One adapted projection y = x·W0ᵀ + s·Σ_i ω_i B_i A_(i) dropout(x) is computed as
  *   Z, router logits = ad_down(x; [A; R])        (one pass over x, dropout mask applied to A's input)
@@ -9,7 +9,7 @@
  *   dZ, dΩ → dL = softmax backward, Zw          (route_bwd, per row)
  *   dB += Zwᵀ G; dA += dZᵀ dropout(x), dR += dLᵀ x  (ad_wgrad, fixed-split row sums, no atomics)
  *   dx += (dZ·A) ⊙ mask + dL·R                  (ad_up)
- * The dropout mask is hl_rng_hash(key, m·d_in + j) exactly as core/adapter.c, so CPU and GPU
+ * The dropout mask is hl_rng_hash(key, m·d_in + j) exactly as core/adapter/adapter.c, so CPU and GPU
  * drop the same elements. All adapter arithmetic is f32 (x is read in the activation dtype). */
 #include "core/backend/cuda/cuda_dev.cuh"
 
@@ -279,7 +279,7 @@ static __global__ void k_route_fwd(float *W, const float *Z, float *Zw, int64_t 
     if (m >= M)
         return;
     float *w = W + m * N;
-    if (has_router) { /* core/ops.c hl_softmax_forward */
+    if (has_router) { /* core/backend/cpu/ops.c hl_softmax_forward */
         float mx = -INFINITY;
         for (int i = 0; i < N; i++)
             mx = fmaxf(mx, w[i]);
@@ -329,7 +329,7 @@ static __global__ void k_route_bwd(const float *P, const float *Z, const float *
     if (nA == 1)
         for (int k = 0; k < r; k++)
             dz[k] = 0.0f;
-    for (int i = 0; i < N; i++) { /* core/adapter.c hl_adapter_backward, same order */
+    for (int i = 0; i < N; i++) { /* core/adapter/adapter.c hl_adapter_backward, same order */
         const float *pi = p + i * r, *zi = z + (nA > 1 ? i : 0) * r;
         float wi = s * w[i];
         float *dzi = dz + (nA > 1 ? i : 0) * r;
@@ -343,7 +343,7 @@ static __global__ void k_route_bwd(const float *P, const float *Z, const float *
         }
         dw[i] = s * dot;
     }
-    if (has_router) { /* dL = ω ⊙ (dΩ − <ω, dΩ>) (core/ops.c hl_softmax_backward) */
+    if (has_router) { /* dL = ω ⊙ (dΩ − <ω, dΩ>) (core/backend/cpu/ops.c hl_softmax_backward) */
         float dot = 0.0f;
         for (int i = 0; i < N; i++)
             dot += w[i] * dw[i];
@@ -586,7 +586,7 @@ static __global__ void k_route_fwd16(const float *Zp, const float *Lp, float kee
     for (int k = 0; k < zr; k++)
         z[k] = keep * ((zp[k] + zp[zr + k]) + zp[2 * zr + k]);
     float *w = W + m * N;
-    if (has_router) { /* core/ops.c hl_softmax_forward on the summed logits */
+    if (has_router) { /* core/backend/cpu/ops.c hl_softmax_forward on the summed logits */
         const float *lp = Lp + m * ld.l3;
         float mx = -INFINITY;
         for (int i = 0; i < N; i++) {
@@ -639,7 +639,7 @@ static __global__ void k_route_bwd16(const float *Pp, const float *Z, const floa
     const int zr = nA * r, Nr = N * r;
     const float *pp = Pp + m * ld.p3, *z = Z + m * zr, *w = W + m * N;
     float dw[ROUTE_MAX_N];
-    /* dΩ_i = s <P_i, Z_(i)>, Zw = s ω_i Z_(i) (core/adapter.c hl_adapter_backward) */
+    /* dΩ_i = s <P_i, Z_(i)>, Zw = s ω_i Z_(i) (core/adapter/adapter.c hl_adapter_backward) */
     for (int i = 0; i < N; i++) {
         const float *zi = z + (nA > 1 ? i : 0) * r;
         float wi = s * w[i], dot = 0.0f;

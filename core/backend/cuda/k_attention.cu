@@ -4,7 +4,7 @@
  * path and the path for small head sizes; 16-bit models with head size 64 or 128 go to the
  * tensor-core kernels in k_flash.cu (hlk_attn_tensor_cores).
  *
- * Semantics (core/ops.c hl_attention_*): s = scale·q·k, scale = 1/√hd; row m sees the keys of
+ * Semantics (core/backend/cpu/ops.c hl_attention_*): s = scale·q·k, scale = 1/√hd; row m sees the keys of
  * its own example at positions <= its own; lse = max + log Σ exp(s − max) (natural log);
  * backward recomputes p = exp(s − lse), D = <dO, O>, dS = p(dP − D), dQ = scale·dS K,
  * dK = scale·dSᵀQ, dV = PᵀdO. dK/dV of a kv head sum its query heads in a fixed order. */

@@ -1,5 +1,5 @@
 /* Embedding, RMSNorm, RoPE, SwiGLU, row gather/scatter, cross-entropy, dtype conversion.
- * Formulas follow core/ops.c line by line (see each CPU function); the sums of squares and dot
+ * Formulas follow core/backend/cpu/ops.c line by line (see each CPU function); the sums of squares and dot
  * products of the norms are in double like the CPU, softmax sums of the loss in double. */
 #include "core/backend/cuda/cuda_dev.cuh"
 
@@ -94,7 +94,7 @@ hl_status hlk_rmsnorm_fwd(cudaStream_t st, void *out, float *rstd, const void *x
     return HL_OK;
 }
 
-/* dx_j = r w_j dy_j − (r³/D) x_j Σ_i w_i dy_i x_i  (core/ops.c hl_rmsnorm_backward) */
+/* dx_j = r w_j dy_j − (r³/D) x_j Σ_i w_i dy_i x_i  (core/backend/cpu/ops.c hl_rmsnorm_backward) */
 static __global__ void k_rmsnorm_bwd(void *dx, int acc, const void *dy, const void *x, const float *w,
                                      const float *rstd, int D, int dt) {
     __shared__ double sh[32];
@@ -351,7 +351,7 @@ hl_status hlk_scatter_rows(cudaStream_t st, void *dst, const void *src, const in
     return HL_OK;
 }
 
-/* ---- cross-entropy (one block per row; core/ops.c hl_cross_entropy) ------------------------ */
+/* ---- cross-entropy (one block per row; core/backend/cpu/ops.c hl_cross_entropy) ------------------------ */
 
 static __global__ void k_cross_entropy(const float *logits, void *dlogits, int dt, const int32_t *tgt, int V,
                                        float scale, double *row_loss) {

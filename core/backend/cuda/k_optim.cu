@@ -1,9 +1,9 @@
-/* Global gradient norm and AdamW on the device (core/optim.c formulas).
+/* Global gradient norm and AdamW on the device (core/adapter/optim.c formulas).
  *
  * The norm is a double sum over a fixed partition of the slab (HLK_NORM_PARTS ranges, each
  * reduced by one block in a fixed tree, then the partials by one block): the same bits on every
  * run. The AdamW update uses round-to-nearest intrinsics so that no multiply-add is contracted:
- * given the same gradient and scale, each parameter gets the bits core/optim.c gives. */
+ * given the same gradient and scale, each parameter gets the bits core/adapter/optim.c gives. */
 #include "core/backend/cuda/cuda_dev.cuh"
 
 static __global__ void k_sumsq_parts(const float *g, size_t n, double *partials) {
