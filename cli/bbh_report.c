@@ -14,6 +14,17 @@ const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
     return buf;
 }
 
+hl_status hl_bbh_cli_load(hl_bbh_set *set, const char *given, const unsigned char *mask) {
+    char buf[4200];
+    hl_status st = hl_bbh_load(set, hl_bbh_cli_data_dir(given, buf, sizeof buf), mask);
+    if (st == HL_ERR_NOT_FOUND) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", hl_last_error());
+        hl_fail(st, "%s; download it with `hydralora data get bbh`, or pass --data DIR", msg);
+    }
+    return st;
+}
+
 static const char *rule_title(hl_bbh_rule r) {
     switch (r) {
     case HL_BBH_RULE_PAPER:

@@ -67,7 +67,11 @@ static hl_status load_main(tui_job *j, void *arg) {
         hl_tokenizer_free(la->tok);
         la->tok = NULL;
     } else if (ts != HL_OK) {
-        snprintf(la->tok_warning, sizeof la->tok_warning, "%s", hl_last_error());
+        if (ts == HL_ERR_NOT_FOUND) /* what to do first: the status line is one line */
+            snprintf(la->tok_warning, sizeof la->tok_warning, "name one in the tokenizer field on 3 Config (%s)",
+                     hl_last_error());
+        else
+            snprintf(la->tok_warning, sizeof la->tok_warning, "%s", hl_last_error());
         la->tok = NULL;
     }
     return HL_OK;
@@ -323,8 +327,12 @@ static void draw_generate(model_scr *s, tui_rect r) {
     edit_draw(&s->prompt, y, x + 8, w - 8, ui_style(TK_TITLE, TK_BAR_BG, 0), s->editing);
     y++;
     char info[256];
-    tui_model_gen_status(&s->gen, info, sizeof info);
-    ui_text(y++, x, w, ST_DIM, info);
+    /* while the prompt is edited, keys are text: say which ones still act */
+    if (s->editing)
+        snprintf(info, sizeof info, "editing the prompt: Enter generates, Esc leaves the editor");
+    else
+        tui_model_gen_status(&s->gen, info, sizeof info);
+    ui_text(y++, x, w, s->editing ? ST_HI : ST_DIM, info);
     if (!app->model) {
         ui_text(y, x, w, ST_DIM, "open a model first");
         return;
@@ -485,6 +493,8 @@ static void *create(tui_app *app) {
         open_model(s, app, app->cfg.model);
     else if (app->settings.last_model[0] && paths_exists(app->settings.last_model))
         open_model(s, app, app->settings.last_model);
+    else if (app->settings.last_model[0])
+        app_note(app, "The model of the last session, %s, is gone.", app->settings.last_model);
     return s;
 }
 

@@ -248,3 +248,64 @@ hl_status hl_model_finish(hl_model *m) {
     return HL_OK;
 }
 
+/* ---- tensor names against the configured layer count (every loader) ---- */
+
+static int in_list(const char *s, const char *const *list) {
+    for (int i = 0; list && list[i]; i++)
+        if (!strcmp(s, list[i]))
+            return 1;
+    return 0;
+}
+
+static int ends_with_any(const char *s, const char *const *list) {
+    size_t n = strlen(s);
+    for (int i = 0; list && list[i]; i++) {
+        size_t k = strlen(list[i]);
+        if (n >= k && !strcmp(s + n - k, list[i]))
+            return 1;
+    }
+    return 0;
+}
+
+hl_status hl_model_check_tensor_names(const char *L, const char *layers_key, int n_layers, int n,
+                                      const char *(*names)(const void *src, int i), const void *src,
+                                      const char *layer_prefix, const char *const *layer_suffixes,
+                                      const char *const *top, const char *const *ignore) {
+    size_t pl = strlen(layer_prefix);
+    long max_layer = -1;
+    const char *unknown = NULL;
+    int n_unknown = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names(src, i);
+        if (ends_with_any(name, ignore) || in_list(name, top))
+            continue;
+        if (!strncmp(name, layer_prefix, pl) && name[pl] >= '0' && name[pl] <= '9') {
+            char *end;
+            long k = strtol(name + pl, &end, 10);
+            if (*end == '.' && k >= 0 && k < (1L << 20) && in_list(end + 1, layer_suffixes)) {
+                if (k > max_layer)
+                    max_layer = k;
+                continue;
+            }
+        }
+        if (n_unknown++ == 0)
+            unknown = name;
+    }
+    if (max_layer + 1 > n_layers) {
+        char extra[160];
+        if (max_layer == n_layers)
+            snprintf(extra, sizeof extra, "%s%ld.*", layer_prefix, max_layer);
+        else
+            snprintf(extra, sizeof extra, "%s%d.* to %s%ld.*", layer_prefix, n_layers, layer_prefix, max_layer);
+        return hl_fail(HL_ERR_FORMAT, "%s: %s is %d, but the weights hold %ld layers: %s would be ignored (correct "
+                       "the layer count, or use the weights it was written for)",
+                       L, layers_key, n_layers, max_layer + 1, extra);
+    }
+    if (max_layer + 1 < n_layers)
+        return hl_fail(HL_ERR_FORMAT, "%s: %s is %d, but the weights hold only %ld layer%s (no %s%ld.* tensors)", L,
+                       layers_key, n_layers, max_layer + 1, max_layer == 0 ? "" : "s", layer_prefix, max_layer + 1);
+    if (n_unknown)
+        return hl_fail(HL_ERR_FORMAT, "%s: tensor %s%s is not part of a LLaMA model of this config; refusing to ignore "
+                       "it", L, unknown, n_unknown > 1 ? " (and others)" : "");
+    return HL_OK;
+}

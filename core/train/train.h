@@ -43,6 +43,8 @@
 enum {
     HL_TRAIN_CMD_STOP = 1u << 0, /* finish the step, checkpoint, end as STOPPED */
     HL_TRAIN_CMD_SAVE = 1u << 1, /* checkpoint after the current step */
+    HL_TRAIN_CMD_PAUSED = 1u << 2, /* with SAVE: the job is paused and was woken only to write the
+                                    * checkpoint; it polls again (and waits) once that is done */
 };
 
 typedef struct {
@@ -102,8 +104,8 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
  * copied into a second evaluation session (`ad` may be freed afterwards). */
 hl_status hl_trainer_use_adapters(hl_trainer *t, const hl_adapters *ad);
 
-/* Tokenizer lookup used by training: cfg->tokenizer if set, else next to the model (the
- * model directory, or the directory of a model file). */
+/* Tokenizer lookup used by training: cfg->tokenizer if set, else the model's, both by the
+ * one rule of hl_tokenizer_find (a folder, a model file or a tokenizer file). */
 hl_status hl_train_load_tokenizer(hl_tokenizer **out, const hl_run_config *cfg);
 
 #endif
