@@ -11,8 +11,12 @@ against torch's own bf16 8192^3 matmul rate measured in the same run.
 
   python3 bench/pytorch_train_gpu.py [--steps 5] [--layers 32] [--configs abc]
 
-(b) searches the largest batch (from 8 up) whose peak memory stays within 24 GiB with gradient
-checkpointing. Lines starting with RESULT are for scripts/gpu_bench.sh.
+(b) searches the largest batch whose peak memory stays within 24 GiB with gradient checkpointing, to
+the single row: two probe batches give memory per row, the predicted batch is then checked one step
+at a time (a probe = two steps). Peak memory is torch.cuda.max_memory_allocated (the smaller of
+torch's figures: what its caching allocator reserves from the device, also printed, is larger).
+scripts/gpu_bench.sh runs this first and gives bench_train_gpu torch's (b) peak as its memory limit.
+Lines starting with RESULT are for scripts/gpu_bench.sh.
 """
 import argparse
 import math
@@ -131,6 +135,38 @@ def run(model, cfg, opt, B, T, ckpt, steps):
     return B * T * steps / dt, torch.cuda.max_memory_allocated() / GIB, loss.item()
 
 
+def peak_at(model, cfg, opt, B, T):
+    """Peak memory (GiB) of two checkpointed steps at batch B, None when out of memory."""
+    try:
+        return run(model, cfg, opt, B, T, 1, 0)[1]
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
+
+
+def largest_batch(model, cfg, opt, T, limit):
+    """The largest checkpointed batch whose peak stays within limit GiB (0 when not even 1 fits)."""
+    probes = {}
+
+    def fits(B):
+        if B not in probes:
+            probes[B] = peak_at(model, cfg, opt, B, T)
+        return probes[B] is not None and probes[B] <= limit
+
+    if not fits(4):
+        return next((b for b in (3, 2, 1) if fits(b)), 0), probes
+    if not fits(8):
+        B = 4
+    else:  # memory is close to linear in the batch: predict, then settle to the row
+        per_row = max((probes[8] - probes[4]) / 4.0, 1e-3)
+        B = max(8, int((limit - probes[8]) / per_row) + 8)
+    while B > 1 and not fits(B):
+        B -= 1
+    while fits(B + 1):
+        B += 1
+    return B, probes
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=5)
@@ -158,26 +194,23 @@ def main():
             print("RESULT torch %s batch=%d seq=%d ckpt=%d error=1" % (cid, B, T, ckpt), flush=True)
             return
         tf = tps * flops_per_token(cfg, T) / 1e12
-        print("(%s) %s: %.0f tokens/s, peak %.2f GiB, loss %.4f, model %.1f TFLOP/s = %.1f%% of the matmul rate" %
-              (cid, label, tps, mem, loss, tf, 100 * tf / peak), flush=True)
-        print("RESULT torch %s batch=%d seq=%d ckpt=%d tokens_per_s=%.1f peak_gib=%.2f tflops=%.1f share=%.3f" %
-              (cid, B, T, ckpt, tps, mem, tf, tf / peak), flush=True)
+        reserved = torch.cuda.max_memory_reserved() / GIB
+        print("(%s) %s: %.0f tokens/s, peak %.2f GiB allocated (%.2f GiB reserved), loss %.4f, model %.1f TFLOP/s = "
+              "%.1f%% of the matmul rate" % (cid, label, tps, mem, reserved, loss, tf, 100 * tf / peak), flush=True)
+        print("RESULT torch %s batch=%d seq=%d ckpt=%d tokens_per_s=%.1f peak_gib=%.2f reserved_gib=%.2f tflops=%.1f "
+              "share=%.3f" % (cid, B, T, ckpt, tps, mem, reserved, tf, tf / peak), flush=True)
 
     if "a" in a.configs:
         report("a", "batch 4 x 1024, no checkpointing", 4, 1024, 0)
     if "b" in a.configs:
-        best = 0
-        for B in (8, 10, 12, 14, 16, 20, 24, 32):  # one step each: the largest within 24 GiB
-            try:
-                run(model, cfg, opt, B, 1024, 1, 0)
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                break
-            if torch.cuda.max_memory_allocated() / GIB > 24.0:
-                break
-            best = B
+        best, probes = largest_batch(model, cfg, opt, 1024, 24.0)
+        print("(b) batch search within 24 GiB, peak GiB per probed batch: %s" %
+              ", ".join("%d: %s" % (b, "out of memory" if g is None else "%.2f" % g) for b, g in sorted(probes.items())),
+              flush=True)
         if best:
             report("b", "batch %d x 1024, checkpointing (largest batch within 24 GiB)" % best, best, 1024, 1)
+        else:
+            print("RESULT torch b batch=0 seq=1024 ckpt=1 error=1", flush=True)
     if "c" in a.configs:
         report("c", "batch 1 x 4096, checkpointing", 1, 4096, 1)
 

@@ -35,6 +35,16 @@ steps_loss() {
 }
 last_eval() { grep '"event":"eval"' "$1/metrics.jsonl" | tail -1 | sed 's/.*"eval_loss":\([-0-9.e+]*\).*/\1/'; }
 
+# 0. model info --device cuda: the GPU plan against the device's free memory (what a session
+#    compares before it allocates); 100000 x 512 tokens plan about 400 GB even with checkpointing
+if [ "$DEV" != cpu ]; then
+    check 'grep -q "^  free on cuda:0 .*headroom fits$" "$WORK/info"' \
+        "model info --device cuda should say that stories260K fits: $(grep -m1 -e 'free on' -e 'no plan' "$WORK/info")"
+    "$BIN" model info --device "$DEV" --batch 100000 "$MODEL" > "$WORK/info-big" 2>&1
+    check '[ $? -eq 0 ] && grep -q "^  free on cuda:0 .*does NOT fit" "$WORK/info-big"' \
+        "model info --device cuda --batch 100000 should say the plan does not fit: $(grep -m1 -e 'free on' -e 'no plan' -e error "$WORK/info-big")"
+fi
+
 COMMON="--model $MODEL --data $DATA --set max_len=256 --set micro_batch=8 --set grad_accum=1 --set val_split=256 \
  --set seed=7 --set lr=2e-3 --set keep_last=0 --quiet"
 

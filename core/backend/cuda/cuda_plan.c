@@ -266,6 +266,7 @@ void cu_plan_fill(const cu_dims *d, hl_mem_plan *plan) {
     plan->activations = a;
     plan->scratch = sc + (p - plan->params - plan->grads - plan->moments); /* + routing statistics */
     plan->total = w + p + a + sc;
+    plan->headroom = CU_RESERVE;
 }
 
 hl_status cu_backend_plan(hl_backend *be, const hl_llama_config *cfg, hl_dtype weight_dtype,

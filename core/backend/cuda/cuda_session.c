@@ -9,7 +9,6 @@
 #include "core/backend/cuda/cuda_session.h"
 #include "core/base/tensor.h"
 
-#define CU_RESERVE ((size_t)768 << 20) /* left free for the CUDA context, cuBLASLt and the allocator */
 
 static double gib(size_t b) { return (double)b / 1073741824.0; }
 

@@ -140,6 +140,9 @@ hl_status cu_dims_init(cu_dims *d, const hl_llama_config *c, hl_dtype dt, const 
                        int seq, unsigned flags);
 /* Carves the four blocks (base pointers NULL: only sizes); fills s's pointers when s != NULL. */
 void cu_carve(const cu_dims *d, cu_session *s, size_t *wbytes, size_t *pbytes, size_t *abytes, size_t *sbytes);
+/* Left free beyond a session's plan for the CUDA context, cuBLASLt and the allocator (the plan's
+ * headroom). */
+#define CU_RESERVE ((size_t)768 << 20)
 void cu_plan_fill(const cu_dims *d, hl_mem_plan *plan);
 hl_status cu_backend_plan(hl_backend *be, const hl_llama_config *cfg, hl_dtype weight_dtype,
                           const hl_adapter_config *acfg, int batch, int seq, unsigned flags, hl_mem_plan *plan);
