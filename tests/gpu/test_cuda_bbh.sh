@@ -26,10 +26,10 @@ for which in ref dev; do
     d=cpu
     [ $which = dev ] && d=$DEV
     out=$WORK/$which
-    t0=$(date +%s.%N)
+    t0=$(date +%s)
     "$BIN" eval bbh --model "$MODEL" --data "$BBH" --out "$out" --tasks $TASKS --limit 12 --max-new-tokens 64 \
         --device "$d" --batch 5 --quiet --json > "$out.json" 2> "$out.err"
-    echo "eval bbh --device $d: exit $? in $(echo "$(date +%s.%N) - $t0" | bc) s"
+    echo "eval bbh --device $d: exit $? in $(( $(date +%s) - t0 )) s"
     tail -3 "$out.err"
 done
 REF=$WORK/ref
