@@ -11,6 +11,7 @@
 #   HL_DEC_HF_BUDGET  seconds of generation per transformers batch size (default 30)
 #   HL_DEC_LIMIT      seconds for the whole script (default 230)
 #   HL_DEC_TESTS      0 skips the tests (default 1)
+#   HL_DEC_MEMCHECK   1 runs test_cuda_decode under compute-sanitizer memcheck too (HL_DEC_MEMCHECK_S seconds)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-logs}
@@ -55,6 +56,13 @@ if [ "${HL_DEC_TESTS:-1}" = 1 ]; then
     tee "$out/test_bbh.log" | tail -12
   r=${PIPESTATUS[0]}; echo "test_cuda_bbh exit $r"; [ "$r" = 0 ] || rc=1
   echo "tests done at $(( $(date +%s) - t0 )) s"
+fi
+if [ "${HL_DEC_MEMCHECK:-0}" = 1 ] && command -v compute-sanitizer > /dev/null; then
+  echo "== compute-sanitizer memcheck of test_cuda_decode ($(left) s left)"
+  (cd "$build" && timeout "${HL_DEC_MEMCHECK_S:-70}" compute-sanitizer --tool memcheck --print-limit 10 \
+      ./test_cuda_decode) > "$out/memcheck.log" 2>&1
+  echo "memcheck exit $? (124 = stopped by its time limit)"
+  grep -E "ERROR SUMMARY|Invalid|out of bounds|passed,|FAIL" "$out/memcheck.log" | head -20
 fi
 
 echo "== bench_bbh_gpu --examples $examples ($(left) s left)"

@@ -21,6 +21,11 @@ hl_status hlk_kv_write(cudaStream_t st, void *kpool, void *vpool, const void *k,
 hl_status hlk_kv_gather(cudaStream_t st, void *k, void *v, int64_t ld, const void *kpool, const void *vpool,
                         const int32_t *table, int bs, int n, int Dkv, int dt);
 
+/* Copy-on-write: block src -> block dst in every one of L layers, keys and values (layer_bytes
+ * apart; block_bytes and layer_bytes multiples of 16). */
+hl_status hlk_kv_copy_block(cudaStream_t st, void *kpool, void *vpool, size_t layer_bytes, size_t block_bytes, int L,
+                            int64_t src, int64_t dst);
+
 /* The attention geometry (cuda_kernels.h hlk_attn) of one example of n rows whose rows
  * [pos0, n) are the queries: pos[n], send[n] and hlk_prefill_blocks(pos0, n) query blocks. */
 hl_status hlk_prefill_geom(cudaStream_t st, int32_t *pos, int32_t *send, int32_t *blk_start, int32_t *blk_len,

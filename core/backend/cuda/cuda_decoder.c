@@ -402,13 +402,9 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
 /* Block copies (copy-on-write) of every layer, keys and values. */
 static hl_status do_copies(cu_decoder *cd, const hl_kv_copy *cp, int n) {
     cu_session *cs = cd->cs;
-    const size_t e = cs->d.esz, blk = (size_t)cd->bs * cs->d.Dkv * e, pitch = cd->layer_elems * e;
+    const size_t e = cs->d.esz, blk = (size_t)cd->bs * cs->d.Dkv * e, layer = cd->layer_elems * e;
     for (int i = 0; i < n; i++)
-        for (int kv = 0; kv < 2; kv++) {
-            char *pool = kv ? cd->vpool : cd->kpool;
-            CU_TRY(cudaMemcpy2DAsync(pool + (size_t)cp[i].dst * blk, pitch, pool + (size_t)cp[i].src * blk, pitch, blk,
-                                     (size_t)cs->d.L, cudaMemcpyDeviceToDevice, cs->st));
-        }
+        HL_TRY(hlk_kv_copy_block(cs->st, cd->kpool, cd->vpool, layer, blk, (int)cs->d.L, cp[i].src, cp[i].dst));
     return HL_OK;
 }
 

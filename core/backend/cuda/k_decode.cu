@@ -76,6 +76,26 @@ hl_status hlk_kv_gather(cudaStream_t st, void *k, void *v, int64_t ld, const voi
     return HL_OK;
 }
 
+/* Block src -> block dst of every layer's keys and values (copy-on-write); grid (L, 2). */
+static __global__ void k_kv_copy_block(char *kpool, char *vpool, size_t layer_bytes, size_t block_bytes, int64_t src,
+                                       int64_t dst) {
+    char *pool = blockIdx.y ? vpool : kpool;
+    const uint4 *s = (const uint4 *)(pool + blockIdx.x * layer_bytes + (size_t)src * block_bytes);
+    uint4 *d = (uint4 *)(pool + blockIdx.x * layer_bytes + (size_t)dst * block_bytes);
+    for (size_t i = threadIdx.x; i < block_bytes / 16; i += blockDim.x)
+        d[i] = s[i];
+}
+
+hl_status hlk_kv_copy_block(cudaStream_t st, void *kpool, void *vpool, size_t layer_bytes, size_t block_bytes, int L,
+                            int64_t src, int64_t dst) {
+    if (block_bytes % 16 || layer_bytes % 16)
+        return hl_fail(HL_ERR_ARG, "KV block copy: %zu-byte blocks are not 16-byte multiples", block_bytes);
+    k_kv_copy_block<<<dim3((unsigned)L, 2), 256, 0, st>>>((char *)kpool, (char *)vpool, layer_bytes, block_bytes, src,
+                                                          dst);
+    CU_LAUNCHED("kv_copy_block");
+    return HL_OK;
+}
+
 /* ---- prefill geometry ---------------------------------------------------------------------- */
 
 /* One example of n rows whose rows [pos0, n) are queries: pos = row (or −1 before pos0),
