@@ -109,6 +109,8 @@ static hl_status rope_tables(cu_decoder *cd, cudaStream_t st, const hl_llama_con
     return HL_OK;
 }
 
+static void session_close(hl_session *s);
+
 static void dec_release(hl_decoder *d, cu_decoder *cd) {
     if (!cd)
         return;
@@ -122,10 +124,48 @@ static void dec_release(hl_decoder *d, cu_decoder *cd) {
         cudaFreeHost(cd->h_ints);
     if (cd->h_idx)
         cudaFreeHost(cd->h_idx);
-    hl_session_free(cd->ses);
+    session_close(cd->ses);
     hl_kv_pages_free(&cd->kp);
     free(cd->copies);
     free(cd);
+}
+
+/* The weights' session, made directly on this backend's session code (the public seam calls
+ * back into the backends: going through it from here would be a call circle). */
+static hl_status session_open(hl_session **out, hl_decoder *d, const hl_adapters *ad) {
+    hl_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return hl_fail(HL_ERR_NOMEM, "out of memory");
+    s->ops = d->be->ops;
+    s->be = d->be;
+    s->model = d->model;
+    s->batch = 1;
+    s->seq = d->max_rows;
+    s->flags = 0;
+    hl_status st = HL_OK;
+    if (ad) {
+        st = hl_adapters_create(&s->layout, &d->model->cfg, &ad->cfg, ad->seed);
+        s->has_adapters = st == HL_OK;
+    }
+    if (st == HL_OK)
+        st = cu_session_init(s);
+    if (st != HL_OK) {
+        if (s->has_adapters)
+            hl_adapters_free(&s->layout);
+        free(s);
+        return st;
+    }
+    *out = s;
+    return HL_OK;
+}
+
+static void session_close(hl_session *s) {
+    if (!s)
+        return;
+    cu_session_free(s);
+    if (s->has_adapters)
+        hl_adapters_free(&s->layout);
+    free(s);
 }
 
 /* Merge a plain LoRA into a private copy of the affected weights (HL_CUDA_MERGE_LORA=1). */
@@ -187,7 +227,7 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     } while (0)
     const int R = d->max_rows, S = d->max_seq;
     /* weights + adapters + per-row scratch */
-    DTRY(hl_session_create(&cd->ses, d->be, model, ad ? &ad->cfg : NULL, ad ? ad->seed : 0, 1, R, 0));
+    DTRY(session_open(&cd->ses, d, ad));
     cd->cs = cd->ses->impl;
     cu_session *cs = cd->cs;
     const cu_dims *dm = &cs->d;
@@ -195,7 +235,7 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         if (ad->n_params != dm->n_params)
             DTRY(hl_fail(HL_ERR_SHAPE, "adapter has %zu parameters, its configuration implies %zu", ad->n_params,
                          dm->n_params));
-        DTRY(hl_session_write_slab(cd->ses, HL_SLAB_PARAMS, 0, ad->n_params, ad->params));
+        DTRY(cu_write_slab(cd->ses, HL_SLAB_PARAMS, 0, ad->n_params, ad->params));
         cd->has_ad = 1;
         const char *e = getenv("HL_CUDA_MERGE_LORA");
         if (e && !strcmp(e, "1"))
@@ -279,8 +319,7 @@ void cu_decoder_free(hl_decoder *d) {
 
 size_t cu_decoder_bytes(const hl_decoder *d) {
     const cu_decoder *cd = d->impl;
-    const hl_mem_plan *pl = hl_session_mem_plan(cd->ses);
-    return pl->total + cd->own_bytes + 2 * cd->pool_bytes + cd->wcopy_bytes;
+    return cd->ses->plan.total + cd->own_bytes + 2 * cd->pool_bytes + cd->wcopy_bytes;
 }
 
 /* ---- one forward call ------------------------------------------------------------------------ */
