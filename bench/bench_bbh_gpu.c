@@ -364,6 +364,12 @@ int main(int argc, char **argv) {
                    "+ %.3f GB KV at %.0f GB/s read) -> %.1f%% of the bound\n",
                    ctx, ms, 1e3 / ms, bound, wbytes / 1e9, kv / 1e9, bw / 2, 100.0 * bound / ms);
             printf("RESULT batch1_ms=%.3f batch1_bound_pct=%.1f\n", ms, 100.0 * bound / ms);
+            setenv("HL_CUDA_GRAPHS", "0", 1); /* the same without decode-step graphs: launch overhead */
+            double me = batch1_ms(be, &m, adp, ctx, steps);
+            unsetenv("HL_CUDA_GRAPHS");
+            if (me > 0)
+                printf("batch 1 with eager launches (HL_CUDA_GRAPHS=0): %.2f ms/token -> %.1f%% of the bound\n", me,
+                       100.0 * bound / me);
         }
     }
     if (adp)

@@ -11,6 +11,7 @@
  *   5. a plain LoRA merged into the weights (HL_CUDA_MERGE_LORA=1) gives the CPU's unmerged logits
  *      (f32, ≤ 1e-4 relative);
  *   6. temperature 1.0 / top-p 0.9 sampling (the host sampler on device logits) equals the CPU's ids;
+ *   2b. the same with HL_CUDA_GRAPHS=0 (eager launches instead of decode-step graphs);
  *   7. a hd-128 bf16 model (tensor-core prefill): decoder logits vs the CPU engine's (bf16 tolerance),
  *      prefill then 16 decode steps, with a prefix shared between two slots.
  * Each case prints its diagnostics (first differing token and the two ids, worst logits error)
@@ -294,7 +295,17 @@ static void bf16_cases(const hl_model *f32m) {
         verdict("bf16 stories: 8 prompts x 64 ids", 0, "generation failed: %s", hl_last_error());
     else
         compare_runs("bf16 stories: 8 prompts x 64 ids (3 slots)", rc, rg, 64);
-    free_results(rc), free_results(rg);
+    /* the same with eager launches (no decode-step graphs) */
+    setenv("HL_CUDA_GRAPHS", "0", 1);
+    b = gen_on(cuda_be, &mm.m, NULL, &pp, &p, 3, rs);
+    unsetenv("HL_CUDA_GRAPHS");
+    if (a || b)
+        verdict("bf16 stories, no graphs", 0, "generation failed: %s", hl_last_error());
+    else {
+        compare_runs("bf16 stories: eager launches = cpu", rc, rs, 64);
+        compare_runs("bf16 stories: graphs = eager launches", rs, rg, 64);
+    }
+    free_results(rc), free_results(rg), free_results(rs);
     free_prompts(&pp);
 
     /* prefix sharing: same ids with and without */

@@ -34,6 +34,13 @@
 #define CU_KV_BLOCK 16                  /* positions per cache block */
 #define CU_DEC_RESERVE ((size_t)1 << 30) /* left free after the pool (cuBLASLt, the context, other work) */
 
+#define CU_GRAPHS 8 /* decode-step graphs kept (by batch and attention split) */
+typedef struct {
+    cudaGraphExec_t exec;
+    int B, n_split, chunk;
+    long last_use;
+} cu_graph;
+
 typedef struct {
     hl_session *ses;
     cu_session *cs;
@@ -60,6 +67,9 @@ typedef struct {
     size_t own_bytes;
     hl_kv_copy *copies;
     int targ_blocks;
+    cu_graph graphs[CU_GRAPHS];
+    long graph_clock;
+    int graphs_off;
 } cu_decoder;
 
 static size_t al256(size_t b) { return (b + 255) / 256 * 256; }
@@ -116,6 +126,9 @@ static void dec_release(hl_decoder *d, cu_decoder *cd) {
         return;
     if (cd->cs && cd->cs->st)
         cudaStreamSynchronize(cd->cs->st);
+    for (int i = 0; i < CU_GRAPHS; i++)
+        if (cd->graphs[i].exec)
+            cudaGraphExecDestroy(cd->graphs[i].exec);
     cu_free(d->be, cd->own, cd->own_bytes);
     cu_free(d->be, cd->kpool, cd->pool_bytes);
     cu_free(d->be, cd->vpool, cd->pool_bytes);
@@ -243,6 +256,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     }
     /* the decoder's own buffers, carved from one allocation */
     cu_backend *b = d->be->impl;
+    const char *ge = getenv("HL_CUDA_GRAPHS");
+    cd->graphs_off = ge && !strcmp(ge, "0");
     cd->targ_blocks = 4 * (b->prop.multiProcessorCount > 0 ? b->prop.multiProcessorCount : 100);
     cd->part_items = 2 * cd->targ_blocks + (int)dm->H;
     cd->bs = CU_KV_BLOCK;
@@ -447,13 +462,100 @@ static hl_status do_copies(cu_decoder *cd, const hl_kv_copy *cp, int n) {
     return HL_OK;
 }
 
+/* The device work of one call after the inputs are on the device: embedding, blocks, final norm,
+ * the logits of the wanted rows (chunks of LC rows) and the arg-max. With `graph` set this is
+ * being captured into a CUDA graph: then rows <= LC (one chunk, no host synchronisation) and
+ * nothing goes to the host here. */
+static hl_status enqueue_forward(cu_decoder *cd, const dcall *fc, int all_logits, float *logits, int argmax) {
+    cu_session *cs = cd->cs;
+    const cu_dims *dm = &cs->d;
+    const int B = fc->B, Tq = fc->Tq;
+    const int64_t M = fc->M, D = dm->D, V = dm->V;
+    HL_TRY(hlk_embed(cs->st, cs->xs, cs->embed, dm->dt, fc->dev.tok, M, (int)D));
+    for (int l = 0; l < dm->L; l++)
+        HL_TRY(layer_forward(cd, fc, l));
+    void *xL = at(cs, cs->xs, (int64_t)(dm->L & 1) * dm->M * D);
+    /* rows whose logits are wanted: all, or the last of each sequence */
+    int64_t rows = all_logits ? M : B;
+    const void *src = xL;
+    if (!all_logits && Tq > 1) {
+        HL_TRY(hlk_gather_rows(cs->st, cs->xn, xL, fc->dev.last, B, (int)D, dm->dt));
+        src = cs->xn;
+    }
+    HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xf, NULL, src, cs->norms + 2 * dm->L * D, rows, (int)D, cs->eps, dm->dt));
+    for (int64_t c0 = 0; c0 < rows; c0 += dm->LC) {
+        int64_t nc = rows - c0 < dm->LC ? rows - c0 : dm->LC;
+        hl_cu_mat A = {at(cs, cs->xf, c0 * D), dm->dt, D, 0}, Bm = {cs->lm_head, dm->dt, D, 1};
+        HL_TRY(hl_cu_gemm_run(cs->gemm, cs->st, nc, V, D, 1.0f, A, Bm, 0.0f, NULL, cs->logits, HL_DTYPE_F32, V));
+        if (logits)
+            CU_TRY(cudaMemcpyAsync(logits + c0 * V, cs->logits, (size_t)(nc * V) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, cs->st));
+        if (argmax && !all_logits) /* every row of the chunk is a last row */
+            HL_TRY(hlk_argmax(cs->st, cs->logits, V, nc, (int)V, cd->d_idx + c0, cd->d_val + c0));
+        for (int64_t r = c0; argmax && all_logits && r < c0 + nc; r++)
+            if (r % Tq == Tq - 1) /* sequence r / Tq's last row */
+                HL_TRY(hlk_argmax(cs->st, cs->logits + (r - c0) * V, V, 1, (int)V, cd->d_idx + r / Tq,
+                                  cd->d_val + r / Tq));
+        if (c0 + nc < rows)
+            CU_TRY(cudaStreamSynchronize(cs->st)); /* the chunk buffer is reused */
+    }
+    return HL_OK;
+}
+
+/* Greedy decode steps (one new row per sequence, ids only) replay a CUDA graph of
+ * enqueue_forward: every input sits in device buffers at fixed addresses (ids, positions, pool
+ * rows, block tables, lengths), so a graph depends only on (B, n_split, chunk). Several hundred
+ * launches per step become one, which matters most at small batches. HL_CUDA_GRAPHS=0 turns
+ * this off; a capture that fails turns it off for the decoder's life (eager launches instead). */
+static hl_status step_graph(cu_decoder *cd, const dcall *fc, int *used) {
+    cu_session *cs = cd->cs;
+    *used = 0;
+    if (cd->graphs_off || fc->B > cd->cs->d.LC)
+        return HL_OK;
+    cu_graph *g = NULL;
+    for (int i = 0; i < CU_GRAPHS; i++)
+        if (cd->graphs[i].exec && cd->graphs[i].B == fc->B && cd->graphs[i].n_split == fc->n_split &&
+            cd->graphs[i].chunk == fc->chunk)
+            g = &cd->graphs[i];
+    if (!g) {
+        /* least recently used slot */
+        g = &cd->graphs[0];
+        for (int i = 1; i < CU_GRAPHS; i++)
+            if (cd->graphs[i].last_use < g->last_use)
+                g = &cd->graphs[i];
+        if (g->exec)
+            cudaGraphExecDestroy(g->exec);
+        memset(g, 0, sizeof *g);
+        cudaGraph_t graph = NULL;
+        CU_TRY(cudaStreamBeginCapture(cs->st, cudaStreamCaptureModeThreadLocal));
+        hl_status st = enqueue_forward(cd, fc, 0, NULL, 1);
+        cudaError_t e = cudaStreamEndCapture(cs->st, &graph);
+        cudaGraphExec_t exec = NULL;
+        if (st == HL_OK && e == cudaSuccess)
+            e = cudaGraphInstantiate(&exec, graph, 0);
+        if (graph)
+            cudaGraphDestroy(graph);
+        if (st != HL_OK || e != cudaSuccess) {
+            (void)cudaGetLastError(); /* clear the capture's error; the eager path runs instead */
+            cd->graphs_off = 1;
+            return HL_OK;
+        }
+        g->exec = exec;
+        g->B = fc->B, g->n_split = fc->n_split, g->chunk = fc->chunk;
+    }
+    g->last_use = ++cd->graph_clock;
+    CU_TRY(cudaGraphLaunch(g->exec, cs->st));
+    *used = 1;
+    return HL_OK;
+}
+
 hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax) {
     cu_decoder *cd = d->impl;
     cu_session *cs = cd->cs;
     const cu_dims *dm = &cs->d;
     const int R = d->max_rows;
-    const int64_t M = (int64_t)B * Tq, D = dm->D, V = dm->V;
+    const int64_t M = (int64_t)B * Tq;
     CU_TRY(cudaSetDevice(cs->dev));
     /* cache blocks for the new positions (copies first: a shared block is copied before the write) */
     dec_ints h = ints_at(cd->h_ints, R, d->slots, cd->max_blocks);
@@ -483,46 +585,30 @@ hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq
     memset(&fc, 0, sizeof fc);
     fc.B = B, fc.Tq = Tq, fc.M = M, fc.pos0 = pos0, fc.slot = slot;
     fc.dev = ints_at(cd->d_ints, R, d->slots, cd->max_blocks);
-    if (Tq == 1) { /* chunks: enough blocks for the GPU, whole cache blocks each */
+    if (Tq == 1) {
+        /* chunks: enough blocks for the GPU; one chunk (the whole context) once the batch alone
+         * fills it. Chunk sizes are rounded coarsely so decode graphs are seldom re-captured. */
         int64_t items = (int64_t)B * dm->H;
         int ns = (int)((cd->targ_blocks + items - 1) / items);
         int most = (maxlen + cd->bs - 1) / cd->bs;
         ns = ns < 1 ? 1 : ns > most ? most : ns;
         while (ns > 1 && items * ns > cd->part_items)
             ns--;
-        int chunk = (maxlen + ns - 1) / ns;
-        chunk = (chunk + cd->bs - 1) / cd->bs * cd->bs;
-        fc.n_split = (maxlen + chunk - 1) / chunk;
-        fc.chunk = chunk;
+        if (ns == 1) {
+            fc.n_split = 1;
+            fc.chunk = d->max_seq;
+        } else {
+            int chunk = (maxlen + ns - 1) / ns;
+            chunk = (chunk + 63) / 64 * 64;
+            fc.n_split = (maxlen + chunk - 1) / chunk;
+            fc.chunk = chunk;
+        }
     }
-    HL_TRY(hlk_embed(cs->st, cs->xs, cs->embed, dm->dt, fc.dev.tok, M, (int)D));
-    for (int l = 0; l < dm->L; l++)
-        HL_TRY(layer_forward(cd, &fc, l));
-    void *xL = at(cs, cs->xs, (int64_t)(dm->L & 1) * dm->M * D);
-    /* rows whose logits are wanted: all, or the last of each sequence */
-    int64_t rows = all_logits ? M : B;
-    const void *src = xL;
-    if (!all_logits && Tq > 1) {
-        HL_TRY(hlk_gather_rows(cs->st, cs->xn, xL, fc.dev.last, B, (int)D, dm->dt));
-        src = cs->xn;
-    }
-    HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xf, NULL, src, cs->norms + 2 * dm->L * D, rows, (int)D, cs->eps, dm->dt));
-    for (int64_t c0 = 0; c0 < rows; c0 += dm->LC) {
-        int64_t nc = rows - c0 < dm->LC ? rows - c0 : dm->LC;
-        hl_cu_mat A = {at(cs, cs->xf, c0 * D), dm->dt, D, 0}, Bm = {cs->lm_head, dm->dt, D, 1};
-        HL_TRY(hl_cu_gemm_run(cs->gemm, cs->st, nc, V, D, 1.0f, A, Bm, 0.0f, NULL, cs->logits, HL_DTYPE_F32, V));
-        if (logits)
-            CU_TRY(cudaMemcpyAsync(logits + c0 * V, cs->logits, (size_t)(nc * V) * sizeof(float),
-                                   cudaMemcpyDeviceToHost, cs->st));
-        if (argmax && !all_logits) /* every row of the chunk is a last row */
-            HL_TRY(hlk_argmax(cs->st, cs->logits, V, nc, (int)V, cd->d_idx + c0, cd->d_val + c0));
-        for (int64_t r = c0; argmax && all_logits && r < c0 + nc; r++)
-            if (r % Tq == Tq - 1) /* sequence r / Tq's last row */
-                HL_TRY(hlk_argmax(cs->st, cs->logits + (r - c0) * V, V, 1, (int)V, cd->d_idx + r / Tq,
-                                  cd->d_val + r / Tq));
-        if (c0 + nc < rows)
-            CU_TRY(cudaStreamSynchronize(cs->st)); /* the chunk buffer is reused */
-    }
+    int graphed = 0;
+    if (Tq == 1 && !logits && argmax)
+        HL_TRY(step_graph(cd, &fc, &graphed));
+    if (!graphed)
+        HL_TRY(enqueue_forward(cd, &fc, all_logits, logits, argmax != NULL));
     if (argmax) {
         CU_TRY(cudaMemcpyAsync(cd->h_idx, cd->d_idx, (size_t)B * sizeof(int32_t), cudaMemcpyDeviceToHost, cs->st));
         CU_TRY(cudaMemcpyAsync(cd->h_val, cd->d_val, (size_t)B * sizeof(float), cudaMemcpyDeviceToHost, cs->st));
