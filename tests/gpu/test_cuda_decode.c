@@ -125,16 +125,16 @@ typedef struct {
     int n[NPROMPT];
 } prompts_t;
 
-/* 8 prompts: BOS + pieces of the golden story of different lengths; with `shared` the first 40
+/* 8 prompts: BOS + pieces of the golden story of different lengths; with `shared` the first 100
  * tokens are common to all (a few-shot prefix) and the rest differ. */
 static void make_prompts(prompts_t *pp, int shared) {
     static const int lens[NPROMPT] = {1, 5, 17, 33, 64, 90, 130, 200};
     for (int i = 0; i < NPROMPT; i++) {
-        int n = shared ? 40 + lens[i] % 50 + 1 : lens[i];
+        int n = shared ? 100 + lens[i] % 50 + 1 : lens[i];
         pp->n[i] = n;
         pp->ids[i] = malloc((size_t)n * sizeof(int32_t));
         for (int t = 0; t < n; t++) {
-            int src = shared && t >= 40 ? (t + 13 * i) % 256 : t % 256;
+            int src = shared && t >= 100 ? (t + 13 * i) % 256 : t % 256;
             pp->ids[i][t] = t == 0 ? 1 : hl_story_ids[src == 0 ? 1 : src];
         }
     }
@@ -403,7 +403,7 @@ static void adapter_cases(const hl_model *m) {
     double worst = 0.0;
     int32_t tok = 1;
     for (int step = 0; step < 9 && st == HL_OK; step++) {
-        int pos = step == 0 ? 0 : 40 + step - 1, n = step == 0 ? 40 : 1;
+        int pos = step == 0 ? 0 : 40 + step - 1, n = step == 0 ? 40 : 1; /* the first 40 of prompt 3 */
         const int32_t *ids = step == 0 ? pp.ids[3] : &tok;
         st = hl_decoder_forward(dg, ids, 1, n, &pos, NULL, lg, 0, NULL);
         if (st == HL_OK)

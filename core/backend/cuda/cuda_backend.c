@@ -32,5 +32,6 @@ const hl_backend_ops hl_backend_cuda_ops = {
     .decoder_bytes = cu_decoder_bytes,
     .decoder_forward = cu_decoder_forward,
     .decoder_share_prefix = cu_decoder_share_prefix,
+    .decoder_forward_varlen = cu_decoder_forward_varlen,
     .decoder_release = cu_decoder_release,
 };

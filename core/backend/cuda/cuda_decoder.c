@@ -67,6 +67,7 @@ typedef struct {
     size_t own_bytes;
     hl_kv_copy *copies;
     int targ_blocks;
+    int *h_off, *h_n; /* [slots] per-call row offsets and lengths (host) */
     cu_graph graphs[CU_GRAPHS];
     long graph_clock;
     int graphs_off;
@@ -140,6 +141,8 @@ static void dec_release(hl_decoder *d, cu_decoder *cd) {
     session_close(cd->ses);
     hl_kv_pages_free(&cd->kp);
     free(cd->copies);
+    free(cd->h_off);
+    free(cd->h_n);
     free(cd);
 }
 
@@ -318,7 +321,9 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     DTRY(cu_malloc(d->be, &cd->vpool, cd->pool_bytes, "the KV cache (values)"));
     DTRY(hl_kv_pages_init(&cd->kp, (int)cd->n_blocks, cd->bs, d->slots, S));
     cd->copies = malloc((size_t)cd->max_blocks * sizeof *cd->copies);
-    if (!cd->copies)
+    cd->h_off = malloc((size_t)d->slots * sizeof *cd->h_off);
+    cd->h_n = malloc((size_t)d->slots * sizeof *cd->h_n);
+    if (!cd->copies || !cd->h_off || !cd->h_n)
         DTRY(hl_fail(HL_ERR_NOMEM, "out of memory"));
     if (cudaStreamSynchronize(cs->st) != cudaSuccess)
         DTRY(hl_fail(HL_ERR_INTERNAL, "decoder setup failed on the GPU: %s", cudaGetErrorString(cudaGetLastError())));
@@ -363,26 +368,28 @@ static hl_status adapt(cu_session *cs, int64_t M, int l, int t, void *Y, int64_t
 }
 
 typedef struct {
-    int B, Tq;
+    int B, Tq; /* Tq: new tokens of every sequence, or 0 when they differ (n[b]) */
     int64_t M;
+    const int *off, *n; /* [B] first row and new tokens of each sequence (host) */
     const int *pos0, *slot;
     dec_ints dev;
     int n_split, chunk;
 } dcall;
 
-/* Prefill attention of sequence b (Tq > 1): its cached positions gathered before its new rows,
+/* Prefill attention of sequence b (more than one new row): its cached positions gathered before its new rows,
  * the flash kernels with the new rows as queries, the outputs copied to att. */
 static hl_status prefill_attn(cu_decoder *cd, const dcall *fc, int l, int b, const void *qkv, void *att) {
     cu_session *cs = cd->cs;
     const cu_dims *d = &cs->d;
-    const int pos0 = fc->pos0 ? fc->pos0[b] : 0, slot = fc->slot ? fc->slot[b] : b, n = pos0 + fc->Tq;
+    const int pos0 = fc->pos0 ? fc->pos0[b] : 0, slot = fc->slot ? fc->slot[b] : b, nb = fc->n[b], n = pos0 + nb;
+    const int64_t row0 = fc->off[b];
     const size_t e = d->esz;
     const void *kpool = at(cs, cd->kpool, (int64_t)l * (int64_t)cd->layer_elems);
     const void *vpool = at(cs, cd->vpool, (int64_t)l * (int64_t)cd->layer_elems);
     HL_TRY(hlk_kv_gather(cs->st, at(cs, cd->cq, d->Dq), at(cs, cd->cq, d->Dq + d->Dkv), d->Dqkv, kpool, vpool,
                          fc->dev.tables + (int64_t)slot * cd->max_blocks, cd->bs, pos0, (int)d->Dkv, d->dt));
-    CU_TRY(cudaMemcpyAsync(at(cs, cd->cq, (int64_t)pos0 * d->Dqkv), at(cs, qkv, (int64_t)b * fc->Tq * d->Dqkv),
-                           (size_t)fc->Tq * (size_t)d->Dqkv * e, cudaMemcpyDeviceToDevice, cs->st));
+    CU_TRY(cudaMemcpyAsync(at(cs, cd->cq, (int64_t)pos0 * d->Dqkv), at(cs, qkv, row0 * d->Dqkv),
+                           (size_t)nb * (size_t)d->Dqkv * e, cudaMemcpyDeviceToDevice, cs->st));
     int32_t *pos = cd->geom, *send = pos + cd->S, *blk = send + cd->S;
     HL_TRY(hlk_prefill_geom(cs->st, pos, send, blk, blk + cd->geom_blk, blk + 2 * cd->geom_blk, pos0, n));
     hlk_attn a;
@@ -400,8 +407,8 @@ static hl_status prefill_attn(cu_decoder *cd, const dcall *fc, int l, int b, con
     a.blk_len = blk + cd->geom_blk;
     a.blk_off = blk + 2 * cd->geom_blk;
     HL_TRY(hlk_attn_fwd(cs->st, &a, cd->co, d->Dq, cd->lse));
-    CU_TRY(cudaMemcpyAsync(at(cs, att, (int64_t)b * fc->Tq * d->Dq), at(cs, cd->co, (int64_t)pos0 * d->Dq),
-                           (size_t)fc->Tq * (size_t)d->Dq * e, cudaMemcpyDeviceToDevice, cs->st));
+    CU_TRY(cudaMemcpyAsync(at(cs, att, row0 * d->Dq), at(cs, cd->co, (int64_t)pos0 * d->Dq),
+                           (size_t)nb * (size_t)d->Dq * e, cudaMemcpyDeviceToDevice, cs->st));
     return HL_OK;
 }
 
@@ -478,7 +485,7 @@ static hl_status enqueue_forward(cu_decoder *cd, const dcall *fc, int all_logits
     /* rows whose logits are wanted: all, or the last of each sequence */
     int64_t rows = all_logits ? M : B;
     const void *src = xL;
-    if (!all_logits && Tq > 1) {
+    if (!all_logits && Tq != 1) {
         HL_TRY(hlk_gather_rows(cs->st, cs->xn, xL, fc->dev.last, B, (int)D, dm->dt));
         src = cs->xn;
     }
@@ -549,34 +556,37 @@ static hl_status step_graph(cu_decoder *cd, const dcall *fc, int *used) {
     return HL_OK;
 }
 
-hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
-                             float *logits, int all_logits, int32_t *argmax) {
+/* One call: B sequences, sequence b with n_new[b] new tokens (rows off[b] .. of the call). */
+static hl_status forward_core(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, int Tq, const int *pos0,
+                              const int *slot, float *logits, int all_logits, int32_t *argmax) {
     cu_decoder *cd = d->impl;
     cu_session *cs = cd->cs;
     const cu_dims *dm = &cs->d;
     const int R = d->max_rows;
-    const int64_t M = (int64_t)B * Tq;
     CU_TRY(cudaSetDevice(cs->dev));
     /* cache blocks for the new positions (copies first: a shared block is copied before the write) */
     dec_ints h = ints_at(cd->h_ints, R, d->slots, cd->max_blocks);
     CU_TRY(cudaStreamSynchronize(cs->st)); /* the staging buffer is free again */
     int maxlen = 0;
+    int64_t M = 0;
     for (int b = 0; b < B; b++) {
-        int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0, nc = 0;
-        HL_TRY(hl_kv_prepare(&cd->kp, s, p, Tq, cd->copies, &nc));
+        int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0, nc = 0, nb = n_new[b];
+        HL_TRY(hl_kv_prepare(&cd->kp, s, p, nb, cd->copies, &nc));
         HL_TRY(do_copies(cd, cd->copies, nc));
         const int32_t *tab = hl_kv_table(&cd->kp, s);
-        for (int t = 0; t < Tq; t++) {
-            int64_t m = (int64_t)b * Tq + t;
+        cd->h_off[b] = (int)M;
+        for (int t = 0; t < nb; t++) {
+            int64_t m = M + t;
             int q = p + t;
             h.tok[m] = tokens[m];
             h.pos[m] = q;
             h.rows[m] = tab[q / cd->bs] * cd->bs + q % cd->bs;
         }
+        M += nb;
         h.slot[b] = s;
-        h.len[b] = p + Tq;
-        h.last[b] = (int32_t)((int64_t)b * Tq + Tq - 1);
-        maxlen = p + Tq > maxlen ? p + Tq : maxlen;
+        h.len[b] = p + nb;
+        h.last[b] = (int32_t)(M - 1);
+        maxlen = p + nb > maxlen ? p + nb : maxlen;
     }
     memcpy(h.tables, cd->kp.table, (size_t)d->slots * cd->max_blocks * sizeof(int32_t));
     CU_TRY(cudaMemcpyAsync(cd->d_ints, cd->h_ints, ints_count(R, d->slots, cd->max_blocks) * sizeof(int32_t),
@@ -584,6 +594,7 @@ hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq
     dcall fc;
     memset(&fc, 0, sizeof fc);
     fc.B = B, fc.Tq = Tq, fc.M = M, fc.pos0 = pos0, fc.slot = slot;
+    fc.off = cd->h_off, fc.n = n_new;
     fc.dev = ints_at(cd->d_ints, R, d->slots, cd->max_blocks);
     if (Tq == 1) {
         /* chunks: enough blocks for the GPU; one chunk (the whole context) once the batch alone
@@ -621,6 +632,23 @@ hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq
             argmax[b] = cd->h_idx[b];
         }
     return HL_OK;
+}
+
+hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
+                             float *logits, int all_logits, int32_t *argmax) {
+    cu_decoder *cd = d->impl;
+    for (int b = 0; b < B; b++)
+        cd->h_n[b] = Tq;
+    return forward_core(d, tokens, B, cd->h_n, Tq, pos0, slot, logits, all_logits, argmax);
+}
+
+hl_status cu_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, const int *pos0,
+                                    const int *slot, float *logits, int32_t *argmax) {
+    int Tq = n_new[0];
+    for (int b = 1; b < B; b++)
+        if (n_new[b] != Tq)
+            Tq = 0;
+    return forward_core(d, tokens, B, n_new, Tq, pos0, slot, logits, 0, argmax);
 }
 
 hl_status cu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n) {

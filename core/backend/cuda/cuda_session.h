@@ -187,6 +187,8 @@ void cu_decoder_free(hl_decoder *d);
 size_t cu_decoder_bytes(const hl_decoder *d);
 hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax);
+hl_status cu_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, const int *pos0,
+                                    const int *slot, float *logits, int32_t *argmax);
 hl_status cu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n);
 hl_status cu_decoder_release(hl_decoder *d, int slot);
 
