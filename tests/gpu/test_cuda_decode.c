@@ -12,8 +12,9 @@
  *      (f32, ≤ 1e-4 relative);
  *   6. temperature 1.0 / top-p 0.9 sampling (the host sampler on device logits) equals the CPU's ids;
  *   2b. the same with HL_CUDA_GRAPHS=0 (eager launches instead of decode-step graphs);
- *   7. a hd-128 bf16 model (tensor-core prefill): decoder logits vs the CPU engine's (bf16 tolerance),
- *      prefill then 16 decode steps, with a prefix shared between two slots.
+ *   7. hd-128 and hd-64 bf16 models (tensor-core prefill, shared-prefix decode attention): decoder
+ *      logits vs the CPU engine's (bf16 tolerance) and vs the GPU's per-row decode attention
+ *      (HL_CUDA_CASCADE=0), prefill then 16 decode steps of slots sharing a prefix.
  * Each case prints its diagnostics (first differing token and the two ids, worst logits error)
  * and the test keeps going; exit 1 when any failed, 77 ("skipped: no CUDA device") without a GPU. */
 #include <math.h>
@@ -424,12 +425,82 @@ static void adapter_cases(const hl_model *m) {
     free_prompts(&pp);
 }
 
-/* ---- 7. hd 128 bf16 model: logits ------------------------------------------------------------ */
+/* ---- 7. hd 64/128 bf16 models: logits ------------------------------------------------------- */
 
-static void hd128_logits(void) {
+/* Slot 0 prefills P0 random tokens (chunks of 100); slots 1.. share its first `share` positions
+ * and prefill their own 30 tokens; then 16 decode steps of every slot together. Writes the last
+ * logits of every step ([(1 + 16) * ns * V] floats, row of slot k at step t: (t * ns + k) * V)
+ * and returns the status. The decode steps take the shared-prefix attention on a GPU when the
+ * shape allows it (16-bit, hd 64/128, a group of >= 2 rows sharing >= 64 positions). */
+static hl_status logits_trace(hl_backend *be, const hl_model *m, const hl_adapters *ad, int ns, int P0, int share,
+                              float *out) {
+    const int V = m->cfg.vocab_size;
+    hl_decoder *d = NULL;
+    HL_TRY(hl_decoder_create(&d, be, m, ad, ns, 400, 160));
+    hl_rng r;
+    hl_rng_seed(&r, 99, HL_RNG_STREAM_USER);
+    int32_t ids[400];
+    for (int i = 0; i < 400; i++)
+        ids[i] = (int32_t)(hl_rng_uniform(&r) * V) % V;
+    hl_status st = HL_OK;
+    int zero = 0;
+    for (int off = 0; off < P0 && st == HL_OK; off += 100) {
+        int n = P0 - off < 100 ? P0 - off : 100;
+        st = hl_decoder_forward(d, ids + off, 1, n, &off, &zero, out, 0, NULL);
+    }
+    int len[8];
+    len[0] = P0;
+    for (int k = 1; k < ns && st == HL_OK; k++) {
+        st = hl_decoder_share_prefix(d, k, 0, share);
+        int32_t own[30];
+        for (int i = 0; i < 30; i++)
+            own[i] = (ids[share + i] + 7 * k) % V;
+        if (st == HL_OK)
+            st = hl_decoder_forward(d, own, 1, 30, &share, &k, out + (size_t)k * V, 0, NULL);
+        len[k] = share + 30;
+    }
+    for (int step = 0; step < 16 && st == HL_OK; step++) {
+        int32_t nt[8];
+        int pos[8], sl[8];
+        for (int k = 0; k < ns; k++) {
+            nt[k] = (int32_t)((step * 7 + k * 3) % V);
+            pos[k] = len[k] + step;
+            sl[k] = k;
+        }
+        st = hl_decoder_forward(d, nt, ns, 1, pos, sl, out + (size_t)(step + 1) * ns * V, 0, NULL);
+    }
+    hl_decoder_free(d);
+    return st;
+}
+
+static void compare_trace(const char *what, const float *got, const float *ref, int ns, int V, double tol) {
+    double worst = 0.0;
+    int top1 = 0, n = 0;
+    for (int t = 0; t < 17; t++)
+        for (int k = 0; k < ns; k++) {
+            const float *g = got + ((size_t)t * ns + k) * V, *c = ref + ((size_t)t * ns + k) * V;
+            if (t == 0 && k > 0 && 0)
+                continue;
+            double mx = 0, den = 0;
+            int ag = 0, ac = 0;
+            for (int i = 0; i < V; i++) {
+                mx = fmax(mx, fabs(g[i] - c[i]));
+                den = fmax(den, fabs(c[i]));
+                ag = g[i] > g[ag] ? i : ag;
+                ac = c[i] > c[ac] ? i : ac;
+            }
+            worst = fmax(worst, mx / (den > 0 ? den : 1));
+            top1 += ag == ac;
+            n++;
+        }
+    verdict(what, worst <= tol, "worst max|d|/max|ref| %.3g (tolerance %.0e), top-1 agree %d/%d", worst, tol, top1, n);
+}
+
+static void tiny_logits(int hd, int ns, int P0, int share) {
     hl_llama_config c;
     memset(&c, 0, sizeof c);
-    c.dim = 256, c.hidden_dim = 512, c.n_layers = 2, c.n_heads = 2, c.n_kv_heads = 2, c.head_dim = 128;
+    c.dim = 256, c.hidden_dim = 512, c.n_layers = 2, c.n_heads = 256 / hd, c.n_kv_heads = 256 / hd / (hd == 64 ? 2 : 1);
+    c.head_dim = hd;
     c.vocab_size = 300, c.max_seq_len = 512, c.rms_norm_eps = 1e-5f, c.rope_theta = 10000.0f;
     c.bos_id = 1, c.eos_id = 2;
     hl_tiny_model tm;
@@ -442,75 +513,32 @@ static void hd128_logits(void) {
     ac.alpha = 16.0f;
     ac.targets = HL_TARGET_GATE | HL_TARGET_UP | HL_TARGET_DOWN;
     hl_adapters ad;
-    hl_status st = hl_adapters_create(&ad, &c, &ac, 3);
-    if (st == HL_OK)
-        random_params(&ad, 21, 0.05f);
-    hl_decoder *dg = NULL, *dc = NULL;
-    if (st == HL_OK)
-        st = hl_decoder_create(&dg, cuda_be, &tm.m, &ad, 2, 400, 160);
-    if (st == HL_OK)
-        st = hl_decoder_create(&dc, cpu_be, &tm.m, &ad, 2, 400, 160);
-    const int V = c.vocab_size, P = 150;
-    int32_t *ids = malloc(P * sizeof(int32_t));
-    hl_rng r;
-    hl_rng_seed(&r, 99, HL_RNG_STREAM_USER);
-    for (int i = 0; i < P; i++)
-        ids[i] = (int32_t)(hl_rng_uniform(&r) * V) % V;
-    float *lg = malloc((size_t)2 * V * 4), *lc = malloc((size_t)2 * V * 4);
-    double worst = 0.0;
-    int top1_same = 0, top1_n = 0;
-    /* slot 0: prefill 150 in chunks of 100 + 50; slot 1 shares the first 120 positions, prefills 30;
-     * then 16 decode steps of both slots together */
-    int zero = 0, hundred = 100;
-    if (st == HL_OK)
-        st = hl_decoder_forward(dg, ids, 1, 100, &zero, &zero, lg, 0, NULL);
-    if (st == HL_OK)
-        st = hl_decoder_forward(dc, ids, 1, 100, &zero, &zero, lc, 0, NULL);
-    if (st == HL_OK)
-        st = hl_decoder_forward(dg, ids + 100, 1, 50, &hundred, &zero, lg, 0, NULL);
-    if (st == HL_OK)
-        st = hl_decoder_forward(dc, ids + 100, 1, 50, &hundred, &zero, lc, 0, NULL);
-    int one = 1, p120 = 120;
-    if (st == HL_OK)
-        st = hl_decoder_share_prefix(dg, 1, 0, 120);
-    if (st == HL_OK)
-        st = hl_decoder_share_prefix(dc, 1, 0, 120);
-    int32_t alt[30];
-    for (int i = 0; i < 30; i++)
-        alt[i] = (ids[120 + i] + 7) % V;
-    if (st == HL_OK)
-        st = hl_decoder_forward(dg, alt, 1, 30, &p120, &one, lg + V, 0, NULL);
-    if (st == HL_OK)
-        st = hl_decoder_forward(dc, alt, 1, 30, &p120, &one, lc + V, 0, NULL);
-    for (int step = 0; step < 16 && st == HL_OK; step++) {
-        double mx = 0, den = 0;
-        for (int b = 0; b < 2; b++) {
-            int ag = 0, acpu = 0;
-            for (int i = 0; i < V; i++) {
-                mx = fmax(mx, fabs(lg[b * V + i] - lc[b * V + i]));
-                den = fmax(den, fabs(lc[b * V + i]));
-                if (lg[b * V + i] > lg[b * V + ag])
-                    ag = i;
-                if (lc[b * V + i] > lc[b * V + acpu])
-                    acpu = i;
-            }
-            top1_same += ag == acpu;
-            top1_n++;
-        }
-        worst = fmax(worst, mx / (den > 0 ? den : 1));
-        int32_t nt[2] = {(int32_t)(step * 7 % V), (int32_t)(step * 11 % V)};
-        int pos[2] = {150 + step, 150 + step}, sl[2] = {0, 1};
-        st = hl_decoder_forward(dg, nt, 2, 1, pos, sl, lg, 0, NULL);
-        if (st == HL_OK)
-            st = hl_decoder_forward(dc, nt, 2, 1, pos, sl, lc, 0, NULL);
+    char what[160];
+    if (hl_adapters_create(&ad, &c, &ac, 3) != HL_OK) {
+        verdict("tiny bf16 adapters", 0, "%s", hl_last_error());
+        hl_tiny_model_free(&tm);
+        return;
     }
-    verdict("hd128 bf16 HydraLoRA logits (flash prefill, shared prefix, decode)", st == HL_OK && worst <= 3e-2,
-            "worst max|d|/max|ref| %.3g (tolerance 3e-2), top-1 agree %d/%d %s", worst, top1_same, top1_n,
-            st ? hl_last_error() : "");
-    free(ids), free(lg), free(lc);
-    hl_decoder_free(dg), hl_decoder_free(dc);
-    if (ad.params)
-        hl_adapters_free(&ad);
+    random_params(&ad, 21, 0.05f);
+    const size_t n = (size_t)17 * ns * c.vocab_size;
+    float *gc = calloc(n, 4), *gg = calloc(n, 4), *ge = calloc(n, 4);
+    hl_status a = logits_trace(cpu_be, &tm.m, &ad, ns, P0, share, gc);
+    hl_status b = logits_trace(cuda_be, &tm.m, &ad, ns, P0, share, gg);
+    setenv("HL_CUDA_CASCADE", "0", 1);
+    hl_status e = logits_trace(cuda_be, &tm.m, &ad, ns, P0, share, ge);
+    unsetenv("HL_CUDA_CASCADE");
+    snprintf(what, sizeof what, "hd%d bf16 Hydra %d slots share %d: cuda vs cpu", hd, ns, share);
+    if (a || b || e)
+        verdict(what, 0, "failed: %s", hl_last_error());
+    else {
+        compare_trace(what, gg, gc, ns, c.vocab_size, 3e-2);
+        snprintf(what, sizeof what, "hd%d: shared-prefix attention vs per-row (cuda)", hd);
+        compare_trace(what, gg, ge, ns, c.vocab_size, 1e-2);
+        snprintf(what, sizeof what, "hd%d: per-row decode attention vs cpu", hd);
+        compare_trace(what, ge, gc, ns, c.vocab_size, 3e-2);
+    }
+    free(gc), free(gg), free(ge);
+    hl_adapters_free(&ad);
     hl_tiny_model_free(&tm);
 }
 
@@ -535,7 +563,8 @@ int main(void) {
     golden(&m);
     bf16_cases(&m);
     adapter_cases(&m);
-    hd128_logits();
+    tiny_logits(128, 2, 150, 120);
+    tiny_logits(64, 5, 260, 200);
     hl_model_free(&m);
     hl_backend_close(cpu_be);
     hl_backend_close(cuda_be);

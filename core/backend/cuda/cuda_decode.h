@@ -48,8 +48,34 @@ typedef struct {
     const int32_t *slot, *len; /* [B] */
     int n_split, chunk;
     float *part, *part_ml;
+    /* Shared-prefix ("cascade") mode, when pre_n != NULL: row b's positions [0, start[b]) were
+     * done by hlk_prefix_attn (pre_n[b] chunk partials in pre_part / pre_ml, npc per (b, h));
+     * the chunks here cover [start[b], len[b]), always as partials, and the merge takes both. */
+    const int32_t *start, *pre_n;
+    const float *pre_part, *pre_ml;
+    int npc;
 } hlk_decode;
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a);
+
+/* Attention of a group of decode rows over the prefix positions they share (the same cache
+ * blocks): the keys/values of a chunk of HLK_PREFIX_CHUNK positions are read once into shared
+ * memory and used by every row of the group. Group g: rows members[first[g] .. + count[g]),
+ * shared positions [0, plen[g]) read through slot gslot[g]'s block table; writes for each member
+ * row b, head h and chunk c < ceil(plen/HLK_PREFIX_CHUNK) the unnormalised partial
+ * pre_part[((b·H + h)·npc + c)·hd ..] and pre_ml (max, sum). 16-bit, hd 64 or 128. */
+#define HLK_PREFIX_CHUNK 64
+typedef struct {
+    int H, Hkv, hd, dt, Dkv, n_groups, npc;
+    const void *q;
+    int64_t ldq;
+    const void *kpool, *vpool;
+    const int32_t *tables;
+    int max_blocks, bs;
+    const int32_t *members, *first, *count, *plen, *gslot;
+    float *pre_part, *pre_ml;
+} hlk_prefix;
+int hlk_prefix_supported(int dt, int hd);
+hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a);
 
 /* Per row of x [rows, V] f32 (row stride ldx): idx = first index of the largest value, val = that
  * value (NaN when the row starts with NaN). */

@@ -37,7 +37,7 @@
 #define CU_GRAPHS 8 /* decode-step graphs kept (by batch and attention split) */
 typedef struct {
     cudaGraphExec_t exec;
-    int B, n_split, chunk;
+    int B, n_split, chunk, n_groups, npc;
     long last_use;
 } cu_graph;
 
@@ -58,6 +58,9 @@ typedef struct {
     int geom_blk, S;
     float *part, *part_ml;
     int part_items;
+    int cascade;          /* shared-prefix attention for decode steps (16-bit, hd 64/128) */
+    float *pre_part, *pre_ml; /* [slots, H, npc_max, hd], [.., 2] */
+    int npc_max;
     int32_t *d_ints, *h_ints; /* tok, pos, rows, slot, len, last [max_rows each], tables */
     int32_t *d_idx, *h_idx;
     float *d_val, *h_val;
@@ -79,22 +82,27 @@ static void *at(const cu_session *cs, const void *p, int64_t elems) { return (ch
 
 /* Call layout of the integer staging (host pinned, device copy). */
 typedef struct {
-    int32_t *tok, *pos, *rows, *slot, *len, *last, *tables;
+    int32_t *tok, *pos, *rows, *slot, *len, *last;
+    int32_t *start, *pre_n, *members, *g_first, *g_count, *g_len, *g_slot; /* shared-prefix groups */
+    int32_t *tables;
 } dec_ints;
 
+#define DEC_INT_ARRAYS 13 /* arrays of R entries before the tables */
 static dec_ints ints_at(int32_t *base, int R, int slots, int max_blocks) {
     dec_ints d;
-    d.tok = base, base += R;
-    d.pos = base, base += R;
-    d.rows = base, base += R;
-    d.slot = base, base += R;
-    d.len = base, base += R;
-    d.last = base, base += R;
+    int32_t **arr[DEC_INT_ARRAYS] = {&d.tok,   &d.pos,     &d.rows,    &d.slot,  &d.len,   &d.last,  &d.start,
+                                     &d.pre_n, &d.members, &d.g_first, &d.g_count, &d.g_len, &d.g_slot};
+    for (int i = 0; i < DEC_INT_ARRAYS; i++) {
+        *arr[i] = base;
+        base += R;
+    }
     d.tables = base;
     (void)slots, (void)max_blocks;
     return d;
 }
-static size_t ints_count(int R, int slots, int max_blocks) { return (size_t)6 * R + (size_t)slots * max_blocks; }
+static size_t ints_count(int R, int slots, int max_blocks) {
+    return (size_t)DEC_INT_ARRAYS * R + (size_t)slots * max_blocks;
+}
 
 static hl_status rope_tables(cu_decoder *cd, cudaStream_t st, const hl_llama_config *c, int max_seq) {
     const int64_t half = c->head_dim / 2, n = (int64_t)max_seq * half;
@@ -263,6 +271,14 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     cd->graphs_off = ge && !strcmp(ge, "0");
     cd->targ_blocks = 4 * (b->prop.multiProcessorCount > 0 ? b->prop.multiProcessorCount : 100);
     cd->part_items = 2 * cd->targ_blocks + (int)dm->H;
+    const char *ce = getenv("HL_CUDA_CASCADE");
+    cd->cascade = hlk_prefix_supported(dm->dt, (int)dm->hd) && !(ce && !strcmp(ce, "0"));
+    if (cd->cascade) {
+        /* every row writes partials in cascade mode: room for one chunk of each (slot, head) at least */
+        int64_t need = (int64_t)d->slots * dm->H + 2 * cd->targ_blocks;
+        cd->part_items = need > cd->part_items ? (int)need : cd->part_items;
+        cd->npc_max = (S + HLK_PREFIX_CHUNK - 1) / HLK_PREFIX_CHUNK;
+    }
     cd->bs = CU_KV_BLOCK;
     cd->max_blocks = (S + cd->bs - 1) / cd->bs;
     cd->geom_blk = S / HLK_ATTN_BLOCK + 2;
@@ -276,6 +292,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         (size_t)cd->part_items * (size_t)dm->hd * 4, (size_t)cd->part_items * 2 * 4,  /* partials */
         ints_count(R, d->slots, cd->max_blocks) * 4,                                  /* call ints */
         (size_t)R * 4, (size_t)R * 4,                                                 /* idx, val */
+        (size_t)d->slots * dm->H * cd->npc_max * dm->hd * 4,                          /* prefix partials */
+        (size_t)d->slots * dm->H * cd->npc_max * 2 * 4,
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
@@ -285,7 +303,7 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     char *p = cd->own;
     void **dst[] = {(void **)&cd->rope_cos, (void **)&cd->rope_sin, &cd->cq, &cd->co, (void **)&cd->lse,
                     (void **)&cd->geom, (void **)&cd->part, (void **)&cd->part_ml, (void **)&cd->d_ints,
-                    (void **)&cd->d_idx, (void **)&cd->d_val};
+                    (void **)&cd->d_idx, (void **)&cd->d_val, (void **)&cd->pre_part, (void **)&cd->pre_ml};
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
         *dst[i] = p;
         p += al256(sz[i]);
@@ -374,6 +392,7 @@ typedef struct {
     const int *pos0, *slot;
     dec_ints dev;
     int n_split, chunk;
+    int n_groups, npc; /* shared-prefix groups of this decode step (0: none) */
 } dcall;
 
 /* Prefill attention of sequence b (more than one new row): its cached positions gathered before its new rows,
@@ -444,6 +463,21 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
         a.slot = fc->dev.slot, a.len = fc->dev.len;
         a.n_split = fc->n_split, a.chunk = fc->chunk;
         a.part = cd->part, a.part_ml = cd->part_ml;
+        if (fc->n_groups > 0) {
+            hlk_prefix pa;
+            memset(&pa, 0, sizeof pa);
+            pa.H = (int)d->H, pa.Hkv = (int)d->Hkv, pa.hd = (int)d->hd, pa.dt = dt, pa.Dkv = (int)d->Dkv;
+            pa.n_groups = fc->n_groups, pa.npc = fc->npc;
+            pa.q = la->qkv, pa.ldq = d->Dqkv;
+            pa.kpool = kpool, pa.vpool = vpool;
+            pa.tables = fc->dev.tables, pa.max_blocks = cd->max_blocks, pa.bs = cd->bs;
+            pa.members = fc->dev.members, pa.first = fc->dev.g_first, pa.count = fc->dev.g_count;
+            pa.plen = fc->dev.g_len, pa.gslot = fc->dev.g_slot;
+            pa.pre_part = cd->pre_part, pa.pre_ml = cd->pre_ml;
+            HL_TRY(hlk_prefix_attn(cs->st, &pa));
+            a.start = fc->dev.start, a.pre_n = fc->dev.pre_n;
+            a.pre_part = cd->pre_part, a.pre_ml = cd->pre_ml, a.npc = fc->npc;
+        }
         HL_TRY(hlk_decode_attn(cs->st, &a));
     } else {
         for (int b = 0; b < fc->B; b++)
@@ -522,7 +556,7 @@ static hl_status step_graph(cu_decoder *cd, const dcall *fc, int *used) {
     cu_graph *g = NULL;
     for (int i = 0; i < CU_GRAPHS; i++)
         if (cd->graphs[i].exec && cd->graphs[i].B == fc->B && cd->graphs[i].n_split == fc->n_split &&
-            cd->graphs[i].chunk == fc->chunk)
+            cd->graphs[i].chunk == fc->chunk && cd->graphs[i].n_groups == fc->n_groups && cd->graphs[i].npc == fc->npc)
             g = &cd->graphs[i];
     if (!g) {
         /* least recently used slot */
@@ -549,11 +583,94 @@ static hl_status step_graph(cu_decoder *cd, const dcall *fc, int *used) {
         }
         g->exec = exec;
         g->B = fc->B, g->n_split = fc->n_split, g->chunk = fc->chunk;
+        g->n_groups = fc->n_groups, g->npc = fc->npc;
     }
     g->last_use = ++cd->graph_clock;
     CU_TRY(cudaGraphLaunch(g->exec, cs->st));
     *used = 1;
     return HL_OK;
+}
+
+/* Decode rows whose slots hold the same first cache blocks share a prefix (a task's few-shot
+ * prompt): group them, and let hlk_prefix_attn read those blocks once per group. A group needs
+ * two rows and at least one prefix chunk of shared positions; its shared span ends at the first
+ * block where the members' tables differ (copy-on-write makes every block a row has written past
+ * the shared prompt its own) and before every member's newest position. Fills start/pre_n for
+ * every row and the group arrays; the group count and chunk count are rounded up (empty groups,
+ * chunks past plen: no work) so decode-step graphs see few distinct shapes. Returns the longest
+ * span left to the per-row kernel. */
+static int prefix_groups(cu_decoder *cd, dec_ints *h, int B, int R, dcall *fc) {
+    const hl_kv_pages *kp = &cd->kp;
+    int ng = 0, nm = 0, npc = 0, sfx = 0;
+    for (int b = 0; b < B; b++)
+        h->start[b] = -1; /* not yet placed */
+    for (int b = 0; b < B; b++) {
+        if (h->start[b] >= 0)
+            continue;
+        const int sb = h->slot[b];
+        const int32_t *tb = hl_kv_table(kp, sb);
+        int first_nm = nm, common = kp->n_table[sb], minlen = h->len[b];
+        h->members[nm++] = b;
+        h->start[b] = 0;
+        for (int c = b + 1; c < B; c++) {
+            if (h->start[c] >= 0)
+                continue;
+            const int32_t *tc = hl_kv_table(kp, h->slot[c]);
+            if (kp->n_table[h->slot[c]] < 1 || kp->n_table[sb] < 1 || tc[0] != tb[0])
+                continue;
+            int k = 0;
+            while (k < common && k < kp->n_table[h->slot[c]] && tc[k] == tb[k])
+                k++;
+            common = k;
+            minlen = h->len[c] < minlen ? h->len[c] : minlen;
+            h->members[nm++] = c;
+            h->start[c] = 0;
+        }
+        int G = nm - first_nm;
+        int P = common * cd->bs;
+        P = P < minlen - 1 ? P : minlen - 1;
+        if (G < 2 || P < HLK_PREFIX_CHUNK) {
+            nm = first_nm; /* no group: the rows stay with the per-row kernel alone */
+            for (int i = 0; i < G; i++) {
+                int r = h->members[first_nm + i];
+                h->pre_n[r] = 0;
+                h->start[r] = 0;
+                sfx = h->len[r] > sfx ? h->len[r] : sfx;
+            }
+            continue; /* placed, without a group (start 0) */
+        }
+        const int nc = (P + HLK_PREFIX_CHUNK - 1) / HLK_PREFIX_CHUNK;
+        h->g_first[ng] = first_nm;
+        h->g_count[ng] = G;
+        h->g_len[ng] = P;
+        h->g_slot[ng] = sb;
+        ng++;
+        npc = nc > npc ? nc : npc;
+        for (int i = 0; i < G; i++) {
+            int r = h->members[first_nm + i];
+            h->start[r] = P;
+            h->pre_n[r] = nc;
+            sfx = h->len[r] - P > sfx ? h->len[r] - P : sfx;
+        }
+    }
+    if (ng == 0) {
+        fc->n_groups = fc->npc = 0;
+        for (int b = 0; b < B; b++)
+            h->start[b] = 0;
+        return sfx;
+    }
+    int ngp = (ng + 3) / 4 * 4, npcp = (npc + 3) / 4 * 4;
+    ngp = ngp > R ? R : ngp;
+    npcp = npcp > cd->npc_max ? cd->npc_max : npcp;
+    for (int g = ng; g < ngp; g++) { /* padding groups: no members */
+        h->g_first[g] = 0;
+        h->g_count[g] = 0;
+        h->g_len[g] = 0;
+        h->g_slot[g] = 0;
+    }
+    fc->n_groups = ngp;
+    fc->npc = npcp;
+    return sfx;
 }
 
 /* One call: B sequences, sequence b with n_new[b] new tokens (rows off[b] .. of the call). */
@@ -589,10 +706,13 @@ static hl_status forward_core(hl_decoder *d, const int32_t *tokens, int B, const
         maxlen = p + nb > maxlen ? p + nb : maxlen;
     }
     memcpy(h.tables, cd->kp.table, (size_t)d->slots * cd->max_blocks * sizeof(int32_t));
-    CU_TRY(cudaMemcpyAsync(cd->d_ints, cd->h_ints, ints_count(R, d->slots, cd->max_blocks) * sizeof(int32_t),
-                           cudaMemcpyHostToDevice, cs->st));
     dcall fc;
     memset(&fc, 0, sizeof fc);
+    int sfx_max = maxlen; /* the longest span the per-row decode kernel covers */
+    if (Tq == 1 && cd->cascade)
+        sfx_max = prefix_groups(cd, &h, B, R, &fc);
+    CU_TRY(cudaMemcpyAsync(cd->d_ints, cd->h_ints, ints_count(R, d->slots, cd->max_blocks) * sizeof(int32_t),
+                           cudaMemcpyHostToDevice, cs->st));
     fc.B = B, fc.Tq = Tq, fc.M = M, fc.pos0 = pos0, fc.slot = slot;
     fc.off = cd->h_off, fc.n = n_new;
     fc.dev = ints_at(cd->d_ints, R, d->slots, cd->max_blocks);
@@ -601,6 +721,7 @@ static hl_status forward_core(hl_decoder *d, const int32_t *tokens, int B, const
          * fills it. Chunk sizes are rounded coarsely so decode graphs are seldom re-captured. */
         int64_t items = (int64_t)B * dm->H;
         int ns = (int)((cd->targ_blocks + items - 1) / items);
+        maxlen = sfx_max;
         int most = (maxlen + cd->bs - 1) / cd->bs;
         ns = ns < 1 ? 1 : ns > most ? most : ns;
         while (ns > 1 && items * ns > cd->part_items)

@@ -155,7 +155,8 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decod
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int hd = a.hd, dt = a.dt, kvh = h / (a.H / a.Hkv);
     const int len = a.len[b];
-    const int p_lo = s * a.chunk, p_hi = min(len, p_lo + a.chunk);
+    const int p_lo = (a.start ? a.start[b] : 0) + s * a.chunk, p_hi = min(len, p_lo + a.chunk);
+    const bool partial = a.n_split > 1 || a.pre_n;
     const int32_t *table = a.tables + (int64_t)a.slot[b] * a.max_blocks;
     const float scale = 1.0f / sqrtf((float)hd);
     float q[EPL], acc[EPL];
@@ -208,25 +209,35 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decod
 #pragma unroll
         for (int w = 0; w < DEC_WARPS; w++)
             o += sm_acc[w][d] * wgt[w];
-        if (a.n_split == 1)
+        if (!partial)
             st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * hd + d, dt, o / L);
         else
             a.part[item * hd + d] = o;
     }
-    if (a.n_split > 1 && threadIdx.x == 0) {
+    if (partial && threadIdx.x == 0) {
         a.part_ml[2 * item] = M;
         a.part_ml[2 * item + 1] = L;
     }
 }
 
-/* grid (H, B), threads over hd: merge the chunks of (b, h) in chunk order. */
+/* grid (H, B), threads over hd: merge the chunks of (b, h) in chunk order (shared-prefix
+ * chunks first, when there are any). */
 static __global__ void k_decode_merge(hlk_decode a) {
     const int h = blockIdx.x, b = blockIdx.y;
     const int64_t item0 = ((int64_t)b * a.H + h) * a.n_split;
+    const int np = a.pre_n ? a.pre_n[b] : 0;
+    const int64_t pre0 = ((int64_t)b * a.H + h) * a.npc;
     float M = -INFINITY;
+    for (int c = 0; c < np; c++)
+        M = fmaxf(M, a.pre_ml[2 * (pre0 + c)]);
     for (int s = 0; s < a.n_split; s++)
         M = fmaxf(M, a.part_ml[2 * (item0 + s)]);
     float L = 0.0f;
+    for (int c = 0; c < np; c++) {
+        float ms = a.pre_ml[2 * (pre0 + c)];
+        if (ms != -INFINITY)
+            L += a.pre_ml[2 * (pre0 + c) + 1] * expf(ms - M);
+    }
     for (int s = 0; s < a.n_split; s++) {
         float ms = a.part_ml[2 * (item0 + s)];
         if (ms != -INFINITY)
@@ -234,6 +245,11 @@ static __global__ void k_decode_merge(hlk_decode a) {
     }
     for (int d = threadIdx.x; d < a.hd; d += blockDim.x) {
         float o = 0.0f;
+        for (int c = 0; c < np; c++) {
+            float ms = a.pre_ml[2 * (pre0 + c)];
+            if (ms != -INFINITY)
+                o += a.pre_part[(pre0 + c) * a.hd + d] * expf(ms - M);
+        }
         for (int s = 0; s < a.n_split; s++) {
             float ms = a.part_ml[2 * (item0 + s)];
             if (ms != -INFINITY)
@@ -259,11 +275,123 @@ hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
     else
         k_decode_attn<8><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
     CU_LAUNCHED("decode_attn");
-    if (a->n_split > 1) {
+    if (a->n_split > 1 || a->pre_n) {
         int th = a->hd < 128 ? ((a->hd + 31) / 32) * 32 : 128;
         k_decode_merge<<<dim3((unsigned)a->H, (unsigned)a->B), th, 0, st>>>(*a);
         CU_LAUNCHED("decode_merge");
     }
+    return HL_OK;
+}
+
+/* ---- shared-prefix attention ------------------------------------------------------------- */
+
+/* grid (npc, H, n_groups), DEC_WARPS warps. Block (c, h, g) loads positions [c·PC, c·PC + PC) ∩
+ * [0, plen[g]) of kv head h's keys and values into shared memory (16-bit pairs, rows padded by
+ * one word so lanes reading different rows hit different banks), then each warp takes members
+ * of the group in turn: lane j scores positions j and j + 32, a warp-wide softmax of the chunk,
+ * and lane l accumulates dims [l·HD/32, (l+1)·HD/32) of Σ p_j v_j. */
+template <int HD>
+static __global__ void __launch_bounds__(DEC_WARPS * 32) k_prefix_attn(hlk_prefix a) {
+    constexpr int PC = HLK_PREFIX_CHUNK, W = HD / 2 + 1, DL = HD / 32;
+    __shared__ uint32_t sK[PC * W], sV[PC * W];
+    __shared__ float sq[DEC_WARPS][HD];
+    const int c = blockIdx.x, h = blockIdx.y, g = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int G = a.count[g], P = a.plen[g], p0 = c * PC;
+    if (G <= 0 || p0 >= P)
+        return;
+    const int np = min(PC, P - p0), kvh = h / (a.H / a.Hkv), dt = a.dt;
+    const int32_t *table = a.tables + (int64_t)a.gslot[g] * a.max_blocks;
+    for (int i = threadIdx.x; i < np * (HD / 2); i += blockDim.x) {
+        const int r = i / (HD / 2), w = i % (HD / 2), pos = p0 + r;
+        const int64_t row = (int64_t)table[pos / a.bs] * a.bs + pos % a.bs;
+        const int64_t off = (row * a.Dkv + (int64_t)kvh * HD) / 2 + w;
+        sK[r * W + w] = ((const uint32_t *)a.kpool)[off];
+        sV[r * W + w] = ((const uint32_t *)a.vpool)[off];
+    }
+    __syncthreads();
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int mi = warp; mi < G; mi += DEC_WARPS) {
+        const int b = a.members[a.first[g] + mi];
+        for (int d = lane; d < HD; d += 32)
+            sq[warp][d] = ld_act(a.q, (int64_t)b * a.ldq + (int64_t)h * HD + d, dt);
+        __syncwarp();
+        float sc[2];
+#pragma unroll
+        for (int jj = 0; jj < 2; jj++) {
+            const int j = lane + 32 * jj;
+            float dot = 0.0f;
+            if (j < np) {
+                const uint32_t *kr = sK + j * W;
+#pragma unroll 8
+                for (int w = 0; w < HD / 2; w++) {
+                    const uint32_t u = kr[w];
+                    float k0, k1;
+                    if (dt == DT_BF16) {
+                        k0 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u & 0xffffu)));
+                        k1 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u >> 16)));
+                    } else {
+                        k0 = __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
+                        k1 = __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+                    }
+                    dot += sq[warp][2 * w] * k0 + sq[warp][2 * w + 1] * k1;
+                }
+                sc[jj] = dot * scale;
+            } else {
+                sc[jj] = -INFINITY;
+            }
+        }
+        const float mx = warp_max(fmaxf(sc[0], sc[1]));
+        const float e0 = sc[0] == -INFINITY ? 0.0f : expf(sc[0] - mx);
+        const float e1 = sc[1] == -INFINITY ? 0.0f : expf(sc[1] - mx);
+        const float l = warp_sum(e0 + e1);
+        float o[DL];
+#pragma unroll
+        for (int k = 0; k < DL; k++)
+            o[k] = 0.0f;
+        for (int j = 0; j < np; j++) {
+            const float pj = __shfl_sync(0xffffffffu, j < 32 ? e0 : e1, j & 31);
+            const uint32_t *vr = sV + j * W + lane * (DL / 2);
+#pragma unroll
+            for (int k2 = 0; k2 < DL / 2; k2++) {
+                const uint32_t u = vr[k2];
+                float v0, v1;
+                if (dt == DT_BF16) {
+                    v0 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u & 0xffffu)));
+                    v1 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u >> 16)));
+                } else {
+                    v0 = __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
+                    v1 = __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+                }
+                o[2 * k2] += pj * v0;
+                o[2 * k2 + 1] += pj * v1;
+            }
+        }
+        const int64_t item = ((int64_t)b * a.H + h) * a.npc + c;
+#pragma unroll
+        for (int k = 0; k < DL; k++)
+            a.pre_part[item * HD + lane * DL + k] = o[k];
+        if (lane == 0) {
+            a.pre_ml[2 * item] = mx;
+            a.pre_ml[2 * item + 1] = l;
+        }
+        __syncwarp(); /* sq[warp] is refilled for the next member */
+    }
+}
+
+int hlk_prefix_supported(int dt, int hd) { return dt != DT_F32 && (hd == 64 || hd == 128); }
+
+hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a) {
+    if (a->n_groups <= 0 || a->npc <= 0)
+        return HL_OK;
+    if (!hlk_prefix_supported(a->dt, a->hd))
+        return hl_fail(HL_ERR_ARG, "shared-prefix attention needs 16-bit keys and head size 64 or 128 (got %d)", a->hd);
+    dim3 grid((unsigned)a->npc, (unsigned)a->H, (unsigned)a->n_groups);
+    if (a->hd == 64)
+        k_prefix_attn<64><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    else
+        k_prefix_attn<128><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    CU_LAUNCHED("prefix_attn");
     return HL_OK;
 }
 
