@@ -3,8 +3,8 @@
  * LLaMA-2-7B-shaped model with random bf16 weights (core/model/synth.c) and HydraLoRA r=8 N=4 on
  * gate/up/down applied unmerged.
  *
- *   bench_bbh_gpu [--examples N] [--slots S] [--max-new T] [--layers L] [--chunk C] [--no-adapter]
- *                 [--dump-prompts FILE] [--shared DIR]
+ *   bench_bbh_gpu [--examples N] [--prefill-examples N] [--slots S] [--max-new T] [--layers L] [--chunk C]
+ *                 [--no-adapter] [--no-batch1] [--dump-prompts FILE] [--shared DIR]
  *
  * Prompts: the 3-shot CoT prompts of all 27 subtasks (6,511 examples), built and tokenized
  * exactly as `eval bbh` does (hl_bbh_build_prompt, LLaMA-2 tokenizer, BOS first); --examples N
@@ -13,9 +13,11 @@
  * anyway), greedy, continuous batching with S slots, few-shot prefix reuse on.
  *
  * Printed (RESULT lines for scripts):
- *   prefill   a pass with 1 new token per prompt (prefill only): prompt tokens run / s, and
- *             the prefix-reuse hit rate (prompt tokens whose keys/values were shared);
- *   decode    the full pass: generated tokens / (its wall time − the prefill pass's time);
+ *   prefill   a pass with 1 new token per prompt (prefill only; --prefill-examples N: every k-th
+ *             example only): prompt tokens run / s, and the prefix-reuse hit rate (prompt tokens
+ *             whose keys/values were shared);
+ *   decode    the full pass: generated tokens / (its wall time − its prompt tokens run at the
+ *             prefill rate);
  *   wall      the full pass; with --examples < 6,511 also an extrapolation to the whole set
  *             (prefill scaled by the whole set's prompt tokens to run, decode by examples);
  *   memory    device memory in use at the end (the pool is allocated up front: the peak);
@@ -171,7 +173,7 @@ static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad
 }
 
 int main(int argc, char **argv) {
-    int examples = 0, slots = 256, max_new = 256, layers = 32, chunk = 512, use_ad = 1, b1 = 1;
+    int examples = 0, slots = 256, max_new = 256, layers = 32, chunk = 512, use_ad = 1, b1 = 1, pre_ex = 0;
     const char *dump = NULL, *shared = bench_shared_dir();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--examples") && i + 1 < argc)
@@ -184,6 +186,8 @@ int main(int argc, char **argv) {
             layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--chunk") && i + 1 < argc)
             chunk = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prefill-examples") && i + 1 < argc)
+            pre_ex = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--no-adapter"))
             use_ad = 0;
         else if (!strcmp(argv[i], "--no-batch1"))
@@ -195,7 +199,7 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: bench_bbh_gpu [--examples N] [--slots S] [--max-new T] [--layers L] [--chunk C] "
-                    "[--no-adapter] [--no-batch1] [--dump-prompts FILE] [--shared DIR]\n");
+                    "[--prefill-examples N] [--no-adapter] [--no-batch1] [--dump-prompts FILE] [--shared DIR]\n");
             return 2;
         }
     }
@@ -320,16 +324,38 @@ int main(int argc, char **argv) {
     printf("workload: %ld examples (%d per subtask%s), %d new tokens each, %d slots, prefill chunk %d, context %d\n",
            w.count, per_task > 100000 ? -1 : per_task, examples ? "" : ": all", max_new, slots, chunk, max_seq);
 
-    /* pass 1: prefill only (one new token per prompt) */
+    /* pass 1: prefill only (one new token per prompt), on every k-th example of the selection
+     * when --prefill-examples is smaller (then scaled by tokens to run) */
     long pre = 0, reu = 0;
     size_t bytes = 0;
-    double tp = run_pass(be, &m, adp, &w, slots, max_seq, 1, chunk, &pre, &reu, &bytes, 1);
+    work w1 = w;
+    long stride = pre_ex > 0 && pre_ex < w.count ? (w.count + pre_ex - 1) / pre_ex : 1;
+    long w1_run = 0;
+    if (stride > 1) {
+        w1.ids = calloc((size_t)w.count, sizeof *w1.ids);
+        w1.n = calloc((size_t)w.count, sizeof *w1.n);
+        w1.count = 0;
+        for (long k = 0; k < w.count; k += stride) {
+            w1.ids[w1.count] = w.ids[k];
+            w1.n[w1.count++] = w.n[k];
+        }
+    }
+    double tp = run_pass(be, &m, adp, &w1, slots, max_seq, 1, chunk, &pre, &reu, &bytes, 1);
     if (tp < 0)
         return 1;
-    printf("prefill: %ld prompt tokens run in %.2f s = %.0f tokens/s; prefix reuse %ld of %ld prompt tokens "
-           "(hit rate %.1f%%)\n",
-           pre, tp, pre / tp, reu, pre + reu, 100.0 * reu / (double)(pre + reu));
+    w1_run = pre;
+    printf("prefill: %ld prompts, %ld prompt tokens run in %.2f s = %.0f tokens/s; prefix reuse %ld of %ld prompt "
+           "tokens (hit rate %.1f%%)\n",
+           w1.count, pre, tp, pre / tp, reu, pre + reu, 100.0 * reu / (double)(pre + reu));
     printf("RESULT prefill_tok_s=%.0f hit_rate=%.4f\n", pre / tp, reu / (double)(pre + reu));
+    const double prefill_rate = pre / tp;
+    if (stride > 1) {
+        free(w1.ids), free(w1.n);
+        printf("  (prefill pass on every %ld-th example; the full pass's prefill time is taken as its tokens to run "
+               "at this rate)\n",
+               stride);
+    }
+    (void)w1_run;
     /* pass 2: the whole generation */
     size_t fr0 = 0, tot = 0;
     double tw = run_pass(be, &m, adp, &w, slots, max_seq, max_new, chunk, &pre, &reu, &bytes, 0);
@@ -337,9 +363,12 @@ int main(int argc, char **argv) {
         return 1;
     cudaMemGetInfo(&fr0, &tot);
     long gen = w.gen_tokens;
-    double tdec = tw - tp > 1e-3 ? tw - tp : 1e-3;
+    double tpre = (double)pre / prefill_rate; /* this pass's prompt tokens run, at the prefill pass's rate */
+    double tdec = tw - tpre > 1e-3 ? tw - tpre : 1e-3;
+    printf("  full pass: %ld prompt tokens run (%ld reused), prefill ~%.1f s of it at the measured rate\n", pre, reu,
+           tpre);
     printf("generate: %ld examples, %ld new tokens in %.2f s = %.2f examples/s, %.0f new tokens/s overall; decode "
-           "alone ~%.0f tokens/s (wall minus the prefill pass)\n",
+           "alone ~%.0f tokens/s (wall minus the prefill time)\n",
            w.done, gen, tw, w.done / tw, gen / tw, gen / tdec);
     printf("memory: %.1f GiB of the device in use at the end (decoder %.1f GiB: weights, adapters, scratch, "
            "KV pool)\n",
@@ -347,7 +376,7 @@ int main(int argc, char **argv) {
     printf("RESULT decode_tok_s=%.0f wall_s=%.2f examples=%ld mem_gib=%.1f\n", gen / tdec, tw, w.done,
            (tot - fr0) / 1073741824.0);
     if (w.count < all.count) {
-        double est = tp * (double)all_to_run / (double)sel_to_run + tdec * (double)all.count / (double)w.count;
+        double est = tpre * (double)all_to_run / (double)sel_to_run + tdec * (double)all.count / (double)w.count;
         printf("whole set (%ld examples) extrapolated: %.0f s = %.1f min (prefill scaled by tokens to run "
                "%ld/%ld, decode by examples; an estimate, not a measurement)\n",
                all.count, est, est / 60, all_to_run, sel_to_run);
