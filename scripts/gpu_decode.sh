@@ -6,7 +6,7 @@
 # diagnostics; logs go to $OUT (else ./gpu-logs).
 #   bash scripts/gpu_decode.sh                        (from the repository root, on the GPU machine)
 # Knobs (environment):
-#   HL_DEC_EXAMPLES   examples for the bench (default 512; 0 = all 6,511)
+#   HL_DEC_EXAMPLES   examples for the bench (default 512; 0 = all 6,511); HL_DEC_BENCH_ARGS: more bench options
 #   HL_DEC_HF         transformers batches to run, e.g. "32" or "32 64" (default "32 64"; "" = none)
 #   HL_DEC_HF_BUDGET  seconds of generation per transformers batch size (default 30)
 #   HL_DEC_LIMIT      seconds for the whole script (default 230)
@@ -70,7 +70,8 @@ fi
 echo "== bench_bbh_gpu --examples $examples ($(left) s left)"
 b=$(left)
 if [ "$b" -gt 40 ]; then
-  timeout $((b - 10)) stdbuf -oL "$build/bench_bbh_gpu" --examples "$examples" --dump-prompts /tmp/hl_bbh_prompts.txt \
+  timeout $((b - 10)) stdbuf -oL "$build/bench_bbh_gpu" --examples "$examples" ${HL_DEC_BENCH_ARGS:-} \
+    --dump-prompts /tmp/hl_bbh_prompts.txt \
     2>&1 | tee "$out/bench.log"
   echo "bench exit ${PIPESTATUS[0]} at $(( $(date +%s) - t0 )) s"
 else
