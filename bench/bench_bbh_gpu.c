@@ -20,7 +20,8 @@
  *             prefill rate);
  *   wall      the full pass; with --examples < 6,511 also an extrapolation to the whole set
  *             (prefill scaled by the whole set's prompt tokens to run, decode by examples);
- *   memory    device memory in use at the end (the pool is allocated up front: the peak);
+ *   memory    the decoder's allocation (its KV pool takes the free memory), the KV cache in use at the
+ *             peak, and weights + adapters + scratch + that peak (what the run needed);
  *   batch 1   ms per token of one sequence at ~1,000 cached positions vs the HBM bound (weights +
  *             adapter + KV bytes per token at the device-to-device copy rate measured here).
  * --dump-prompts writes the prompt ids (one line per example, space-separated) for the
@@ -83,6 +84,9 @@ static hl_status w_done(void *ctx, long tag, const hl_gen_result *r) {
 }
 
 /* One pass over the work list; returns wall seconds (< 0 on failure). */
+static size_t kv_peak, kv_pool; /* of the last pass */
+static double mem_used_gib;    /* device memory in use at the end of the last pass (decoder alive) */
+
 static double run_pass(hl_backend *be, const hl_model *m, const hl_adapters *ad, work *w, int slots, int max_seq,
                        int max_new, int chunk, long *prefilled, long *reused, size_t *bytes, int quiet) {
     hl_generator *g = NULL;
@@ -106,6 +110,10 @@ static double run_pass(hl_backend *be, const hl_model *m, const hl_adapters *ad,
     double el = bench_now_s() - w->t0;
     hl_generator_counts(g, prefilled, reused);
     *bytes = hl_generator_bytes(g);
+    hl_generator_cache_use(g, &kv_peak, &kv_pool);
+    size_t fr = 0, tot = 0;
+    cudaMemGetInfo(&fr, &tot);
+    mem_used_gib = (double)(tot - fr) / 1073741824.0;
     hl_generator_free(g);
     if (st != HL_OK) {
         printf("generation failed: %s\n", hl_last_error());
@@ -143,7 +151,7 @@ static double d2d_rate(void) {
 /* ms per token of one sequence decoding at `ctx` cached positions. */
 static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad, int ctx, int steps) {
     hl_decoder *d = NULL;
-    if (hl_decoder_create(&d, be, m, ad, 1, ctx + steps + 1, 512) != HL_OK) {
+    if (hl_decoder_create(&d, be, m, ad, 1, ctx + steps + 8, 512) != HL_OK) { /* + 3 warm-up steps */
         printf("batch-1 decoder: %s\n", hl_last_error());
         return -1;
     }
@@ -357,11 +365,9 @@ int main(int argc, char **argv) {
     }
     (void)w1_run;
     /* pass 2: the whole generation */
-    size_t fr0 = 0, tot = 0;
     double tw = run_pass(be, &m, adp, &w, slots, max_seq, max_new, chunk, &pre, &reu, &bytes, 0);
     if (tw < 0)
         return 1;
-    cudaMemGetInfo(&fr0, &tot);
     long gen = w.gen_tokens;
     double tpre = (double)pre / prefill_rate; /* this pass's prompt tokens run, at the prefill pass's rate */
     double tdec = tw - tpre > 1e-3 ? tw - tpre : 1e-3;
@@ -370,11 +376,12 @@ int main(int argc, char **argv) {
     printf("generate: %ld examples, %ld new tokens in %.2f s = %.2f examples/s, %.0f new tokens/s overall; decode "
            "alone ~%.0f tokens/s (wall minus the prefill time)\n",
            w.done, gen, tw, w.done / tw, gen / tw, gen / tdec);
-    printf("memory: %.1f GiB of the device in use at the end (decoder %.1f GiB: weights, adapters, scratch, "
-           "KV pool)\n",
-           (tot - fr0) / 1073741824.0, bytes / 1073741824.0);
-    printf("RESULT decode_tok_s=%.0f wall_s=%.2f examples=%ld mem_gib=%.1f\n", gen / tdec, tw, w.done,
-           (tot - fr0) / 1073741824.0);
+    const double gib = 1073741824.0, need = (double)(bytes - kv_pool + kv_peak) / gib;
+    printf("memory: decoder %.1f GiB allocated (the KV pool takes the free memory: %.1f GiB); KV cache in use at "
+           "the peak %.1f GiB, so weights + adapters + scratch + peak KV = %.1f GiB; device in use %.1f GiB\n",
+           bytes / gib, kv_pool / gib, kv_peak / gib, need, mem_used_gib);
+    printf("RESULT decode_tok_s=%.0f wall_s=%.2f examples=%ld peak_need_gib=%.1f kv_peak_gib=%.1f\n", gen / tdec, tw,
+           w.done, need, kv_peak / gib);
     if (w.count < all.count) {
         double est = tpre * (double)all_to_run / (double)sel_to_run + tdec * (double)all.count / (double)w.count;
         printf("whole set (%ld examples) extrapolated: %.0f s = %.1f min (prefill scaled by tokens to run "

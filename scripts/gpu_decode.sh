@@ -51,7 +51,7 @@ if [ "${HL_DEC_TESTS:-1}" = 1 ]; then
   echo "== test_cuda_decode (decoder vs the CPU engine)"
   (cd "$build" && timeout 150 stdbuf -oL ./test_cuda_decode) 2>&1 | tee "$out/test_decode.log" | tail -30
   r=${PIPESTATUS[0]}; echo "test_cuda_decode exit $r"; [ "$r" = 0 ] || rc=1
-  if [ "${HL_DEC_BBH_TEST:-1}" = 1 ]; then
+  if [ "${HL_DEC_BBH_TEST:-1}" = 1 ] && [ "${HL_DEC_BBH_AFTER:-0}" = 0 ]; then
   echo "== test_cuda_bbh.sh (eval bbh / generate on cuda vs cpu)"
   (cd "$build" && HL_BIN="$build/hydralora" timeout 150 bash "$src/tests/gpu/test_cuda_bbh.sh") 2>&1 |
     tee "$out/test_bbh.log" | tail -12
@@ -78,6 +78,11 @@ else
   echo "no time left for the bench"
 fi
 
+if [ "${HL_DEC_BBH_AFTER:-0}" = 1 ] && [ "$(left)" -gt 45 ]; then
+  echo "== test_cuda_bbh.sh (eval bbh / generate on cuda vs cpu; $(left) s left)"
+  (cd "$build" && HL_BIN="$build/hydralora" timeout 40 bash "$src/tests/gpu/test_cuda_bbh.sh") 2>&1 |
+    tee "$out/test_bbh.log" | tail -8
+fi
 for bs in $hf; do
   b=$(left)
   if [ "$b" -lt $((hf_budget + 30)) ] || [ ! -s /tmp/hl_bbh_prompts.txt ]; then

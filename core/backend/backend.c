@@ -490,6 +490,18 @@ void hl_decoder_free(hl_decoder *d) {
 
 size_t hl_decoder_bytes(const hl_decoder *d) { return d ? d->ops->decoder_bytes(d) : 0; }
 
+void hl_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes) {
+    size_t peak = 0, pool = 0;
+    if (d && d->ops->decoder_cache_use)
+        d->ops->decoder_cache_use(d, &peak, &pool);
+    else if (d)
+        peak = pool = d->ops->decoder_bytes(d);
+    if (peak_bytes)
+        *peak_bytes = peak;
+    if (pool_bytes)
+        *pool_bytes = pool;
+}
+
 hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax) {
     if (!d || !tokens)

@@ -201,6 +201,9 @@ hl_status hl_decoder_create(hl_decoder **out, hl_backend *be, const hl_model *mo
                             int slots, int max_seq, int max_rows);
 void hl_decoder_free(hl_decoder *d);
 size_t hl_decoder_bytes(const hl_decoder *d);
+/* KV-cache bytes: the most in use at once so far (a paged cache: blocks; a fixed cache: all of it)
+ * and what the cache holds allocated. */
+void hl_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes);
 hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax);
 /* Several sequences with different numbers of new tokens in one call (batched prefill):

@@ -114,6 +114,10 @@ size_t hl_generator_bytes(const hl_generator *g) {
     return n;
 }
 
+void hl_generator_cache_use(const hl_generator *g, size_t *peak_bytes, size_t *pool_bytes) {
+    hl_decoder_cache_use(g->dec, peak_bytes, pool_bytes);
+}
+
 void hl_generator_counts(const hl_generator *g, long *prefilled, long *reused) {
     if (prefilled)
         *prefilled = g->prefilled;

@@ -196,10 +196,31 @@ static hl_status gen_on(hl_backend *be, const hl_model *m, const hl_adapters *ad
     return st;
 }
 
-/* Compares the first `first` generated ids of every prompt; prints the first difference. */
-static void compare_runs(const char *what, const hl_gen_result *a, const hl_gen_result *b, int first) {
-    int worst = 0;
-    char detail[256] = "all equal";
+/* The CPU engine's logits after ids[0, n) (last row), for judging a divergence. */
+static hl_status cpu_last_logits(const hl_model *m, const hl_adapters *ad, const int32_t *ids, int n, float *out) {
+    hl_decoder *d = NULL;
+    HL_TRY(hl_decoder_create(&d, cpu_be, m, ad, 1, n + 1, n));
+    int zero = 0;
+    hl_status st = hl_decoder_forward(d, ids, 1, n, &zero, NULL, out, 0, NULL);
+    hl_decoder_free(d);
+    return st;
+}
+
+/* A divergence of greedy decoding between two runs is a near-tie when the CPU engine's logits at
+ * that position put the two tokens within GEN_TIE of max|logit| of each other: 16-bit activations
+ * round logits by about 2^-8 relative, so such a choice may go either way. */
+#define GEN_TIE 1e-2
+
+/* Compares the first `first` generated ids of every prompt (a: the reference run); a prompt that
+ * differs is judged on the CPU engine's logits (model m, adapters ad) at its first difference.
+ * Exact equality passes; with ties_ok, divergences that are all near-ties pass too (reported). */
+static void compare_runs(const char *what, const hl_gen_result *a, const hl_gen_result *b, int first,
+                         const hl_model *m, const hl_adapters *ad, int ties_ok) {
+    int differ = 0, ties = 0;
+    char detail[400] = "all equal";
+    size_t dl = 0;
+    const int V = m->cfg.vocab_size;
+    float *lg = malloc((size_t)V * sizeof(float));
     for (int i = 0; i < NPROMPT; i++) {
         int na = a[i].n_generated, nb = b[i].n_generated, n = na < nb ? na : nb;
         n = n < first ? n : first;
@@ -211,15 +232,32 @@ static void compare_runs(const char *what, const hl_gen_result *a, const hl_gen_
             }
         if (d < 0 && n < first && na != nb)
             d = n;
-        if (d >= 0) {
-            worst++;
-            if (worst == 1)
-                snprintf(detail, sizeof detail, "prompt %d (%d tokens): first difference at generated token %d (%d vs %d)",
-                         i, a[i].n_prompt, d, d < na ? a[i].ids[a[i].n_prompt + d] : -1,
-                         d < nb ? b[i].ids[b[i].n_prompt + d] : -1);
+        if (d < 0)
+            continue;
+        differ++;
+        int ta = d < na ? a[i].ids[a[i].n_prompt + d] : -1, tb = d < nb ? b[i].ids[b[i].n_prompt + d] : -1;
+        double margin = -1.0;
+        if (ta >= 0 && tb >= 0 && lg && cpu_last_logits(m, ad, a[i].ids, a[i].n_prompt + d, lg) == HL_OK) {
+            double mx = 0;
+            for (int k = 0; k < V; k++)
+                mx = fmax(mx, fabs(lg[k]));
+            margin = fabs((double)lg[ta] - (double)lg[tb]) / (mx > 0 ? mx : 1);
         }
+        int tie = margin >= 0 && margin <= GEN_TIE;
+        ties += tie;
+        if (dl < sizeof detail - 1)
+            dl += (size_t)snprintf(detail + (differ == 1 ? 0 : dl), sizeof detail - (differ == 1 ? 0 : dl),
+                                   "%sprompt %d (%d tokens): first difference at generated token %d (%d vs %d), cpu "
+                                   "logit margin %.2g of max|logit|%s",
+                                   differ == 1 ? "" : "; ", i, a[i].n_prompt, d, ta, tb, margin,
+                                   tie ? " = near-tie" : "");
     }
-    verdict(what, worst == 0, "%d of %d prompts differ; %s", worst, NPROMPT, detail);
+    free(lg);
+    int ok = differ == 0 || (ties_ok && ties == differ);
+    char head[160];
+    snprintf(head, sizeof head, "%d of %d prompts identical for %d tokens%s", NPROMPT - differ, NPROMPT, first,
+             differ && ok ? " (the others diverge at near-ties)" : "");
+    verdict(what, ok, "%s; %s", head, detail);
 }
 
 static void free_results(hl_gen_result *r) {
@@ -295,7 +333,7 @@ static void bf16_cases(const hl_model *f32m) {
     if (a || b)
         verdict("bf16 stories: 8 prompts x 64 ids", 0, "generation failed: %s", hl_last_error());
     else
-        compare_runs("bf16 stories: 8 prompts x 64 ids (3 slots)", rc, rg, 64);
+        compare_runs("bf16 stories: 8 prompts x 64 ids (3 slots)", rc, rg, 64, &mm.m, NULL, 1);
     /* the same with eager launches (no decode-step graphs) */
     setenv("HL_CUDA_GRAPHS", "0", 1);
     b = gen_on(cuda_be, &mm.m, NULL, &pp, &p, 3, rs);
@@ -303,8 +341,8 @@ static void bf16_cases(const hl_model *f32m) {
     if (a || b)
         verdict("bf16 stories, no graphs", 0, "generation failed: %s", hl_last_error());
     else {
-        compare_runs("bf16 stories: eager launches = cpu", rc, rs, 64);
-        compare_runs("bf16 stories: graphs = eager launches", rs, rg, 64);
+        compare_runs("bf16 stories: eager launches = cpu", rc, rs, 64, &mm.m, NULL, 1);
+        compare_runs("bf16 stories: graphs = eager launches", rs, rg, 64, &mm.m, NULL, 0);
     }
     free_results(rc), free_results(rg), free_results(rs);
     free_prompts(&pp);
@@ -319,8 +357,8 @@ static void bf16_cases(const hl_model *f32m) {
     if (a || b || c)
         verdict("bf16 prefix sharing", 0, "generation failed: %s", hl_last_error());
     else {
-        compare_runs("bf16 prefix sharing = no sharing (cuda)", rg, rs, 64);
-        compare_runs("bf16 prefix sharing: cuda = cpu", rc, rs, 64);
+        compare_runs("bf16 prefix sharing = no sharing (cuda)", rg, rs, 64, &mm.m, NULL, 1);
+        compare_runs("bf16 prefix sharing: cuda = cpu", rc, rs, 64, &mm.m, NULL, 1);
     }
     free_results(rc), free_results(rg), free_results(rs);
     free_prompts(&pp);
@@ -367,7 +405,7 @@ static void adapter_cases(const hl_model *m) {
     if (a || b)
         verdict("HydraLoRA N=4 r=8 unmerged", 0, "generation failed: %s", hl_last_error());
     else
-        compare_runs("HydraLoRA N=4 r=8 unmerged (f32, shared)", rc, rg, 64);
+        compare_runs("HydraLoRA N=4 r=8 unmerged (f32, shared)", rc, rg, 64, m, &ad, 0);
     free_results(rc), free_results(rg);
 
     /* sampling: the host sampler on the device's logits */
@@ -380,7 +418,7 @@ static void adapter_cases(const hl_model *m) {
     if (a || b)
         verdict("sampling t=1 top-p 0.9", 0, "generation failed: %s", hl_last_error());
     else
-        compare_runs("sampling t=1.0 top-p 0.9 seed 133742", rc, rg, 64);
+        compare_runs("sampling t=1.0 top-p 0.9 seed 133742", rc, rg, 64, m, &ad, 0);
     free_results(rc), free_results(rg);
     hl_adapters_free(&ad);
 

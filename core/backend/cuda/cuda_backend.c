@@ -30,6 +30,7 @@ const hl_backend_ops hl_backend_cuda_ops = {
     .decoder_init = cu_decoder_init,
     .decoder_free = cu_decoder_free,
     .decoder_bytes = cu_decoder_bytes,
+    .decoder_cache_use = cu_decoder_cache_use,
     .decoder_forward = cu_decoder_forward,
     .decoder_share_prefix = cu_decoder_share_prefix,
     .decoder_forward_varlen = cu_decoder_forward_varlen,

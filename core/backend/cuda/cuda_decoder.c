@@ -360,6 +360,13 @@ size_t cu_decoder_bytes(const hl_decoder *d) {
     return cd->ses->plan.total + cd->own_bytes + 2 * cd->pool_bytes + cd->wcopy_bytes;
 }
 
+void cu_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes) {
+    const cu_decoder *cd = d->impl;
+    const size_t block = (size_t)2 * cd->cs->d.L * cd->bs * cd->cs->d.Dkv * cd->cs->d.esz;
+    *peak_bytes = (size_t)cd->kp.peak_used * block;
+    *pool_bytes = 2 * cd->pool_bytes;
+}
+
 /* ---- one forward call ------------------------------------------------------------------------ */
 
 static hlk_adapter adapter_for(cu_session *cs, int64_t M, int l, int t) {

@@ -185,6 +185,7 @@ hl_status cu_logits(hl_session *s, const hl_batch *b, float *logits);
 hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad);
 void cu_decoder_free(hl_decoder *d);
 size_t cu_decoder_bytes(const hl_decoder *d);
+void cu_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes);
 hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax);
 hl_status cu_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, const int *pos0,
