@@ -13,8 +13,14 @@
  *   - prefill attention: the slot's earlier keys/values gathered next to the new rows and run
  *     through the flash kernels (tensor cores for 16-bit hd 64/128) with only the new rows as
  *     queries;
+ *     Several sequences with different numbers of new tokens go in one call (batched prefill,
+ *     hl_decoder_forward_varlen): one set of products over all their rows, attention per sequence;
  *   - decode attention (one new row per sequence): the split-K kernel over the pool
- *     (k_decode.cu), chunks sized so the GPU has work even at batch 1;
+ *     (k_decode.cu), chunks sized so the GPU has work even at batch 1; rows whose slots hold the
+ *     same prefix blocks (a task's few-shot prompt) are grouped and the shared part is done once
+ *     per group (hlk_prefix_attn: each chunk of keys/values read once for all the group's rows),
+ *     the per-row kernel covers the rest (HL_CUDA_CASCADE=0: per-row only);
+ *   - greedy decode steps replay CUDA graphs of the whole step (HL_CUDA_GRAPHS=0: eager);
  *   - the logits of the last rows, and the greedy arg-max on the device (the host then gets B
  *     ids, not B·vocab floats). Sampling stays on the host (core/eval/sampler.c) from the
  *     logits, so temperature/top-p runs are the CPU's sampler bit for bit.
