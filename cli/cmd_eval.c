@@ -147,7 +147,7 @@ int cmd_bbh_eval(int argc, char **argv) {
         {"mode", 0, HL_OPT_STRING, &a.mode, "MODE", "cot (3-shot CoT, default), ao (3-shot answer-only), zeroshot"},
         {"rule", 'r', HL_OPT_STRING, &a.rule, "RULE",
          "paper (default), lm-eval or opencompass: prompt variant, stops, token cap, extraction"},
-        {"batch", 'b', HL_OPT_INT, &a.batch, "N", "sequences decoded together (default: as many as memory allows, <= 16)"},
+        {"batch", 'b', HL_OPT_INT, &a.batch, "N", "sequences decoded together (default: as many as memory allows, <= 16 on the cpu, <= 256 on a GPU)"},
         {"max-new-tokens", 0, HL_OPT_INT, &a.max_new, "N",
          "cap on generated tokens (default: the rule's, 1024/512, at most half the model's context)"},
         {"max-seq", 0, HL_OPT_INT, &a.max_seq, "N", "context length cap (default: the model's)"},

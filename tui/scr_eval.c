@@ -93,9 +93,17 @@ static char *dupz(const char *s, size_t n) {
 static void on_progress(const hl_bbh_progress *p, void *user) {
     eval_arg *ea = user;
     tui_job *j = &ea->self->job;
-    char stage[160];
-    snprintf(stage, sizeof stage, "%s: %ld/%ld examples, %ld tokens generated", ea->phase ? "adapter" : "base",
-             p->done, p->total, p->generated_tokens);
+    char stage[200], eta[32] = "--";
+    /* rates of this run (resumed examples cost nothing), ETA for what is left of the whole
+     * selection: this phase's rest plus, before the adapter phase, the adapter's whole set */
+    long fresh = p->done - p->resumed;
+    double ex_s = p->elapsed_s > 0 ? (double)fresh / p->elapsed_s : 0.0;
+    double tok_s = p->elapsed_s > 0 ? (double)p->generated_tokens / p->elapsed_s : 0.0;
+    long left = p->total - p->done + (ea->with_adapter && !ea->phase ? p->total : 0);
+    if (ex_s > 0 && fresh > 0)
+        fmt_duration(eta, sizeof eta, (double)left / ex_s);
+    snprintf(stage, sizeof stage, "%s: %ld/%ld examples, %.2f examples/s, %.0f tokens/s, ETA %s",
+             ea->phase ? "adapter" : "base", p->done, p->total, ex_s, tok_s, left ? eta : "0s");
     double total = (double)p->total * (ea->with_adapter ? 2 : 1);
     job_progress(j, stage, (double)(p->done + (ea->phase ? p->total : 0)), total);
     pthread_mutex_lock(&ea->mu);

@@ -493,6 +493,18 @@ void hl_decoder_free(hl_decoder *d) {
 
 size_t hl_decoder_bytes(const hl_decoder *d) { return d ? d->ops->decoder_bytes(d) : 0; }
 
+void hl_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes) {
+    size_t peak = 0, pool = 0;
+    if (d && d->ops->decoder_cache_use)
+        d->ops->decoder_cache_use(d, &peak, &pool);
+    else if (d)
+        peak = pool = d->ops->decoder_bytes(d);
+    if (peak_bytes)
+        *peak_bytes = peak;
+    if (pool_bytes)
+        *pool_bytes = pool;
+}
+
 hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax) {
     if (!d || !tokens)
@@ -521,6 +533,46 @@ hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq
     if (!logits && !argmax)
         return hl_fail(HL_ERR_ARG, "hl_decoder_forward: ask for logits, argmax or both");
     return d->ops->decoder_forward(d, tokens, B, Tq, pos0, slot, logits, all_logits, argmax);
+}
+
+hl_status hl_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, const int *pos0,
+                                    const int *slot, float *logits, int32_t *argmax) {
+    if (!d || !tokens || !n_new || !pos0 || !slot)
+        return hl_fail(HL_ERR_ARG, "hl_decoder_forward_varlen: missing argument");
+    if (!logits && !argmax)
+        return hl_fail(HL_ERR_ARG, "hl_decoder_forward_varlen: ask for logits, argmax or both");
+    if (B < 1 || B > d->slots)
+        return hl_fail(HL_ERR_ARG, "%d sequences in one call, the decoder has %d slots", B, d->slots);
+    const int V = d->model->cfg.vocab_size;
+    int64_t rows = 0;
+    for (int b = 0; b < B; b++) {
+        int s = slot[b], p = pos0[b], n = n_new[b];
+        if (n < 1)
+            return hl_fail(HL_ERR_ARG, "sequence %d of the call has %d new tokens", b, n);
+        if (s < 0 || s >= d->slots)
+            return hl_fail(HL_ERR_ARG, "cache slot %d out of range (0..%d)", s, d->slots - 1);
+        for (int c = 0; c < b; c++)
+            if (slot[c] == s)
+                return hl_fail(HL_ERR_ARG, "cache slot %d appears twice in one call", s);
+        if (p < 0 || p + n > d->max_seq)
+            return hl_fail(HL_ERR_RANGE, "positions %d..%d exceed the context of %d tokens", p, p + n - 1, d->max_seq);
+        for (int t = 0; t < n; t++)
+            if (tokens[rows + t] < 0 || tokens[rows + t] >= V)
+                return hl_fail(HL_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", tokens[rows + t], V - 1);
+        rows += n;
+    }
+    if (rows > d->max_rows)
+        return hl_fail(HL_ERR_ARG, "%lld new tokens exceed the %d rows planned for one call", (long long)rows,
+                       d->max_rows);
+    if (d->ops->decoder_forward_varlen)
+        return d->ops->decoder_forward_varlen(d, tokens, B, n_new, pos0, slot, logits, argmax);
+    rows = 0;
+    for (int b = 0; b < B; b++) {
+        HL_TRY(d->ops->decoder_forward(d, tokens + rows, 1, n_new[b], &pos0[b], &slot[b],
+                                       logits ? logits + (size_t)b * V : NULL, 0, argmax ? argmax + b : NULL));
+        rows += n_new[b];
+    }
+    return HL_OK;
 }
 
 hl_status hl_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n) {

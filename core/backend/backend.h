@@ -208,8 +208,18 @@ hl_status hl_decoder_create(hl_decoder **out, hl_backend *be, const hl_model *mo
                             int slots, int max_seq, int max_rows);
 void hl_decoder_free(hl_decoder *d);
 size_t hl_decoder_bytes(const hl_decoder *d);
+/* KV-cache bytes: the most in use at once so far (a paged cache: blocks; a fixed cache: all of it)
+ * and what the cache holds allocated. */
+void hl_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes);
 hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax);
+/* Several sequences with different numbers of new tokens in one call (batched prefill):
+ * sequence b has n_new[b] >= 1 tokens, stored one after another in `tokens`, at positions
+ * pos0[b] .. pos0[b] + n_new[b] − 1 of slot slot[b] (distinct slots); Σ n_new <= max_rows.
+ * Outputs are those of each sequence's last new token: logits [B, vocab] and/or argmax [B].
+ * A backend without a batched path runs the sequences one at a time (the same results). */
+hl_status hl_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, const int *pos0,
+                                    const int *slot, float *logits, int32_t *argmax);
 /* Make positions [0, n) of dst_slot hold what positions [0, n) of src_slot hold (prefix reuse:
  * a CPU copies; a paged GPU cache shares blocks and copies on write). */
 hl_status hl_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n);

@@ -100,6 +100,11 @@ struct hl_backend_ops {
     hl_status (*decoder_forward)(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                                  float *logits, int all_logits, int32_t *argmax);
     hl_status (*decoder_share_prefix)(hl_decoder *d, int dst_slot, int src_slot, int n);
+    /* Optional (NULL: the whole cache is in use, peak = pool = decoder_bytes). */
+    void (*decoder_cache_use)(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes);
+    /* Optional (NULL: backend.c runs the sequences one by one through decoder_forward). */
+    hl_status (*decoder_forward_varlen)(hl_decoder *d, const int32_t *tokens, int B, const int *n_new,
+                                        const int *pos0, const int *slot, float *logits, int32_t *argmax);
     hl_status (*decoder_release)(hl_decoder *d, int slot);
 };
 

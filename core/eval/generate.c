@@ -58,6 +58,8 @@ void hl_gen_result_free(hl_gen_result *r) {
 
 /* ---- generator -------------------------------------------------------------------------- */
 
+#define GEN_GPU_ROWS 2048 /* prompt positions per batched-prefill call on a GPU */
+
 struct hl_generator {
     hl_backend *be;
     const hl_model *model;
@@ -112,6 +114,10 @@ size_t hl_generator_bytes(const hl_generator *g) {
     return n;
 }
 
+void hl_generator_cache_use(const hl_generator *g, size_t *peak_bytes, size_t *pool_bytes) {
+    hl_decoder_cache_use(g->dec, peak_bytes, pool_bytes);
+}
+
 void hl_generator_counts(const hl_generator *g, long *prefilled, long *reused) {
     if (prefilled)
         *prefilled = g->prefilled;
@@ -155,6 +161,7 @@ typedef struct {
     hl_gen_result r;
     const int32_t *prompt; /* ids whose keys/values sit at positions [0, n_cached) of this slot */
     int n_cached;
+    int fill_off, fill_n;  /* prompt positions [fill_off, fill_n) still to prefill (batched) */
     int32_t *owned;    /* the prompt when it came from a stream (freed on refill) */
 } gen_slot;
 
@@ -290,7 +297,11 @@ typedef struct {
     int ctx;       /* the model's context */
     int chunk;     /* prompt tokens per prefill call */
     int greedy_ids;/* ask the decoder for argmax only (greedy, no logits callback) */
+    int rows;      /* rows of one decoder call */
     int *b_tok, *b_pos, *b_slot;
+    int32_t *v_tok, *v_argmax; /* batched prefill: [rows] ids, [slots] outputs */
+    int *v_n, *v_idx;          /* [slots]: new tokens, slot of each sequence of the call */
+    float *v_logits;           /* [slots, vocab] (not greedy) */
 } gen_run;
 
 static int cancelled(const hl_gen_params *p) { return p->cancel && *p->cancel; }
@@ -348,22 +359,46 @@ static hl_status finish_slot(gen_run *run, gen_slot *s) {
 /* Start prompt (ids, n) in free slot i: keys/values shared from the slot holding the longest
  * common prefix (share_prefix; the slot's own previous prompt first), the rest prefilled in
  * chunks; the last position's output becomes the slot's pending token. */
+static hl_status prefill_pending(gen_run *run);
+
+/* The slot (own slot first: no copy) whose computed keys/values share the longest prefix with
+ * ids[0, n); with `pending`, prompts still waiting for their batched prefill count too. */
+static int best_share(const gen_run *run, int i, const int32_t *ids, int n, int pending, int *from) {
+    int keep = 0;
+    *from = i;
+    for (int k = 0; k < run->n_slots; k++) {
+        const gen_slot *o = &run->slots[(i + k) % run->n_slots];
+        int avail = o->n_cached;
+        if (pending && o->fill_off < o->fill_n)
+            avail = o->fill_n;
+        int m = 0;
+        while (m < avail && m < n && o->prompt[m] == ids[m])
+            m++;
+        if (m > keep) {
+            keep = m;
+            *from = (i + k) % run->n_slots;
+        }
+    }
+    return keep;
+}
+
+/* Prompt positions a waiting prefill must offer beyond what is already computed before it is
+ * worth running the waiting prefills first (so the new prompt can share them). */
+#define GEN_SHARE_SLACK 64
+
 static hl_status fill_slot(gen_run *run, int i, const int32_t *ids, int n, int32_t *owned, long tag) {
     hl_generator *g = run->g;
     const hl_gen_params *p = run->p;
     gen_slot *s = &run->slots[i];
-    const int V = g->model->cfg.vocab_size;
     int keep = 0, from = i;
     if (p->share_prefix) {
-        for (int k = 0; k < run->n_slots; k++) {
-            const gen_slot *o = &run->slots[(i + k) % run->n_slots]; /* own slot first: no copy */
-            int m = 0;
-            while (m < o->n_cached && m < n && o->prompt[m] == ids[m])
-                m++;
-            if (m > keep) {
-                keep = m;
-                from = (i + k) % run->n_slots;
-            }
+        int from_p = i;
+        keep = best_share(run, i, ids, n, 0, &from);
+        /* a prompt waiting for its prefill would give a much longer prefix (e.g. a task's
+         * few-shot prompt): run the waiting prefills now, then share */
+        if (best_share(run, i, ids, n, 1, &from_p) > keep + GEN_SHARE_SLACK) {
+            HL_TRY(prefill_pending(run));
+            keep = best_share(run, i, ids, n, 0, &from);
         }
         if (keep == n)
             keep = n - 1; /* the last prompt token must run to give the next-token logits */
@@ -397,21 +432,63 @@ static hl_status fill_slot(gen_run *run, int i, const int32_t *ids, int n, int32
     s->prev = ids[n - 1];
     s->emitted = 0;
     hl_sampler_seed(&s->rng, p->seed, s->ordinal);
-    for (int off = keep; off < n; off += run->chunk) {
-        if (cancelled(p))
-            return HL_ERR_CANCELLED;
-        int len = n - off < run->chunk ? n - off : run->chunk;
-        HL_TRY(hl_decoder_forward(g->dec, ids + off, 1, len, &off, &i,
-                                  run->greedy_ids ? NULL : g->logits + (size_t)i * V, 0,
-                                  p->temperature > 0.0f ? NULL : g->argmax + i));
-    }
-    s->n_cached = n;
-    s->pos = n;
-    s->pending = 1;
-    s->row = i;
+    /* the prefill itself runs batched with the other new prompts (prefill_pending) */
+    s->fill_off = keep;
+    s->fill_n = n;
     g->prefilled += n - keep;
     g->reused += keep;
     return HL_OK;
+}
+
+/* Prefill every slot with prompt positions waiting, several sequences per decoder call (pieces
+ * of at most `chunk` positions each, at most `rows` positions per call), in slot order. A slot
+ * whose prompt is complete gets its first token's logits/argmax in its row and is pending. */
+static hl_status prefill_pending(gen_run *run) {
+    hl_generator *g = run->g;
+    const hl_gen_params *p = run->p;
+    const int V = g->model->cfg.vocab_size;
+    for (;;) {
+        int B = 0, rows = 0;
+        for (int i = 0; i < run->n_slots; i++) {
+            gen_slot *s = &run->slots[i];
+            if (s->fill_off >= s->fill_n)
+                continue;
+            int piece = s->fill_n - s->fill_off < run->chunk ? s->fill_n - s->fill_off : run->chunk;
+            if (B > 0 && rows + piece > run->rows)
+                continue; /* the next call takes it */
+            if (piece > run->rows)
+                piece = run->rows;
+            memcpy(run->v_tok + rows, s->prompt + s->fill_off, (size_t)piece * sizeof(int32_t));
+            run->v_n[B] = piece;
+            run->b_pos[B] = s->fill_off;
+            run->b_slot[B] = i;
+            run->v_idx[B] = i;
+            rows += piece;
+            B++;
+        }
+        if (B == 0)
+            return HL_OK;
+        if (cancelled(p))
+            return HL_ERR_CANCELLED;
+        HL_TRY(hl_decoder_forward_varlen(g->dec, run->v_tok, B, run->v_n, run->b_pos, run->b_slot,
+                                         run->greedy_ids ? NULL : run->v_logits,
+                                         p->temperature > 0.0f ? NULL : run->v_argmax));
+        for (int b = 0; b < B; b++) {
+            int i = run->v_idx[b];
+            gen_slot *s = &run->slots[i];
+            s->fill_off += run->v_n[b];
+            if (s->fill_off < s->fill_n)
+                continue;
+            if (!run->greedy_ids)
+                memcpy(g->logits + (size_t)i * V, run->v_logits + (size_t)b * V, (size_t)V * sizeof(float));
+            if (!(p->temperature > 0.0f))
+                g->argmax[i] = run->v_argmax[b];
+            s->n_cached = s->fill_n;
+            s->pos = s->fill_n;
+            s->pending = 1;
+            s->row = i;
+        }
+    }
 }
 
 /* Pick the pending token of every slot in slot order; report the ones that finish. */
@@ -472,7 +549,7 @@ static hl_status fill_free(gen_run *run, int continuous) {
         }
         HL_TRY(fill_slot(run, i, ids, n, owned, tag));
     }
-    return HL_OK;
+    return prefill_pending(run);
 }
 
 static hl_status run_loop(gen_run *run, int continuous) {
@@ -521,6 +598,11 @@ static void run_free(gen_run *run) {
     free(run->b_tok);
     free(run->b_pos);
     free(run->b_slot);
+    free(run->v_tok);
+    free(run->v_argmax);
+    free(run->v_n);
+    free(run->v_idx);
+    free(run->v_logits);
 }
 
 static hl_status run_init(gen_run *run, hl_generator *g, const hl_gen_params *p, gen_source *src, int slots, int seq,
@@ -538,9 +620,27 @@ static hl_status run_init(gen_run *run, hl_generator *g, const hl_gen_params *p,
     run->b_tok = malloc((size_t)slots * sizeof(int));
     run->b_pos = malloc((size_t)slots * sizeof(int));
     run->b_slot = malloc((size_t)slots * sizeof(int));
-    if (!run->slots || !run->b_tok || !run->b_pos || !run->b_slot)
-        return hl_fail(HL_ERR_NOMEM, "out of memory for %d decoding slots", slots);
     int rows = chunk > slots ? chunk : slots;
+    /* A GPU prefills many prompts per call (batched prefill): give its calls room for several
+     * prompt pieces; the CPU keeps the smaller scratch. */
+    hl_backend_info info;
+    if (hl_backend_get_info(g->be, &info) == HL_OK && info.is_gpu) {
+        int64_t want = (int64_t)slots * chunk;
+        want = want < GEN_GPU_ROWS ? want : GEN_GPU_ROWS;
+        rows = want > rows ? (int)want : rows;
+    }
+    if (g->dec && g->dec_rows > rows)
+        rows = g->dec_rows; /* a bigger decoder kept from an earlier call */
+    run->rows = rows;
+    run->v_tok = malloc((size_t)rows * sizeof(int32_t));
+    run->v_argmax = malloc((size_t)slots * sizeof(int32_t));
+    run->v_n = malloc((size_t)slots * sizeof(int));
+    run->v_idx = malloc((size_t)slots * sizeof(int));
+    if (!run->greedy_ids)
+        run->v_logits = malloc((size_t)slots * (size_t)g->model->cfg.vocab_size * sizeof(float));
+    if (!run->slots || !run->b_tok || !run->b_pos || !run->b_slot || !run->v_tok || !run->v_argmax || !run->v_n ||
+        !run->v_idx || (!run->greedy_ids && !run->v_logits))
+        return hl_fail(HL_ERR_NOMEM, "out of memory for %d decoding slots", slots);
     return ensure_decoder(g, slots, seq, rows);
 }
 

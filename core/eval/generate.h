@@ -100,6 +100,8 @@ hl_status hl_generator_create(hl_generator **out, hl_backend *be, const hl_model
                               const hl_tokenizer *tok);
 void hl_generator_free(hl_generator *g);
 size_t hl_generator_bytes(const hl_generator *g); /* KV cache + scratch currently allocated */
+/* KV cache in use at the peak and allocated (hl_decoder_cache_use of the current decoder). */
+void hl_generator_cache_use(const hl_generator *g, size_t *peak_bytes, size_t *pool_bytes);
 
 /* Generate for n text prompts. results[n] are filled (free each with hl_gen_result_free),
  * also on failure (then partially). */

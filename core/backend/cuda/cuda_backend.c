@@ -1,33 +1,7 @@
 /* The CUDA backend's function table (backend_impl.h): devices (cuda_device.c), plans
- * (cuda_plan.c), sessions (cuda_session.c), the forward/backward passes (cuda_forward.c).
- * KV-cache decoding is not on the GPU yet: its entries say so. */
+ * (cuda_plan.c), sessions (cuda_session.c), the forward/backward passes (cuda_forward.c),
+ * the KV-cache decoder (cuda_decoder.c). */
 #include "core/backend/cuda/cuda_session.h"
-
-/* ---- decoding: not on the GPU yet ----------------------------------------------------------- */
-
-static hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
-    (void)d, (void)ad;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding (generate, BBH, scoring by generation) is not yet on cuda: use "
-                                 "device cpu for it");
-}
-static void cu_decoder_free(hl_decoder *d) { (void)d; }
-static size_t cu_decoder_bytes(const hl_decoder *d) {
-    (void)d;
-    return 0;
-}
-static hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0,
-                                    const int *slot, float *logits, int all_logits, int32_t *argmax) {
-    (void)d, (void)tokens, (void)B, (void)Tq, (void)pos0, (void)slot, (void)logits, (void)all_logits, (void)argmax;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding is not yet on cuda");
-}
-static hl_status cu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n) {
-    (void)d, (void)dst_slot, (void)src_slot, (void)n;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding is not yet on cuda");
-}
-static hl_status cu_decoder_release(hl_decoder *d, int slot) {
-    (void)d, (void)slot;
-    return hl_fail(HL_ERR_STATE, "KV-cache decoding is not yet on cuda");
-}
 
 const hl_backend_ops hl_backend_cuda_ops = {
     .kind = "cuda",
@@ -56,7 +30,9 @@ const hl_backend_ops hl_backend_cuda_ops = {
     .decoder_init = cu_decoder_init,
     .decoder_free = cu_decoder_free,
     .decoder_bytes = cu_decoder_bytes,
+    .decoder_cache_use = cu_decoder_cache_use,
     .decoder_forward = cu_decoder_forward,
     .decoder_share_prefix = cu_decoder_share_prefix,
+    .decoder_forward_varlen = cu_decoder_forward_varlen,
     .decoder_release = cu_decoder_release,
 };

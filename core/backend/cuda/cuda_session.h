@@ -184,4 +184,16 @@ hl_status cu_eval(hl_session *s, const hl_batch *b, float *loss, int64_t *n_targ
                   int64_t *seq_count);
 hl_status cu_logits(hl_session *s, const hl_batch *b, float *logits);
 
+/* cuda_decoder.c: the KV-cache decoder (paged cache, prefix sharing, decode attention) */
+hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad);
+void cu_decoder_free(hl_decoder *d);
+size_t cu_decoder_bytes(const hl_decoder *d);
+void cu_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes);
+hl_status cu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
+                             float *logits, int all_logits, int32_t *argmax);
+hl_status cu_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B, const int *n_new, const int *pos0,
+                                    const int *slot, float *logits, int32_t *argmax);
+hl_status cu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n);
+hl_status cu_decoder_release(hl_decoder *d, int slot);
+
 #endif

@@ -529,9 +529,56 @@ static hl_status write_summary(eval_ctx *c, const cJSON *settings, const char *o
  * LLaMA-2-7B at 2.6k + 1024 positions. batch <= 0 picks the most that fit 70% of the RAM
  * the (mmapped) weights leave free, capped at 16; an explicit batch that cannot fit at all
  * is refused before anything large is allocated. */
+/* On a GPU the decoder keeps a paged 16-bit cache (f32 for f32 models) in the device memory the
+ * weights leave free, and a task's few-shot prefix is held once: a sequence costs the positions
+ * past the prefix it shares with its task's first prompt plus its new tokens. The automatic
+ * batch is the most that fit 80% of that memory with every task's prefix resident, capped at 256
+ * (the CLI's limit). */
+static hl_status plan_batch_gpu(eval_ctx *c, const hl_backend_info *info, int positions, int *out) {
+    const hl_model *m = c->tg->model;
+    const hl_llama_config *mc = &m->cfg;
+    const double per_pos = 2.0 * mc->n_layers * (double)mc->n_kv_heads * mc->head_dim *
+                           (m->dtype == HL_DTYPE_F32 ? 4.0 : 2.0);
+    int continuous = c->o->decoder == HL_BBH_DECODER_CONTINUOUS;
+    long suffix = 0, prefix = 0, first = -1;
+    for (long w = 0; w < c->n_work; w++) {
+        long n = c->w_ptok[w], lcp = 0;
+        if (first < 0 || c->w_task[first] != c->w_task[w]) {
+            first = w;
+            prefix += n; /* one resident copy of each task's prompt */
+        } else if (continuous) {
+            const int32_t *a = c->w_ids[first], *b = c->w_ids[w];
+            while (a && b && lcp < c->w_ptok[first] && lcp < n && a[lcp] == b[lcp])
+                lcp++;
+        }
+        suffix = n - lcp > suffix ? n - lcp : suffix;
+    }
+    double per = per_pos * (double)(suffix + c->max_new < positions ? suffix + c->max_new : positions);
+    double free_dev = info->mem_free > 0 ? (double)info->mem_free : 0.0;
+    double budget = 0.8 * (free_dev - (double)hl_model_weight_bytes(m) - 2.0 * 1073741824.0) - per_pos * prefix;
+    int fit = budget > per ? (int)(budget / per) : 1;
+    int b = c->o->batch;
+    if (b <= 0)
+        b = fit < 256 ? fit : 256;
+    else if (b > fit)
+        return hl_fail(HL_ERR_NOMEM,
+                       "batch %d needs about %.1f GB of KV cache on %s (%.0f positions per sequence past the shared "
+                       "prefix) but about %.1f GB are left next to the weights; use --batch %d (or leave --batch "
+                       "out to choose automatically)",
+                       b, b * per / 1e9, info->name, per / per_pos, budget > 0 ? budget / 1e9 : 0.0, fit);
+    if (b > c->n_work)
+        b = (int)c->n_work;
+    c->batch = b;
+    *out = b;
+    return HL_OK;
+}
+
 static hl_status plan_batch(eval_ctx *c, int longest, int *out) {
     const hl_llama_config *mc = &c->tg->model->cfg;
     int positions = longest + c->max_new < c->context ? longest + c->max_new : c->context;
+    hl_backend_info info;
+    if (hl_backend_get_info(c->tg->backend, &info) == HL_OK && info.is_gpu)
+        return plan_batch_gpu(c, &info, positions, out);
     double per = 2.0 * mc->n_layers * (double)mc->n_kv_heads * mc->head_dim * 4.0 * positions;
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     double ram = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;

@@ -1,0 +1,92 @@
+/* Launchers of the decoder's kernels (k_decode.cu), private to core/backend/cuda and its tests.
+ * Same conventions as cuda_kernels.h: enqueue on `st`, check the launch, never synchronise. */
+#ifndef HL_CUDA_DECODE_H
+#define HL_CUDA_DECODE_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "core/backend/cuda/cuda_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#include "core/base/status.h"
+
+/* Pool rows rows[m] (see k_decode.cu for the pool layout) get keys k[m, :Dkv] and values
+ * v[m, :Dkv] (act, row stride ld), m < M. */
+hl_status hlk_kv_write(cudaStream_t st, void *kpool, void *vpool, const void *k, const void *v, int64_t ld,
+                       const int32_t *rows, int64_t M, int Dkv, int dt);
+/* k/v rows [0, n) (row stride ld) = positions [0, n) of the slot whose block table is `table`. */
+hl_status hlk_kv_gather(cudaStream_t st, void *k, void *v, int64_t ld, const void *kpool, const void *vpool,
+                        const int32_t *table, int bs, int n, int Dkv, int dt);
+
+/* Copy-on-write: block src -> block dst in every one of L layers, keys and values (layer_bytes
+ * apart; block_bytes and layer_bytes multiples of 16). */
+hl_status hlk_kv_copy_block(cudaStream_t st, void *kpool, void *vpool, size_t layer_bytes, size_t block_bytes, int L,
+                            int64_t src, int64_t dst);
+
+/* The attention geometry (cuda_kernels.h hlk_attn) of one example of n rows whose rows
+ * [pos0, n) are the queries: pos[n], send[n] and hlk_prefill_blocks(pos0, n) query blocks. */
+hl_status hlk_prefill_geom(cudaStream_t st, int32_t *pos, int32_t *send, int32_t *blk_start, int32_t *blk_len,
+                           int32_t *blk_off, int pos0, int n);
+int hlk_prefill_blocks(int pos0, int n);
+
+/* Decode attention: one query row per sequence b < B at position len[b] − 1 of slot slot[b],
+ * keys/values from the paged pool of one layer. Positions are split in n_split chunks of `chunk`
+ * (n_split == 1: written straight to out; else partial results part [B·H·n_split, hd] and
+ * part_ml [B·H·n_split, 2] f32, merged in chunk order). */
+typedef struct {
+    int B, H, Hkv, hd, dt, Dkv;
+    const void *q; /* [B, H·hd] act, row stride ldq */
+    int64_t ldq;
+    void *out;     /* [B, H·hd] act, row stride ldo */
+    int64_t ldo;
+    const void *kpool, *vpool;
+    const int32_t *tables; /* [slots, max_blocks] */
+    int max_blocks, bs;
+    const int32_t *slot, *len; /* [B] */
+    int n_split, chunk;
+    float *part, *part_ml;
+    /* Shared-prefix ("cascade") mode, when pre_n != NULL: row b's positions [0, start[b]) were
+     * done by hlk_prefix_attn (pre_n[b] chunk partials in pre_part / pre_ml, npc per (b, h));
+     * the chunks here cover [start[b], len[b]), always as partials, and the merge takes both. */
+    const int32_t *start, *pre_n;
+    const float *pre_part, *pre_ml;
+    int npc;
+} hlk_decode;
+hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a);
+
+/* Attention of a group of decode rows over the prefix positions they share (the same cache
+ * blocks): the keys/values of a chunk of HLK_PREFIX_CHUNK positions are read once into shared
+ * memory and used by every row of the group. Group g: rows members[first[g] .. + count[g]),
+ * shared positions [0, plen[g]) read through slot gslot[g]'s block table; writes for each member
+ * row b, head h and chunk c < ceil(plen/HLK_PREFIX_CHUNK) the unnormalised partial
+ * pre_part[((b·H + h)·npc + c)·hd ..] and pre_ml (max, sum). 16-bit, hd 64 or 128. */
+#define HLK_PREFIX_CHUNK 64
+typedef struct {
+    int H, Hkv, hd, dt, Dkv, n_groups, npc;
+    const void *q;
+    int64_t ldq;
+    const void *kpool, *vpool;
+    const int32_t *tables;
+    int max_blocks, bs;
+    const int32_t *members, *first, *count, *plen, *gslot;
+    float *pre_part, *pre_ml;
+} hlk_prefix;
+int hlk_prefix_supported(int dt, int hd);
+hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a);
+
+/* Per row of x [rows, V] f32 (row stride ldx): idx = first index of the largest value, val = that
+ * value (NaN when the row starts with NaN). */
+hl_status hlk_argmax(cudaStream_t st, const float *x, int64_t ldx, int64_t rows, int V, int32_t *idx, float *val);
+
+/* W [d_out, d_in] (act) += s · B A  (A [r, d_in], B [d_out, r] f32): merge a plain LoRA. */
+hl_status hlk_merge_lora(cudaStream_t st, void *W, int dt, const float *A, const float *B, int d_out, int d_in, int r,
+                         float s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

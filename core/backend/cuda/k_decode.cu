@@ -1,0 +1,471 @@
+/* Kernels of the KV-cache decoder (cuda_decoder.c): the paged key/value pool, the decode
+ * attention over it (split-K, "flash-decoding"), the prefill geometry for the flash kernels, and
+ * the greedy arg-max.
+ *
+ * Pool layout (per layer, keys and values alike): [n_blocks][block_size][Dkv] in the activation
+ * dtype; row r = block·block_size + offset is one position's keys (or values) of every kv head.
+ * A sequence's logical position p lives in row table[p / bs]·bs + p % bs of its slot's table.
+ *
+ * Decode attention semantics are those of core/backend/cpu/ops.c hl_attention_forward for one
+ * query row at position len − 1: s_j = (q·k_j)/√hd over j < len, softmax, Σ p_j v_j, f32
+ * accumulation. A (row, head) pair is split into chunks of positions; each chunk keeps a running
+ * max, sum and unnormalised output (per warp, then per block), and a second kernel merges the
+ * chunks (log-sum-exp weights) in chunk order, so the result does not depend on timing. */
+#include "core/backend/cuda/cuda_decode.h"
+#include "core/backend/cuda/cuda_dev.cuh"
+
+#define DEC_WARPS 4
+
+/* ---- pool writes and gathers ------------------------------------------------------------- */
+
+/* Pool row of rows[m] gets the Dkv values (keys, then values) of row m of the new k/v. */
+static __global__ void k_kv_write(void *kpool, void *vpool, const void *k, const void *v, int64_t ld,
+                                  const int32_t *rows, int64_t M, int Dkv, int esz) {
+    const int64_t m = blockIdx.x;
+    const int64_t dst = (int64_t)rows[m] * Dkv;
+    if (esz == 4) {
+        for (int j = threadIdx.x; j < Dkv; j += blockDim.x) {
+            ((float *)kpool)[dst + j] = ((const float *)k)[m * ld + j];
+            ((float *)vpool)[dst + j] = ((const float *)v)[m * ld + j];
+        }
+    } else {
+        for (int j = threadIdx.x; j < Dkv; j += blockDim.x) {
+            ((uint16_t *)kpool)[dst + j] = ((const uint16_t *)k)[m * ld + j];
+            ((uint16_t *)vpool)[dst + j] = ((const uint16_t *)v)[m * ld + j];
+        }
+    }
+}
+
+hl_status hlk_kv_write(cudaStream_t st, void *kpool, void *vpool, const void *k, const void *v, int64_t ld,
+                       const int32_t *rows, int64_t M, int Dkv, int dt) {
+    if (M <= 0)
+        return HL_OK;
+    int th = Dkv < 256 ? ((Dkv + 31) / 32) * 32 : 256;
+    k_kv_write<<<(unsigned)M, th, 0, st>>>(kpool, vpool, k, v, ld, rows, M, Dkv, dt == DT_F32 ? 4 : 2);
+    CU_LAUNCHED("kv_write");
+    return HL_OK;
+}
+
+/* Positions [0, n) of one slot from the pool into k/v rows (row stride ld). */
+static __global__ void k_kv_gather(void *k, void *v, int64_t ld, const void *kpool, const void *vpool,
+                                   const int32_t *table, int bs, int n, int Dkv, int esz) {
+    const int p = blockIdx.x;
+    if (p >= n)
+        return;
+    const int64_t src = ((int64_t)table[p / bs] * bs + p % bs) * Dkv;
+    if (esz == 4) {
+        for (int j = threadIdx.x; j < Dkv; j += blockDim.x) {
+            ((float *)k)[p * ld + j] = ((const float *)kpool)[src + j];
+            ((float *)v)[p * ld + j] = ((const float *)vpool)[src + j];
+        }
+    } else {
+        for (int j = threadIdx.x; j < Dkv; j += blockDim.x) {
+            ((uint16_t *)k)[p * ld + j] = ((const uint16_t *)kpool)[src + j];
+            ((uint16_t *)v)[p * ld + j] = ((const uint16_t *)vpool)[src + j];
+        }
+    }
+}
+
+hl_status hlk_kv_gather(cudaStream_t st, void *k, void *v, int64_t ld, const void *kpool, const void *vpool,
+                        const int32_t *table, int bs, int n, int Dkv, int dt) {
+    if (n <= 0)
+        return HL_OK;
+    int th = Dkv < 256 ? ((Dkv + 31) / 32) * 32 : 256;
+    k_kv_gather<<<(unsigned)n, th, 0, st>>>(k, v, ld, kpool, vpool, table, bs, n, Dkv, dt == DT_F32 ? 4 : 2);
+    CU_LAUNCHED("kv_gather");
+    return HL_OK;
+}
+
+/* Block src -> block dst of every layer's keys and values (copy-on-write); grid (L, 2). */
+static __global__ void k_kv_copy_block(char *kpool, char *vpool, size_t layer_bytes, size_t block_bytes, int64_t src,
+                                       int64_t dst) {
+    char *pool = blockIdx.y ? vpool : kpool;
+    const uint4 *s = (const uint4 *)(pool + blockIdx.x * layer_bytes + (size_t)src * block_bytes);
+    uint4 *d = (uint4 *)(pool + blockIdx.x * layer_bytes + (size_t)dst * block_bytes);
+    for (size_t i = threadIdx.x; i < block_bytes / 16; i += blockDim.x)
+        d[i] = s[i];
+}
+
+hl_status hlk_kv_copy_block(cudaStream_t st, void *kpool, void *vpool, size_t layer_bytes, size_t block_bytes, int L,
+                            int64_t src, int64_t dst) {
+    if (block_bytes % 16 || layer_bytes % 16)
+        return hl_fail(HL_ERR_ARG, "KV block copy: %zu-byte blocks are not 16-byte multiples", block_bytes);
+    k_kv_copy_block<<<dim3((unsigned)L, 2), 256, 0, st>>>((char *)kpool, (char *)vpool, layer_bytes, block_bytes, src,
+                                                          dst);
+    CU_LAUNCHED("kv_copy_block");
+    return HL_OK;
+}
+
+/* ---- prefill geometry ---------------------------------------------------------------------- */
+
+/* One example of n rows whose rows [pos0, n) are queries: pos = row (or −1 before pos0),
+ * send = n, and the 64-row query blocks from the one holding pos0. */
+static __global__ void k_prefill_geom(int32_t *pos, int32_t *send, int32_t *blk_start, int32_t *blk_len,
+                                      int32_t *blk_off, int pos0, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        pos[i] = i >= pos0 ? i : -1;
+        send[i] = n;
+    }
+    const int b0 = pos0 / HLK_ATTN_BLOCK, nb = (n + HLK_ATTN_BLOCK - 1) / HLK_ATTN_BLOCK - b0;
+    if (i < nb) {
+        blk_start[i] = 0;
+        blk_len[i] = n;
+        blk_off[i] = (b0 + i) * HLK_ATTN_BLOCK;
+    }
+}
+
+hl_status hlk_prefill_geom(cudaStream_t st, int32_t *pos, int32_t *send, int32_t *blk_start, int32_t *blk_len,
+                           int32_t *blk_off, int pos0, int n) {
+    k_prefill_geom<<<hl_cu_blocks(n, 256), 256, 0, st>>>(pos, send, blk_start, blk_len, blk_off, pos0, n);
+    CU_LAUNCHED("prefill_geom");
+    return HL_OK;
+}
+
+int hlk_prefill_blocks(int pos0, int n) {
+    return (n + HLK_ATTN_BLOCK - 1) / HLK_ATTN_BLOCK - pos0 / HLK_ATTN_BLOCK;
+}
+
+/* ---- decode attention ---------------------------------------------------------------------- */
+
+/* Lane `lane` holds dims [lane·EPL, lane·EPL + EPL) of the head (those < hd). */
+template <int EPL>
+static __device__ __forceinline__ void ld_lane(float *f, const void *p, int64_t base, int lane, int hd, int dt) {
+    const int d0 = lane * EPL;
+    if (dt != DT_F32 && EPL == 4 && d0 + 4 <= hd) { /* one 8-byte load */
+        uint2 u = *reinterpret_cast<const uint2 *>((const uint16_t *)p + base + d0);
+        const uint16_t *e = reinterpret_cast<const uint16_t *>(&u);
+#pragma unroll
+        for (int c = 0; c < 4; c++)
+            f[c] = dt == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(e[c])) : __half2float(__ushort_as_half(e[c]));
+        return;
+    }
+#pragma unroll
+    for (int c = 0; c < EPL; c++)
+        f[c] = d0 + c < hd ? ld_act(p, base + d0 + c, dt) : 0.0f;
+}
+
+/* grid (n_split, H, B), DEC_WARPS warps. Block (s, h, b) covers positions [s·chunk, (s+1)·chunk)
+ * ∩ [0, len[b]) of row b's slot; warp w takes every DEC_WARPS-th position of them. */
+template <int EPL>
+static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decode a) {
+    __shared__ float sm_m[DEC_WARPS], sm_l[DEC_WARPS];
+    __shared__ float sm_acc[DEC_WARPS][EPL * 32];
+    const int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hd = a.hd, dt = a.dt, kvh = h / (a.H / a.Hkv);
+    const int len = a.len[b];
+    const int p_lo = (a.start ? a.start[b] : 0) + s * a.chunk, p_hi = min(len, p_lo + a.chunk);
+    const bool partial = a.n_split > 1 || a.pre_n;
+    const int32_t *table = a.tables + (int64_t)a.slot[b] * a.max_blocks;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float q[EPL], acc[EPL];
+    ld_lane<EPL>(q, a.q, (int64_t)b * a.ldq + (int64_t)h * hd, lane, hd, dt);
+#pragma unroll
+    for (int c = 0; c < EPL; c++)
+        acc[c] = 0.0f;
+    float m = -INFINITY, l = 0.0f;
+    for (int p = p_lo + warp; p < p_hi; p += DEC_WARPS) {
+        const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
+        const int64_t base = row * a.Dkv + (int64_t)kvh * hd;
+        float k[EPL], v[EPL];
+        ld_lane<EPL>(k, a.kpool, base, lane, hd, dt);
+        ld_lane<EPL>(v, a.vpool, base, lane, hd, dt);
+        float dot = 0.0f;
+#pragma unroll
+        for (int c = 0; c < EPL; c++)
+            dot += q[c] * k[c];
+        const float sc = warp_sum(dot) * scale;
+        const float mn = fmaxf(m, sc);
+        const float corr = m == -INFINITY ? 0.0f : expf(m - mn);
+        const float pr = expf(sc - mn);
+        l = l * corr + pr;
+#pragma unroll
+        for (int c = 0; c < EPL; c++)
+            acc[c] = acc[c] * corr + pr * v[c];
+        m = mn;
+    }
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (int c = 0; c < EPL; c++)
+        sm_acc[warp][lane * EPL + c] = acc[c];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < DEC_WARPS; w++)
+        M = fmaxf(M, sm_m[w]);
+    float L = 0.0f, wgt[DEC_WARPS];
+#pragma unroll
+    for (int w = 0; w < DEC_WARPS; w++) {
+        wgt[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+        L += sm_l[w] * wgt[w];
+    }
+    const int64_t item = ((int64_t)b * a.H + h) * a.n_split + s;
+    for (int d = threadIdx.x; d < hd; d += DEC_WARPS * 32) {
+        float o = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DEC_WARPS; w++)
+            o += sm_acc[w][d] * wgt[w];
+        if (!partial)
+            st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * hd + d, dt, o / L);
+        else
+            a.part[item * hd + d] = o;
+    }
+    if (partial && threadIdx.x == 0) {
+        a.part_ml[2 * item] = M;
+        a.part_ml[2 * item + 1] = L;
+    }
+}
+
+/* grid (H, B), threads over hd: merge the chunks of (b, h) in chunk order (shared-prefix
+ * chunks first, when there are any). */
+static __global__ void k_decode_merge(hlk_decode a) {
+    const int h = blockIdx.x, b = blockIdx.y;
+    const int64_t item0 = ((int64_t)b * a.H + h) * a.n_split;
+    const int np = a.pre_n ? a.pre_n[b] : 0;
+    const int64_t pre0 = ((int64_t)b * a.H + h) * a.npc;
+    float M = -INFINITY;
+    for (int c = 0; c < np; c++)
+        M = fmaxf(M, a.pre_ml[2 * (pre0 + c)]);
+    for (int s = 0; s < a.n_split; s++)
+        M = fmaxf(M, a.part_ml[2 * (item0 + s)]);
+    float L = 0.0f;
+    for (int c = 0; c < np; c++) {
+        float ms = a.pre_ml[2 * (pre0 + c)];
+        if (ms != -INFINITY)
+            L += a.pre_ml[2 * (pre0 + c) + 1] * expf(ms - M);
+    }
+    for (int s = 0; s < a.n_split; s++) {
+        float ms = a.part_ml[2 * (item0 + s)];
+        if (ms != -INFINITY)
+            L += a.part_ml[2 * (item0 + s) + 1] * expf(ms - M);
+    }
+    for (int d = threadIdx.x; d < a.hd; d += blockDim.x) {
+        float o = 0.0f;
+        for (int c = 0; c < np; c++) {
+            float ms = a.pre_ml[2 * (pre0 + c)];
+            if (ms != -INFINITY)
+                o += a.pre_part[(pre0 + c) * a.hd + d] * expf(ms - M);
+        }
+        for (int s = 0; s < a.n_split; s++) {
+            float ms = a.part_ml[2 * (item0 + s)];
+            if (ms != -INFINITY)
+                o += a.part[(item0 + s) * a.hd + d] * expf(ms - M);
+        }
+        st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * a.hd + d, a.dt, o / L);
+    }
+}
+
+hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
+    if (a->B <= 0)
+        return HL_OK;
+    if (a->hd > 256 || a->hd < 1 || a->n_split < 1 || a->chunk < 1)
+        return hl_fail(HL_ERR_ARG, "decode attention: head size %d, %d chunks of %d", a->hd, a->n_split, a->chunk);
+    dim3 grid((unsigned)a->n_split, (unsigned)a->H, (unsigned)a->B);
+    const int epl = (a->hd + 31) / 32;
+    if (epl <= 1)
+        k_decode_attn<1><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    else if (epl <= 2)
+        k_decode_attn<2><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    else if (epl <= 4)
+        k_decode_attn<4><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    else
+        k_decode_attn<8><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    CU_LAUNCHED("decode_attn");
+    if (a->n_split > 1 || a->pre_n) {
+        int th = a->hd < 128 ? ((a->hd + 31) / 32) * 32 : 128;
+        k_decode_merge<<<dim3((unsigned)a->H, (unsigned)a->B), th, 0, st>>>(*a);
+        CU_LAUNCHED("decode_merge");
+    }
+    return HL_OK;
+}
+
+/* ---- shared-prefix attention ------------------------------------------------------------- */
+
+/* grid (npc, H, n_groups), DEC_WARPS warps. Block (c, h, g) loads positions [c·PC, c·PC + PC) ∩
+ * [0, plen[g]) of kv head h's keys and values into shared memory (16-bit pairs, rows padded by
+ * one word so lanes reading different rows hit different banks), then each warp takes members
+ * of the group in turn: lane j scores positions j and j + 32, a warp-wide softmax of the chunk,
+ * and lane l accumulates dims [l·HD/32, (l+1)·HD/32) of Σ p_j v_j. */
+template <int HD>
+static __global__ void __launch_bounds__(DEC_WARPS * 32) k_prefix_attn(hlk_prefix a) {
+    constexpr int PC = HLK_PREFIX_CHUNK, W = HD / 2 + 1, DL = HD / 32;
+    __shared__ uint32_t sK[PC * W], sV[PC * W];
+    __shared__ float sq[DEC_WARPS][HD];
+    const int c = blockIdx.x, h = blockIdx.y, g = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int G = a.count[g], P = a.plen[g], p0 = c * PC;
+    if (G <= 0 || p0 >= P)
+        return;
+    const int np = min(PC, P - p0), kvh = h / (a.H / a.Hkv), dt = a.dt;
+    const int32_t *table = a.tables + (int64_t)a.gslot[g] * a.max_blocks;
+    for (int i = threadIdx.x; i < np * (HD / 2); i += blockDim.x) {
+        const int r = i / (HD / 2), w = i % (HD / 2), pos = p0 + r;
+        const int64_t row = (int64_t)table[pos / a.bs] * a.bs + pos % a.bs;
+        const int64_t off = (row * a.Dkv + (int64_t)kvh * HD) / 2 + w;
+        sK[r * W + w] = ((const uint32_t *)a.kpool)[off];
+        sV[r * W + w] = ((const uint32_t *)a.vpool)[off];
+    }
+    __syncthreads();
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int mi = warp; mi < G; mi += DEC_WARPS) {
+        const int b = a.members[a.first[g] + mi];
+        for (int d = lane; d < HD; d += 32)
+            sq[warp][d] = ld_act(a.q, (int64_t)b * a.ldq + (int64_t)h * HD + d, dt);
+        __syncwarp();
+        float sc[2];
+#pragma unroll
+        for (int jj = 0; jj < 2; jj++) {
+            const int j = lane + 32 * jj;
+            float dot = 0.0f;
+            if (j < np) {
+                const uint32_t *kr = sK + j * W;
+#pragma unroll 8
+                for (int w = 0; w < HD / 2; w++) {
+                    const uint32_t u = kr[w];
+                    float k0, k1;
+                    if (dt == DT_BF16) {
+                        k0 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u & 0xffffu)));
+                        k1 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u >> 16)));
+                    } else {
+                        k0 = __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
+                        k1 = __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+                    }
+                    dot += sq[warp][2 * w] * k0 + sq[warp][2 * w + 1] * k1;
+                }
+                sc[jj] = dot * scale;
+            } else {
+                sc[jj] = -INFINITY;
+            }
+        }
+        const float mx = warp_max(fmaxf(sc[0], sc[1]));
+        const float e0 = sc[0] == -INFINITY ? 0.0f : expf(sc[0] - mx);
+        const float e1 = sc[1] == -INFINITY ? 0.0f : expf(sc[1] - mx);
+        const float l = warp_sum(e0 + e1);
+        float o[DL];
+#pragma unroll
+        for (int k = 0; k < DL; k++)
+            o[k] = 0.0f;
+        for (int j = 0; j < np; j++) {
+            const float pj = __shfl_sync(0xffffffffu, j < 32 ? e0 : e1, j & 31);
+            const uint32_t *vr = sV + j * W + lane * (DL / 2);
+#pragma unroll
+            for (int k2 = 0; k2 < DL / 2; k2++) {
+                const uint32_t u = vr[k2];
+                float v0, v1;
+                if (dt == DT_BF16) {
+                    v0 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u & 0xffffu)));
+                    v1 = __bfloat162float(__ushort_as_bfloat16((unsigned short)(u >> 16)));
+                } else {
+                    v0 = __half2float(__ushort_as_half((unsigned short)(u & 0xffffu)));
+                    v1 = __half2float(__ushort_as_half((unsigned short)(u >> 16)));
+                }
+                o[2 * k2] += pj * v0;
+                o[2 * k2 + 1] += pj * v1;
+            }
+        }
+        const int64_t item = ((int64_t)b * a.H + h) * a.npc + c;
+#pragma unroll
+        for (int k = 0; k < DL; k++)
+            a.pre_part[item * HD + lane * DL + k] = o[k];
+        if (lane == 0) {
+            a.pre_ml[2 * item] = mx;
+            a.pre_ml[2 * item + 1] = l;
+        }
+        __syncwarp(); /* sq[warp] is refilled for the next member */
+    }
+}
+
+int hlk_prefix_supported(int dt, int hd) { return dt != DT_F32 && (hd == 64 || hd == 128); }
+
+hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a) {
+    if (a->n_groups <= 0 || a->npc <= 0)
+        return HL_OK;
+    if (!hlk_prefix_supported(a->dt, a->hd))
+        return hl_fail(HL_ERR_ARG, "shared-prefix attention needs 16-bit keys and head size 64 or 128 (got %d)", a->hd);
+    dim3 grid((unsigned)a->npc, (unsigned)a->H, (unsigned)a->n_groups);
+    if (a->hd == 64)
+        k_prefix_attn<64><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    else
+        k_prefix_attn<128><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
+    CU_LAUNCHED("prefix_attn");
+    return HL_OK;
+}
+
+/* ---- greedy arg-max ---------------------------------------------------------------------- */
+
+/* One block per row: the first index of the largest non-NaN value (torch.argmax's tie rule, and
+ * the CPU decoder's scan from x[0] with '>'); val[b] = that value, or NaN when x[0] is NaN (the
+ * CPU scan then never moves and reports a non-finite row). */
+static __global__ void k_argmax(const float *x, int64_t ldx, int V, int32_t *idx, float *val) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float *row = x + (int64_t)blockIdx.x * ldx;
+    float bv = -INFINITY;
+    int bi = 0x7fffffff;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = row[i];
+        if (v > bv || (v == bv && i < bi)) {
+            bv = v;
+            bi = i;
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (ov > bv || (ov == bv && oi < bi)) {
+            bv = ov;
+            bi = oi;
+        }
+    }
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        sv[w] = bv;
+        si[w] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int k = 1; k < nw; k++)
+            if (sv[k] > sv[0] || (sv[k] == sv[0] && si[k] < si[0])) {
+                sv[0] = sv[k];
+                si[0] = si[k];
+            }
+        int best = si[0] == 0x7fffffff ? 0 : si[0];
+        idx[blockIdx.x] = best;
+        val[blockIdx.x] = isnan(row[0]) ? NAN : (si[0] == 0x7fffffff ? NAN : sv[0]);
+    }
+}
+
+hl_status hlk_argmax(cudaStream_t st, const float *x, int64_t ldx, int64_t rows, int V, int32_t *idx, float *val) {
+    if (rows <= 0)
+        return HL_OK;
+    k_argmax<<<(unsigned)rows, 256, 0, st>>>(x, ldx, V, idx, val);
+    CU_LAUNCHED("argmax");
+    return HL_OK;
+}
+
+/* ---- merging a plain LoRA into a frozen weight ------------------------------------------- */
+
+/* W[o, i] += s · Σ_k B[o, k] A[k, i]  (W [d_out, d_in] act, A [r, d_in], B [d_out, r] f32). */
+static __global__ void k_merge_lora(void *W, int dt, const float *A, const float *B, int d_out, int d_in, int r,
+                                    float s) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (int64_t)d_out * d_in)
+        return;
+    const int o = (int)(i / d_in), c = (int)(i % d_in);
+    float acc = 0.0f;
+    for (int k = 0; k < r; k++)
+        acc += B[(int64_t)o * r + k] * A[(int64_t)k * d_in + c];
+    st_act(W, i, dt, ld_act(W, i, dt) + s * acc);
+}
+
+hl_status hlk_merge_lora(cudaStream_t st, void *W, int dt, const float *A, const float *B, int d_out, int d_in, int r,
+                         float s) {
+    int64_t n = (int64_t)d_out * d_in;
+    k_merge_lora<<<hl_cu_blocks(n, 256), 256, 0, st>>>(W, dt, A, B, d_out, d_in, r, s);
+    CU_LAUNCHED("merge_lora");
+    return HL_OK;
+}
