@@ -122,6 +122,17 @@ static snap_block *snap_copy(const hl_snapshot *src) {
     return b;
 }
 
+const hl_snapshot *hl_snapshot_dup(const hl_snapshot *src) {
+    snap_block *b = snap_copy(src);
+    return b ? &b->snap : NULL;
+}
+
+const hl_snapshot *hl_snapshot_ref(const hl_snapshot *s) {
+    if (s)
+        atomic_fetch_add(&snap_from(s)->refs, 1);
+    return s;
+}
+
 /* ---- the engine ---- */
 
 struct hl_engine {

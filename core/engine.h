@@ -198,6 +198,13 @@ hl_status hl_engine_save_now(hl_engine *e);/* checkpoint after the current step 
 const hl_snapshot *hl_engine_snapshot(hl_engine *e);
 void hl_snapshot_release(const hl_snapshot *s);
 
+/* A reference-counted deep copy of `src` (routing arrays included), released with
+ * hl_snapshot_release; NULL when out of memory. For other publishers of snapshots (the run
+ * follower, core/engine/follow.h), so that readers treat every snapshot alike. */
+const hl_snapshot *hl_snapshot_dup(const hl_snapshot *src);
+/* One more reference to a snapshot (each reference is released once). */
+const hl_snapshot *hl_snapshot_ref(const hl_snapshot *s);
+
 /* Block until the published version differs from `since` or timeout_ms passes
  * (timeout_ms < 0: forever). Returns the current version. */
 uint64_t hl_engine_wait_change(hl_engine *e, uint64_t since, int timeout_ms);
