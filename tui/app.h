@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "core/engine.h"
+#include "core/engine/follow.h"
 #include "core/model.h"
 #include "core/tokenizer.h"
 #include "tui/keys.h"
@@ -77,6 +78,9 @@ struct tui_app {
 
     /* the training engine and its latest snapshot (taken on the UI thread each frame) */
     hl_engine *engine;
+    /* following a run another process writes (hydralora watch RUN_DIR; o on the Train screen):
+     * the snapshot comes from here instead of the engine, and the run is read-only */
+    hl_follow *follow;
     const hl_snapshot *snap; /* never NULL after startup */
     uint64_t snap_version;
 
@@ -110,6 +114,9 @@ int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *
 void app_open_model(tui_app *app, const char *path);  /* Model screen: load in the background */
 void app_open_data(tui_app *app, const char *path);   /* Data screen: load records + statistics */
 int app_model_loading(tui_app *app);
+/* Follow the run in run_dir (read-only) / stop following. app_follow reports errors itself. */
+int app_follow(tui_app *app, const char *run_dir);
+void app_unfollow(tui_app *app);
 
 /* Modal dialogs (dialog.c). Text is copied. */
 void dialog_msg(tui_app *app, const char *title, const char *text, int level);

@@ -130,7 +130,9 @@ static double jnum(const cJSON *o, const char *key) {
 
 static int64_t jint(const cJSON *o, const char *key, int64_t def) {
     double v = jnum(o, key);
-    return isfinite(v) ? (int64_t)v : def;
+    if (!isfinite(v) || v < -9e18 || v > 9e18)
+        return def; /* out of int64 range: not a value we wrote */
+    return (int64_t)v;
 }
 
 static const char *jstr(const cJSON *o, const char *key) {
