@@ -18,6 +18,7 @@
 int cmd_bbh(int argc, char **argv);
 int cmd_bbh_eval(int argc, char **argv); /* cli/cmd_eval.c */
 const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size);
+hl_status hl_bbh_cli_load(hl_bbh_set *set, const char *given, const unsigned char *mask);
 void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
                           const char *name_b);
 
@@ -33,6 +34,18 @@ const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
         return NULL; /* the library falls back to the same rule itself */
     snprintf(buf, size, "%s/bbh", root);
     return buf;
+}
+
+/* hl_bbh_load with --data (or the download folder); a missing data set gets the CLI's hint. */
+hl_status hl_bbh_cli_load(hl_bbh_set *set, const char *given, const unsigned char *mask) {
+    char buf[4200];
+    hl_status st = hl_bbh_load(set, hl_bbh_cli_data_dir(given, buf, sizeof buf), mask);
+    if (st == HL_ERR_NOT_FOUND) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", hl_last_error());
+        hl_fail(st, "%s; download it with `hydralora data get bbh`, or pass --data DIR", msg);
+    }
+    return st;
 }
 
 static const char *rule_title(hl_bbh_rule r) {
@@ -119,8 +132,7 @@ static int bbh_tasks(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     hl_bbh_set set;
-    char dbuf[4200];
-    int have = hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), NULL) == HL_OK;
+    int have = hl_bbh_cli_load(&set, data, NULL) == HL_OK;
     if (!have && data) {
         fprintf(stderr, "hydralora bbh tasks: error: %s\n", hl_last_error());
         return 1;
@@ -180,15 +192,20 @@ static int bbh_prompt(int argc, char **argv) {
     int t = hl_bbh_task_index(args.positional[0]);
     char *end;
     long idx = strtol(args.positional[1], &end, 10);
-    if (t < 0 || *end || idx < 0 || idx > 1000000) {
-        fprintf(stderr, "hydralora bbh prompt: expected TASK IDX, e.g. `snarks 3` (`hydralora bbh tasks` lists tasks)\n");
+    if (t < 0) {
+        fprintf(stderr, "hydralora bbh prompt: unknown task '%s' (`hydralora bbh tasks` lists the 27 tasks)\n",
+                args.positional[0]);
+        return 2;
+    }
+    if (*end || end == args.positional[1] || idx < 0 || idx > 1000000) {
+        fprintf(stderr, "hydralora bbh prompt: '%s' is not an example number (0-based, e.g. `%s 3`)\n",
+                args.positional[1], args.positional[0]);
         return 2;
     }
     unsigned char mask[HL_BBH_N_TASKS] = {0};
     mask[t] = 1;
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+    if (hl_bbh_cli_load(&set, data, mask) != HL_OK) {
         fprintf(stderr, "hydralora bbh prompt: error: %s\n", hl_last_error());
         return 1;
     }
@@ -235,8 +252,7 @@ static int bbh_prompts(int argc, char **argv) {
         return 2;
     }
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+    if (hl_bbh_cli_load(&set, data, mask) != HL_OK) {
         fprintf(stderr, "hydralora bbh prompts: error: %s\n", hl_last_error());
         return 1;
     }
@@ -358,8 +374,7 @@ static int bbh_score(int argc, char **argv) {
     for (size_t i = 0; i < pf.n; i++)
         mask[pf.preds[i].task] = 1;
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+    if (hl_bbh_cli_load(&set, data, mask) != HL_OK) {
         fprintf(stderr, "hydralora bbh score: error: %s\n", hl_last_error());
         hl_bbh_predictions_free(&pf);
         return 1;

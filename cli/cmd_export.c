@@ -83,6 +83,11 @@ int cmd_export(int argc, char **argv) {
     }
     if (threads > 0)
         cfg.threads = threads;
+    if (!cfg.val_data[0] && !(cfg.val_split > 0) && cfg.variant != HL_VARIANT_LORA) {
+        fprintf(stderr, "hydralora export: error: --collapse measures the mean routing weights on validation "
+                        "records, and %s was trained without any: pass --data FILE\n", run_dir);
+        return 2;
+    }
     hl_collapse_report rep;
     if (hl_export_collapse(run_dir, step, &cfg, out, dtype, &rep)) {
         fprintf(stderr, "hydralora export: error: %s\n", hl_last_error());

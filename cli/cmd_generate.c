@@ -30,10 +30,10 @@ int cmd_generate(int argc, char **argv) {
     long long seed = -1;
     hl_multi stops = {0};
     hl_opt opts[] = {
-        {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "model: HF directory, llama2.c .bin or .gguf (required)"},
+        {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "model: a folder (HF, or one .bin/.gguf) or a llama2.c .bin / .gguf file (required)"},
         {"adapter", 'a', HL_OPT_STRING, &adapter, "DIR", "apply an exported HydraLoRA adapter directory"},
         {"tokenizer", 'z', HL_OPT_STRING, &tok_path, "PATH",
-         "tokenizer file (default: next to the model, or embedded in a GGUF)"},
+         "tokenizer: file, model folder or model file (default: the model's own: beside it, or a GGUF's)"},
         {"prompt", 'p', HL_OPT_STRING, &prompt, "STR", "prompt text (default: empty, i.e. start from BOS)"},
         {"max-tokens", 'n', HL_OPT_INT, &max_tokens, "N", "new tokens at most (default 256)"},
         {"temperature", 't', HL_OPT_FLOAT, &temperature, "T", "0 = greedy (default 0)"},
@@ -79,7 +79,7 @@ int cmd_generate(int argc, char **argv) {
     if (st != HL_OK) {
         fprintf(stderr, "hydralora generate: error: %s\n", hl_last_error());
         if (!tok_path)
-            fprintf(stderr, "hint: pass --tokenizer PATH (e.g. tok512.bin for a llama2.c stories model)\n");
+            fprintf(stderr, "hydralora generate: hint: name the tokenizer with --tokenizer PATH\n");
         hl_model_free(&model);
         return 1;
     }

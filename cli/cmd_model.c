@@ -20,6 +20,7 @@
 #include "core/gguf.h"
 #include "core/llama.h"
 #include "core/model.h"
+#include "core/tokenizer.h"
 
 int cmd_model(int argc, char **argv);
 
@@ -69,31 +70,11 @@ static void estimate_memory(const hl_llama_config *c, size_t weights, const hl_a
     e->infer_total = weights + e->kv_cache + e->infer_scratch;
 }
 
-static const char *find_tokenizer(const char *path, char *out, size_t n) {
-    struct stat sb;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    if (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-    }
-    const char *names[] = {"tokenizer.model", "tokenizer.json", "tokenizer.bin"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(out, n, "%s/%s", dir, names[i]);
-        if (stat(out, &sb) == 0)
-            return out;
-    }
-    return NULL;
-}
-
 static int model_info(int argc, char **argv) {
-    int json = 0, seq = 1024, batch = 1, rank = 8, experts = 4;
+    int json = 0, seq = 0, batch = 1, rank = 8, experts = 4;
     hl_opt opts[] = {
         {"json", 0, HL_OPT_FLAG, &json, NULL, "print one JSON object (sizes in bytes)"},
-        {"seq", 0, HL_OPT_INT, &seq, "T", "tokens per training sequence for the estimate (default 1024)"},
+        {"seq", 0, HL_OPT_INT, &seq, "T", "tokens per training sequence for the estimate (default 1024, at most the model's context, as training)"},
         {"batch", 0, HL_OPT_INT, &batch, "B", "training micro-batch for the estimate (default 1)"},
         {"rank", 'r', HL_OPT_INT, &rank, "R", "adapter rank for the estimate (default 8)"},
         {"experts", 'n', HL_OPT_INT, &experts, "N", "HydraLoRA heads B for the estimate (default 4)"},
@@ -101,7 +82,8 @@ static int model_info(int argc, char **argv) {
     hl_args args = {
         .usage = "hydralora model info PATH [--json]",
         .summary = "Show a model's format, configuration, storage dtype, parameter count and the memory that "
-                   "training (HydraLoRA gate/up/down, r=8, N=4, micro-batch 1 x 1024 tokens) and inference "
+                   "training (HydraLoRA gate/up/down, r=8, N=4, micro-batch 1 x 1024 tokens or the model's context) and "
+                   "inference "
                    "(batch 1, full context) would need. PATH: a Hugging Face directory (config.json + "
                    "safetensors; config.json alone gives estimates before a download), a llama2.c .bin or a "
                    ".gguf file.",
@@ -116,7 +98,7 @@ static int model_info(int argc, char **argv) {
     int rc = hl_args_parse(&args, argc, argv);
     if (rc >= 0)
         return rc;
-    if (seq < 1 || batch < 1 || rank < 1 || experts < 1) {
+    if (seq < 0 || batch < 1 || rank < 1 || experts < 1) {
         fprintf(stderr, "hydralora model info: error: --seq, --batch, --rank and --experts must be positive\n");
         return 2;
     }
@@ -153,11 +135,20 @@ static int model_info(int argc, char **argv) {
     int64_t params = hl_model_param_count(&cfg);
     hl_adapter_config ac = {HL_VARIANT_HYDRA, HL_TARGETS_DEFAULT, rank, experts, 32.0f, 0.05f};
     estimate e;
+    if (seq == 0) /* training's default max_len, clamped to the context as training does */
+        seq = cfg.max_seq_len > 0 && cfg.max_seq_len < 1024 ? cfg.max_seq_len : 1024;
     estimate_memory(&cfg, weights, &ac, batch, seq, &e);
     size_t ad_bytes = e.train.params + e.train.grads + e.train.moments;
     size_t train_total = weights + e.train.total, train_ckpt_total = weights + e.train_ckpt.total;
-    char tokp[4200];
-    const char *tok = find_tokenizer(path, tokp, sizeof tokp);
+    /* the same discovery rule as every other command (hl_tokenizer_find) */
+    char tokp[4200], tok_why[600] = "";
+    const char *tok = NULL;
+    if (!vocab_n) {
+        if (hl_tokenizer_find(path, tokp, sizeof tokp) == HL_OK)
+            tok = tokp;
+        else
+            snprintf(tok_why, sizeof tok_why, "%s", hl_last_error());
+    }
 
     if (json) {
         printf("{\"path\":");
@@ -219,7 +210,7 @@ static int model_info(int argc, char **argv) {
     else if (tok)
         printf("tokenizer    %s\n", tok);
     else
-        printf("tokenizer    none next to the model (pass --tokenizer to generate/train)\n");
+        printf("tokenizer    none: %s; name one with --tokenizer (commands) or \"tokenizer\" (run config)\n", tok_why);
     printf("\nmemory estimate: training (HydraLoRA gate/up/down, r=%d, N=%d, micro-batch %d x %d tokens)\n", rank,
            experts, batch, seq);
     human(a, sizeof a, (double)weights);

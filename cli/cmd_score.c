@@ -32,7 +32,7 @@ int cmd_score(int argc, char **argv) {
     const char *model_path = NULL, *ids_path = NULL, *adapter_path = NULL, *data_path = NULL;
     int threads = 0, batch = 0, quiet = 0, max_len = 0;
     hl_opt opts[] = {
-        {"model", 'm', HL_OPT_STRING, &model_path, "DIR", "model: HF directory, llama2.c .bin or .gguf (required)"},
+        {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "model: a folder (HF, or one .bin/.gguf) or a llama2.c .bin / .gguf file (required)"},
         {"ids", 'i', HL_OPT_STRING, &ids_path, "FILE", "token ids, one sequence per line (this or --data)"},
         {"adapter", 'a', HL_OPT_STRING, &adapter_path, "DIR", "exported adapter directory (adapter_config.json + "
                                                               "adapter_model.safetensors)"},
@@ -40,10 +40,10 @@ int cmd_score(int argc, char **argv) {
         {"batch", 'b', HL_OPT_INT, &batch, "N", "sequences scored together (default: by a 4096-token budget)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress bar"},
         {"data", 'd', HL_OPT_STRING, &data_path, "FILE", "instead of --ids: instruction records (JSON lines), scored "
-                                                      "with the training prompt rules (HYDRALORA.md 5)"},
+                                                      "with the prompt rules training uses"},
         {"max-len", 0, HL_OPT_INT, &max_len, "N", "with --data: truncate records to N tokens (default 1024)"},
         {0}};
-    hl_args args = {.usage = "hydralora score --model DIR (--ids FILE | --data FILE) [--adapter DIR]",
+    hl_args args = {.usage = "hydralora score --model PATH (--ids FILE | --data FILE) [--adapter DIR]",
                     .summary = "With --ids: print the mean cross-entropy of predicting ids[1:] from ids[:-1] for every "
                                "line of FILE, then mean_loss=<value> tokens=<count> over all predicted tokens.\n"
                                "With --data: the per-record and mean loss of instruction records, built and masked "

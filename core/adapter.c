@@ -46,10 +46,10 @@ hl_status hl_adapter_config_check(const hl_adapter_config *cfg) {
         return hl_fail(HL_ERR_ARG, "unknown adapter variant %d", (int)cfg->variant);
     if (!cfg->targets || (cfg->targets & ~((1u << HL_TARGET_COUNT) - 1)))
         return hl_fail(HL_ERR_ARG, "adapter targets must be a non-empty subset of q,k,v,o,gate,up,down");
-    if (cfg->r < 1 || cfg->r > 4096)
-        return hl_fail(HL_ERR_ARG, "adapter rank r=%d out of range (1..4096)", cfg->r);
-    if (cfg->variant != HL_VARIANT_LORA && (cfg->n_heads < 1 || cfg->n_heads > 64))
-        return hl_fail(HL_ERR_ARG, "number of heads N=%d out of range (1..64)", cfg->n_heads);
+    if (cfg->r < 1 || cfg->r > HL_ADAPTER_MAX_RANK)
+        return hl_fail(HL_ERR_ARG, "adapter rank r=%d out of range [1, %d]", cfg->r, HL_ADAPTER_MAX_RANK);
+    if (cfg->variant != HL_VARIANT_LORA && (cfg->n_heads < 1 || cfg->n_heads > HL_ADAPTER_MAX_HEADS))
+        return hl_fail(HL_ERR_ARG, "number of heads N=%d out of range [1, %d]", cfg->n_heads, HL_ADAPTER_MAX_HEADS);
     if (!isfinite(cfg->alpha))
         return hl_fail(HL_ERR_ARG, "lora alpha must be a finite number");
     if (!(cfg->dropout >= 0.0f && cfg->dropout < 1.0f))

@@ -35,6 +35,12 @@ enum {
 #define HL_TARGET_COUNT 7
 #define HL_TARGETS_DEFAULT (HL_TARGET_GATE | HL_TARGET_UP | HL_TARGET_DOWN)
 
+/* The one range of the adapter's sizes: hl_adapter_config_check enforces it and the run
+ * config's field table (core/config.c) shows and checks the same numbers, so --help-config,
+ * --print-config, the workbench form and training agree. */
+#define HL_ADAPTER_MAX_RANK 4096
+#define HL_ADAPTER_MAX_HEADS 64
+
 typedef struct {
     hl_variant variant;
     unsigned targets; /* HL_TARGET_* bits */
@@ -99,7 +105,7 @@ typedef struct {
     uint64_t dropout_step;
 } hl_adapters;
 
-/* Validate a config (r >= 1, 1 <= N <= 64, 0 <= dropout < 1, alpha finite, targets non-empty). */
+/* Validate a config (1 <= r <= HL_ADAPTER_MAX_RANK, 1 <= N <= HL_ADAPTER_MAX_HEADS, 0 <= dropout < 1, alpha finite, targets non-empty). */
 hl_status hl_adapter_config_check(const hl_adapter_config *cfg);
 
 /* Number of trainable floats for a model/config (no allocation). */

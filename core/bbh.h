@@ -226,7 +226,8 @@ typedef struct {
     unsigned char tasks[HL_BBH_N_TASKS]; /* 1 = evaluate this subtask */
     int limit;          /* first N examples of each subtask (<= 0: all) */
     int batch;          /* sequences decoded together (<= 0: as many as fit in memory, at most 16) */
-    int max_new_tokens; /* <= 0: the rule's default (1024 paper/lm-eval, 512 opencompass) */
+    int max_new_tokens; /* <= 0: the rule's default (1024 paper/lm-eval, 512 opencompass), at most
+                           half the context (a small model keeps room for its prompt) */
     int max_seq;        /* context length to use (<= 0: the model's max_seq_len) */
     hl_bbh_decoder decoder; /* default HL_BBH_DECODER_CONTINUOUS */
 } hl_bbh_eval_opts;
@@ -263,6 +264,12 @@ typedef struct {
 typedef struct {
     long done, total;     /* examples finished (including resumed) / to do */
     long resumed;         /* examples taken from an earlier, interrupted run */
+    long prompts_truncated; /* of `total`: prompts cut on the left to fit the context (known from
+                               the start: every prompt is tokenized first). A cut few-shot prompt
+                               is a different benchmark: front ends must show this count. */
+    int max_new_tokens;   /* the cap in use */
+    int context;          /* the context length in use */
+    int max_new_lowered;  /* 1: the rule's cap was lowered to half the context (none was given) */
     long generated_tokens, prompt_tokens; /* in this run */
     long prompt_tokens_reused; /* of prompt_tokens: keys/values reused, not run (continuous decoder) */
     double elapsed_s;     /* in this run */

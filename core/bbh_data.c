@@ -29,7 +29,7 @@ hl_status hl_bbh_default_dir(char *out, size_t out_size) {
     char dir[4096];
     hl_status st = hl_data_dir(dir, sizeof dir);
     if (st)
-        return hl_fail_context(st, "BBH data folder (or pass --data DIR)");
+        return hl_fail_context(st, "BBH data folder");
     int n = snprintf(out, out_size, "%s/bbh", dir);
     if (n < 0 || (size_t)n >= out_size)
         return hl_fail(HL_ERR_RANGE, "data directory path too long");
@@ -239,8 +239,8 @@ hl_status hl_bbh_load(hl_bbh_set *set, const char *dir, const unsigned char *mas
     snprintf(probe, sizeof probe, "%s/data", set->dir);
     if (stat(probe, &st) != 0 || !S_ISDIR(st.st_mode))
         return hl_fail(HL_ERR_NOT_FOUND,
-                       "no BBH data in %s (expected %s/data/<task>.json and %s/cot-prompts/<task>.txt); "
-                       "download it with `hydralora data get bbh`, or pass --data DIR",
+                       "no BBH data in %s (expected %s/data/<task>.json and %s/cot-prompts/<task>.txt): "
+                       "the catalog's bbh entry is not downloaded",
                        set->dir, set->dir, set->dir);
     for (int t = 0; t < HL_BBH_N_TASKS; t++) {
         if (mask && !mask[t])

@@ -180,6 +180,8 @@ typedef struct {
     const hl_bbh_eval_target *tg;
     const hl_bbh_eval_opts *o;
     int max_new, context, budget;
+    int max_new_lowered;  /* the rule's cap was lowered to fit the context */
+    long trunc_selected;  /* prompts cut on the left among all selected examples (done + to do) */
     task_done done[HL_BBH_N_TASKS];
     /* work list */
     int *w_task, *w_idx;
@@ -436,6 +438,10 @@ static hl_status sample_done(void *vc, long w, const char *text, size_t len, int
         hl_bbh_progress p = {.done = c->n_done,
                              .total = c->total,
                              .resumed = c->resumed,
+                             .prompts_truncated = c->trunc_selected,
+                             .max_new_tokens = c->max_new,
+                             .context = c->context,
+                             .max_new_lowered = c->max_new_lowered,
                              .generated_tokens = c->gen_tokens,
                              .prompt_tokens = c->prompt_tokens,
                              .elapsed_s = now_s() - c->t0,
@@ -492,8 +498,8 @@ static hl_status write_summary(eval_ctx *c, const cJSON *settings, const char *o
         cJSON_AddNumberToObject(run, "prompt_tokens", (double)c->prompt_tokens);
         cJSON_AddNumberToObject(run, "prompt_tokens_reused", (double)c->reused);
         cJSON_AddStringToObject(run, "decoder", c->o->decoder == HL_BBH_DECODER_CONTINUOUS
-                                                   ? "continuous batching with prefix reuse (core/bbh_gen.c)"
-                                                   : "static batches (core/generate.h)");
+                                                   ? "continuous batching with few-shot prefix reuse"
+                                                   : "static batches");
         cJSON_AddNumberToObject(run, "examples_per_s", el > 0 ? (double)gen_n / el : 0);
         cJSON_AddNumberToObject(run, "generated_tokens_per_s", el > 0 ? (double)c->gen_tokens / el : 0);
         cJSON_AddBoolToObject(run, "cancelled", cancelled);
@@ -624,6 +630,13 @@ hl_status hl_bbh_eval_run(const char *out_dir, const hl_bbh_set *set, const hl_b
     cJSON *settings = NULL;
     bbh_gen *gen = NULL;
 
+    /* The rule's cap (1024 or 512 new tokens) assumes a LLaMA-2 context of 4096. Unless the
+     * caller chose one, a model with a short context gets half of it for generation, so that
+     * the prompt keeps the other half (stories260K: 256 of 512) instead of no room at all. */
+    if (o->max_new_tokens <= 0 && c.max_new > limit_ctx / 2) {
+        c.max_new = limit_ctx / 2;
+        c.max_new_lowered = 1;
+    }
     /* Prompts are cut on the left only when they do not fit the context with max_new room. */
     c.context = limit_ctx;
     c.budget = c.context - c.max_new;
@@ -716,6 +729,9 @@ hl_status hl_bbh_eval_run(const char *out_dir, const hl_bbh_set *set, const hl_b
         if (c.w_ptok[w] > longest)
             longest = c.w_ptok[w];
     }
+    c.trunc_selected = c.truncated; /* the resumed examples' */
+    for (long w = 0; w < c.n_work; w++)
+        c.trunc_selected += c.w_trunc[w];
 
     c.samples = fopen(c.samples_path, "ab");
     if (!c.samples) {
@@ -729,7 +745,8 @@ hl_status hl_bbh_eval_run(const char *out_dir, const hl_bbh_set *set, const hl_b
         hl_bbh_summary running = c.running;
         hl_bbh_summary_finish(&running, set);
         hl_bbh_progress p = {.done = c.n_done, .total = c.total, .resumed = c.resumed, .batch = c.batch,
-                             .running = &running};
+                             .prompts_truncated = c.trunc_selected, .max_new_tokens = c.max_new,
+                             .context = c.context, .max_new_lowered = c.max_new_lowered, .running = &running};
         progress(&p, user);
     }
     if (c.n_work > 0) {

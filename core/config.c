@@ -51,9 +51,9 @@ const hl_config_field hl_config_fields[] = {
      "adapter: hydra (shared A, N heads, router), lora, lora-split, uniform (no router)"},
     {"targets", HL_FIELD_FLAGS, F(targets), "adapter", "gate,up,down", UNBOUNDED, 0, 0, target_choices,
      "projections to adapt: any of q,k,v,o,gate,up,down"},
-    {"r", HL_FIELD_INT, F(r), "adapter", "8", 1, 4096, 0, 0, NULL, "LoRA rank"},
+    {"r", HL_FIELD_INT, F(r), "adapter", "8", 1, HL_ADAPTER_MAX_RANK, 0, 0, NULL, "LoRA rank"},
     {"alpha", HL_FIELD_DOUBLE, F(alpha), "adapter", "32", 0, 1e6, 1, 0, NULL, "LoRA alpha (scaling alpha/r)"},
-    {"n_heads", HL_FIELD_INT, F(n_heads), "adapter", "4", 1, 256, 0, 0, NULL,
+    {"n_heads", HL_FIELD_INT, F(n_heads), "adapter", "4", 1, HL_ADAPTER_MAX_HEADS, 0, 0, NULL,
      "N: number of B heads / experts (1 for lora)"},
     {"dropout", HL_FIELD_DOUBLE, F(dropout), "adapter", "0.05", 0, 1, 0, 1, NULL,
      "dropout on the adapter path"},
@@ -320,16 +320,32 @@ static int edit_distance(const char *a, const char *b) {
 }
 
 static hl_status unknown_key(const char *label, const char *key) {
+    /* The closest field name or alias; suggested only when it is a plausible typo: at most
+     * one edit in a name of up to 4 letters, two up to 8, three beyond, and never a name
+     * that would have to be replaced wholesale ("foo" is not a typo of "r"). A key that
+     * begins a field name ("drop" for dropout) is suggested too. */
     const char *best = NULL;
     int bd = 99;
+    size_t kl = strlen(key);
     for (int i = 0; i < hl_config_n_fields; i++) {
-        int d = edit_distance(key, hl_config_fields[i].name);
-        if (d < bd || (strstr(hl_config_fields[i].name, key) && d < 99 && !best)) {
+        const char *name = hl_config_fields[i].name;
+        int d = edit_distance(key, name);
+        if (kl >= 3 && !strncmp(name, key, kl))
+            d = 1;
+        if (d < bd && d < (int)strlen(name)) {
             bd = d;
-            best = hl_config_fields[i].name;
+            best = name;
         }
     }
-    if (best && bd <= 3)
+    for (size_t i = 0; i < sizeof field_aliases / sizeof field_aliases[0]; i++) {
+        int d = edit_distance(key, field_aliases[i].alias);
+        if (d < bd && d < (int)strlen(field_aliases[i].alias)) {
+            bd = d;
+            best = field_aliases[i].name;
+        }
+    }
+    int allow = kl <= 4 ? 1 : kl <= 8 ? 2 : 3;
+    if (best && bd <= allow)
         return hl_fail(HL_ERR_ARG, "%s%sunknown config field '%s' (did you mean '%s'?)", label ? label : "",
                        label ? ": " : "", key, best);
     return hl_fail(HL_ERR_ARG, "%s%sunknown config field '%s' (run `hydralora train --help-config` for the list)",
@@ -534,9 +550,9 @@ hl_status hl_config_validate(const hl_run_config *cfg) {
     }
     free(buf);
     if (!cfg->model[0])
-        return hl_fail(HL_ERR_ARG, "model: no base model given (set \"model\" in the config or pass --model DIR)");
+        return hl_fail(HL_ERR_ARG, "model: no base model given");
     if (!cfg->data[0])
-        return hl_fail(HL_ERR_ARG, "data: no training data given (set \"data\" in the config or pass --data FILE)");
+        return hl_fail(HL_ERR_ARG, "data: no training data given");
     if (!cfg->name[0] && !cfg->out_dir[0])
         return hl_fail(HL_ERR_ARG, "name: empty, and no out_dir given: the run needs a directory");
     if (cfg->name[0] && (strchr(cfg->name, '/') || !strcmp(cfg->name, ".") || !strcmp(cfg->name, "..")))

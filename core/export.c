@@ -373,10 +373,10 @@ hl_status hl_export_collapse(const char *run_dir, int64_t step, const hl_run_con
     HL_TRY(pick_checkpoint(run_dir, step, cdir, sizeof cdir, &picked));
     hl_run_config cfg = *cfg_in;
     if (cfg.variant == HL_VARIANT_LORA)
-        return hl_fail(HL_ERR_ARG, "--collapse: this run is already a plain LoRA; export it without --collapse");
+        return hl_fail(HL_ERR_ARG, "this run is already a plain LoRA: collapsing would change nothing; export it as it is");
     if (!cfg.val_data[0] && !(cfg.val_split > 0))
-        return hl_fail(HL_ERR_ARG, "--collapse needs validation records to measure the mean routing weights: the run "
-                       "has none (pass --data FILE)");
+        return hl_fail(HL_ERR_ARG, "collapsing needs validation records to measure the mean routing weights, and the "
+                       "run has none (it was trained without val_split or val_data)");
     hl_trainer *t;
     HL_TRY(hl_trainer_open(&t, &cfg, HL_TRAINER_VAL_DATA));
     hl_adapters *ad = hl_trainer_adapters(t);

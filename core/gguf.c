@@ -715,6 +715,8 @@ static hl_status gguf_weight(hl_model *m, const hl_gguf *g, const char *name, in
     }
 }
 
+static const char *gguf_tensor_name(const void *g, int i) { return hl_gguf_tensor_at(g, i)->name; }
+
 static hl_status gguf_load_model_inner(hl_model *m, const hl_gguf *g, const char *label) {
     const char *arch = NULL;
     hl_status rc = hl_gguf_get_string(g, "general.architecture", &arch);
@@ -754,6 +756,14 @@ static hl_status gguf_load_model_inner(hl_model *m, const hl_gguf *g, const char
     HL_TRY(gguf_cfg_int(g, "tokenizer.ggml.eos_token_id", 0, 2, &eos));
     c.bos_id = bos;
     c.eos_id = eos;
+    {
+        static const char *const layer_suffixes[] = {
+            "attn_norm.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight",
+            "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", NULL};
+        static const char *const top[] = {"token_embd.weight", "output_norm.weight", "output.weight", NULL};
+        HL_TRY(hl_model_check_tensor_names(g->label, "llama.block_count", c.n_layers, hl_gguf_tensor_count(g),
+                                           gguf_tensor_name, g, "blk.", layer_suffixes, top, NULL));
+    }
     HL_TRY(hl_model_begin(m, &c, HL_FORMAT_GGUF, label));
     int64_t d = c.dim, h = c.hidden_dim, q = (int64_t)c.n_heads * c.head_dim, kv = (int64_t)c.n_kv_heads * c.head_dim;
     HL_TRY(gguf_weight(m, g, "token_embd.weight", 2, c.vocab_size, d, &m->tok_embed));

@@ -33,6 +33,19 @@ hl_status hl_model_alloc_f32(hl_model *m, int64_t numel, float **out);
  * by an owned aligned copy, so compute code can read it as float / uint16_t. */
 hl_status hl_model_align_weight(hl_model *m, hl_weight *w);
 
+/* Every tensor of a checkpoint must be used: a config that names fewer layers than the
+ * weights hold (or a tensor a LLaMA does not have, such as a bias) would otherwise load
+ * silently and compute something else. names(src, i), i < n, are the file's tensor names.
+ * A name is a layer tensor when it reads <layer_prefix><k>.<suffix> with suffix one of
+ * `layer_suffixes`, a top-level tensor when it is one of `top`, and is skipped when it ends
+ * with one of `ignore` (NULL: none). All lists are NULL-terminated. Errors (HL_ERR_FORMAT)
+ * say what `layers_key` ("num_hidden_layers in config.json") claims and what the weights
+ * hold, or name the unknown tensor. Call it before loading the layers. */
+hl_status hl_model_check_tensor_names(const char *label, const char *layers_key, int n_layers, int n,
+                                      const char *(*names)(const void *src, int i), const void *src,
+                                      const char *layer_prefix, const char *const *layer_suffixes,
+                                      const char *const *top, const char *const *ignore);
+
 /* Final checks (every view set, shapes) and the storage dtype summary. */
 hl_status hl_model_finish(hl_model *m);
 

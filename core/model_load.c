@@ -1,12 +1,14 @@
 /* hl_model_load: format detection, the Hugging Face (config.json + safetensors) loader, and
  * the helpers every loader shares (model_build.h). */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "core/gguf.h"
@@ -254,6 +256,66 @@ hl_status hl_model_finish(hl_model *m) {
     return HL_OK;
 }
 
+static int in_list(const char *s, const char *const *list) {
+    for (int i = 0; list && list[i]; i++)
+        if (!strcmp(s, list[i]))
+            return 1;
+    return 0;
+}
+
+static int ends_with_any(const char *s, const char *const *list) {
+    size_t n = strlen(s);
+    for (int i = 0; list && list[i]; i++) {
+        size_t k = strlen(list[i]);
+        if (n >= k && !strcmp(s + n - k, list[i]))
+            return 1;
+    }
+    return 0;
+}
+
+hl_status hl_model_check_tensor_names(const char *L, const char *layers_key, int n_layers, int n,
+                                      const char *(*names)(const void *src, int i), const void *src,
+                                      const char *layer_prefix, const char *const *layer_suffixes,
+                                      const char *const *top, const char *const *ignore) {
+    size_t pl = strlen(layer_prefix);
+    long max_layer = -1;
+    const char *unknown = NULL;
+    int n_unknown = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names(src, i);
+        if (ends_with_any(name, ignore) || in_list(name, top))
+            continue;
+        if (!strncmp(name, layer_prefix, pl) && name[pl] >= '0' && name[pl] <= '9') {
+            char *end;
+            long k = strtol(name + pl, &end, 10);
+            if (*end == '.' && k >= 0 && k < (1L << 20) && in_list(end + 1, layer_suffixes)) {
+                if (k > max_layer)
+                    max_layer = k;
+                continue;
+            }
+        }
+        if (n_unknown++ == 0)
+            unknown = name;
+    }
+    if (max_layer + 1 > n_layers) {
+        char extra[160];
+        if (max_layer == n_layers)
+            snprintf(extra, sizeof extra, "%s%ld.*", layer_prefix, max_layer);
+        else
+            snprintf(extra, sizeof extra, "%s%d.* to %s%ld.*", layer_prefix, n_layers, layer_prefix, max_layer);
+        return hl_fail(HL_ERR_FORMAT, "%s: %s is %d, but the weights hold %ld layers: %s would be ignored (correct "
+                       "the layer count, or use the weights it was written for)",
+                       L, layers_key, n_layers, max_layer + 1, extra);
+    }
+    if (max_layer + 1 < n_layers)
+        return hl_fail(HL_ERR_FORMAT, "%s: %s is %d, but the weights hold only %ld layer%s (no %s%ld.* tensors)", L,
+                       layers_key, n_layers, max_layer + 1, max_layer == 0 ? "" : "s", layer_prefix, max_layer + 1);
+    if (n_unknown)
+        return hl_fail(HL_ERR_FORMAT, "%s: tensor %s%s is not part of a LLaMA model of this config; refusing to ignore "
+                       "it", L, unknown, n_unknown > 1 ? " (and others)" : "");
+    return HL_OK;
+}
+
 /* ---- Hugging Face: config.json + safetensors --------------------------------------- */
 
 static hl_status json_int(const cJSON *root, const char *key, int required, int dflt, int *out, const char *L) {
@@ -266,9 +328,13 @@ static hl_status json_int(const cJSON *root, const char *key, int required, int 
     }
     if (cJSON_IsArray(j) && j->child) /* e.g. eos_token_id: [2, 32000] → the first */
         j = j->child;
-    double v = cJSON_IsNumber(j) ? j->valuedouble : NAN;
-    if (!(v >= -2147483648.0 && v <= 2147483647.0) || floor(v) != v)
-        return hl_fail(HL_ERR_FORMAT, "%s: \"%s\" must be an integer", L, key);
+    if (!cJSON_IsNumber(j))
+        return hl_fail(HL_ERR_FORMAT, "%s: \"%s\" must be an integer (it is not a number)", L, key);
+    double v = j->valuedouble;
+    if (floor(v) != v)
+        return hl_fail(HL_ERR_FORMAT, "%s: \"%s\" must be an integer, not %g", L, key, v);
+    if (!(v >= -2147483648.0 && v <= 2147483647.0))
+        return hl_fail(HL_ERR_FORMAT, "%s: \"%s\" = %.0f is out of range (no LLaMA model is this large)", L, key, v);
     *out = (int)v;
     return HL_OK;
 }
@@ -405,6 +471,8 @@ static hl_status hf_weight(hl_model *m, const hl_st_set *set, const char *name, 
     return hl_model_align_weight(m, dst);
 }
 
+static const char *st_set_name(const void *set, int i) { return hl_st_set_at(set, i)->name; }
+
 static hl_status load_hf(hl_model *m, const char *dir, const char *weights) {
     char cfg_path[4200];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
@@ -428,6 +496,24 @@ static hl_status load_hf(hl_model *m, const char *dir, const char *weights) {
     const hl_st_tensor *head = hl_st_set_find(set, "lm_head.weight");
     if (!head && !cfg.tie_word_embeddings)
         cfg.tie_word_embeddings = 1; /* no separate head stored: it is the embedding */
+    {
+        static const char *const layer_suffixes[] = {
+            "input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+            "self_attn.v_proj.weight", "self_attn.o_proj.weight", "post_attention_layernorm.weight",
+            "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight", NULL};
+        /* transformers' older checkpoints store RoPE's inverse frequencies: recomputed here */
+        static const char *const ignore[] = {".rotary_emb.inv_freq", NULL};
+        char layer_prefix[32], emb[64], norm[64], key[64];
+        snprintf(layer_prefix, sizeof layer_prefix, "%slayers.", pre);
+        snprintf(emb, sizeof emb, "%sembed_tokens.weight", pre);
+        snprintf(norm, sizeof norm, "%snorm.weight", pre);
+        snprintf(key, sizeof key, "num_hidden_layers in %s", "config.json");
+        const char *const top[] = {emb, norm, "lm_head.weight", NULL};
+        rc = hl_model_check_tensor_names(L, key, cfg.n_layers, hl_st_set_count(set), st_set_name, set, layer_prefix,
+                                         layer_suffixes, top, ignore);
+        if (rc != HL_OK)
+            goto out;
+    }
     rc = hl_model_begin(m, &cfg, HL_FORMAT_HF_SAFETENSORS, dir);
     if (rc != HL_OK)
         goto out;
@@ -533,6 +619,48 @@ static hl_status load_file(hl_model *m, const char *path) {
     return rc;
 }
 
+/* A folder without config.json may still hold one model file (a catalog download of a
+ * llama2.c or GGUF model: stories260K/ holds stories260K.bin and tok512.bin). found[0] = 0
+ * when there is not exactly one; *count says how many. */
+static void single_model_file(const char *dir, char *found, size_t cap, int *count) {
+    found[0] = '\0';
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        size_t l = strlen(n);
+        int gguf = l > 5 && !strcmp(n + l - 5, ".gguf");
+        int bin = l > 4 && !strcmp(n + l - 4, ".bin");
+        if (!gguf && !bin)
+            continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, n);
+        struct stat sb;
+        if (stat(p, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (bin) { /* a llama2.c checkpoint, not a tokenizer.bin / tok512.bin next to it */
+            hl_mapped_file mf;
+            if (hl_mapped_file_open(&mf, p) != HL_OK)
+                continue;
+            hl_llama2c_header h;
+            int is_model = hl_llama2c_has_magic(mf.data, mf.size) ||
+                           hl_llama2c_read_header(mf.data, mf.size, p, &h) == HL_OK;
+            hl_mapped_file_close(&mf);
+            if (!is_model)
+                continue;
+        }
+        if ((*count)++ == 0)
+            snprintf(found, cap, "%s", p);
+    }
+    closedir(d);
+    hl_clear_error();
+    if (*count != 1)
+        found[0] = '\0';
+}
+
 hl_status hl_model_load(hl_model *model, const char *path) {
     memset(model, 0, sizeof *model);
     if (!path || !*path)
@@ -540,8 +668,21 @@ hl_status hl_model_load(hl_model *model, const char *path) {
     struct stat sb;
     if (stat(path, &sb) != 0)
         return hl_fail(HL_ERR_NOT_FOUND, "%s: no such file or directory", path);
-    if (S_ISDIR(sb.st_mode))
+    if (S_ISDIR(sb.st_mode)) {
+        char cfg_path[4200];
+        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", path);
+        if (access(cfg_path, F_OK) != 0) {
+            char file[4400];
+            int count = 0;
+            single_model_file(path, file, sizeof file, &count);
+            if (file[0])
+                return load_file(model, file);
+            if (count > 1)
+                return hl_fail(HL_ERR_ARG, "%s holds %d model files and no config.json: name the file to use", path,
+                               count);
+        }
         return load_hf(model, path, NULL);
+    }
     size_t n = strlen(path);
     if (n >= 11 && !strcmp(path + n - 11, "config.json")) {
         char dir[4096];

@@ -21,8 +21,19 @@ typedef enum {
     HL_PIECE_BYTE = 6,
 } hl_piece_type;
 
-/* Detects the format from the contents. For a directory, looks for tokenizer.model,
- * then tokenizer.json, then tokenizer.bin inside it (then a single tok*.bin).
+/* The one tokenizer-discovery rule, used by every command and the workbench (so --tokenizer
+ * and --model accept the same forms everywhere). PATH may be:
+ *   - a directory: tokenizer.model, else tokenizer.json, else tokenizer.bin inside it, else a
+ *     single tok*.bin (llama2.c's tok512.bin), else a single .gguf (its embedded vocabulary);
+ *   - a model file (llama2.c .bin, .safetensors, config.json, a safetensors index): the
+ *     tokenizer in the same directory, found as above (never the model file itself);
+ *   - a GGUF file: its embedded vocabulary (the file itself);
+ *   - any other file: a tokenizer file.
+ * `found` receives the file to load. HL_ERR_NOT_FOUND names where it looked; HL_ERR_ARG when a
+ * directory holds several tok*.bin. */
+hl_status hl_tokenizer_find(const char *path, char *found, size_t cap);
+
+/* hl_tokenizer_find, then load what it found. The format is detected from the contents.
  * Supported:
  *   - SentencePiece tokenizer.model (ModelProto), model_type BPE, identity normalizer
  *     (no precompiled charsmap); byte_fallback, add_dummy_prefix, remove_extra_whitespaces
@@ -45,10 +56,8 @@ hl_status hl_tokenizer_load(hl_tokenizer **out, const char *path);
 /* The same from bytes in memory; `name` is used in messages (and may be NULL). */
 hl_status hl_tokenizer_load_buffer(hl_tokenizer **out, const void *data, size_t size, const char *name);
 
-/* The tokenizer that belongs to a model: for a directory (HF layout) tokenizer.model,
- * tokenizer.json or tokenizer.bin inside it; for a GGUF file its embedded vocabulary; for
- * another file (llama2.c .bin) tokenizer.model/.json/.bin or a single tok*.bin in the same
- * directory. HL_ERR_NOT_FOUND with a hint to pass --tokenizer when there is none. */
+/* The tokenizer that belongs to a model: the same rule as hl_tokenizer_load (kept as a name
+ * that says what the caller means). */
 hl_status hl_tokenizer_load_for_model(const char *model_path, hl_tokenizer **out);
 
 /* HL_OK when the tokenizer fits a model with `model_vocab_size` embedding rows (equal, or

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "core/gguf.h"
+#include "core/llama2c.h"
 #include "core/mapped_file.h"
 #include "core/protobuf.h"
 #include "core/tokenizer.h"
@@ -808,7 +809,7 @@ static hl_status find_in_dir(const char *dir, int tok_glob, const char *skip, ch
     }
     closedir(d);
     if (count > 1)
-        return hl_fail(HL_ERR_ARG, "several tokenizers in %s (%s, %s%s): say which one with --tokenizer", dir, first,
+        return hl_fail(HL_ERR_ARG, "several tokenizers in %s (%s, %s%s): name the one to use", dir, first,
                        second, count > 2 ? ", ..." : "");
     if (count == 1) {
         int w = snprintf(found, cap, "%s/%s", dir, first);
@@ -818,55 +819,88 @@ static hl_status find_in_dir(const char *dir, int tok_glob, const char *skip, ch
     return HL_OK;
 }
 
-hl_status hl_tokenizer_load(hl_tokenizer **out, const char *path) {
-    if (!out)
-        return hl_fail(HL_ERR_ARG, "hl_tokenizer_load: out is NULL");
-    *out = NULL;
-    if (!path || !*path)
-        return hl_fail(HL_ERR_ARG, "no tokenizer path given");
-    if (is_dir(path)) {
-        char found[4096];
-        HL_TRY(find_in_dir(path, 1, NULL, found, sizeof found));
-        if (!found[0])
-            return hl_fail(HL_ERR_NOT_FOUND,
-                           "no tokenizer in directory %s (looked for tokenizer.model, tokenizer.json, tokenizer.bin, "
-                           "tok*.bin)",
-                           path);
-        return load_file(out, found);
-    }
-    return load_file(out, path);
+/* What a file is, for the discovery rule: a model's weights (whose tokenizer is beside it or,
+ * for GGUF, inside it) or anything else (taken as a tokenizer file). */
+typedef enum { FILE_OTHER = 0, FILE_GGUF, FILE_MODEL } file_kind;
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
 }
 
-hl_status hl_tokenizer_load_for_model(const char *model_path, hl_tokenizer **out) {
-    if (!out)
-        return hl_fail(HL_ERR_ARG, "hl_tokenizer_load_for_model: out is NULL");
-    *out = NULL;
-    if (!model_path || !*model_path)
-        return hl_fail(HL_ERR_ARG, "no model path given");
-    if (is_dir(model_path)) {
-        char found[4096];
-        HL_TRY(find_in_dir(model_path, 1, NULL, found, sizeof found));
+static file_kind classify_file(const char *path) {
+    if (ends_with(path, "/config.json") || !strcmp(path, "config.json") || ends_with(path, ".safetensors.index.json"))
+        return FILE_MODEL;
+    hl_mapped_file mf;
+    if (hl_mapped_file_open(&mf, path) != HL_OK) {
+        hl_clear_error();
+        return FILE_OTHER; /* loading it says why */
+    }
+    const unsigned char *p = mf.data;
+    file_kind k = FILE_OTHER;
+    if (mf.size >= 4 && !memcmp(p, "GGUF", 4))
+        k = FILE_GGUF;
+    else if (mf.size >= 9 && p[8] == '{' && rd_u32(p + 4) == 0) /* safetensors: u64 header length + JSON */
+        k = FILE_MODEL;
+    else if (hl_llama2c_has_magic(p, mf.size))
+        k = FILE_MODEL;
+    else {
+        /* a llama2.c v0 checkpoint has no magic: its header must imply exactly this size */
+        hl_llama2c_header h;
+        if (hl_llama2c_read_header(p, mf.size, path, &h) == HL_OK)
+            k = FILE_MODEL;
+        hl_clear_error();
+    }
+    hl_mapped_file_close(&mf);
+    return k;
+}
+
+/* The only GGUF file in dir (a GGUF model folder carries its vocabulary inside). */
+static void single_gguf(const char *dir, char *found, size_t cap) {
+    found[0] = '\0';
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    int count = 0;
+    while ((de = readdir(d))) {
+        if (!ends_with(de->d_name, ".gguf"))
+            continue;
+        if (count++ == 0)
+            snprintf(found, cap, "%s/%s", dir, de->d_name);
+    }
+    closedir(d);
+    if (count != 1)
+        found[0] = '\0';
+}
+
+hl_status hl_tokenizer_find(const char *path, char *found, size_t cap) {
+    if (!found || cap == 0)
+        return hl_fail(HL_ERR_ARG, "hl_tokenizer_find: no buffer");
+    found[0] = '\0';
+    if (!path || !*path)
+        return hl_fail(HL_ERR_ARG, "no tokenizer or model path given");
+    const char *looked = "tokenizer.model, tokenizer.json, tokenizer.bin, tok*.bin or a single .gguf";
+    if (is_dir(path)) {
+        HL_TRY(find_in_dir(path, 1, NULL, found, cap));
         if (!found[0])
-            return hl_fail(HL_ERR_NOT_FOUND,
-                           "no tokenizer next to the model in %s (looked for tokenizer.model, tokenizer.json, "
-                           "tokenizer.bin, tok*.bin); pass one with --tokenizer",
-                           model_path);
-        return load_file(out, found);
+            single_gguf(path, found, cap);
+        if (!found[0])
+            return hl_fail(HL_ERR_NOT_FOUND, "no tokenizer in %s (looked for %s)", path, looked);
+        return HL_OK;
     }
-    if (!is_file(model_path))
-        return hl_fail(HL_ERR_NOT_FOUND, "model %s: %s", model_path, strerror(ENOENT));
-    /* A GGUF file carries its own vocabulary. */
-    {
-        hl_mapped_file mf;
-        HL_TRY(hl_mapped_file_open(&mf, model_path));
-        int gguf = mf.size >= 4 && !memcmp(mf.data, "GGUF", 4);
-        hl_status st = gguf ? tok_load_gguf(out, mf.data, mf.size, model_path) : HL_OK;
-        hl_mapped_file_close(&mf);
-        if (gguf)
-            return st;
+    if (!is_file(path))
+        return hl_fail(HL_ERR_NOT_FOUND, "%s: no such file or directory", path);
+    file_kind k = classify_file(path);
+    if (k != FILE_MODEL) {
+        int w = snprintf(found, cap, "%s", path);
+        if (w < 0 || (size_t)w >= cap)
+            return hl_fail(HL_ERR_RANGE, "path too long: %s", path);
+        return HL_OK;
     }
+    /* A model file: the tokenizer next to it (never the model file itself). */
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s", model_path);
+    snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash == dir)
         dir[1] = '\0';
@@ -874,16 +908,26 @@ hl_status hl_tokenizer_load_for_model(const char *model_path, hl_tokenizer **out
         *slash = '\0';
     else
         snprintf(dir, sizeof dir, ".");
-    char found[4096];
     char skip[8192 + 2];
-    snprintf(skip, sizeof skip, "%s/%s", dir, slash ? slash + 1 : model_path);
-    HL_TRY(find_in_dir(dir, 1, skip, found, sizeof found));
+    snprintf(skip, sizeof skip, "%s/%s", dir, slash ? slash + 1 : path);
+    HL_TRY(find_in_dir(dir, 1, skip, found, cap));
     if (!found[0])
-        return hl_fail(HL_ERR_NOT_FOUND,
-                       "no tokenizer next to %s (looked in %s for tokenizer.model, tokenizer.json, tokenizer.bin, "
-                       "tok*.bin); pass one with --tokenizer",
-                       model_path, dir);
+        return hl_fail(HL_ERR_NOT_FOUND, "no tokenizer next to the model %s (looked in %s for %s)", path, dir,
+                       "tokenizer.model, tokenizer.json, tokenizer.bin, tok*.bin");
+    return HL_OK;
+}
+
+hl_status hl_tokenizer_load(hl_tokenizer **out, const char *path) {
+    if (!out)
+        return hl_fail(HL_ERR_ARG, "hl_tokenizer_load: out is NULL");
+    *out = NULL;
+    char found[4096];
+    HL_TRY(hl_tokenizer_find(path, found, sizeof found));
     return load_file(out, found);
+}
+
+hl_status hl_tokenizer_load_for_model(const char *model_path, hl_tokenizer **out) {
+    return hl_tokenizer_load(out, model_path);
 }
 
 hl_status hl_tokenizer_check_vocab(const hl_tokenizer *tok, int model_vocab_size) {

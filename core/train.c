@@ -4,7 +4,6 @@
 #include "core/train.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,22 +17,13 @@
 #include "datasets/records.h"
 
 hl_status hl_train_load_tokenizer(hl_tokenizer **out, const hl_run_config *cfg) {
-    if (cfg->tokenizer[0])
-        return hl_tokenizer_load(out, cfg->tokenizer);
-    struct stat sb;
-    if (stat(cfg->model, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        hl_status st = hl_tokenizer_load(out, cfg->model);
-        if (st)
-            return hl_fail_context(st, "no tokenizer next to the model (set \"tokenizer\")");
-        return st;
+    /* the one discovery rule (hl_tokenizer_find): "tokenizer" in any form, else the model's */
+    hl_status st = hl_tokenizer_load(out, cfg->tokenizer[0] ? cfg->tokenizer : cfg->model);
+    if (st == HL_ERR_NOT_FOUND && !cfg->tokenizer[0]) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s", hl_last_error());
+        return hl_fail(st, "%s; set \"tokenizer\" in the run config", msg);
     }
-    char *copy = strdup(cfg->model);
-    if (!copy)
-        return hl_fail(HL_ERR_NOMEM, "out of memory");
-    hl_status st = hl_tokenizer_load(out, dirname(copy));
-    free(copy);
-    if (st)
-        return hl_fail_context(st, "no tokenizer next to the model file %s (set \"tokenizer\")", cfg->model);
     return st;
 }
 
@@ -225,6 +215,14 @@ hl_status trainer_open_base(hl_trainer *t, const hl_run_config *cfg) {
     hl_examples_init(&t->val);
     HL_TRY(hl_model_load(&t->model, cfg->model));
     t->model_loaded = 1;
+    /* Positions past the model's context were never trained: a longer max_len would fit the
+     * adapter to what the base model cannot do. Clamp (the job says so) rather than refuse,
+     * so that the reference default 1024 works on small models too. */
+    int context = t->model.cfg.max_seq_len;
+    if (context > 0 && t->cfg.max_len > context) {
+        t->max_len_requested = t->cfg.max_len;
+        t->cfg.max_len = context;
+    }
     HL_TRY(hl_train_load_tokenizer(&t->tok, cfg));
     int tv = hl_tokenizer_vocab_size(t->tok);
     if (tv > t->model.cfg.vocab_size)

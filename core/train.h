@@ -109,8 +109,8 @@ typedef struct {
 hl_status hl_train_score(const hl_run_config *cfg, const char *adapter_dir, hl_score_result *res);
 void hl_score_result_free(hl_score_result *res);
 
-/* Tokenizer lookup used by training: cfg->tokenizer if set, else next to the model (the
- * model directory, or the directory of a model file). */
+/* Tokenizer lookup used by training: cfg->tokenizer if set, else the model's, both by the
+ * one rule of hl_tokenizer_find (a folder, a model file or a tokenizer file). */
 hl_status hl_train_load_tokenizer(hl_tokenizer **out, const hl_run_config *cfg);
 
 #endif

@@ -1,4 +1,5 @@
 /* hl_train_run: one training job from loading to the exported adapter (see train.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -45,6 +46,9 @@ typedef struct {
     int64_t last_save_step, last_eval_step;
     double t_start, elapsed_before;
     int stop_in_loading;
+    int64_t *ckpt_steps; /* complete checkpoints found at the start (ascending) */
+    int n_ckpt;
+    char aside[HL_CONFIG_PATH_MAX + 32]; /* the run being replaced, until the new one starts */
 } job;
 
 static double now_s(void) {
@@ -564,51 +568,168 @@ static void load_progress(void *ctx, size_t done, size_t total) {
         j->stop_in_loading = 1;
 }
 
-static hl_status prepare_run_dir(job *j, const hl_run_config *cfg, hl_start_mode mode, int64_t *resume_step) {
-    *resume_step = -1;
-    HL_TRY(hl_mkdir_p(j->run_dir));
-    int64_t *steps = NULL;
-    int n = 0;
-    HL_TRY(hl_checkpoint_list(j->run_dir, &steps, &n));
-    int64_t newest = n ? steps[n - 1] : -1;
-    free(steps);
-    char cpath[HL_CONFIG_PATH_MAX + 32];
-    snprintf(cpath, sizeof cpath, "%s/config.json", j->run_dir);
+/* ---- the run directory ----
+ * Nothing in it changes until the new job has loaded and checked everything (model,
+ * tokenizer, data, adapters, the checkpoint to resume): a typo in the data path must not
+ * cost the previous run. Then a new run (NEW/OVERWRITE) moves the previous run's entries
+ * aside into <run>/.replaced-XXXXXX, writes its config.json and metrics.jsonl, and deletes
+ * the set-aside run only once it has started; if it fails before that, the previous run is
+ * moved back. So no folder ever mixes two runs' checkpoints, adapter, export or eval. */
+
+static const char *const run_entries[] = {"config.json", "metrics.jsonl", "checkpoints", "adapter", "export", "eval",
+                                          NULL};
+
+/* Checks that change nothing on disk: a NEW run must not meet checkpoints; a RESUME must
+ * agree with the saved config. *steps (ascending, malloc'd) lists the complete checkpoints. */
+static hl_status check_run_dir(job *j, const hl_run_config *cfg, hl_start_mode mode, int64_t **steps, int *n) {
+    *steps = NULL;
+    *n = 0;
+    HL_TRY(hl_checkpoint_list(j->run_dir, steps, n));
+    int64_t newest = *n ? (*steps)[*n - 1] : -1;
     if (mode == HL_START_NEW && newest >= 0)
         return hl_fail(HL_ERR_STATE, "%s already holds a run (checkpoint step-%lld): resume it with --resume, or "
                        "start over with --overwrite, or choose another name", j->run_dir, (long long)newest);
-    if (mode == HL_START_OVERWRITE || mode == HL_START_NEW) {
-        char p[HL_CONFIG_PATH_MAX + 32];
-        snprintf(p, sizeof p, "%s/checkpoints", j->run_dir);
-        HL_TRY(hl_remove_tree(p));
-        snprintf(p, sizeof p, "%s/adapter", j->run_dir);
-        HL_TRY(hl_remove_tree(p));
-    }
     if (mode == HL_START_RESUME) {
+        char cpath[HL_CONFIG_PATH_MAX + 32];
+        snprintf(cpath, sizeof cpath, "%s/config.json", j->run_dir);
         hl_run_config saved;
         hl_config_defaults(&saved);
         hl_status st = hl_config_load_file(&saved, cpath);
         if (st)
             return hl_fail_context(st, "resuming %s", j->run_dir);
         HL_TRY(check_resume_config(&saved, cfg));
+    }
+    return HL_OK;
+}
+
+static void remove_stale_aside(const char *run_dir) {
+    DIR *d = opendir(run_dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    char names[8][64];
+    int n = 0;
+    while ((de = readdir(d)) && n < 8)
+        if (!strncmp(de->d_name, ".replaced-", 10) && strlen(de->d_name) < sizeof names[0])
+            snprintf(names[n++], sizeof names[0], "%s", de->d_name);
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        char p[HL_CONFIG_PATH_MAX + 80];
+        snprintf(p, sizeof p, "%.4000s/%.63s", run_dir, names[i]);
+        hl_remove_tree(p); /* left by a job killed while replacing a run */
+    }
+}
+
+/* Move the previous run's entries into j->aside (created here). */
+static hl_status set_aside_old_run(job *j) {
+    remove_stale_aside(j->run_dir);
+    int any = 0;
+    for (int i = 0; run_entries[i]; i++) {
+        char p[HL_CONFIG_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/%s", j->run_dir, run_entries[i]);
+        any |= access(p, F_OK) == 0;
+    }
+    if (!any)
+        return HL_OK;
+    snprintf(j->aside, sizeof j->aside, "%s/.replaced-XXXXXX", j->run_dir);
+    if (!mkdtemp(j->aside)) {
+        j->aside[0] = 0;
+        return hl_fail(HL_ERR_IO, "cannot make room for the new run in %s: %s", j->run_dir, strerror(errno));
+    }
+    for (int i = 0; run_entries[i]; i++) {
+        char from[HL_CONFIG_PATH_MAX + 32], to[HL_CONFIG_PATH_MAX + 64];
+        snprintf(from, sizeof from, "%s/%s", j->run_dir, run_entries[i]);
+        snprintf(to, sizeof to, "%s/%s", j->aside, run_entries[i]);
+        if (access(from, F_OK) == 0 && rename(from, to) != 0)
+            return hl_fail(HL_ERR_IO, "cannot move the previous run's %s aside: %s", from, strerror(errno));
+    }
+    hl_fsync_dir(j->run_dir);
+    return HL_OK;
+}
+
+/* The new run failed before it started: put the previous one back as it was. */
+static void restore_old_run(job *j) {
+    if (!j->aside[0])
+        return;
+    for (int i = 0; run_entries[i]; i++) {
+        char from[HL_CONFIG_PATH_MAX + 64], to[HL_CONFIG_PATH_MAX + 32];
+        snprintf(from, sizeof from, "%s/%s", j->aside, run_entries[i]);
+        snprintf(to, sizeof to, "%s/%s", j->run_dir, run_entries[i]);
+        if (access(from, F_OK) != 0)
+            continue;
+        hl_remove_tree(to); /* what the new run wrote */
+        rename(from, to);
+    }
+    hl_remove_tree(j->aside);
+    j->aside[0] = 0;
+    hl_fsync_dir(j->run_dir);
+}
+
+/* The new run has started: the previous one goes. */
+static void discard_old_run(job *j) {
+    if (!j->aside[0])
+        return;
+    hl_remove_tree(j->aside);
+    j->aside[0] = 0;
+}
+
+/* After everything is loaded: take the directory and write the run's config.json. */
+static hl_status claim_run_dir(job *j, const hl_run_config *cfg, hl_start_mode mode) {
+    HL_TRY(hl_mkdir_p(j->run_dir));
+    if (mode == HL_START_OVERWRITE || mode == HL_START_NEW) {
+        HL_TRY(set_aside_old_run(j));
+    } else {
         int removed = 0;
         HL_TRY(hl_checkpoint_clean_tmp(j->run_dir, &removed));
         if (removed)
             job_event(j, 0, "removed %d incomplete checkpoint director%s", removed, removed == 1 ? "y" : "ies");
-        *resume_step = newest; /* -1: killed before the first checkpoint → start at step 0 */
     }
+    char cpath[HL_CONFIG_PATH_MAX + 32];
+    snprintf(cpath, sizeof cpath, "%s/config.json", j->run_dir);
     return hl_config_save_file(cfg, cpath);
 }
 
-static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
+/* Resume from the newest checkpoint that loads; a damaged newer one (truncated by a full
+ * disk or a copy, edited by hand) is skipped with a warning and left in place. Fails only
+ * when none loads (with the newest one's reason). *cs_out->step = -1 when there is none. */
+static hl_status load_newest_intact(job *j, const int64_t *steps, int n, hl_ckpt_state *cs_out, char *cdir,
+                                    size_t cdir_size) {
+    hl_trainer *t = j->t;
+    char first_err[600] = "";
+    cs_out->step = -1;
+    for (int i = n - 1; i >= 0; i--) {
+        hl_checkpoint_path(j->run_dir, steps[i], cdir, cdir_size);
+        hl_status st = hl_checkpoint_load(cdir, &t->ad, cs_out, 1);
+        if (st == HL_OK) {
+            if (i < n - 1)
+                job_event(j, 1, "resuming from step-%lld, the newest intact checkpoint (the newer one%s left as it "
+                          "is)", (long long)steps[i], i < n - 2 ? "s are" : " is");
+            return HL_OK;
+        }
+        if (st == HL_ERR_NOMEM)
+            return st;
+        if (!first_err[0])
+            snprintf(first_err, sizeof first_err, "%s", hl_last_error());
+        job_event(j, 1, "checkpoint step-%lld cannot be read: %.150s", (long long)steps[i], hl_last_error());
+    }
+    cs_out->step = -1;
+    return hl_fail(HL_ERR_FORMAT, "no checkpoint of %s can be read; the newest: %s", j->run_dir, first_err);
+}
+
+static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode) {
     hl_snapshot *s = j->s;
     hl_trainer *t = j->t;
-    int64_t resume_step = -1;
-    HL_TRY(prepare_run_dir(j, cfg, mode, &resume_step));
+    HL_TRY(check_run_dir(j, cfg_in, mode, &j->ckpt_steps, &j->n_ckpt));
 
-    job_event(j, 0, "loading model %s", cfg->model);
+    job_event(j, 0, "loading model %s", cfg_in->model);
     publish(j);
-    HL_TRY(trainer_open_base(t, cfg));
+    HL_TRY(trainer_open_base(t, cfg_in));
+    const hl_run_config *cfg = &t->cfg; /* with max_len clamped to the model's context */
+    if (t->max_len_requested > 0) {
+        job_event(j, 1, "max_len %d exceeds the model's context of %d positions: training with max_len %d",
+                  t->max_len_requested, cfg->max_len, cfg->max_len);
+        s->cfg.max_len = cfg->max_len;
+    }
     job_event(j, 0, "loading data %s", cfg->data);
     publish(j);
     HL_TRY(trainer_load_examples(t, HL_TRAINER_TRAIN_DATA | HL_TRAINER_VAL_DATA, load_progress, j));
@@ -659,15 +780,19 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     j->ocfg.total_steps = total;
     j->ocfg.warmup_steps = (int64_t)ceil(cfg->warmup_ratio * (double)total);
 
-    /* Data cursor and state: fresh or from the checkpoint. */
-    if (resume_step >= 0) {
-        char cdir[HL_CONFIG_PATH_MAX + 64];
-        hl_checkpoint_path(j->run_dir, resume_step, cdir, sizeof cdir);
-        hl_ckpt_state cs;
-        HL_TRY(hl_checkpoint_load(cdir, &t->ad, &cs, 1));
+    /* Data cursor and state: fresh or from the checkpoint (all loaded before the run
+     * directory changes). */
+    hl_ckpt_state cs;
+    char cdir[HL_CONFIG_PATH_MAX + 64];
+    cs.step = -1;
+    if (mode == HL_START_RESUME && j->n_ckpt > 0) {
+        HL_TRY(load_newest_intact(j, j->ckpt_steps, j->n_ckpt, &cs, cdir, sizeof cdir));
         if (cs.total_steps != total)
             return hl_fail(HL_ERR_ARG, "%s was saved for %lld total steps, this config gives %lld", cdir,
                            (long long)cs.total_steps, (long long)total);
+    }
+    HL_TRY(claim_run_dir(j, cfg, mode));
+    if (cs.step >= 0) {
         HL_TRY(hl_cursor_restore(&j->cur, t->train.n, 1, cs.epoch, cs.pos, cs.consumed, &cs.data_rng));
         j->cur_ok = 1;
         s->step = cs.step;
@@ -706,6 +831,7 @@ static hl_status run_job(job *j, const hl_run_config *cfg, hl_start_mode mode) {
     j->t_start = now_s();
 
     /* Baseline eval before the first step of a new run. */
+    discard_old_run(j); /* the new run has started: the one it replaces goes */
     if (s->step == 0 && t->val.n > 0) {
         s->state = HL_JOB_RUNNING;
         HL_TRY(do_eval(j));
@@ -798,7 +924,10 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
         fflush(j.metrics);
         fsync(fileno(j.metrics));
         fclose(j.metrics);
+        j.metrics = NULL;
     }
+    restore_old_run(&j); /* a no-op once the new run started (or when nothing was replaced) */
+    free(j.ckpt_steps);
     s->elapsed_s = j.t_start > 0 ? j.elapsed_before + (now_s() - j.t_start) : 0;
     s->eta_s = s->state == HL_JOB_FINISHED ? 0 : NAN;
     publish(&j);

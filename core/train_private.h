@@ -23,6 +23,7 @@ struct hl_trainer {
     trainer_data data;
     hl_examples train, val;
     int64_t n_loaded, n_malformed, n_truncated, n_skipped, n_records_train;
+    int max_len_requested; /* > 0: cfg.max_len was this, above the model's context, and was clamped */
     hl_adapters ad;
     int ad_ok;
     hl_adapters *use_ad; /* what the context runs with (own adapters or a swapped-in set) */

@@ -163,7 +163,8 @@ static void estimate(config_scr *s) {
     }
     s->n_trainable = hl_adapter_param_count(mc, &ac);
     unsigned flags = HL_LLAMA_TRAIN | (cfg.grad_checkpoint ? HL_LLAMA_CHECKPOINT : 0);
-    if (hl_llama_plan(mc, &ac, cfg.micro_batch, cfg.max_len, flags, &s->plan) != HL_OK) {
+    int T = mc->max_seq_len > 0 && cfg.max_len > mc->max_seq_len ? mc->max_seq_len : cfg.max_len; /* as training */
+    if (hl_llama_plan(mc, &ac, cfg.micro_batch, T, flags, &s->plan) != HL_OK) {
         snprintf(s->est_err, sizeof s->est_err, "%s", hl_last_error());
         return;
     }
@@ -175,7 +176,14 @@ static void revalidate(config_scr *s) {
         return;
     s->valid_cfg = s->app->cfg_version;
     s->valid_ok = hl_config_validate(&s->app->cfg) == HL_OK;
-    snprintf(s->valid_msg, sizeof s->valid_msg, "%s", s->valid_ok ? "" : hl_last_error());
+    const char *e = s->valid_ok ? "" : hl_last_error();
+    /* the engine's message says what is missing; here is how to give it in the workbench */
+    const char *hint = !strcmp(e, "model: no base model given") ? ": open one on 2 Model (o), or type its path in "
+                                                                  "the model field"
+                       : !strcmp(e, "data: no training data given") ? ": pick a data set on 1 Data (u uses it), or "
+                                                                      "type its path in the data field"
+                                                                    : "";
+    snprintf(s->valid_msg, sizeof s->valid_msg, "%s%s", e, hint);
 }
 
 /* ---- drawing ------------------------------------------------------------------------------- */
@@ -352,8 +360,15 @@ static void draw_side(config_scr *s, tui_rect r) {
     bottom = er.y + er.h - 1;
     estimate(s);
     revalidate(s);
+    /* Training clamps max_len to the open model's context (and says so): not "valid" as typed. */
+    int ctx = app->model ? app->model->cfg.max_seq_len : 0;
     if (y < bottom) {
-        if (s->valid_ok)
+        if (s->valid_ok && ctx > 0 && app->cfg.max_len > ctx) {
+            ui_textf(y++, x, w, ST_WARN, "max_len %d > the model's context %d:", app->cfg.max_len, ctx);
+            if (y < bottom)
+                ui_textf(y++, x, w, ST_WARN, "training will use max_len %d", ctx);
+        }
+        else if (s->valid_ok)
             ui_text(y++, x, w, ST_OK, ui_utf8 ? "\u2714 config is valid" : "* config is valid");
         else {
             int len2 = (int)strlen(s->valid_msg), o2 = 0;
@@ -391,10 +406,9 @@ static void draw_side(config_scr *s, tui_rect r) {
         ui_textf(y++, x, w, ST_DIM, "  adapter+grads+Adam %s", fmt_bytes(a, sizeof a, (double)(s->plan.params + s->plan.grads + s->plan.moments)));
     const hl_run_config *c = &app->cfg;
     if (y < bottom)
-        ui_textf(y++, x, w, ST_DIM, "  %d tokens/step (%d x %d x accum %d)", c->micro_batch * c->max_len * c->grad_accum,
-                 c->micro_batch, c->max_len, c->grad_accum);
-    if (c->max_len > app->model->cfg.max_seq_len && y < bottom)
-        ui_textf(y++, x, w, ST_WARN, "max_len %d > the model's context %d", c->max_len, app->model->cfg.max_seq_len);
+        ui_textf(y++, x, w, ST_DIM, "  %d tokens/step (%d x %d x accum %d)",
+                 c->micro_batch * (ctx > 0 && c->max_len > ctx ? ctx : c->max_len) * c->grad_accum, c->micro_batch,
+                 ctx > 0 && c->max_len > ctx ? ctx : c->max_len, c->grad_accum);
     if (s->editing && s->est_key[0] && y < bottom)
         ui_text(y++, x, w, ST_HI, "(with the value being typed)");
 }

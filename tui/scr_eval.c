@@ -41,6 +41,9 @@ typedef struct {
     char out_dir[2][4400];
     int phase; /* 0 base, 1 adapter (for progress) */
     long done, total;
+    /* prompts cut on the left to fit the context, per phase (a different benchmark: shown) */
+    long truncated[2], trunc_of[2];
+    int context;
     /* samples collected from progress callbacks (under the job lock) */
     sample *samples;
     int n_samples;
@@ -91,6 +94,11 @@ static void on_progress(const hl_bbh_progress *p, void *user) {
              p->done, p->total, p->generated_tokens);
     double total = (double)p->total * (ea->with_adapter ? 2 : 1);
     job_progress(j, stage, (double)(p->done + (ea->phase ? p->total : 0)), total);
+    pthread_mutex_lock(&ea->mu);
+    ea->truncated[ea->phase] = p->prompts_truncated;
+    ea->trunc_of[ea->phase] = p->total;
+    ea->context = p->context;
+    pthread_mutex_unlock(&ea->mu);
     if (p->last) {
         pthread_mutex_lock(&ea->mu);
         if (ea->n_samples < MAX_SAMPLES) {
@@ -116,7 +124,10 @@ static void on_progress(const hl_bbh_progress *p, void *user) {
 static hl_status eval_main(tui_job *j, void *arg) {
     eval_arg *ea = arg;
     job_progress(j, "loading BIG-Bench Hard", 0, -1);
-    HL_TRY(hl_bbh_load(&ea->set, ea->bbh_dir, ea->opts.tasks));
+    hl_status ls = hl_bbh_load(&ea->set, ea->bbh_dir, ea->opts.tasks);
+    if (ls == HL_ERR_NOT_FOUND) /* what to do first: the screen shows one line */
+        return hl_fail(ls, "BBH is not downloaded: get it on 1 Data (select bbh, press d); looked in %s", ea->bbh_dir);
+    HL_TRY(ls);
     ea->set_ok = 1;
     hl_bbh_eval_target t;
     memset(&t, 0, sizeof t);
@@ -310,6 +321,14 @@ static void draw_table(eval_scr *s, tui_rect r) {
     }
     /* live scores while running come from the collected samples */
     int n[2][HL_BBH_N_TASKS] = {{0}}, c[2][HL_BBH_N_TASKS] = {{0}};
+    pthread_mutex_lock(&ea->mu);
+    long cut = ea->truncated[0] > ea->truncated[1] ? ea->truncated[0] : ea->truncated[1];
+    long cut_of = ea->trunc_of[0] > ea->trunc_of[1] ? ea->trunc_of[0] : ea->trunc_of[1];
+    int cut_ctx = ea->context;
+    pthread_mutex_unlock(&ea->mu);
+    if (cut > 0 && y < in.y + in.h) /* a cut few-shot prompt is not the published benchmark */
+        ui_textf(y++, x, w, ST_WARN, "! %ld of %ld prompts cut on the left to fit the %d-token context", cut, cut_of,
+                 cut_ctx);
     pthread_mutex_lock(&ea->mu);
     for (int i = 0; i < ea->n_samples; i++) {
         n[ea->samples[i].which][ea->samples[i].task]++;
@@ -507,6 +526,8 @@ static void draw(void *self, tui_app *app, tui_rect r) {
         snprintf(lim, sizeof lim, "all");
     if (tokens[s->tokens_i])
         snprintf(tok, sizeof tok, "%d", tokens[s->tokens_i]);
+    else if (app->model && app->model->cfg.max_seq_len > 0 && gs.max_new_tokens > app->model->cfg.max_seq_len / 2)
+        snprintf(tok, sizeof tok, "%d (half the context)", app->model->cfg.max_seq_len / 2); /* as the engine */
     else
         snprintf(tok, sizeof tok, "%d (rule)", gs.max_new_tokens);
     const char *dot = ui_utf8 ? " \u00b7 " : " | ";

@@ -190,7 +190,7 @@ static void draw(void *self, tui_app *app, tui_rect r) {
     } else if (s->job.started && s->job.result != HL_OK) {
         ui_text(y++, x, w, ST_ERR, s->job.error);
     } else {
-        ui_text(y++, x, w, ST_DIM, "r writes the adapter. Keys follow HYDRALORA.md §8 (lora_A, lora_B<i>, lora_route).");
+        ui_text(y++, x, w, ST_DIM, "r writes the adapter, with the keys the reference HydraLoRA code loads (lora_A, lora_B<i>, lora_route).");
     }
 
     tui_rect kr = {r.y + top_h, r.x, r.h - top_h, r.w};

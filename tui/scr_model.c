@@ -67,7 +67,11 @@ static hl_status load_main(tui_job *j, void *arg) {
         hl_tokenizer_free(la->tok);
         la->tok = NULL;
     } else if (ts != HL_OK) {
-        snprintf(la->tok_warning, sizeof la->tok_warning, "%s", hl_last_error());
+        if (ts == HL_ERR_NOT_FOUND) /* what to do first: the status line is one line */
+            snprintf(la->tok_warning, sizeof la->tok_warning, "name one in the tokenizer field on 3 Config (%s)",
+                     hl_last_error());
+        else
+            snprintf(la->tok_warning, sizeof la->tok_warning, "%s", hl_last_error());
         la->tok = NULL;
     }
     return HL_OK;

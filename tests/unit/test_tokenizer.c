@@ -313,9 +313,20 @@ static void test_errors(void) {
     /* files */
     CHECK(hl_tokenizer_load(&tok, "/nonexistent/tokenizer.model") == HL_ERR_NOT_FOUND && !tok, "missing file");
     CHECK(strstr(hl_last_error(), "/nonexistent/tokenizer.model") != NULL, "names the path: %s", hl_last_error());
-    path_in_shared(path, sizeof path, "models/stories260K/stories260K.bin");
-    CHECK(hl_tokenizer_load(&tok, path) == HL_ERR_FORMAT && !tok, "a checkpoint is not a tokenizer");
+    /* A file that is neither a tokenizer nor a model is refused, saying so. */
+    path_in_shared(path, sizeof path, "datasets/gsm8k/LICENSE");
+    CHECK(hl_tokenizer_load(&tok, path) == HL_ERR_FORMAT && !tok, "a licence text is not a tokenizer");
     CHECK(strstr(hl_last_error(), "not a tokenizer") != NULL, "message: %s", hl_last_error());
+    /* A model checkpoint given as the tokenizer means the tokenizer that belongs to it (one
+     * discovery rule for --tokenizer and --model): tok512.bin next to stories260K.bin. */
+    path_in_shared(path, sizeof path, "models/stories260K/stories260K.bin");
+    CHECK(hl_tokenizer_load(&tok, path) == HL_OK && tok && hl_tokenizer_vocab_size(tok) == 512,
+          "a model file as the tokenizer: %s", hl_last_error());
+    char found[4096];
+    CHECK(hl_tokenizer_find(path, found, sizeof found) == HL_OK && strstr(found, "/tok512.bin"),
+          "found %s next to stories260K.bin", found);
+    hl_tokenizer_free(tok);
+    tok = NULL;
 }
 
 static void test_load_for_model(void) {
@@ -351,7 +362,31 @@ static void test_load_for_model(void) {
     char path[4096];
     path_in_shared(path, sizeof path, "datasets/gsm8k");
     CHECK(hl_tokenizer_load_for_model(path, &tok) == HL_ERR_NOT_FOUND && !tok, "a directory without a tokenizer");
-    CHECK(strstr(hl_last_error(), "--tokenizer") != NULL, "hint: %s", hl_last_error());
+    /* The library says where it looked; each front end adds how to name one (the CLI's
+     * --tokenizer hint is checked in tests/cli/test_newuser_cli.sh). */
+    CHECK(strstr(hl_last_error(), "tokenizer.model") != NULL && strstr(hl_last_error(), path) != NULL,
+          "says where it looked: %s", hl_last_error());
+    /* Every form of a model names the same tokenizer: the folder, the model file, a GGUF folder. */
+    static const struct {
+        const char *path, *want;
+    } forms[] = {
+        {"models/stories260K", "/tok512.bin"},
+        {"models/stories260K/stories260K.bin", "/tok512.bin"},
+        {"models/stories260K/tok512.bin", "/tok512.bin"},
+        {"models/stories260K-hf/model.safetensors", "/tokenizer.model"},
+        {"models/stories260K-hf/config.json", "/tokenizer.model"},
+        {"models/stories260K-hf-f16-sharded/model.safetensors.index.json", "/tokenizer.model"},
+        {"models/stories260K-gguf", "/stories260K.gguf"},
+        {"models/stories260K-gguf/stories260K.gguf", "/stories260K.gguf"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char found[4096] = "";
+        path_in_shared(path, sizeof path, forms[i].path);
+        hl_status st = hl_tokenizer_find(path, found, sizeof found);
+        size_t fl = strlen(found), wl = strlen(forms[i].want);
+        CHECK(st == HL_OK && fl >= wl && !strcmp(found + fl - wl, forms[i].want), "%s -> %s (%s), want *%s",
+              forms[i].path, found, st ? hl_last_error() : "ok", forms[i].want);
+    }
 }
 
 /* One tokenizer, several threads encoding at once: every result equals the serial one. */
