@@ -31,10 +31,27 @@ hl_cluster_options hl_cluster_defaults(void) {
     o.max_iter = 300;
     o.seed = 41;
     o.force_k = 0;
+    o.criterion = HL_CRITERION_SILHOUETTE;
+    o.silhouette_max = 3000;
     o.ward_max = 3000;
     o.top_terms = 8;
     o.examples = 3;
     return o;
+}
+
+static const char *const criterion_names[] = {"silhouette", "silhouette-max", "elbow"};
+
+const char *hl_cluster_criterion_name(hl_cluster_criterion c) {
+    return (unsigned)c < 3 ? criterion_names[c] : "?";
+}
+
+hl_status hl_cluster_criterion_parse(const char *s, hl_cluster_criterion *out) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, criterion_names[i])) {
+            *out = (hl_cluster_criterion)i;
+            return HL_OK;
+        }
+    return hl_fail(HL_ERR_ARG, "unknown criterion '%s' (silhouette, silhouette-max or elbow)", s);
 }
 
 void hl_cluster_report_free(hl_cluster_report *r) {
@@ -196,6 +213,150 @@ done:
     return st;
 }
 
+/* m of the n indices 0..n-1 (all when m >= n), a seeded sample without replacement
+ * (partial Fisher-Yates), in increasing order. Returns the count written. */
+static int64_t sample_indices(int64_t n, int64_t m, uint64_t seed, int64_t *out) {
+    if (m >= n) {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = i;
+        return n;
+    }
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    if (!perm)
+        return -1;
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    hl_rng rng;
+    hl_rng_seed(&rng, seed, HL_RNG_STREAM_USER);
+    for (int64_t i = 0; i < m; i++) {
+        int64_t j = i + (int64_t)hl_rng_below(&rng, (uint64_t)(n - i));
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    qsort(perm, (size_t)m, sizeof *perm, cmp_i64);
+    memcpy(out, perm, (size_t)m * sizeof *perm);
+    free(perm);
+    return m;
+}
+
+/* Silhouette of every K >= 2 of r->per_k. full_labels(ctx, K, out) writes the labels of all
+ * `n` rows of X (rows indexed 0..n-1 of X here) for K clusters; a sample of at most
+ * opt->silhouette_max rows is scored. */
+typedef hl_status (*labels_fn)(void *ctx, int k, int32_t *out);
+
+static hl_status score_silhouettes(hl_cluster_report *r, const hl_cluster_options *opt, const hl_csr *X, labels_fn fn,
+                                   void *ctx, hl_cluster_progress_fn progress, void *user) {
+    int64_t n = X->n_rows;
+    int64_t cap = opt->silhouette_max > 1 ? opt->silhouette_max : 3000;
+    int64_t m = n < cap ? n : cap;
+    for (int i = 0; i < r->n_k; i++)
+        r->per_k[i].silhouette = NAN;
+    int n_sets = 0;
+    for (int i = 0; i < r->n_k; i++)
+        n_sets += r->per_k[i].k >= 2;
+    if (n_sets == 0 || m < 3)
+        return HL_OK;
+    int64_t *rows = malloc((size_t)m * sizeof *rows);
+    int32_t *all = malloc((size_t)n * sizeof *all);
+    int32_t *lab = malloc((size_t)n_sets * (size_t)m * sizeof *lab);
+    const int32_t **sets = malloc((size_t)n_sets * sizeof *sets);
+    int *ks = malloc((size_t)n_sets * sizeof *ks);
+    double *sc = malloc((size_t)n_sets * sizeof *sc);
+    hl_status st = HL_OK;
+    if (!rows || !all || !lab || !sets || !ks || !sc || sample_indices(n, m, opt->seed, rows) != m)
+        st = hl_fail(HL_ERR_NOMEM, "out of memory for the silhouette scores");
+    int s = 0;
+    for (int i = 0; st == HL_OK && i < r->n_k; i++) {
+        if (r->per_k[i].k < 2)
+            continue;
+        st = fn(ctx, r->per_k[i].k, all);
+        int32_t *dst = lab + (size_t)s * m;
+        for (int64_t j = 0; st == HL_OK && j < m; j++)
+            dst[j] = all[rows[j]];
+        sets[s] = dst;
+        ks[s] = r->per_k[i].k;
+        s++;
+    }
+    if (st == HL_OK)
+        st = hl_silhouette_scores(X, rows, m, sets, ks, n_sets, sc, progress, user);
+    if (st == HL_OK) {
+        s = 0;
+        for (int i = 0; i < r->n_k; i++)
+            if (r->per_k[i].k >= 2)
+                r->per_k[i].silhouette = sc[s++];
+        r->silhouette_records = m;
+    }
+    free(rows), free(all), free(lab), free(sets), free(ks), free(sc);
+    return st;
+}
+
+/* The three proposals from per_k (SSE, elbow scores and silhouettes filled in), and
+ * proposed_n by the chosen criterion. */
+static void propose(hl_cluster_report *r, const hl_cluster_options *opt, int k_hi) {
+    int lo = opt->k_min < k_hi ? opt->k_min : k_hi;
+    double *x = malloc((size_t)r->n_k * sizeof *x), *y = malloc((size_t)r->n_k * sizeof *y);
+    double *sc = malloc((size_t)r->n_k * sizeof *sc);
+    int knee = 0;
+    if (x && y && sc) {
+        for (int i = 0; i < r->n_k; i++)
+            x[i] = r->per_k[i].k, y[i] = r->per_k[i].sse;
+        knee = hl_elbow_index(x, y, r->n_k, sc);
+        for (int i = 0; i < r->n_k; i++)
+            r->per_k[i].elbow_score = sc[i];
+    }
+    free(x), free(y), free(sc);
+    r->elbow_n = r->per_k[knee].k;
+    int elbow_fallback = r->elbow_n < opt->k_min;
+    if (elbow_fallback)
+        r->elbow_n = lo;
+    /* silhouette: first peak and best, over K >= k_min with a score */
+    r->silhouette_n = r->silhouette_best_n = 0;
+    double best = -INFINITY;
+    int climbing = 1;
+    for (int i = 0; i < r->n_k; i++) {
+        const hl_cluster_k *pk = &r->per_k[i];
+        if (pk->k < opt->k_min || !isfinite(pk->silhouette))
+            continue;
+        if (pk->silhouette > best) {
+            best = pk->silhouette;
+            r->silhouette_best_n = pk->k;
+            if (climbing)
+                r->silhouette_n = pk->k;
+        } else {
+            climbing = 0;
+        }
+    }
+    r->criterion = opt->criterion;
+    int want = opt->criterion == HL_CRITERION_ELBOW            ? r->elbow_n
+               : opt->criterion == HL_CRITERION_SILHOUETTE_MAX ? r->silhouette_best_n
+                                                              : r->silhouette_n;
+    if (opt->criterion == HL_CRITERION_ELBOW || want == 0) {
+        r->proposed_n = r->elbow_n;
+        r->proposal_method = elbow_fallback ? "no elbow in SSE(K) (too few K values or a straight curve): k-min"
+                             : opt->criterion != HL_CRITERION_ELBOW
+                                 ? "elbow of SSE(K) (no silhouette: too few records or clusters)"
+                             : r->method == HL_CLUSTER_WARD
+                                 ? "elbow of SSE(K) of the dendrogram's cuts: max distance below the chord"
+                                 : "elbow of SSE(K): max distance below the chord";
+    } else {
+        r->proposed_n = want;
+        r->proposal_method = opt->criterion == HL_CRITERION_SILHOUETTE_MAX
+                                 ? "highest mean silhouette s(K)"
+                                 : "first peak of the mean silhouette s(K): smallest K with s(K) >= s(K+1)";
+    }
+}
+
+typedef struct {
+    const hl_ward_merge *merges;
+    int64_t n;
+} ward_cut_ctx;
+
+static hl_status ward_cut_labels(void *ctx, int k, int32_t *out) {
+    ward_cut_ctx *c = ctx;
+    return hl_ward_cut(c->merges, c->n, k, out);
+}
+
 /* Ward on (a sample of) the records; labels for all records at r->chosen_k. */
 static hl_status run_ward(hl_cluster_report *r, const hl_cluster_options *opt, int k_lo, int k_hi,
                           hl_cluster_progress_fn progress, void *user) {
@@ -207,28 +368,8 @@ static hl_status run_ward(hl_cluster_report *r, const hl_cluster_options *opt, i
     r->merges = malloc((size_t)(m > 1 ? m - 1 : 1) * sizeof *r->merges);
     if (!r->ward_records || !r->merges)
         return hl_fail(HL_ERR_NOMEM, "out of memory");
-    if (m == n) {
-        for (int64_t i = 0; i < n; i++)
-            r->ward_records[i] = i;
-    } else {
-        /* Seeded sample without replacement (partial Fisher-Yates), kept in file order. */
-        int64_t *perm = malloc((size_t)n * sizeof *perm);
-        if (!perm)
-            return hl_fail(HL_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; i < n; i++)
-            perm[i] = i;
-        hl_rng rng;
-        hl_rng_seed(&rng, opt->seed, HL_RNG_STREAM_USER);
-        for (int64_t i = 0; i < m; i++) {
-            int64_t j = i + (int64_t)hl_rng_below(&rng, (uint64_t)(n - i));
-            int64_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
-        qsort(perm, (size_t)m, sizeof *perm, cmp_i64);
-        memcpy(r->ward_records, perm, (size_t)m * sizeof *perm);
-        free(perm);
-    }
+    if (sample_indices(n, m, opt->seed, r->ward_records) != m)
+        return hl_fail(HL_ERR_NOMEM, "out of memory");
     hl_csr S;
     HL_TRY(csr_select(X, r->ward_records, m, &S));
     double t0 = now_seconds();
@@ -257,27 +398,13 @@ static hl_status run_ward(hl_cluster_report *r, const hl_cluster_options *opt, i
     free(sse);
     int lo = opt->k_min < 2 ? 2 : opt->k_min; /* a cut into one cluster is not a proposal */
     r->gap_n = hl_ward_propose_gap(r->merges, m, lo, k_hi, NULL);
-    {
-        double *x = malloc((size_t)r->n_k * sizeof *x), *y = malloc((size_t)r->n_k * sizeof *y);
-        double *sc = malloc((size_t)r->n_k * sizeof *sc);
-        if (!x || !y || !sc) {
-            free(x), free(y), free(sc);
-            hl_csr_free(&S);
-            return hl_fail(HL_ERR_NOMEM, "out of memory");
-        }
-        for (int i = 0; i < r->n_k; i++)
-            x[i] = r->per_k[i].k, y[i] = r->per_k[i].sse;
-        int knee = hl_elbow_index(x, y, r->n_k, sc);
-        for (int i = 0; i < r->n_k; i++)
-            r->per_k[i].elbow_score = sc[i];
-        r->proposed_n = r->per_k[knee].k;
-        free(x), free(y), free(sc);
+    ward_cut_ctx wc = {r->merges, m};
+    st = score_silhouettes(r, opt, &S, ward_cut_labels, &wc, progress, user);
+    if (st != HL_OK) {
+        hl_csr_free(&S);
+        return st;
     }
-    r->proposal_method = "elbow of SSE(K) of the dendrogram's cuts: max distance below the chord";
-    if (r->proposed_n < opt->k_min) {
-        r->proposed_n = opt->k_min < k_hi ? opt->k_min : k_hi;
-        r->proposal_method = "no elbow in SSE(K) (too few K values or a straight curve): k-min";
-    }
+    propose(r, opt, k_hi);
     r->chosen_k = opt->force_k > 0 ? opt->force_k : r->proposed_n;
     if (r->chosen_k > m) {
         hl_csr_free(&S);
@@ -338,6 +465,20 @@ static hl_status run_ward(hl_cluster_report *r, const hl_cluster_options *opt, i
     return st;
 }
 
+typedef struct {
+    const hl_kmeans_result *best; /* [n_k] */
+    int k_lo, n_k;
+} kmeans_labels_ctx;
+
+static hl_status kmeans_labels(void *ctx, int k, int32_t *out) {
+    kmeans_labels_ctx *c = ctx;
+    int i = k - c->k_lo;
+    if (i < 0 || i >= c->n_k || !c->best[i].labels)
+        return hl_fail(HL_ERR_INTERNAL, "no k-means labels for K = %d", k);
+    memcpy(out, c->best[i].labels, (size_t)c->best[i].n * sizeof *out);
+    return HL_OK;
+}
+
 /* k-means reports per restart; the caller sees one phase "kmeans K=<k>" whose done/total
  * run over the whole K range (done = K values finished + fraction of the current one). */
 typedef struct {
@@ -386,9 +527,7 @@ hl_status hl_cluster_run(const char *const *texts, int64_t n, const hl_cluster_o
         int n_k = k_hi - k_lo + 1;
         out->per_k = calloc((size_t)n_k, sizeof *out->per_k);
         hl_kmeans_result *best = calloc((size_t)n_k, sizeof *best);
-        double *x = malloc((size_t)n_k * sizeof *x), *y = malloc((size_t)n_k * sizeof *y);
-        double *sc = malloc((size_t)n_k * sizeof *sc);
-        if (!out->per_k || !best || !x || !y || !sc)
+        if (!out->per_k || !best)
             st = hl_fail(HL_ERR_NOMEM, "out of memory");
         out->n_k = n_k;
         for (int i = 0; i < n_k && st == HL_OK; i++) {
@@ -416,17 +555,11 @@ hl_status hl_cluster_run(const char *const *texts, int64_t n, const hl_cluster_o
             pk->seconds = now_seconds() - t0;
         }
         if (st == HL_OK) {
-            for (int i = 0; i < n_k; i++)
-                x[i] = out->per_k[i].k, y[i] = out->per_k[i].sse;
-            int knee = hl_elbow_index(x, y, n_k, sc);
-            for (int i = 0; i < n_k; i++)
-                out->per_k[i].elbow_score = sc[i];
-            out->proposed_n = out->per_k[knee].k;
-            out->proposal_method = "elbow of SSE(K): max distance below the chord";
-            if (out->proposed_n < opt.k_min) {
-                out->proposed_n = opt.k_min < k_hi ? opt.k_min : k_hi;
-                out->proposal_method = "no elbow in SSE(K) (too few K values or a straight curve): k-min";
-            }
+            kmeans_labels_ctx kc = {best, k_lo, n_k};
+            st = score_silhouettes(out, &opt, X, kmeans_labels, &kc, progress, user);
+        }
+        if (st == HL_OK) {
+            propose(out, &opt, k_hi);
             out->chosen_k = opt.force_k > 0 ? opt.force_k : out->proposed_n;
             if (out->chosen_k > n)
                 st = hl_fail(HL_ERR_ARG, "cannot make %d clusters from %lld records", out->chosen_k, (long long)n);
@@ -451,7 +584,7 @@ hl_status hl_cluster_run(const char *const *texts, int64_t n, const hl_cluster_o
         }
         for (int i = 0; best && i < n_k; i++)
             hl_kmeans_result_free(&best[i]);
-        free(best), free(x), free(y), free(sc);
+        free(best);
     }
     if (st == HL_OK)
         st = summarise(out, &opt, out->chosen_k);

@@ -2,6 +2,7 @@
 #include "core/config.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -202,6 +203,21 @@ hl_status hl_config_set_field(hl_run_config *cfg, const hl_config_field *f, cons
         return hl_fail(HL_ERR_ARG, "hl_config_set_field: NULL argument");
     void *dst = member(cfg, f);
     char *end = NULL;
+    /* Values other than strings and paths may come with blanks around them (" 3e-4 " typed
+     * into a form, --set 'lr= 3e-4 '): the same value for every caller. */
+    char trimmed[256];
+    if (f->type != HL_FIELD_STRING && f->type != HL_FIELD_PATH) {
+        while (isspace((unsigned char)*text))
+            text++;
+        size_t n = strlen(text);
+        while (n && isspace((unsigned char)text[n - 1]))
+            n--;
+        if (n >= sizeof trimmed)
+            return hl_fail(HL_ERR_ARG, "%s: value too long", f->name);
+        memcpy(trimmed, text, n);
+        trimmed[n] = 0;
+        text = trimmed;
+    }
     switch (f->type) {
     case HL_FIELD_STRING:
     case HL_FIELD_PATH: {

@@ -191,13 +191,18 @@ static unsigned hook_poll(void *ctx, const hl_snapshot *st) {
     hl_engine *e = ctx;
     (void)st;
     pthread_mutex_lock(&e->mu);
+    unsigned still_paused = 0;
     if (e->paused && !(e->pending & HL_TRAIN_CMD_STOP)) {
         republish_state_locked(e, HL_JOB_PAUSED);
-        while (e->paused && !(e->pending & HL_TRAIN_CMD_STOP))
+        /* "checkpoint now" wakes a paused job too: it is written at once, not at resume */
+        while (e->paused && !(e->pending & (HL_TRAIN_CMD_STOP | HL_TRAIN_CMD_SAVE)))
             pthread_cond_wait(&e->wake, &e->mu);
-        republish_state_locked(e, HL_JOB_RUNNING);
+        if (e->paused && !(e->pending & HL_TRAIN_CMD_STOP))
+            still_paused = HL_TRAIN_CMD_PAUSED;
+        else
+            republish_state_locked(e, HL_JOB_RUNNING);
     }
-    unsigned cmds = e->pending;
+    unsigned cmds = e->pending | still_paused;
     e->pending = 0;
     pthread_mutex_unlock(&e->mu);
     return cmds;
@@ -349,6 +354,10 @@ static hl_status command(hl_engine *e, int pause, int resume, unsigned bits) {
     if (pause)
         e->paused = 1;
     if (resume)
+        e->paused = 0;
+    /* Stop ends a pause: the job finishes the step and checkpoints (a stop consumed by one
+     * poll must not leave the next poll waiting for a resume that will not come) */
+    if (bits & HL_TRAIN_CMD_STOP)
         e->paused = 0;
     e->pending |= bits;
     pthread_cond_broadcast(&e->wake);

@@ -41,6 +41,8 @@
 enum {
     HL_TRAIN_CMD_STOP = 1u << 0, /* finish the step, checkpoint, end as STOPPED */
     HL_TRAIN_CMD_SAVE = 1u << 1, /* checkpoint after the current step */
+    HL_TRAIN_CMD_PAUSED = 1u << 2, /* with SAVE: the job is paused and was woken only to write the
+                                    * checkpoint; it polls again (and waits) once that is done */
 };
 
 typedef struct {

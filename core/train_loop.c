@@ -45,6 +45,8 @@ typedef struct {
     int delay_ms;
     int64_t last_save_step, last_eval_step;
     double t_start, elapsed_before;
+    double paused_s;   /* time spent waiting in the poll hook (paused) since t_start: not training */
+    int woke_paused;   /* the last poll returned HL_TRAIN_CMD_PAUSED */
     int stop_in_loading;
     int64_t *ckpt_steps; /* complete checkpoints found at the start (ascending) */
     int n_ckpt;
@@ -80,8 +82,14 @@ static void publish(job *j) {
 }
 
 static unsigned poll_cmds(job *j) {
-    if (j->hooks && j->hooks->poll)
-        j->pending |= j->hooks->poll(j->hooks->ctx, j->s);
+    j->woke_paused = 0;
+    if (j->hooks && j->hooks->poll) {
+        double t0 = now_s();
+        unsigned c = j->hooks->poll(j->hooks->ctx, j->s);
+        j->paused_s += now_s() - t0; /* a pause must not count as step time (ETA, tokens/s) */
+        j->woke_paused = (c & HL_TRAIN_CMD_PAUSED) != 0;
+        j->pending |= c & ~(unsigned)HL_TRAIN_CMD_PAUSED;
+    }
     return j->pending;
 }
 
@@ -96,6 +104,21 @@ static void job_event(job *j, int is_error, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(ev->text, sizeof ev->text, fmt, ap);
     va_end(ap);
+}
+
+/* A poll where no checkpoint can be written (loading, between the micro-batches of a step):
+ * a "checkpoint now" that woke a paused job stays pending for the end of the step, the user
+ * is told so, and the job goes back to waiting. */
+static unsigned poll_cmds_no_save(job *j) {
+    unsigned cmd = poll_cmds(j);
+    while (j->woke_paused && !(cmd & HL_TRAIN_CMD_STOP)) {
+        job_event(j, 0, "paused %s: the checkpoint is written %s (p resumes)",
+                  j->s->state == HL_JOB_LOADING ? "while loading" : "in the middle of a step",
+                  j->s->state == HL_JOB_LOADING ? "after the first step" : "when this step completes");
+        publish(j);
+        cmd = poll_cmds(j);
+    }
+    return cmd;
 }
 
 /* ---- metrics.jsonl ---- */
@@ -457,7 +480,7 @@ static hl_status do_step(job *j) {
     hl_trainer *t = j->t;
     hl_snapshot *s = j->s;
     const hl_run_config *cfg = &t->cfg;
-    double t0 = now_s();
+    double t0 = now_s(), paused0 = j->paused_s;
     hl_adapters_zero_grad(&t->ad);
     hl_routing_stats *rs = hl_llama_routing(t->ctx);
     if (rs)
@@ -477,7 +500,7 @@ static hl_status do_step(job *j) {
         loss_sum += l;
         tokens += t->mb.n_tokens;
         if (a + 1 < cfg->grad_accum)
-            poll_cmds(j); /* may block while paused */
+            poll_cmds_no_save(j); /* may block while paused */
     }
     double loss = loss_sum / cfg->grad_accum;
     int64_t k = s->step + 1; /* the step being taken, 1-based */
@@ -497,7 +520,7 @@ static hl_status do_step(job *j) {
     if (st)
         return hl_fail(st, "step %lld: %s; training stopped. The last good checkpoint is step-%lld", (long long)k,
                        hl_last_error(), (long long)s->last_checkpoint_step);
-    double dt = now_s() - t0;
+    double dt = now_s() - t0 - (j->paused_s - paused0);
     s->step = k;
     s->loss = loss;
     s->loss_smooth = isfinite(s->loss_smooth) ? 0.9 * s->loss_smooth + 0.1 * loss : loss;
@@ -509,7 +532,7 @@ static hl_status do_step(job *j) {
     j->step_time_ema = j->step_time_ema > 0 ? 0.9 * j->step_time_ema + 0.1 * dt : dt;
     j->tps_ema = j->tps_ema > 0 ? 0.9 * j->tps_ema + 0.1 * tps : tps;
     s->tokens_per_s = j->tps_ema;
-    s->elapsed_s = j->elapsed_before + (now_s() - j->t_start);
+    s->elapsed_s = j->elapsed_before + (now_s() - j->t_start - j->paused_s);
     s->eta_s = (double)(s->total_steps - s->step) * j->step_time_ema;
     hl_series_add(&s->loss_hist, k, (float)loss);
     hl_series_add(&s->lr_hist, k, lr);
@@ -564,7 +587,7 @@ static void load_progress(void *ctx, size_t done, size_t total) {
     else
         job_event(j, 0, "tokenizing %zu/%zu records", done, total);
     publish(j);
-    if (poll_cmds(j) & HL_TRAIN_CMD_STOP)
+    if (poll_cmds_no_save(j) & HL_TRAIN_CMD_STOP)
         j->stop_in_loading = 1;
 }
 
@@ -829,6 +852,7 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
     j->nan_step = env_int("HL_TEST_NAN_STEP", -1);
     j->delay_ms = (int)env_int("HL_TEST_STEP_DELAY_MS", 0);
     j->t_start = now_s();
+    j->paused_s = 0;
 
     /* Baseline eval before the first step of a new run. */
     discard_old_run(j); /* the new run has started: the one it replaces goes */
@@ -840,8 +864,21 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
     publish(j);
 
     while (s->step < total) {
-        if (poll_cmds(j) & HL_TRAIN_CMD_STOP)
+        unsigned top = poll_cmds(j);
+        if (top & HL_TRAIN_CMD_STOP)
             break;
+        if (j->woke_paused && (top & HL_TRAIN_CMD_SAVE)) {
+            /* "checkpoint now" while paused between steps: written at once, then back to waiting */
+            j->pending &= ~(unsigned)HL_TRAIN_CMD_SAVE;
+            if (s->step == 0)
+                job_event(j, 0, "no step trained yet: nothing to checkpoint");
+            else if (j->last_save_step == s->step)
+                job_event(j, 0, "checkpoint step-%lld is already written", (long long)s->step);
+            else
+                HL_TRY(do_save(j));
+            publish(j);
+            continue;
+        }
         HL_TRY(do_step(j));
         int64_t k = s->step;
         if (cfg->eval_every > 0 && k % cfg->eval_every == 0 && k < total)
@@ -928,7 +965,7 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     }
     restore_old_run(&j); /* a no-op once the new run started (or when nothing was replaced) */
     free(j.ckpt_steps);
-    s->elapsed_s = j.t_start > 0 ? j.elapsed_before + (now_s() - j.t_start) : 0;
+    s->elapsed_s = j.t_start > 0 ? j.elapsed_before + (now_s() - j.t_start - j.paused_s) : 0;
     s->eta_s = s->state == HL_JOB_FINISHED ? 0 : NAN;
     publish(&j);
     char err[600];

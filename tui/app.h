@@ -89,6 +89,13 @@ struct tui_app {
     int msg_level;
     double msg_time;
     int msg_from_engine; /* the status line shows an engine event, not the answer to a key */
+    int msg_transient;   /* ...an answer that describes engine work in flight ("pausing ..."):
+                          * the engine's next news replaces it at once */
+    int news_state;      /* engine job state the status line last reported on */
+
+    /* what the user should know from startup (a remembered file that is gone, a theme that
+     * is not there): shown together in one dialog once the screens exist */
+    char notes[2048];
 
     /* quit handling */
     int quit_requested;
@@ -104,6 +111,11 @@ struct tui_app {
 
 /* Status line message (also used for errors: the text of hl_last_error()). */
 void app_msg(tui_app *app, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An answer that says the engine is about to do something ("pausing ..."): the next state
+ * change or engine event replaces it, so it never outlives what it announces. */
+void app_msg_pending(tui_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A startup note (see notes above); after startup the same as a warning dialog. */
+void app_note(tui_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void app_switch(tui_app *app, int screen);
 void app_config_changed(tui_app *app); /* after editing app->cfg */
 void app_save_settings(tui_app *app);

@@ -71,7 +71,7 @@ static hl_status gen_main(tui_job *j, void *p) {
 void tui_model_gen_init(tui_model_gen *g) {
     memset(g, 0, sizeof *g);
     job_init(&g->job);
-    snprintf(g->status, sizeof g->status, "greedy, up to 256 new tokens. Enter or r generates, x stops.");
+    snprintf(g->status, sizeof g->status, "greedy, up to 256 new tokens. r generates, Enter edits the prompt, x stops.");
 }
 
 void tui_model_gen_free(tui_model_gen *g) {
@@ -86,10 +86,7 @@ static int adapter_dir(struct tui_app *app, char *out, size_t n) {
         snprintf(rd, sizeof rd, "%s", app->snap->run_dir);
     else
         hl_config_run_dir(&app->cfg, rd, sizeof rd);
-    snprintf(out, n, "%.4000s/adapter", rd);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/adapter_config.json", out);
-    return paths_exists(probe);
+    return paths_run_adapter(rd, out, n);
 }
 
 int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *prompt, int use_adapter) {
@@ -114,7 +111,8 @@ int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *promp
     snprintf(a->prompt, sizeof a->prompt, "%s", prompt);
     if (use_adapter) {
         if (!adapter_dir(app, a->adapter_dir, sizeof a->adapter_dir)) {
-            app_msg(app, MSG_WARN, "no exported adapter at %s yet (finish or export a run first)", a->adapter_dir);
+            app_msg(app, MSG_WARN, "no adapter in %s or its export/ yet: finish the run, or export a checkpoint (7 Export)",
+                    a->adapter_dir);
             return -1;
         }
         a->use_adapter = 1;

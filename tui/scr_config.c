@@ -103,6 +103,12 @@ static int set_field(config_scr *s, const hl_config_field *f, const char *text) 
     s->err_row = -1;
     s->err[0] = 0;
     app_config_changed(s->app);
+    /* an error about an earlier value must not stay on the status line once it is fixed */
+    if (s->app->msg_level == MSG_ERROR && !s->app->msg_from_engine) {
+        char v[256];
+        hl_config_get_field(&s->app->cfg, f, v, sizeof v);
+        app_msg(s->app, MSG_OK, "%s = %s", f->name, v);
+    }
     return 0;
 }
 
@@ -203,27 +209,53 @@ static void draw_value(config_scr *s, const hl_config_field *f, int y, int x, in
         return;
     }
     case HL_FIELD_ENUM: {
-        int xx = x;
+        /* every choice when it fits ("◉ hydra  ○ lora"), then closer ("◉ hydra ○ lora"), else
+         * the chosen one and how to change it: never a choice cut in half */
+        int xx = x, n = 0, need[2] = {0, 0};
+        for (int i = 0; f->choices[i]; i++, n++) {
+            need[0] += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 2;
+            need[1] += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 1;
+        }
+        int tight = need[0] - 2 > w;
+        if (need[1] - 1 > w) {
+            char one[160];
+            snprintf(one, sizeof one, "%s%.64s  (%d choices: h l)", ui_utf8 ? "\u25c9 " : "(*) ", v, n);
+            ui_text(y, x, w, (sel ? base : ST_HI) | S_BOLD, one);
+            return;
+        }
         for (int i = 0; f->choices[i] && xx < x + w; i++) {
             int on = !strcmp(f->choices[i], v);
-            xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM),
-                          on ? (ui_utf8 ? "\u25c9 " : "(*) ") : (ui_utf8 ? "\u25cb " : "( ) "));
+            const char *mark = on ? (ui_utf8 ? "\u25c9 " : "(*) ") : (ui_utf8 ? "\u25cb " : "( ) ");
+            xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM), mark);
             xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM),
                           f->choices[i]);
-            xx += 2;
+            xx += tight ? 1 : 2;
         }
         return;
     }
     case HL_FIELD_FLAGS: {
         unsigned bits = *(const unsigned *)((const char *)&s->app->cfg + f->offset);
+        /* every choice must stay visible (a narrow terminal cut "up" and "down" off): the
+         * widest of three forms that fits: "■ gate", "■gate", then names alone (on = bold) */
+        int form = 0;
+        for (; form < 2; form++) {
+            int need = 0;
+            for (int i = 0; f->choices[i]; i++)
+                need += (form == 0 ? (ui_utf8 ? 2 : 3) : form == 1 ? (ui_utf8 ? 1 : 3) : 0) + ui_width(f->choices[i]) + 1;
+            if (need - 1 <= w)
+                break;
+        }
         int xx = x;
         for (int i = 0; f->choices[i] && xx < x + w; i++) {
             int on = bits >> i & 1;
             int cur = sel && i == s->flag_cur;
             int st = cur ? ui_style(TK_SELECTED_FG, TK_SELECTED_BG, S_BOLD | S_UNDER) : sel ? base : on ? ST_HI : ST_DIM;
+            if (form == 2 && on && !cur)
+                st |= S_BOLD;
             char item[64];
-            snprintf(item, sizeof item, "%s%s", on ? (ui_utf8 ? "\u25a0 " : "[x]") : (ui_utf8 ? "\u25a1 " : "[ ]"),
-                     f->choices[i]);
+            const char *box = form == 2 ? "" : on ? (ui_utf8 ? (form ? "\u25a0" : "\u25a0 ") : "[x]")
+                                                  : (ui_utf8 ? (form ? "\u25a1" : "\u25a1 ") : "[ ]");
+            snprintf(item, sizeof item, "%s%s", box, f->choices[i]);
             xx += ui_text(y, xx, x + w - xx, st, item);
             xx += 1;
         }
@@ -417,8 +449,8 @@ static void draw(void *self, tui_app *app, tui_rect r) {
     config_scr *s = self;
     (void)app;
     int rw = r.w * 36 / 100;
-    if (rw < 30)
-        rw = 30;
+    if (rw < 28) /* at 80 columns the form keeps room for every target ("■gate ■up ■down") */
+        rw = 28;
     draw_form(s, (tui_rect){r.y, r.x, r.h, r.w - rw});
     draw_side(s, (tui_rect){r.y, r.x + r.w - rw, r.h, rw});
 }
@@ -580,6 +612,8 @@ static int text_key(void *self, tui_app *app, int ch, int is_code) {
             app_msg(app, MSG_ERROR, "%s", s->err);
     } else if (r == EDIT_ESCAPE) {
         s->editing = 0;
+        if (s->err_row >= 0 && app->msg_level == MSG_ERROR && !app->msg_from_engine)
+            app_msg(app, MSG_INFO, "%s unchanged", cur_field(s) ? cur_field(s)->name : "value");
         s->err_row = -1;
     } else if (r == EDIT_NONE && is_code && (ch == KEY_UP || ch == KEY_DOWN)) {
         /* moving away commits like Enter would */

@@ -78,6 +78,7 @@ struct data_scr {
     inspect_arg ia;
     int ij_borrowed;
     char ds_path[4096];
+    char cfg_data_seen[4096]; /* app->cfg.data when last compared: a change reopens the data set */
     hl_field_map ds_map;
     tui_list rl;
     int rec_h;      /* rows of the record list last drawn */

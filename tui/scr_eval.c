@@ -3,6 +3,7 @@
  * the difference) with the three averages; a sample browser showing the prompt, the
  * generation, the extracted answer and the target. The engine (core/bbh.h) does the work
  * in a worker thread and writes resumable result folders. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 
 #include "core/bbh.h"
 #include "core/export.h"
+#include "core/fileio.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"
@@ -121,6 +123,62 @@ static void on_progress(const hl_bbh_progress *p, void *user) {
     }
 }
 
+static const char *json_str(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int json_int(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ? (int)v->valuedouble : 0;
+}
+
+/* The examples an earlier (or interrupted) run already wrote to <dir>/samples.jsonl: the
+ * evaluation skips them, so they never come through the progress callback, but the sample
+ * browser lists them too. Only those of the selected tasks and limit; unreadable lines are
+ * skipped (the evaluation itself reports a damaged file). */
+static void load_disk_samples(eval_arg *ea, const char *dir, int which) {
+    char path[4500];
+    snprintf(path, sizeof path, "%s/samples.jsonl", dir);
+    char *buf = NULL;
+    size_t len = 0;
+    if (hl_file_read_all(path, 0, &buf, &len) != HL_OK) {
+        hl_clear_error(); /* no earlier run */
+        return;
+    }
+    pthread_mutex_lock(&ea->mu);
+    for (size_t pos = 0; pos < len && ea->n_samples < MAX_SAMPLES;) {
+        const char *line = buf + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + 1;
+        cJSON *o = cJSON_ParseWithLength(line, n);
+        int t = o ? hl_bbh_task_index(json_str(o, "task")) : -1;
+        const cJSON *ji = o ? cJSON_GetObjectItemCaseSensitive(o, "idx") : NULL;
+        int idx = cJSON_IsNumber(ji) && ji->valuedouble >= 0 && ji->valuedouble < 1e7 ? (int)ji->valuedouble : -1;
+        if (t >= 0 && idx >= 0 && ea->opts.tasks[t] && (ea->opts.limit <= 0 || idx < ea->opts.limit) &&
+            ea->set.tasks[t].loaded && idx < ea->set.tasks[t].n_examples) {
+            sample *s = &ea->samples[ea->n_samples];
+            const char *g = json_str(o, "generation");
+            s->task = t;
+            s->idx = idx;
+            s->correct = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "correct"));
+            s->which = which;
+            s->generation = dupz(g, strlen(g));
+            s->extracted = dupz(json_str(o, "extracted"), strlen(json_str(o, "extracted")));
+            s->target = dupz(json_str(o, "target"), strlen(json_str(o, "target")));
+            s->stop = dupz(json_str(o, "stop"), strlen(json_str(o, "stop")));
+            s->prompt_tokens = json_int(o, "prompt_tokens");
+            s->generated_tokens = json_int(o, "generated_tokens");
+            s->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "prompt_truncated"));
+            ea->n_samples++;
+        }
+        cJSON_Delete(o);
+    }
+    pthread_mutex_unlock(&ea->mu);
+    free(buf);
+}
+
 static hl_status eval_main(tui_job *j, void *arg) {
     eval_arg *ea = arg;
     job_progress(j, "loading BIG-Bench Hard", 0, -1);
@@ -143,6 +201,7 @@ static hl_status eval_main(tui_job *j, void *arg) {
     /* base model */
     ea->phase = 0;
     snprintf(ea->out_dir[0], sizeof ea->out_dir[0], "%.4000s/bbh-%.120s-base-%s", ea->out_base, tag, fp8);
+    load_disk_samples(ea, ea->out_dir[0], 0);
     hl_status st = hl_bbh_eval_run(ea->out_dir[0], &ea->set, &t, &ea->opts, on_progress, ea, (volatile int *)&j->cancel,
                                    &ea->sum[0]);
     if (st != HL_OK)
@@ -162,6 +221,7 @@ static hl_status eval_main(tui_job *j, void *arg) {
         snprintf(t.adapter_label, sizeof t.adapter_label, "%.500s", ea->adapter_dir);
         snprintf(ea->out_dir[1], sizeof ea->out_dir[1], "%.4000s/bbh-%.120s-adapter-%.8s", ea->out_base, tag,
                  t.adapter_fingerprint);
+        load_disk_samples(ea, ea->out_dir[1], 1);
         st = hl_bbh_eval_run(ea->out_dir[1], &ea->set, &t, &ea->opts, on_progress, ea, (volatile int *)&j->cancel,
                              &ea->sum[1]);
         if (st == HL_OK)
@@ -187,17 +247,14 @@ static void free_arg(eval_arg *ea) {
     free(ea);
 }
 
-/* The adapter of the current run, if it has been exported. */
+/* The adapter of the current run: <run>/adapter or <run>/export (paths_run_adapter). */
 static int adapter_dir(tui_app *app, char *out, size_t n) {
     char rd[4096];
     if (app->snap->run_dir[0])
         snprintf(rd, sizeof rd, "%s", app->snap->run_dir);
     else
         hl_config_run_dir(&app->cfg, rd, sizeof rd);
-    snprintf(out, n, "%.4000s/adapter", rd);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/adapter_config.json", out);
-    return paths_exists(probe);
+    return paths_run_adapter(rd, out, n);
 }
 
 static void start_eval(eval_scr *s) {
@@ -245,7 +302,7 @@ static void start_eval(eval_scr *s) {
     snprintf(ea->out_base, sizeof ea->out_base, "%.4000s/eval", rd);
     ea->with_adapter = s->with_adapter && adapter_dir(app, ea->adapter_dir, sizeof ea->adapter_dir);
     if (s->with_adapter && !ea->with_adapter)
-        app_msg(app, MSG_WARN, "no exported adapter in the run directory yet: evaluating the base model only");
+        app_msg(app, MSG_WARN, "no adapter in the run's adapter/ or export/ yet: evaluating the base model only");
     if (job_running(&s->job))
         return;
     free_arg(s->ea);
@@ -292,6 +349,16 @@ static void draw_tasks(eval_scr *s, tui_rect r) {
     list_scrollbar(&s->tasks, in.y, in.x + in.w - 1, in.h);
 }
 
+typedef struct {
+    int y, x, w, max;
+} err_lines;
+
+static void err_line(void *u, int line, const char *s, size_t len) {
+    err_lines *c = u;
+    if (line < c->max)
+        ui_textn(c->y + line, c->x, c->w, ST_ERR, s, len);
+}
+
 static double acc_or_nan(const hl_bbh_summary *sm, int t) { return sm->n[t] > 0 ? sm->acc[t] : NAN; }
 
 static void draw_table(eval_scr *s, tui_rect r) {
@@ -314,8 +381,9 @@ static void draw_table(eval_scr *s, tui_rect r) {
         y++;
         ui_text(y++, x, w, ST_DIM, "Result folders (resumable) go to <run dir>/eval/.");
         if (ea && s->job.started && s->job.result != HL_OK) {
-            y++;
-            ui_text(y++, x, w, ST_ERR, s->job.error);
+            /* all of it, wrapped: it names the folder and the command that fills it */
+            err_lines el = {y + 1, x, w, in.y + in.h - (y + 1)};
+            wrap_text(s->job.error, strlen(s->job.error), w, err_line, &el);
         }
         return;
     }
@@ -389,12 +457,13 @@ static void draw_table(eval_scr *s, tui_rect r) {
     if (y < in.y + in.h) {
         if (s->results_ok && ea->have[0]) {
             const hl_bbh_summary *b = &ea->sum[0];
-            ui_textf(y++, x, w, ST_TITLE, "base     mean %5.1f  macro(23) %5.1f  micro %5.1f  (%ld examples)",
-                     b->mean_subtasks, b->macro_tasks, b->micro, b->n_total);
+            /* macro(n): the mean over the n paper tasks that were scored, not always 23 */
+            ui_textf(y++, x, w, ST_TITLE, "base     mean %5.1f  macro(%d) %5.1f  micro %5.1f  (%ld examples)",
+                     b->mean_subtasks, b->n_groups, b->macro_tasks, b->micro, b->n_total);
             if (ea->have[1] && y < in.y + in.h) {
                 const hl_bbh_summary *a = &ea->sum[1];
-                ui_textf(y++, x, w, ST_TITLE, "adapter  mean %5.1f  macro(23) %5.1f  micro %5.1f  diff %+5.1f", a->mean_subtasks,
-                         a->macro_tasks, a->micro, a->mean_subtasks - b->mean_subtasks);
+                ui_textf(y++, x, w, ST_TITLE, "adapter  mean %5.1f  macro(%d) %5.1f  micro %5.1f  diff %+5.1f",
+                         a->mean_subtasks, a->n_groups, a->macro_tasks, a->micro, a->mean_subtasks - b->mean_subtasks);
             }
         } else if (cnt[0]) {
             ui_textf(y++, x, w, ST_DIM, "so far: base mean %.1f%s", sum[0] / cnt[0], "");

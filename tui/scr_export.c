@@ -13,9 +13,10 @@
 #include "tui/job.h"
 #include "tui/paths.h"
 
-enum { FMT_HYDRA_BF16 = 0, FMT_HYDRA_F32, FMT_HYDRA_F16, FMT_COLLAPSE_BF16, FMT_COUNT };
+/* The first is the default, the same as `hydralora export`'s --dtype default: f32, exact. */
+enum { FMT_HYDRA_F32 = 0, FMT_HYDRA_BF16, FMT_HYDRA_F16, FMT_COLLAPSE_BF16, FMT_COUNT };
 static const char *const fmt_names[FMT_COUNT] = {
-    "HydraLoRA, bf16 (as the reference code stores it)", "HydraLoRA, f32 (exact)", "HydraLoRA, f16",
+    "HydraLoRA, f32 (exact)", "HydraLoRA, bf16 (as the reference code stores it)", "HydraLoRA, f16",
     "plain LoRA, bf16: routers fixed at their mean weight (approximate, mergeable)"};
 
 typedef struct {

@@ -322,8 +322,12 @@ static void draw_generate(model_scr *s, tui_rect r) {
     edit_draw(&s->prompt, y, x + 8, w - 8, ui_style(TK_TITLE, TK_BAR_BG, 0), s->editing);
     y++;
     char info[256];
-    tui_model_gen_status(&s->gen, info, sizeof info);
-    ui_text(y++, x, w, ST_DIM, info);
+    /* while the prompt is edited, keys are text: say which ones still act */
+    if (s->editing)
+        snprintf(info, sizeof info, "editing the prompt: Enter generates, Esc leaves the editor");
+    else
+        tui_model_gen_status(&s->gen, info, sizeof info);
+    ui_text(y++, x, w, s->editing ? ST_HI : ST_DIM, info);
     if (!app->model) {
         ui_text(y, x, w, ST_DIM, "open a model first");
         return;
@@ -483,6 +487,8 @@ static void *create(tui_app *app) {
         app_open_model(app, app->cfg.model);
     else if (app->settings.last_model[0] && paths_exists(app->settings.last_model))
         app_open_model(app, app->settings.last_model);
+    else if (app->settings.last_model[0])
+        app_note(app, "The model of the last session, %s, is gone.", app->settings.last_model);
     return s;
 }
 
