@@ -9,14 +9,14 @@
 
 #include "cli/args.h"
 #include "cli/progress.h"
-#include "core/jsonout.h"
-#include "core/sha256.h"
-#include "core/tokenizer.h"
+#include "core/base/jsonout.h"
+#include "core/base/sha256.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "datasets/catalog.h"
 #include "datasets/download.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/text/records.h"
 
 #define ERR(sub, ...)                                       \
     do {                                                    \

@@ -9,18 +9,15 @@
 #include <sys/stat.h>
 
 #include "cli/args.h"
+#include "cli/bbh_report.h"
 #include "cli/commands.h"
+#include "cli/device.h"
 #include "cli/progress.h"
-#include "core/bbh.h"
-#include "core/export.h"
-#include "core/gemm.h"
-#include "core/generate.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/train/export.h"
+#include "core/eval/generate.h"
 
 int cmd_eval(int argc, char **argv);
-int cmd_bbh_eval(int argc, char **argv);
-hl_status hl_bbh_cli_load(hl_bbh_set *set, const char *given, const unsigned char *mask); /* cli/cmd_bbh.c */
-void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
-                          const char *name_b); /* cli/cmd_bbh.c */
 
 static volatile int g_cancel;
 static volatile sig_atomic_t g_signal;
@@ -79,6 +76,8 @@ typedef struct {
     const char *model, *adapter, *tokenizer, *tasks, *mode, *rule, *data, *out;
     const char *decoder;
     int limit, batch, max_new, max_seq, threads, compare_base, json, quiet;
+    const char *device;
+    hl_backend *be;
 } eval_args;
 
 static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *model, const hl_tokenizer *tok,
@@ -86,6 +85,7 @@ static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *mo
                    hl_bbh_summary *sum) {
     hl_bbh_eval_target tg;
     memset(&tg, 0, sizeof tg);
+    tg.backend = a->be;
     tg.model = model;
     tg.tok = tok;
     snprintf(tg.model_label, sizeof tg.model_label, "%s", a->model);
@@ -153,6 +153,7 @@ int cmd_bbh_eval(int argc, char **argv) {
         {"max-seq", 0, HL_OPT_INT, &a.max_seq, "N", "context length cap (default: the model's)"},
         {"decoder", 0, HL_OPT_STRING, &a.decoder, "D",
          "continuous (default: slot refill + few-shot prefix reuse) or static (fixed batches, every prompt in full)"},
+        {"device", 0, HL_OPT_STRING, &a.device, "NAME", HL_CLI_DEVICE_HELP},
         {"threads", 'j', HL_OPT_INT, &a.threads, "N", "compute threads (default: all cores)"},
         {"data", 'd', HL_OPT_STRING, &a.data, "DIR", "BBH folder (default: the catalog download dir)"},
         {"compare-base", 0, HL_OPT_FLAG, &a.compare_base, NULL,
@@ -212,12 +213,18 @@ int cmd_bbh_eval(int argc, char **argv) {
         fprintf(stderr, "hydralora eval bbh: --decoder is continuous or static, not '%s'\n", a.decoder);
         return 2;
     }
-    if (a.threads > 0)
-        hl_set_threads(a.threads);
+    if (a.threads < 0) {
+        fprintf(stderr, "hydralora eval bbh: --threads must not be negative\n");
+        return 2;
+    }
+    a.be = hl_cli_open_device("eval bbh", a.device, a.threads);
+    if (!a.be)
+        return 1;
 
     hl_bbh_set set;
     if (hl_bbh_cli_load(&set, a.data, o.tasks) != HL_OK) {
         fprintf(stderr, "hydralora eval bbh: error: %s\n", hl_last_error());
+        hl_backend_close(a.be);
         return 1;
     }
     hl_model model;
@@ -225,6 +232,7 @@ int cmd_bbh_eval(int argc, char **argv) {
     if (hl_model_load(&model, a.model) != HL_OK) {
         fprintf(stderr, "hydralora eval bbh: error: loading model %s: %s\n", a.model, hl_last_error());
         hl_bbh_free(&set);
+        hl_backend_close(a.be);
         return 1;
     }
     hl_tokenizer *tok = NULL;
@@ -236,6 +244,7 @@ int cmd_bbh_eval(int argc, char **argv) {
         hl_tokenizer_free(tok);
         hl_model_free(&model);
         hl_bbh_free(&set);
+        hl_backend_close(a.be);
         return 1;
     }
 
@@ -274,6 +283,7 @@ int cmd_bbh_eval(int argc, char **argv) {
     hl_tokenizer_free(tok);
     hl_model_free(&model);
     hl_bbh_free(&set);
+    hl_backend_close(a.be);
     return rc;
 }
 

@@ -7,8 +7,9 @@
 #include <strings.h>
 
 #include "cli/args.h"
-#include "core/engine.h"
-#include "core/export.h"
+#include "core/engine/engine.h"
+#include "core/train/collapse.h"
+#include "core/train/export.h"
 
 int cmd_export(int argc, char **argv) {
     const char *out = NULL, *dtype_s = "f32", *data = NULL;

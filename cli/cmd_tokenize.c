@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli/args.h"
-#include "core/fileio.h"
-#include "core/tokenizer.h"
+#include "core/base/fileio.h"
+#include "core/model/tokenizer/tokenizer.h"
 
 #define CMD "hydralora tokenize"
 

@@ -10,9 +10,10 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/commands.h"
 #include "cli/progress.h"
-#include "core/config.h"
-#include "core/engine.h"
+#include "core/train/config.h"
+#include "core/engine/engine.h"
 
 static volatile sig_atomic_t g_signal;
 
@@ -60,6 +61,8 @@ static void clear_line(int tty) {
     if (tty)
         fputs("\r\033[K", stderr);
 }
+
+const hl_faults *hl_cli_faults = NULL; /* see cli/commands.h: set only by hydralora-testhooks */
 
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *model = NULL, *data = NULL, *val_data = NULL, *name = NULL, *out = NULL;
@@ -152,6 +155,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "hydralora train: error: %s\n", hl_last_error());
         return 1;
     }
+    hl_engine_set_faults(e, hl_cli_faults);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

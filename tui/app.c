@@ -90,6 +90,36 @@ void app_save_settings(tui_app *app) {
         app_msg(app, MSG_WARN, "could not save settings.json (config dir not writable?)");
 }
 
+hl_backend *app_backend(tui_app *app) {
+    const char *name = app->cfg.device[0] ? app->cfg.device : "auto";
+    if (app->be && !strcmp(app->be_device, name) && app->be_threads == app->cfg.threads)
+        return app->be;
+    hl_backend_close(app->be);
+    app->be = NULL;
+    snprintf(app->be_device, sizeof app->be_device, "%s", name);
+    app->be_threads = app->cfg.threads;
+    if (app_worker_device(name, app->cfg.threads, &app->be) != HL_OK) {
+        snprintf(app->be_error, sizeof app->be_error, "%s", hl_last_error());
+        return NULL;
+    }
+    app->be_error[0] = '\0';
+    return app->be;
+}
+
+hl_status app_worker_device(const char *name, int threads, hl_backend **out) {
+    *out = NULL;
+    hl_backend *be = NULL;
+    hl_status st = hl_backend_open(&be, name && *name ? name : "auto");
+    if (st == HL_OK)
+        st = hl_backend_set_threads(be, threads);
+    if (st != HL_OK) {
+        hl_backend_close(be);
+        return st;
+    }
+    *out = be;
+    return HL_OK;
+}
+
 int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *path) {
     if (app->model_users > 0)
         return -1;
@@ -573,7 +603,25 @@ void app_unfollow(tui_app *app) {
 
 static void usage_error(const char *msg) { fprintf(stderr, "hydralora: %s\n", msg); }
 
-int hl_tui_run(int argc, char **argv) {
+void app_open_model(tui_app *app, const char *path) {
+    const tui_screen_ops *o = app->ops[SCR_MODEL];
+    if (o && o->request && app->scr[SCR_MODEL])
+        o->request(app->scr[SCR_MODEL], app, APP_REQ_OPEN_MODEL, path);
+}
+
+int app_model_loading(tui_app *app) {
+    const tui_screen_ops *o = app->ops[SCR_MODEL];
+    return o && o->request && app->scr[SCR_MODEL] ? o->request(app->scr[SCR_MODEL], app, APP_REQ_MODEL_LOADING, NULL)
+                                                  : 0;
+}
+
+void app_open_data(tui_app *app, const char *path) {
+    const tui_screen_ops *o = app->ops[SCR_DATA];
+    if (o && o->request && app->scr[SCR_DATA])
+        o->request(app->scr[SCR_DATA], app, APP_REQ_OPEN_DATA, path);
+}
+
+int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT]) {
     double t_start = ui_now();
     setlocale(LC_ALL, "");
     const char *arg_theme = NULL, *arg_model = NULL, *arg_data = NULL, *arg_config = NULL, *arg_follow = NULL;
@@ -718,12 +766,10 @@ int hl_tui_run(int argc, char **argv) {
     }
     absorb_snapshot(app);
 
-    const tui_screen_ops *ops[SCR_COUNT] = {&scr_data_ops,    &scr_model_ops, &scr_config_ops, &scr_train_ops,
-                                            &scr_experts_ops, &scr_eval_ops,  &scr_export_ops};
-    for (int i = 0; i < SCR_COUNT; i++) {
-        app->ops[i] = ops[i];
-        app->scr[i] = ops[i]->create(app);
-    }
+    for (int i = 0; i < SCR_COUNT; i++) /* all ops first: a screen's create may ask another screen */
+        app->ops[i] = screens[i];
+    for (int i = 0; i < SCR_COUNT; i++)
+        app->scr[i] = screens[i]->create(app);
     app->running = 1;
     if (app->follow) {
         app->cur = SCR_TRAIN;
@@ -822,6 +868,7 @@ int hl_tui_run(int argc, char **argv) {
     if (app->engine)
         hl_engine_free(app->engine); /* waits for the stop checkpoint */
     app_set_model(app, NULL, NULL, NULL);
+    hl_backend_close(app->be);
     app_save_settings(app);
     free(app);
     return 0;

@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/export.h"
-#include "core/generate.h"
+#include "core/train/export.h"
+#include "core/eval/generate.h"
 #include "tui/app.h"
 #include "tui/paths.h"
 
 typedef struct {
     tui_job *job;
+    char device[32];
+    int threads;
     const hl_model *model;
     const hl_tokenizer *tok;
     char prompt[4096];
@@ -37,12 +39,18 @@ static hl_status gen_main(tui_job *j, void *p) {
     gen_arg *a = p;
     hl_adapters ad;
     memset(&ad, 0, sizeof ad);
+    hl_backend *be = NULL;
+    HL_TRY(app_worker_device(a->device, a->threads, &be));
     if (a->use_adapter) {
         job_progress(j, "loading the adapter", 0, -1);
-        HL_TRY(hl_export_load(a->adapter_dir, &a->model->cfg, 41, &ad));
+        hl_status ls = hl_export_load(a->adapter_dir, &a->model->cfg, 41, &ad);
+        if (ls != HL_OK) {
+            hl_backend_close(be);
+            return ls;
+        }
     }
     hl_generator *g = NULL;
-    hl_status st = hl_generator_create(&g, a->model, a->use_adapter ? &ad : NULL, a->tok);
+    hl_status st = hl_generator_create(&g, be, a->model, a->use_adapter ? &ad : NULL, a->tok);
     if (st == HL_OK) {
         hl_gen_params gp;
         hl_gen_params_default(&gp);
@@ -65,6 +73,7 @@ static hl_status gen_main(tui_job *j, void *p) {
     }
     if (a->use_adapter)
         hl_adapters_free(&ad);
+    hl_backend_close(be);
     return st;
 }
 
@@ -94,7 +103,7 @@ int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *promp
         app_msg(app, MSG_WARN, "already generating (x stops)");
         return -1;
     }
-    if (!app->model || !app->tok || app_model_loading(app)) {
+    if (!app->model || !app->tok) {
         app_msg(app, MSG_WARN, "open a model with a tokenizer first");
         return -1;
     }
@@ -105,6 +114,8 @@ int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *promp
     memset(a, 0, sizeof *a);
     g->arg = a;
     a->job = &g->job;
+    snprintf(a->device, sizeof a->device, "%s", app->cfg.device);
+    a->threads = app->cfg.threads;
     a->model = app->model;
     a->tok = app->tok;
     a->max_new = 256;

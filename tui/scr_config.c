@@ -1,5 +1,5 @@
 /* Screen 3, Config: every run-config field as a form row, generated from the engine's
- * field table (core/config.h): typed text inputs, choices, switches and target toggles,
+ * field table (core/train/config.h): typed text inputs, choices, switches and target toggles,
  * inline help and range, validation messages on the field, and the trainable-parameter
  * count and memory plan recomputed as you edit (including the value being typed). */
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/llama.h"
+#include "core/backend/backend.h"
 #include "tui/app.h"
 #include "tui/paths.h"
 
@@ -33,6 +33,8 @@ typedef struct {
     char est_key[4096];
     int est_ok;
     hl_mem_plan plan;
+    int plan_holds_weights; /* a GPU's plan counts its copy of the weights */
+    char plan_device[32];
     size_t n_trainable;
     char est_err[512];
     char valid_msg[512];
@@ -168,12 +170,21 @@ static void estimate(config_scr *s) {
         return;
     }
     s->n_trainable = hl_adapter_param_count(mc, &ac);
-    unsigned flags = HL_LLAMA_TRAIN | (cfg.grad_checkpoint ? HL_LLAMA_CHECKPOINT : 0);
+    hl_backend *be = app_backend(app);
+    if (!be) {
+        snprintf(s->est_err, sizeof s->est_err, "%s", app->be_error);
+        return;
+    }
+    hl_backend_info bi;
+    unsigned flags = HL_SESSION_TRAIN | (cfg.grad_checkpoint ? HL_SESSION_CHECKPOINT : 0);
     int T = mc->max_seq_len > 0 && cfg.max_len > mc->max_seq_len ? mc->max_seq_len : cfg.max_len; /* as training */
-    if (hl_llama_plan(mc, &ac, cfg.micro_batch, T, flags, &s->plan) != HL_OK) {
+    if (hl_backend_get_info(be, &bi) != HL_OK ||
+        hl_backend_plan(be, mc, app->model->dtype, &ac, cfg.micro_batch, T, flags, &s->plan) != HL_OK) {
         snprintf(s->est_err, sizeof s->est_err, "%s", hl_last_error());
         return;
     }
+    s->plan_holds_weights = bi.is_gpu;
+    snprintf(s->plan_device, sizeof s->plan_device, "%s", bi.name);
     s->est_ok = 1;
 }
 
@@ -428,9 +439,9 @@ static void draw_side(config_scr *s, tui_rect r) {
     if (y < bottom)
         ui_textf(y++, x, w, ST_TITLE, "trainable %s  (%.3f%%)", fmt_count(a, sizeof a, (int64_t)s->n_trainable), pct);
     double wb = (double)hl_model_weight_bytes(app->model);
-    double total = wb + (double)s->plan.total;
+    double total = (s->plan_holds_weights ? 0.0 : wb) + (double)s->plan.total;
     if (y < bottom)
-        ui_textf(y++, x, w, ST_TITLE, "memory    %s", fmt_bytes(a, sizeof a, total));
+        ui_textf(y++, x, w, ST_TITLE, "memory    %s on %s", fmt_bytes(a, sizeof a, total), s->plan_device);
     if (y < bottom)
         ui_textf(y++, x, w, ST_DIM, "  weights %s, activations %s", fmt_bytes(a, sizeof a, wb),
                  fmt_bytes(b, sizeof b, (double)s->plan.activations));

@@ -14,7 +14,6 @@
 #include "tui/plot.h"
 #include "tui/scr_data.h"
 
-static data_scr *g_data; /* for app_open_data */
 
 /* ---- catalog ------------------------------------------------------------------------- */
 
@@ -205,10 +204,11 @@ static void open_path(data_scr *s, const char *path, const hl_field_map *map) {
     app_msg(s->app, MSG_INFO, "loading %s ...", s->la.path);
 }
 
-void app_open_data(tui_app *app, const char *path) {
+static int request(void *self, tui_app *app, int what, const char *arg) {
     (void)app;
-    if (g_data)
-        open_path(g_data, path, NULL);
+    if (what == APP_REQ_OPEN_DATA)
+        open_path(self, arg, NULL);
+    return 0;
 }
 
 /* Sets data + field names in the run config. */
@@ -310,7 +310,7 @@ static void start_cluster(data_scr *s, int ward, int force_k) {
         return;
     }
     if (!s->texts_keep) {
-        /* the texts the paper clusters: instruction + input (HYDRALORA.md §6) */
+        /* the texts the paper clusters: instruction + input (docs/method.md §6) */
         s->n_texts = (int64_t)s->ds.n_records;
         s->texts_owned = calloc((size_t)s->n_texts, sizeof(char *));
         s->texts_keep = calloc((size_t)s->n_texts, sizeof(char *));
@@ -899,7 +899,6 @@ static void *create(tui_app *app) {
     if (!s)
         return NULL;
     s->app = app;
-    g_data = s;
     job_init(&s->dl);
     job_init(&s->ld);
     job_init(&s->cj);
@@ -955,8 +954,6 @@ static void destroy(void *self) {
         hl_catalog_free(&s->cat);
     free(s->present_n);
     free(s->present_bytes);
-    if (g_data == s)
-        g_data = NULL;
     free(s);
 }
 
@@ -973,4 +970,5 @@ const tui_screen_ops scr_data_ops = {
     .badge = badge,
     .busy = busy,
     .shutdown = shutdown_jobs,
+    .request = request,
 };

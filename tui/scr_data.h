@@ -3,11 +3,11 @@
 #ifndef HL_TUI_SCR_DATA_H
 #define HL_TUI_SCR_DATA_H
 
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 #include "datasets/catalog.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/text/records.h"
 #include "tui/app.h"
 #include "tui/job.h"
 

@@ -1,7 +1,7 @@
 /* Screen 6, Eval: BIG-Bench Hard. A task checklist, prompt mode, scoring rule and limits;
  * run / stop with progress; a per-task table of the base model against the adapter (and
  * the difference) with the three averages; a sample browser showing the prompt, the
- * generation, the extracted answer and the target. The engine (core/bbh.h) does the work
+ * generation, the extracted answer and the target. The engine (core/eval/bbh/bbh.h) does the work
  * in a worker thread and writes resumable result folders. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bbh.h"
-#include "core/export.h"
-#include "core/fileio.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/train/export.h"
+#include "core/base/fileio.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"
@@ -28,6 +28,8 @@ typedef struct eval_scr eval_scr;
 
 typedef struct {
     eval_scr *self;
+    char device[32];
+    int threads;
     const hl_model *model;
     const hl_tokenizer *tok;
     char bbh_dir[4096];
@@ -178,6 +180,7 @@ static void load_disk_samples(eval_arg *ea, const char *dir, int which) {
     pthread_mutex_unlock(&ea->mu);
     free(buf);
 }
+static hl_status eval_target(tui_job *j, eval_arg *ea, hl_backend *be);
 
 static hl_status eval_main(tui_job *j, void *arg) {
     eval_arg *ea = arg;
@@ -187,8 +190,18 @@ static hl_status eval_main(tui_job *j, void *arg) {
         return hl_fail(ls, "BBH is not downloaded: get it on 1 Data (select bbh, press d); looked in %s", ea->bbh_dir);
     HL_TRY(ls);
     ea->set_ok = 1;
+    hl_backend *be = NULL;
+    HL_TRY(app_worker_device(ea->device, ea->threads, &be));
+    hl_status st = eval_target(j, ea, be);
+    hl_backend_close(be);
+    return st;
+}
+
+/* The base model, then (when asked) the adapter, on backend `be`. */
+static hl_status eval_target(tui_job *j, eval_arg *ea, hl_backend *be) {
     hl_bbh_eval_target t;
     memset(&t, 0, sizeof t);
+    t.backend = be;
     t.model = ea->model;
     t.tok = ea->tok;
     HL_TRY(hl_bbh_model_fingerprint(ea->model, t.model_fingerprint));
@@ -284,6 +297,8 @@ static void start_eval(eval_scr *s) {
     }
     pthread_mutex_init(&ea->mu, NULL);
     ea->self = s;
+    snprintf(ea->device, sizeof ea->device, "%s", app->cfg.device);
+    ea->threads = app->cfg.threads;
     ea->model = app->model;
     ea->tok = app->tok;
     hl_bbh_eval_opts_default(&ea->opts);

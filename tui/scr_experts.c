@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"

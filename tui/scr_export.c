@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/export.h"
-#include "core/safetensors.h"
+#include "core/train/collapse.h"
+#include "core/train/export.h"
+#include "core/formats/safetensors.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"

@@ -42,7 +42,8 @@ hl_status comm_nccl_open(hl_comm *c, int device) {
         if (r != ncclSuccess)
             return hl_fail(HL_ERR_IO, "rank 0: ncclGetUniqueId: %s", ncclGetErrorString(r));
     }
-    HL_TRY(hl_comm_bcast(c, &id, sizeof id, 0));
+    if (c->size > 1) /* (one process: nothing to send) */
+        HL_TRY(comm_mpi_bcast(c, &id, sizeof id, 0));
     nccl_state *ns = calloc(1, sizeof *ns);
     if (!ns)
         return hl_fail(HL_ERR_NOMEM, "out of memory");

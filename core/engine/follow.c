@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/adapter.h"
-#include "core/checkpoint.h"
+#include "core/adapter/adapter.h"
+#include "core/train/checkpoint.h"
 
 #define PREFIX_BYTES 96             /* start of the file, to notice a file restarted in place */
 #define READ_MAX ((size_t)64 << 20) /* bytes read per poll (a huge file is taken in a few polls) */

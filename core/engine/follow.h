@@ -1,6 +1,6 @@
 /* Following a run that another process writes — a run launched on a cluster with mpirun or
  * srun, or in another terminal — from its run directory alone (a local folder or a shared file
- * system): the engine's snapshot (core/engine.h) rebuilt from
+ * system): the engine's snapshot (core/engine/engine.h) rebuilt from
  *   config.json      the run config,
  *   metrics.jsonl    tailed as it grows: start/step/eval/checkpoint/resume/stop/error/finish
  *                    lines give progress, the loss/eval/lr/grad-norm/tokens-per-s histories, the
@@ -20,8 +20,8 @@
 
 #include <stdint.h>
 
-#include "core/engine.h"
-#include "core/status.h"
+#include "core/engine/engine.h"
+#include "core/base/status.h"
 
 typedef struct hl_follow hl_follow;
 

@@ -8,7 +8,7 @@ rc=$?
 check '[ $rc -eq 0 ]' "uninterrupted run failed: $(tail -3 $WORK/a.out)"
 check '[ $(steps_hex $WORK/a | wc -l) -eq 12 ]' "uninterrupted run should log 12 steps"
 
-HL_TEST_STEP_DELAY_MS=400 "$BIN" train $COMMON --out "$WORK/b" > "$WORK/b.out" 2>&1 &
+HL_TEST_STEP_DELAY_MS=400 "$TBIN" train $COMMON --out "$WORK/b" > "$WORK/b.out" 2>&1 &
 pid=$!
 wait_steps "$WORK/b" 5 120 || fail "run b never reached step 5"
 kill -INT $pid
@@ -21,7 +21,7 @@ check '[ -f $WORK/b/checkpoints/step-$n/state.json ]' "SIGINT should checkpoint 
 check 'grep -q "stopped" $WORK/b.out' "the CLI should say it stopped"
 
 # Resume, and interrupt once more with SIGTERM (same contract as SIGINT).
-HL_TEST_STEP_DELAY_MS=400 "$BIN" train --resume "$WORK/b" --quiet > "$WORK/b1.out" 2>&1 &
+HL_TEST_STEP_DELAY_MS=400 "$TBIN" train --resume "$WORK/b" --quiet > "$WORK/b1.out" 2>&1 &
 pid=$!
 wait_steps "$WORK/b" $((n + 2)) 120 || fail "resumed run b never reached step $((n + 2))"
 kill -TERM $pid

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "core/train/config.h"
 #include "core/engine/follow.h"
 
 static char dir[64], metrics[128];

@@ -49,7 +49,7 @@ t_check "source is the run with checkpoints" t_has "(newest checkpoint)"
 t_keys r
 t_wait "adapter written to" 20 "export writes"
 t_wait "Written keys 90" 5 "90 keys listed: 5 layers x 3 modules x (lora_A + lora_B0..B3 + lora_route)"
-t_check "83,280 parameters (HYDRALORA.md formula for r=8, N=4)" t_has "83,280 parameters"
+t_check "83,280 parameters (docs/method.md formula for r=8, N=4)" t_has "83,280 parameters"
 t_check "a lora_route key with its shape [4, 64], f32 by default (as the CLI)" t_has_re 'layers\.0\.mlp\.gate_proj\.lora_route\.weight +\[4, 64\] +F32'
 t_check "a lora_B3 key with its shape [64, 8]" t_has_re 'layers\.0\.mlp\.down_proj\.lora_B3\.weight +\[64, 8\]'
 t_check "adapter_model.bin written" test -s "$T_DIR/runs/tui-test/export/adapter_model.bin"

@@ -26,7 +26,7 @@ t_check "it says how to give one here (2 Model, or the model field)" t_has "type
 t_check "no command-line flag in the workbench" t_lacks "--model"
 t_keys 7
 t_wait "Export adapter" 5 "export screen"
-t_check "the export screen names no documentation file" t_lacks "HYDRALORA.md"
+t_check "the export screen names no documentation file" t_lacks "docs/method.md"
 t_check "it says what the keys are" t_has "reference HydraLoRA code"
 t_keys q
 t_wait "[hydralora exited 0]" 10 "quits"

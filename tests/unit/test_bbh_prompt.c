@@ -1,10 +1,10 @@
-/* BBH data loading and prompt construction against facts stated in docs BBH.md §1-§4
+/* BBH data loading and prompt construction against facts stated in docs/bbh.md §1-§4
  * (exact strings written out by hand), plus error handling of broken folders/files. */
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/bbh.h"
+#include "core/eval/bbh/bbh.h"
 #include "tests/unit/hl_test.h"
 
 static int ends_with(const char *s, const char *suf) {

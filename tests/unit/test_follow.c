@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "core/train/config.h"
 #include "core/engine/follow.h"
 #include "hl_test.h"
 

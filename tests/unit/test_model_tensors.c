@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/gguf.h"
-#include "core/model.h"
+#include "core/formats/gguf.h"
+#include "core/model/gguf_model.h"
+#include "core/model/model.h"
 #include "hl_test.h"
 
 /* The u32 value of the key "llama.block_count": key bytes, then type (4 = u32), then value. */
