@@ -59,6 +59,12 @@ hl_status hl_engine_start(hl_engine *e, const hl_run_config *cfg, hl_start_mode 
 /* Failures the next started jobs inject (tests only; NULL: none). The plan is copied. */
 void hl_engine_set_faults(hl_engine *e, const hl_faults *faults);
 
+/* The processes the next started jobs train with (data parallel; core/comm/comm.h). NULL: this
+ * process alone. The communicator stays the caller's and must outlive the jobs; only the job's
+ * thread calls into it while a job runs. */
+struct hl_comm;
+void hl_engine_set_comm(hl_engine *e, struct hl_comm *comm);
+
 /* Read <run_dir>/config.json into cfg (defaults first) and point cfg->out_dir at run_dir:
  * the first half of resuming a run. */
 hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg);
