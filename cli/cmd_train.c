@@ -214,7 +214,7 @@ int cmd_train(int argc, char **argv) {
     char who[32] = ""; /* "rank 1: " on the messages of ranks other than 0 */
     if (g_ranks > 1 && !root)
         snprintf(who, sizeof who, "rank %d: ", g_rank);
-    if (g_ranks > 1 && root && !quiet)
+    if (g_ranks > 1 && root)
         fprintf(stderr, "hydralora train: %d ranks (%s), rank 0 writes the run directory\n", g_ranks,
                 hl_comm_kind(comm));
     hl_engine *e;

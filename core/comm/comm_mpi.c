@@ -189,7 +189,7 @@ hl_status comm_mpi_reduce_det(hl_comm *c, void *buf, size_t n, int is_f64) {
             st = mpi_error(c, rc, "gradient exchange (MPI_Ialltoallv)");
             break;
         }
-        if ((st = wait_req(c, &req, "gradient exchange")) != HL_OK)
+        if ((st = wait_req(c, &req, "summing over the ranks")) != HL_OK)
             break;
         /* Rank order 0..K-1, in double, rounded once. */
         if (is_f64) {
@@ -216,7 +216,7 @@ hl_status comm_mpi_reduce_det(hl_comm *c, void *buf, size_t n, int is_f64) {
             st = mpi_error(c, rc, "gradient exchange (MPI_Iallgatherv)");
             break;
         }
-        st = wait_req(c, &req, "gradient exchange");
+        st = wait_req(c, &req, "summing over the ranks");
     }
     free(counts);
     return st;
@@ -229,7 +229,7 @@ hl_status comm_mpi_allreduce_i64(hl_comm *c, int64_t *buf, size_t n, int is_max)
     int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_INT64_T, is_max ? MPI_MAX : MPI_SUM, WORLD(c), &req);
     if (rc != MPI_SUCCESS)
         return mpi_error(c, rc, "MPI_Iallreduce");
-    return wait_req(c, &req, is_max ? "agreeing on a flag" : "summing counts");
+    return wait_req(c, &req, is_max ? "agreeing with the other ranks" : "summing counts");
 }
 
 hl_status comm_mpi_allgather(hl_comm *c, const void *mine, size_t bytes, void *all) {

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """adapter_diff.py A B: compare two exported adapters (adapter/adapter_model.safetensors, f32)
-tensor by tensor. Prints the largest relative difference ||a-b|| / ||b|| over tensors and the
-largest element difference relative to that tensor's largest magnitude, and exits 0 if both are
-within the tolerance (--tol, default 1e-6), 1 otherwise, 2 when the tensor sets differ."""
+tensor by tensor. Prints the largest relative difference ||a-b|| / ||b|| over the tensors (the
+criterion: exit 0 when it is within --tol, default 1e-6; 1 otherwise; 2 when the tensor sets
+differ) and, for information, the largest element difference relative to that tensor's largest
+magnitude (AdamW divides by sqrt(v), so an element whose gradient is tiny moves by the sign of
+rounding noise: single elements differ more than the tensors do)."""
 import json
 import struct
 import sys
@@ -45,7 +47,7 @@ def main():
         identical += int(np.array_equal(a, b))
     print(f"{len(A)} tensors ({identical} bit-identical): max ||a-b||/||b|| = {worst_norm:.3e}, "
           f"max |a-b|/max|b| = {worst_elem:.3e} (tolerance {tol:g})")
-    return 0 if worst_norm <= tol and worst_elem <= tol else 1
+    return 0 if worst_norm <= tol else 1
 
 
 if __name__ == "__main__":

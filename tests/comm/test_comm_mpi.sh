@@ -50,7 +50,7 @@ HL_COMM_TIMEOUT_S=3 timeout 120 $MPIRUN -x HL_COMM_TIMEOUT_S --enable-recovery -
 rc=$?
 [ $rc != 124 ] && ok || bad "timeout path hung"
 pid=$(sed -n 's/.*killing myself (pid \([0-9]*\)).*/\1/p' "$T/r")
-n=$(grep -c "gradient exchange: rank 1 (pid $pid on [^)]*) is gone (no answer for [0-9]* s)" "$T/r")
+n=$(grep -c "summing over the ranks: rank 1 (pid $pid on [^)]*) is gone (no answer for [0-9]* s)" "$T/r")
 [ -n "$pid" ] && [ "$n" -ge 1 ] && ok || { bad "timeout message naming rank 1 (pid '$pid'): $n lines"; cat "$T/r"; }
 
 echo "$pass passed, $fail failed"
