@@ -224,7 +224,8 @@ int cmd_train(int argc, char **argv) {
         return 1;
     }
     hl_engine_set_faults(e, hl_cli_faults);
-    if (g_ranks > 1)
+    /* (also one rank under a launcher: a GPU then sums through NCCL, as with several) */
+    if (strcmp(hl_comm_kind(comm), "single"))
         hl_engine_set_comm(e, comm);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

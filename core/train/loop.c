@@ -651,7 +651,7 @@ static hl_status do_step(job *j) {
     hl_session_set_dropout_step(t->sess, d0 + (uint64_t)G);
     /* Gradients summed over the ranks through the backend's hook (no-op alone); the losses,
      * token counts and routing statistics in one more reduction. */
-    HL_TRY(hl_session_reduce_grads(t->sess, j->K > 1 ? j->comm : NULL));
+    HL_TRY(hl_session_reduce_grads(t->sess, j->comm));
     if (j->train_rs_ok)
         HL_TRY(hl_session_routing(t->sess, HL_STATS_TRAIN, &j->train_rs));
     if (j->K > 1) {
@@ -1154,7 +1154,20 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
     return HL_OK;
 }
 
-hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks) {
+/* Several ranks on GPUs: one GPU per rank, the one of its rank among the ranks of its host, unless
+ * the config names a GPU itself ("cuda:N" is taken as given). */
+static hl_status rank_device(const job *j, hl_run_config *cfg) {
+    if (j->K <= 1)
+        return HL_OK;
+    char canon[32];
+    HL_TRY(hl_backend_resolve(cfg->device[0] ? cfg->device : "auto", canon, sizeof canon));
+    int named = !strncmp(cfg->device, "cuda:", 5);
+    if (!strncmp(canon, "cuda", 4) && !named)
+        snprintf(cfg->device, sizeof cfg->device, "cuda:%d", hl_comm_local_rank(j->comm));
+    return HL_OK;
+}
+
+hl_status hl_train_run(const hl_run_config *cfg_given, hl_start_mode mode, const hl_train_hooks *hooks) {
     job j;
     memset(&j, 0, sizeof j);
     j.hooks = hooks;
@@ -1171,6 +1184,8 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
         return hl_fail(HL_ERR_NOMEM, "out of memory");
     }
     hl_snapshot *s = j.s;
+    hl_run_config cfg_rank = *cfg_given;
+    const hl_run_config *cfg = &cfg_rank;
     s->cfg = *cfg;
     s->rank = j.rank;
     s->ranks = j.K;
@@ -1192,7 +1207,9 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     hl_examples_init(&j.t->val);
     publish(&j);
 
-    hl_status st = run_job(&j, cfg, mode);
+    hl_status st = rank_device(&j, &cfg_rank);
+    if (st == HL_OK)
+        st = run_job(&j, cfg, mode);
     if (st == HL_OK && j.stop_in_loading) {
         s->state = HL_JOB_STOPPED;
         job_event(&j, 0, "stopped while loading (nothing trained)");

@@ -5,6 +5,7 @@
 #     (per tensor, ||a-b|| / ||b||; exporting f32) and per-step losses within 1e-6 relative, the
 #     same global token count at every step (the same examples), and one metrics.jsonl written
 #     by rank 0 alone (20 step lines, ranks=2);
+#     mpirun -np 1 gives the one-process adapter bit for bit;
 #  2. the same with 3 ranks (3 does not divide the 4 micro-batches: blocks of 2, 1, 1);
 #  3. a K=1 resume from the K=2 run's step-10 checkpoint continues the same data order: steps
 #     11..20 have the same token counts and losses (within 1e-6) and the adapter matches; and a
@@ -58,6 +59,10 @@ check 'grep -q "2 ranks (mpi)" $WORK/two.out' "2 ranks: the CLI says it runs 2 r
 r1=$(grep '"event":"eval","step":20' "$WORK/one/metrics.jsonl" | grep -o '"weight_mean":\[\[\[[0-9.e,-]*' | cut -c1-60)
 r2=$(grep '"event":"eval","step":20' "$WORK/two/metrics.jsonl" | grep -o '"weight_mean":\[\[\[[0-9.e,-]*' | cut -c1-60)
 check '[ -n "$r1" ] && [ "${r1:0:30}" = "${r2:0:30}" ]' "router weights at the last eval: '$r1' vs '$r2'"
+
+# one rank under mpirun is the one-process run, bit for bit
+timeout 300 $MPIRUN -np 1 "$BIN" train $RUN --out "$WORK/one_mpi" > "$WORK/one_mpi.out" 2>&1
+check '[ $? -eq 0 ] && cmp -s $WORK/one/$AD $WORK/one_mpi/$AD' "mpirun -np 1 should give the one-process adapter bit for bit"
 
 # ---- 2. 3 ranks for 4 micro-batches ----
 timeout 300 $MPIRUN -np 3 "$BIN" train $RUN --out "$WORK/three" > "$WORK/three.out" 2>&1
