@@ -123,6 +123,9 @@ static void draw_header(train_scr *s, tui_rect r) {
     xx = x;
     xx += ui_textf(y, xx, w, ST_TITLE, "%s", sn->tokens_per_s == sn->tokens_per_s ? fmt_si(a, sizeof a, sn->tokens_per_s) : "-");
     xx += ui_text(y, xx, x + w - xx, ST_DIM, " tok/s  ");
+    if (sn->ranks > 1) /* a data-parallel run: its ranks and the time a step spends in reductions */
+        xx += ui_textf(y, xx, x + w - xx, ST_DIM, "%d ranks, comm %.0f ms/step  ", sn->ranks,
+                       sn->comm_s == sn->comm_s ? sn->comm_s * 1e3 : 0.0);
     xx += ui_textf(y, xx, x + w - xx, ST_MAIN, "%s tokens  ", fmt_si(b, sizeof b, (double)sn->tokens_seen));
     xx += ui_textf(y, xx, x + w - xx, ST_DIM, "mem ");
     xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s", fmt_bytes(c, sizeof c, (double)sn->mem_bytes));

@@ -275,6 +275,8 @@ static void take_line(hl_follow *f, const char *line, size_t len) {
         s->elapsed_s = jnum(o, "elapsed_s");
         s->eta_s = jnum(o, "eta_s");
         s->mem_bytes = jint(o, "mem_bytes", s->mem_bytes);
+        s->ranks = (int)jint(o, "ranks", 1); /* data parallel: ranks and time in reductions */
+        s->comm_s = s->ranks > 1 ? jnum(o, "comm_s") : 0;
         hl_series_add(&s->loss_hist, step, (float)s->loss);
         hl_series_add(&s->lr_hist, step, (float)s->lr);
         hl_series_add(&s->grad_norm_hist, step, (float)s->grad_norm);

@@ -36,6 +36,7 @@ for _ in $(seq 1 150); do
 done
 t_check "the step count grows live ($s1 -> ${s2:-?})" test $grown = 1
 t_wait_re 'eval [0-9.]+@6' 30 "the eval at step 6 appears"
+t_wait_re '2 ranks, comm [0-9]+ ms/step' 5 "the Train screen says 2 ranks and their communication time"
 t_keys 5
 t_wait "Router weight" 10 "Experts screen shows the 2-rank run's routing"
 t_wait_re 'following, step [0-9]+' 10 "the heat map says it follows"
