@@ -63,6 +63,7 @@ typedef struct {
     float *agree_buf;  /* [n_params] host copy of the parameters for the checksum (K > 1 only) */
     double *red;       /* [red_n] one step's values summed over ranks (losses, tokens, routing) */
     size_t red_n;
+    int nccl_said;     /* the event saying GPU gradients go through NCCL was written */
 } job;
 
 static int is_root(const job *j) { return j->rank == 0; }
@@ -652,6 +653,10 @@ static hl_status do_step(job *j) {
     /* Gradients summed over the ranks through the backend's hook (no-op alone); the losses,
      * token counts and routing statistics in one more reduction. */
     HL_TRY(hl_session_reduce_grads(t->sess, j->comm));
+    if (!j->nccl_said && j->comm && hl_comm_device_ready(j->comm)) {
+        j->nccl_said = 1;
+        job_event(j, 0, "GPU gradients are summed through NCCL over %d rank%s", j->K, j->K == 1 ? "" : "s");
+    }
     if (j->train_rs_ok)
         HL_TRY(hl_session_routing(t->sess, HL_STATS_TRAIN, &j->train_rs));
     if (j->K > 1) {
