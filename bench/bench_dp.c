@@ -4,10 +4,12 @@
  * micro-batch, its gradient-reduction hook (hl_session_reduce_grads: the deterministic
  * rank-order all-reduce of core/comm) and the AdamW step.
  *
- *   mpirun -np K [--map-by slot:PE=T] bench_dp --shape stories|7b [--accum G] [--steps N] [--threads T]
+ *   mpirun -np K [--map-by slot:PE=T] bench_dp --shape stories|7b [--accum G] [--seq T] [--steps N]
+ *                                            [--threads T] [--no-warmup]
  *
- * One optimizer step = G micro-batches of 1 x 512 tokens (the global batch; default G = 4, so
- * K = 1, 2, 4 split it evenly); rank k computes its block of them. Printed per step (rank 0):
+ * One optimizer step = G micro-batches of 1 x seq tokens (default 512; the global batch; default G = 4, so
+ * K = 1, 2, 4 split it evenly); rank k computes its block of them. A first step warms caches and
+ * threads up and is not counted (--no-warmup: every step counts, for slow shapes). Printed per step (rank 0):
  * wall time, compute (the slowest rank's micro-batches), wait (barrier before the reduction:
  * load imbalance), reduce (the gradient all-reduce itself) and the optimizer step; then
  * tokens/s = G*512 / mean step time, and the reduce time as a share of the step. The shapes
@@ -104,7 +106,7 @@ static double max_over_ranks(hl_comm *c, double v) {
 
 int main(int argc, char **argv) {
     const char *shape = "stories";
-    int G = 4, steps = 4, threads = 0;
+    int G = 4, steps = 4, threads = 0, T = 512, warmup = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc)
             shape = argv[++i];
@@ -114,15 +116,20 @@ int main(int argc, char **argv) {
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seq") && i + 1 < argc)
+            T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-warmup"))
+            warmup = 0;
         else {
             int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
             fprintf(help ? stdout : stderr,
-                    "usage: [mpirun -np K] bench_dp [--shape stories|7b] [--accum G] [--steps N] [--threads T]\n");
+                    "usage: [mpirun -np K] bench_dp [--shape stories|7b] [--accum G] [--seq T] [--steps N] [--threads T] "
+                    "[--no-warmup]\n");
             return help ? 0 : 2;
         }
     }
-    if (G < 1 || steps < 1 || (strcmp(shape, "stories") && strcmp(shape, "7b"))) {
-        fprintf(stderr, "bench_dp: --shape stories|7b, --accum >= 1, --steps >= 1\n");
+    if (G < 1 || steps < 1 || T < 2 || T > 512 || (strcmp(shape, "stories") && strcmp(shape, "7b"))) {
+        fprintf(stderr, "bench_dp: --shape stories|7b, --accum >= 1, --steps >= 1, --seq 2..512\n");
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -147,7 +154,7 @@ int main(int argc, char **argv) {
     int is7 = !strcmp(shape, "7b");
     const hl_llama_config *c = is7 ? &l7 : &stories;
     hl_dtype dt = is7 ? HL_DTYPE_BF16 : HL_DTYPE_F32;
-    const int B = 1, T = 512;
+    const int B = 1;
     bench_model bm;
     build(&bm, c, dt);
     hl_adapter_config ac = {.variant = HL_VARIANT_HYDRA, .targets = HL_TARGETS_DEFAULT, .r = 8, .n_heads = 4,
@@ -175,7 +182,7 @@ int main(int argc, char **argv) {
     hl_optim_config oc = hl_optim_defaults();
     oc.total_steps = steps + 1;
     double sum_step = 0, sum_comp = 0, sum_wait = 0, sum_red = 0, sum_opt = 0;
-    for (int s = 0; s <= steps; s++) { /* step 0 warms caches and threads up */
+    for (int s = 1 - warmup; s <= steps; s++) { /* step 0 warms caches and threads up */
         if (hl_comm_barrier(comm))
             die(comm, "barrier");
         double t0 = bench_now_s();
