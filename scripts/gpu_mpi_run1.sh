@@ -44,6 +44,8 @@ MPIRUN=""
 sys_mpicc=$(command -v mpicc || true)
 if [ -n "$sys_mpicc" ] && "$sys_mpicc" -showme >/dev/null 2>&1 && command -v mpirun >/dev/null; then
     MPIRUN=$(command -v mpirun)
+    # the machine's own MPI libraries (libpmix, libmpi) before anything .device/env.sh unpacked
+    export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     echo "MPI: the machine's ($sys_mpicc, $MPIRUN)"
 elif [ -x /tmp/sys/usr/bin/mpicc.openmpi ]; then
     M=/tmp/sys/usr
