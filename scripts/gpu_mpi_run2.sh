@@ -7,8 +7,9 @@
 #    the NCCL all-reduce (one rank) against one without it: gradients, parameters and grad norms
 #    bit for bit after 6 AdamW steps, f32/bf16 weights, HydraLoRA/LoRA -> $OUT/nccl_reduce.log;
 #    tests/comm/test_comm_nccl.sh (the communicator's device all-reduce) appended;
-# 3. the CLI: `hydralora train` on cuda for 20 steps, alone and as `mpirun -np 1` (NCCL path):
-#    the same adapter bit for bit, the same loss bits per step, and the NCCL line -> $OUT/cli.log;
+# 3. tests/gpu/test_nccl_train.sh: `hydralora train` on cuda for 20 steps, alone and as
+#    `mpirun -np 1` (NCCL path): the same adapter bit for bit, the same loss bits per step, and
+#    the NCCL line -> $OUT/cli.log;
 # 4. bench/bench_dp on the CPU: 1 rank x 16 threads, 2 x 8, 4 x 4; stories260K steps of 4 x 512
 #    tokens (4 timed steps) and 7B-shaped 2-layer steps of 4 x 256 tokens (1 timed step: the f32
 #    path takes ~14 s for it) -> $OUT/bench_dp.log, table $OUT/bench_dp_table.txt.
@@ -21,7 +22,7 @@ if [ -z "${HL_WMPI_INNER:-}" ]; then
     timeout 145 stdbuf -oL -eL bash "$0" "$@" > "$OUT/run.log" 2>&1
     rc=$?
     echo "=== wmpi-2 exit $rc (124 = the 145 s limit) ==="
-    grep -h -E '^(PASS|FAIL|test_|plain|mpirun|build exit|MPI:)' "$OUT/run.log" | head -30
+    grep -h -E '^(PASS|FAIL|test_|plain|mpirun|build exit|MPI:|[0-9]+ passed)' "$OUT/run.log" | head -30
     [ -f "$OUT/bench_dp_table.txt" ] && cat "$OUT/bench_dp_table.txt"
     exit "$rc"
 fi
@@ -48,7 +49,7 @@ echo "MPI: ${MPIRUN:-none}"
 echo "$(el) building"
 B=${HL_WMPI_BUILD:-/tmp/b-wmpi2}
 GPU=0; TARGETS="hydralora bench_dp"
-[ -d core/backend/cuda ] && { GPU=1; TARGETS="$TARGETS test_nccl_reduce mpi_nccl"; }
+[ -d core/backend/cuda ] && { GPU=1; TARGETS="$TARGETS test_nccl_reduce mpi_nccl mpi_collectives"; }
 cmake -S . -B $B -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_MPI=AUTO $MPI_ARGS \
     $([ $GPU = 1 ] && echo "-DHL_CUDA=ON -DHL_NCCL=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc") \
     > "$OUT/build.log" 2>&1
@@ -64,26 +65,11 @@ grep -E 'error' "$OUT/build.log" | head -5
 cat "$OUT/nccl_reduce.log"
 
 [ $GPU = 1 ] && echo "$(el) CLI" && {
-    W=/tmp/wmpi2-cli; rm -rf $W; mkdir -p $W
-    for i in $(seq 1 48); do a=$((i * 7 % 23)); b=$((i * 5 % 17))
-        printf '{"instruction":"What is %d plus %d?","input":"","output":"%d plus %d is %d. Lily was happy."}\n' $a $b $a $b $((a + b))
-    done > $W/data.jsonl
-    RUN="--model ${HL_SHARED:-../shared}/models/stories260K-hf --data $W/data.jsonl --set device=cuda --set max_steps=20 \
-         --set max_len=64 --set micro_batch=2 --set grad_accum=4 --set save_every=10 --set eval_every=5 --set val_split=6"
-    timeout 40 "$B/hydralora" train $RUN --out $W/plain > $W/plain.out 2>&1; echo "plain run exit $?"; tail -2 $W/plain.out
-    if [ -n "$MPIRUN" ]; then
-        ROOT=""; [ "$(id -u)" = 0 ] && ROOT="--allow-run-as-root"
-        timeout 60 "$MPIRUN" $ROOT --mca btl self,vader --mca pml ob1 --mca btl_vader_single_copy_mechanism none \
-            -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH -np 1 "$B/hydralora" train $RUN --out $W/nccl > $W/nccl.out 2>&1
-        echo "mpirun -np 1 exit $?"; cat $W/nccl.out | tail -4
-        grep -q "summed through NCCL over 1 rank" $W/nccl.out && echo "PASS the mpirun run summed through NCCL" || echo "FAIL no NCCL line"
-        cmp $W/plain/adapter/adapter_model.safetensors $W/nccl/adapter/adapter_model.safetensors \
-            && echo "PASS adapter bit-identical (cuda alone vs cuda + NCCL, 1 rank)" || echo "FAIL adapters differ"
-        diff <(grep -o '"loss_hex":"[^"]*"' $W/plain/metrics.jsonl) <(grep -o '"loss_hex":"[^"]*"' $W/nccl/metrics.jsonl) >/dev/null \
-            && echo "PASS 20 step losses bit-identical" || echo "FAIL step losses differ"
-    else
-        echo "no MPI here: the CLI comparison needs mpirun (test_nccl_reduce covers the seam)"
-    fi
+    # tests/gpu/test_nccl_train.sh: `hydralora train` on cuda, plain and as mpirun -np 1 (NCCL)
+    if [ -n "$MPIRUN" ]; then mkdir -p /tmp/mpibin && ln -sf "$MPIRUN" /tmp/mpibin/mpirun; fi
+    PATH=/tmp/mpibin:$PATH HL_BUILD_DIR=$B HL_BIN=$B/hydralora HL_SHARED=${HL_SHARED:-../shared} \
+        timeout 60 bash tests/gpu/test_nccl_train.sh
+    echo "test_nccl_train exit $? (77 = skipped)"
 } > "$OUT/cli.log" 2>&1
 [ $GPU = 1 ] && cat "$OUT/cli.log"
 
