@@ -157,6 +157,13 @@ static void draw_header(train_scr *s, tui_rect r) {
     if (sn->ranks > 1) /* a data-parallel run: its ranks and the time a step spends in reductions */
         xx += ui_textf(y, xx, x + w - xx, ST_DIM, "%d ranks, comm %.0f ms/step  ", sn->ranks,
                        sn->comm_s == sn->comm_s ? sn->comm_s * 1e3 : 0.0);
+    /* tokens the last step computed that were padding (packing keeps this small) */
+    xx += ui_text(y, xx, x + w - xx, ST_DIM, "padding ");
+    if (sn->padding_share == sn->padding_share)
+        xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%.1f%%", 100.0 * sn->padding_share);
+    else
+        xx += ui_text(y, xx, x + w - xx, ST_DIM, "-");
+    xx += ui_text(y, xx, x + w - xx, ST_DIM, "  ");
     xx += ui_textf(y, xx, x + w - xx, ST_MAIN, "%s tokens  ", fmt_si(b, sizeof b, (double)sn->tokens_seen));
     xx += ui_textf(y, xx, x + w - xx, ST_DIM, "mem ");
     xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s", fmt_bytes(c, sizeof c, (double)sn->mem_bytes));

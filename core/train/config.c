@@ -86,6 +86,9 @@ const hl_config_field hl_config_fields[] = {
     {"device", HL_FIELD_STRING, F(device), "optim", "auto", UNBOUNDED, 0, 0, NULL,
      "where to compute: cpu, cuda, cuda:N, or auto (the first usable GPU, else cpu)"},
     {"threads", HL_FIELD_INT, F(threads), "optim", "0", 0, 4096, 0, 0, NULL, "compute threads (0 = all cores)"},
+    {"packing", HL_FIELD_BOOL, F(packing), "optim", "true", UNBOUNDED, 0, 0, NULL,
+     "pack whole examples into one row of micro_batch x max_len tokens (attention stays within each "
+     "example; no padding computed); false = one example per row, padded"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
     /* bookkeeping */
@@ -95,6 +98,8 @@ const hl_config_field hl_config_fields[] = {
      "steps between checkpoints (0 = only at the end or on stop)"},
     {"keep_last", HL_FIELD_INT, F(keep_last), "log", "3", 0, 1e6, 0, 0, NULL,
      "keep the newest N checkpoints (0 = keep all)"},
+    {"probe_data", HL_FIELD_PATH, F(probe_data), "log", "", UNBOUNDED, 0, 0, NULL,
+     "probe sets, one source per file (comma list): routing statistics per file at every eval"},
 };
 const int hl_config_n_fields = (int)(sizeof hl_config_fields / sizeof hl_config_fields[0]);
 
@@ -107,7 +112,7 @@ static const struct {
     {"gradient_accumulation_steps", "grad_accum"},        {"batch_size", "micro_batch"},
     {"learning_rate", "lr"},   {"max_length", "max_len"}, {"cutoff_len", "max_len"},
     {"num_epochs", "epochs"},  {"warmup", "warmup_ratio"}, {"lr_scheduler", "schedule"},
-    {"target_modules", "targets"}, {"output_dir", "out_dir"},
+    {"target_modules", "targets"}, {"output_dir", "out_dir"}, {"sample_packing", "packing"},
 };
 
 const hl_config_field *hl_config_field_find(const char *name) {

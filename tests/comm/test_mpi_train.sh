@@ -5,7 +5,7 @@
 #     (per tensor, ||a-b|| / ||b||; exporting f32) and per-step losses within 1e-6 relative, the
 #     same global token count at every step (the same examples), and one metrics.jsonl written
 #     by rank 0 alone (20 step lines, ranks=2);
-#     mpirun -np 1 gives the one-process adapter bit for bit;
+#     mpirun -np 1 gives the one-process adapter bit for bit; the same with packing off;
 #  2. the same with 3 ranks (3 does not divide the 4 micro-batches: blocks of 2, 1, 1);
 #  3. a K=1 resume from the K=2 run's step-10 checkpoint continues the same data order: steps
 #     11..20 have the same token counts and losses (within 1e-6) and the adapter matches; and a
@@ -63,6 +63,16 @@ check '[ -n "$r1" ] && [ "${r1:0:30}" = "${r2:0:30}" ]' "router weights at the l
 # one rank under mpirun is the one-process run, bit for bit
 timeout 300 $MPIRUN -np 1 "$BIN" train $RUN --out "$WORK/one_mpi" > "$WORK/one_mpi.out" 2>&1
 check '[ $? -eq 0 ] && cmp -s $WORK/one/$AD $WORK/one_mpi/$AD' "mpirun -np 1 should give the one-process adapter bit for bit"
+
+# the same with padded micro-batches (packing off: one example per row)
+"$BIN" train $RUN --set packing=false --out "$WORK/one_pad" > "$WORK/one_pad.out" 2>&1
+timeout 300 $MPIRUN -np 2 "$BIN" train $RUN --set packing=false --out "$WORK/two_pad" > "$WORK/two_pad.out" 2>&1
+check '[ $? -eq 0 ]' "2-rank padded run failed: $(tail -3 $WORK/two_pad.out)"
+out=$($DIFF "$WORK/one_pad/$AD" "$WORK/two_pad/$AD" 2>&1)
+check '[ $? -eq 0 ]' "2 ranks vs one process, packing off: $out"
+d=$(same_steps "$WORK/one_pad" "$WORK/two_pad" 1 20)
+check '[ $? -eq 0 ]' "2 ranks, packing off: step losses/tokens differ: $d"
+echo "2 ranks vs 1 process, packing off: $out"
 
 # ---- 2. 3 ranks for 4 micro-batches ----
 timeout 300 $MPIRUN -np 3 "$BIN" train $RUN --out "$WORK/three" > "$WORK/three.out" 2>&1

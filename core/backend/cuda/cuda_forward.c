@@ -42,7 +42,9 @@ static cu_acts *acts_of(cu_session *cs, int l) { return cs->d.train && !cs->d.ck
 
 static hl_status prepare(cu_session *cs, const hl_batch *b, int with_labels, fcall *fc) {
     const cu_dims *d = &cs->d;
-    if (b->B < 1 || b->T < 1 || b->B > d->B || b->T > d->T)
+    /* The seam's size rule: B·T tokens within the planned batch·seq, every example within seq (the
+     * RoPE table and the attention tiles are per example); a packed row may be longer than seq. */
+    if (b->B < 1 || b->T < 1 || (int64_t)b->B * b->T > d->M)
         return hl_fail(HL_ERR_ARG, "batch %d x %d does not fit the session planned for %lld x %lld", b->B, b->T,
                        (long long)d->B, (long long)d->T);
     memset(fc, 0, sizeof *fc);
@@ -58,6 +60,9 @@ static hl_status prepare(cu_session *cs, const hl_batch *b, int with_labels, fca
     int64_t prev_end = 0, nb = 0, n = 0;
     for (int e = 0; e < b->n_seq; e++) {
         int64_t start = b->seq_start[e], len = b->seq_len[e];
+        if (len > d->T)
+            return hl_fail(HL_ERR_ARG, "example %d has %lld tokens, more than the session's sequence length %lld", e,
+                           (long long)len, (long long)d->T);
         if (len < 1 || start < prev_end || start + len > M || start / b->T != (start + len - 1) / b->T)
             return hl_fail(HL_ERR_ARG, "example %d (start %lld, length %lld) must lie inside one row of %d, after "
                                        "the previous example",
