@@ -12,12 +12,58 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "core/comm/comm.h"
 #include "core/train/config.h"
 #include "core/engine/engine.h"
 
 static volatile sig_atomic_t g_signal;
+/* data parallel (mpirun/srun): the communicator, this rank, the newest checkpoint step, for the
+ * message of a rank that the launcher ends because another rank died */
+static hl_comm *g_comm;
+static int g_rank, g_ranks = 1;
+static volatile sig_atomic_t g_last_ckpt = -1;
 
-static void on_signal(int sig) { g_signal = sig; }
+static size_t put_s(char *b, size_t n, size_t k, const char *s) {
+    while (*s && k + 1 < n)
+        b[k++] = *s++;
+    return k;
+}
+
+static size_t put_d(char *b, size_t n, size_t k, long v) {
+    char t[24];
+    int m = 0;
+    if (v < 0)
+        return put_s(b, n, k, "none");
+    do
+        t[m++] = (char)('0' + v % 10), v /= 10;
+    while (v && m < 23);
+    while (m > 0 && k + 1 < n)
+        b[k++] = t[--m];
+    return k;
+}
+
+static void on_signal(int sig) {
+    if (g_ranks > 1 && sig == SIGTERM && g_comm) {
+        /* Several ranks and a rank of this host is gone: the launcher is ending the run (mpirun
+         * and srun do when a rank dies). Say which one and end now; the last complete
+         * checkpoint is intact (a checkpoint in progress is written to a temporary name). */
+        char lost[400], b[700];
+        if (hl_comm_lost_ranks(g_comm, lost, sizeof lost) > 0) {
+            size_t k = put_s(b, sizeof b, 0, "hydralora train: rank ");
+            k = put_d(b, sizeof b, k, g_rank);
+            k = put_s(b, sizeof b, k, ": the run ends because a rank died: ");
+            k = put_s(b, sizeof b, k, lost);
+            k = put_s(b, sizeof b, k, g_last_ckpt >= 0 ? "; the last complete checkpoint is step-" : "; no checkpoint was written yet");
+            if (g_last_ckpt >= 0)
+                k = put_d(b, sizeof b, k, (long)g_last_ckpt);
+            k = put_s(b, sizeof b, k, "\n");
+            if (write(2, b, k) < 0)
+                _exit(143);
+            _exit(143);
+        }
+    }
+    g_signal = sig;
+}
 
 static void fmt_duration(char *buf, size_t size, double s) {
     if (!isfinite(s) || s < 0) {
@@ -89,12 +135,17 @@ int cmd_train(int argc, char **argv) {
                    "(config.json, metrics.jsonl, checkpoints/, adapter/). Ctrl-C finishes the current step, saves a\n"
                    "checkpoint and exits with status 130 (SIGTERM: 143); --resume continues bit for bit.\n"
                    "max_len is clamped to the model's context (with a message). --overwrite replaces the previous run\n"
-                   "in the directory only once the new one has loaded its model and data and started.",
+                   "in the directory only once the new one has loaded its model and data and started.\n"
+                   "Started by mpirun or srun as K processes, the K ranks train one run together (data parallel): the\n"
+                   "batch stays micro_batch x grad_accum, each rank computes its share of every step's micro-batches,\n"
+                   "gradients are summed over the ranks, and rank 0 alone writes the run directory; a checkpoint\n"
+                   "resumes with any number of processes.",
         .opts = opts,
         .epilog = "examples:\n"
                   "  hydralora train --model models/llama-2-7b --data gsm8k/train.jsonl --name gsm8k --set N=4\n"
                   "  hydralora train --config run.json --set lr=1e-4 --set max_steps=300\n"
-                  "  hydralora train --resume runs/gsm8k",
+                  "  hydralora train --resume runs/gsm8k\n"
+                  "  mpirun -np 4 -x OMP_NUM_THREADS=4 hydralora train --config run.json   (4 ranks x 4 threads)",
         .min_positional = 0,
         .max_positional = 0};
     int rc = hl_args_parse(&args, argc, argv);
@@ -150,12 +201,32 @@ int cmd_train(int argc, char **argv) {
         return 0;
     }
 
-    hl_engine *e;
-    if (hl_engine_create(&e)) {
+    /* Under mpirun/srun: the ranks of one data-parallel run (MPI starts here, before any thread). */
+    hl_comm *comm = NULL;
+    if (hl_comm_open(&comm)) {
         fprintf(stderr, "hydralora train: error: %s\n", hl_last_error());
         return 1;
     }
+    g_comm = comm;
+    g_rank = hl_comm_rank(comm);
+    g_ranks = hl_comm_size(comm);
+    int root = g_rank == 0;
+    char who[32] = ""; /* "rank 1: " on the messages of ranks other than 0 */
+    if (g_ranks > 1 && !root)
+        snprintf(who, sizeof who, "rank %d: ", g_rank);
+    if (g_ranks > 1 && root)
+        fprintf(stderr, "hydralora train: %d ranks (%s), rank 0 writes the run directory\n", g_ranks,
+                hl_comm_kind(comm));
+    hl_engine *e;
+    if (hl_engine_create(&e)) {
+        fprintf(stderr, "hydralora train: %serror: %s\n", who, hl_last_error());
+        hl_comm_close(comm);
+        return 1;
+    }
     hl_engine_set_faults(e, hl_cli_faults);
+    /* (also one rank under a launcher: a GPU then sums through NCCL, as with several) */
+    if (strcmp(hl_comm_kind(comm), "single"))
+        hl_engine_set_comm(e, comm);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -166,11 +237,17 @@ int cmd_train(int argc, char **argv) {
     char run_dir[4200];
     hl_config_run_dir(&cfg, run_dir, sizeof run_dir);
     if (hl_engine_start(e, &cfg, mode)) {
-        fprintf(stderr, "hydralora train: error: %s\n", hl_last_error());
+        fprintf(stderr, "hydralora train: %serror: %s\n", who, hl_last_error());
         hl_engine_free(e);
+        if (g_ranks > 1)
+            hl_comm_abort(comm, 1); /* the other ranks may already wait for this one */
+        hl_comm_close(comm);
         return 1;
     }
+    if (!root)
+        quiet = 1; /* rank 0 reports progress; the others only their own errors */
     int tty = isatty(2) && !quiet;
+    int error_elsewhere = 0;
     uint64_t seen = 0, last_event = 0;
     int64_t printed_eval = -2;
     int stop_sent = 0;
@@ -188,6 +265,7 @@ int cmd_train(int argc, char **argv) {
         }
         const hl_snapshot *s = hl_engine_snapshot(e);
         state = s->state;
+        g_last_ckpt = (sig_atomic_t)s->last_checkpoint_step;
         /* Events (data report, checkpoints, errors) as plain lines. */
         for (uint64_t q = last_event + 1; q <= s->last_event_seq; q++) {
             const hl_engine_event *ev = &s->events[(q - 1) % HL_ENGINE_EVENTS];
@@ -195,8 +273,8 @@ int cmd_train(int argc, char **argv) {
                 continue; /* overwritten: older than the ring */
             if (!strncmp(ev->text, "eval loss", 9) || !strncmp(ev->text, "tokenizing", 10))
                 continue;
-            if (quiet && !ev->is_error)
-                continue;
+            if ((quiet && !ev->is_error) || !root)
+                continue; /* (other ranks: the error that ends the job is printed below) */
             /* the error that ended the job is printed once, as the error, below */
             if (ev->is_error && s->state == HL_JOB_FAILED && q == s->last_event_seq &&
                 !strncmp(s->error, ev->text, strlen(ev->text)))
@@ -206,7 +284,7 @@ int cmd_train(int argc, char **argv) {
         }
         if (s->last_event_seq > last_event)
             last_event = s->last_event_seq;
-        if (s->eval_step != printed_eval && s->eval_step >= 0 && isfinite(s->eval_loss)) {
+        if (root && s->eval_step != printed_eval && s->eval_step >= 0 && isfinite(s->eval_loss)) {
             printed_eval = s->eval_step;
             clear_line(tty);
             if (s->eval_step > 0 && isfinite(s->eval_loss_first))
@@ -231,8 +309,9 @@ int cmd_train(int argc, char **argv) {
         }
         if (hl_job_state_is_final(s->state)) {
             snprintf(error, sizeof error, "%s", s->error);
+            error_elsewhere = s->error_elsewhere;
             clear_line(tty);
-            if (s->state == HL_JOB_FINISHED || s->state == HL_JOB_STOPPED) {
+            if (root && (s->state == HL_JOB_FINISHED || s->state == HL_JOB_STOPPED)) {
                 char el[24];
                 fmt_duration(el, sizeof el, s->elapsed_s);
                 fprintf(stderr, "hydralora train: %s at step %lld/%lld, final loss %.4f, %s elapsed; run directory %s\n",
@@ -249,9 +328,20 @@ int cmd_train(int argc, char **argv) {
     hl_engine_join(e, -1);
     hl_engine_free(e);
     if (state == HL_JOB_FAILED) {
-        fprintf(stderr, "hydralora train: error: %s\n", error);
+        if (root || !error_elsewhere) /* (an error another rank had is that rank's to report) */
+            fprintf(stderr, "hydralora train: %serror: %s\n", who, error);
+        if (g_ranks > 1) {
+            /* Ranks that failed at the same point (the same NaN, a failed checkpoint) end
+             * together; one that failed alone must not leave the others waiting for it. A
+             * moment first, so that the others can print their own messages. */
+            usleep(500 * 1000);
+            hl_comm_abort(comm, 1);
+        }
+        hl_comm_close(comm);
         return 1;
     }
+    g_comm = NULL;
+    hl_comm_close(comm);
     if (state == HL_JOB_STOPPED && g_signal)
         return 128 + g_signal; /* interrupted: not a success a script may build on */
     return 0;

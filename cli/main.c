@@ -20,6 +20,7 @@
     X("eval", cmd_eval, "evaluate a model (and adapter) on BIG-Bench Hard: eval bbh ...") \
     X("bbh", cmd_bbh, "BIG-Bench Hard: tasks, prompts, score prediction files, compare results") \
     X("tsne", cmd_tsne, "t-SNE of adapters' flattened A/B matrices to CSV") \
+    X("watch", cmd_watch, "follow a run that another process writes (a cluster run): watch RUN_DIR [--plain]") \
     X("workbench", cmd_workbench, "open the workbench (also: no arguments); --model, --data, --config, --theme") \
     /* HL_COMMANDS_END */
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages hydralora needs. Usage: scripts/deps.sh [build|test]
 #   build: compiler, CMake and the four libraries (OpenBLAS, cJSON, libcurl, ncursesw)
-#   test:  build + the test oracles (PyTorch, NumPy, SentencePiece, scikit-learn), tmux, clang (libFuzzer)
+#   test:  build + the test oracles (PyTorch, NumPy, SentencePiece, scikit-learn), tmux, clang (libFuzzer),
+#          Open MPI (data-parallel training across processes: mpirun tests on loopback)
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential cmake pkg-config libopenblas-dev libcjson-dev libcurl4-openssl-dev libncurses-dev zlib1g-dev ca-certificates)
 if [ "$what" = test ]; then
-  pkgs+=(python3 python3-torch python3-numpy python3-sentencepiece python3-sklearn tmux clang libclang-rt-14-dev)
+  pkgs+=(python3 python3-torch python3-numpy python3-sentencepiece python3-sklearn tmux clang libclang-rt-14-dev libopenmpi-dev openmpi-bin)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,7 +5,7 @@
 #  1. Include directions (#include "..." in core/ cli/ tui/ datasets/):
 #     - core/ never includes datasets/, tui/ or cli/; datasets/ never tui/ or cli/; tui/ never cli/;
 #     - inside core/, a layer folder includes only itself and the layers below it:
-#         base < formats < model < text < adapter < backend < train < eval, engine, analysis
+#         base < formats < model < text < adapter < comm < backend < train < eval, engine, analysis
 #       (the three top layers do not include each other);
 #     - a backend's private parts (core/backend/backend_impl.h, core/backend/<impl>/) are included
 #       only from core/backend/ (tests may include them to test that implementation);
@@ -31,8 +31,8 @@ files=$(find core cli tui datasets -name '*.[ch]' -o -name '*.cu' | sort)
 rank() {
     case $1 in
     core/base/*) echo 0 ;; core/formats/*) echo 1 ;; core/model/*) echo 2 ;; core/text/*) echo 3 ;;
-    core/adapter/*) echo 4 ;; core/backend/*) echo 5 ;; core/train/*) echo 6 ;;
-    core/eval/*) echo 7 ;; core/engine/*) echo 7 ;; core/analysis/*) echo 7 ;;
+    core/adapter/*) echo 4 ;; core/comm/*) echo 5 ;; core/backend/*) echo 6 ;; core/train/*) echo 7 ;;
+    core/eval/*) echo 8 ;; core/engine/*) echo 8 ;; core/analysis/*) echo 8 ;;
     esac
 }
 top() { echo "$1" | cut -d/ -f1-2; }
@@ -59,7 +59,7 @@ while read -r f inc; do
     if [ -n "$rf" ] && [ -n "$ri" ]; then
         if [ "$ri" -gt "$rf" ]; then
             fail "$f includes $inc: layer $(top "$f") may not depend on the higher layer $(top "$inc")"
-        elif [ "$ri" -eq "$rf" ] && [ "$rf" -eq 7 ] && [ "$(top "$f")" != "$(top "$inc")" ]; then
+        elif [ "$ri" -eq "$rf" ] && [ "$rf" -eq 8 ] && [ "$(top "$f")" != "$(top "$inc")" ]; then
             fail "$f includes $inc: $(top "$f") and $(top "$inc") are independent layers"
         fi
     fi

@@ -340,6 +340,8 @@ static int any_busy(tui_app *app) {
 }
 
 static int engine_active(tui_app *app) {
+    if (app->follow)
+        return 0; /* a followed run belongs to another process: quitting leaves it alone */
     const hl_snapshot *s = app->snap;
     return s && s->state != HL_JOB_IDLE && !hl_job_state_is_final(s->state);
 }
@@ -548,9 +550,9 @@ static void engine_news(tui_app *app) {
 }
 
 static void absorb_snapshot(tui_app *app) {
-    if (!app->engine)
+    if (!app->engine && !app->follow)
         return;
-    const hl_snapshot *s = hl_engine_snapshot(app->engine);
+    const hl_snapshot *s = app->follow ? hl_follow_snapshot(app->follow) : hl_engine_snapshot(app->engine);
     if (app->snap && s->version == app->snap->version) {
         hl_snapshot_release(s);
     } else {
@@ -562,6 +564,39 @@ static void absorb_snapshot(tui_app *app) {
     s = app->snap;
     if (app->stopping && (hl_job_state_is_final(s->state) || s->state == HL_JOB_IDLE))
         app->running = 0;
+}
+
+int app_follow(tui_app *app, const char *run_dir) {
+    hl_follow *f = NULL;
+    if (hl_follow_open(&f, run_dir, 0) != HL_OK) {
+        app_msg(app, MSG_ERROR, "follow: %s", hl_last_error());
+        return -1;
+    }
+    app_unfollow(app);
+    app->follow = f;
+    /* switch sources now: version numbers of the two sources are unrelated */
+    if (app->snap)
+        hl_snapshot_release(app->snap);
+    app->snap = hl_follow_snapshot(f);
+    app->snap_version = app->snap->last_event_seq;
+    app->news_state = (int)app->snap->state;
+    app_msg(app, MSG_INFO, "following %s (read-only; o on the Train screen stops following)", run_dir);
+    return 0;
+}
+
+void app_unfollow(tui_app *app) {
+    if (!app->follow)
+        return;
+    if (app->engine) {
+        if (app->snap)
+            hl_snapshot_release(app->snap);
+        app->snap = hl_engine_snapshot(app->engine);
+        app->snap_version = app->snap->last_event_seq;
+        app->news_state = (int)app->snap->state;
+    }
+    /* without an engine the follower's last snapshot stays on screen (it outlives the follower) */
+    hl_follow_close(app->follow);
+    app->follow = NULL;
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -589,7 +624,7 @@ void app_open_data(tui_app *app, const char *path) {
 int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT]) {
     double t_start = ui_now();
     setlocale(LC_ALL, "");
-    const char *arg_theme = NULL, *arg_model = NULL, *arg_data = NULL, *arg_config = NULL;
+    const char *arg_theme = NULL, *arg_model = NULL, *arg_data = NULL, *arg_config = NULL, *arg_follow = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "workbench"))
@@ -602,9 +637,13 @@ int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT
             arg_data = argv[++i];
         else if (i + 1 < argc && !strcmp(a, "--config"))
             arg_config = argv[++i];
+        else if (i + 1 < argc && !strcmp(a, "--follow"))
+            arg_follow = argv[++i];
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: hydralora [workbench] [--model PATH] [--data FILE] [--config FILE] [--theme NAME]\n"
+                   "                 [--follow RUN_DIR]\n"
                    "Opens the curses workbench. Keys: ? help, 1-7 screens, q quit.\n"
+                   "--follow RUN_DIR shows a run that another process writes (read-only; as hydralora watch).\n"
                    "Themes: $HYDRALORA_THEMES, $XDG_CONFIG_HOME/hydralora/themes, <prefix>/share/hydralora/themes.\n");
             return 0;
         } else {
@@ -614,14 +653,28 @@ int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT
             return 2;
         }
     }
+    hl_follow *follow = NULL;
+    if (arg_follow && hl_follow_open(&follow, arg_follow, 0) != HL_OK) {
+        /* a bad directory is an error before the screen opens */
+        char m[1200];
+        snprintf(m, sizeof m, "watch: %s", hl_last_error());
+        usage_error(m);
+        return 1;
+    }
     if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
-        usage_error("the workbench needs a terminal (use a subcommand for headless work; see hydralora --help)");
+        usage_error(follow ? "the workbench needs a terminal (hydralora watch --plain RUN_DIR prints progress lines "
+                             "instead)"
+                           : "the workbench needs a terminal (use a subcommand for headless work; see hydralora --help)");
+        hl_follow_close(follow);
         return 1;
     }
 
     tui_app *app = calloc(1, sizeof *app);
-    if (!app)
+    if (!app) {
+        hl_follow_close(follow);
         return 1;
+    }
+    app->follow = follow;
     settings_load(&app->settings);
     /* The theme: --theme, else $HYDRALORA_THEME, else the remembered one. A name that is not
      * there is an error on the command line and a warning otherwise (never silent). */
@@ -718,6 +771,10 @@ int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT
     for (int i = 0; i < SCR_COUNT; i++)
         app->scr[i] = screens[i]->create(app);
     app->running = 1;
+    if (app->follow) {
+        app->cur = SCR_TRAIN;
+        app_msg(app, MSG_INFO, "following %s (read-only); 5 shows the experts, q quits", hl_follow_run_dir(app->follow));
+    }
     g_started = 1;
     if (app->notes[0]) {
         dialog_msg(app, "Please note", app->notes, MSG_WARN);
@@ -805,6 +862,9 @@ int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT
     delscreen(scr);
     if (app->snap)
         hl_snapshot_release(app->snap);
+    app->snap = NULL;
+    if (app->follow)
+        hl_follow_close(app->follow);
     if (app->engine)
         hl_engine_free(app->engine); /* waits for the stop checkpoint */
     app_set_model(app, NULL, NULL, NULL);

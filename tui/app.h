@@ -9,6 +9,7 @@
 #include "core/backend/backend.h"
 #include "core/train/config.h"
 #include "core/engine/engine.h"
+#include "core/engine/follow.h"
 #include "core/model/model.h"
 #include "core/model/tokenizer/tokenizer.h"
 #include "tui/keys.h"
@@ -98,6 +99,9 @@ struct tui_app {
 
     /* the training engine and its latest snapshot (taken on the UI thread each frame) */
     hl_engine *engine;
+    /* following a run another process writes (hydralora watch RUN_DIR; o on the Train screen):
+     * the snapshot comes from here instead of the engine, and the run is read-only */
+    hl_follow *follow;
     const hl_snapshot *snap; /* never NULL after startup */
     uint64_t snap_version;
 
@@ -143,6 +147,9 @@ int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *
 void app_open_model(tui_app *app, const char *path);  /* Model screen: load in the background */
 void app_open_data(tui_app *app, const char *path);   /* Data screen: load records + statistics */
 int app_model_loading(tui_app *app);
+/* Follow the run in run_dir (read-only) / stop following. app_follow reports errors itself. */
+int app_follow(tui_app *app, const char *run_dir);
+void app_unfollow(tui_app *app);
 
 /* The device the run config names (cfg.device, cfg.threads), for memory plans on the UI thread:
  * opened on first use and again when those fields change. NULL when it cannot be used (the

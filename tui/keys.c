@@ -75,6 +75,7 @@ const tui_binding tui_bindings[] = {
     {ACT_PAUSE, SC_TRAIN, {'p', ' '}, "Pause", "pause / resume training"},
     {ACT_STOP, SC_TRAIN, {'x'}, "Stop", "stop: finish the step, write a checkpoint, end (resumable)"},
     {ACT_SAVE_NOW, SC_TRAIN, {'w'}, "Ckpt", "write a checkpoint now"},
+    {ACT_OPEN, SC_TRAIN, {'o'}, "Follow", "follow a run directory that another process writes (a cluster run, another terminal; read-only); o again stops"},
     {ACT_LOGY, SC_TRAIN, {'y'}, "LogY", "log-scale loss axis on / off"},
     {ACT_ZOOM, SC_TRAIN, {'z'}, "Zoom", "loss plot window: all steps / last 25% / last 100 steps"},
     {ACT_METRIC, SC_TRAIN, {'m'}, "Plot", "lower plot: learning rate / gradient norm / tokens per second"},

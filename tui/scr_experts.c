@@ -67,7 +67,8 @@ static void draw_heatmap(experts_scr *s, tui_rect r) {
     snprintf(title, sizeof title, "%s %s", s->metric == METRIC_WEIGHT ? "Router weight" : "Top-1 share", mname);
     ui_box(r, ST_HI, title, ST_TITLE);
     char note[96];
-    snprintf(note, sizeof note, "step %lld %s", (long long)ro->step, ro->source ? "val" : "train");
+    snprintf(note, sizeof note, "%sstep %lld %s", s->app->follow ? "following, " : "", (long long)ro->step,
+             ro->source ? "val" : "train");
     ui_box_note(r, ST_DIM, note);
     tui_rect in = ui_inset(r, 1);
     int N = ro->n_experts, L = ro->n_layers;
@@ -365,7 +366,10 @@ static void draw(void *self, tui_app *app, tui_rect r) {
         ui_text(y++, x, w, ST_MAIN, "They appear after the first training step of a run with a router");
         ui_text(y++, x, w, ST_MAIN, "(variant hydra or lora-split): 4 Train, then r.");
         ui_text(y++, x, w, ST_DIM, "Per layer x module x head: mean router weight, top-1 share, entropy.");
-        if (app->snap->state != HL_JOB_IDLE)
+        if (app->follow)
+            ui_textf(y + 1, x, w, ST_DIM, "following %s: %s", hl_follow_run_dir(app->follow),
+                     hl_job_state_name(app->snap->state));
+        else if (app->snap->state != HL_JOB_IDLE)
             ui_textf(y + 1, x, w, ST_DIM, "job: %s", hl_job_state_name(app->snap->state));
         y += 2;
         ui_text(y++, x, w, ST_DIM, "t: t-SNE of an exported adapter's A and B matrices");

@@ -92,7 +92,7 @@ static void draw_gpu(train_scr *s, int y, int x, int w) {
 static void draw_header(train_scr *s, tui_rect r) {
     const hl_snapshot *sn = s->app->snap;
     char title[128];
-    snprintf(title, sizeof title, "Training");
+    snprintf(title, sizeof title, "%s", s->app->follow ? "Training (following, read-only)" : "Training");
     ui_box(r, ST_BOX, title, ST_TITLE);
     char st[64];
     snprintf(st, sizeof st, " %s ", hl_job_state_name(sn->state));
@@ -100,14 +100,15 @@ static void draw_header(train_scr *s, tui_rect r) {
         if (*p >= 'a' && *p <= 'z')
             *p = (char)(*p - 32);
     int stw = ui_width(st);
-    ui_text(r.y, r.x + 12, stw, state_style(sn->state) | S_REV | S_BOLD, st);
-    char rd[4096], shown[4096];
+    ui_text(r.y, r.x + (s->app->follow ? 34 : 12), stw, state_style(sn->state) | S_REV | S_BOLD, st);
+    char rd[4096], shown[4096], note[4200];
     if (sn->run_dir[0])
         snprintf(rd, sizeof rd, "%s", sn->run_dir);
     else
         hl_config_run_dir(&s->app->cfg, rd, sizeof rd);
-    paths_display(rd, shown, sizeof shown, (size_t)(r.w > 40 ? r.w - 30 : 10), ui_utf8);
-    ui_box_note(r, ST_DIM, shown);
+    paths_display(rd, shown, sizeof shown, (size_t)(r.w > 60 ? r.w - 50 : 10), ui_utf8);
+    snprintf(note, sizeof note, "%s%s", s->app->follow ? "following " : "", shown);
+    ui_box_note(r, s->app->follow ? ST_WARN : ST_DIM, note);
 
     int y = r.y + 1, x = r.x + 2, w = r.w - 4;
     char a[32], b[32], c[32], d[32], e[32];
@@ -153,6 +154,9 @@ static void draw_header(train_scr *s, tui_rect r) {
     xx = x;
     xx += ui_textf(y, xx, w, ST_TITLE, "%s", sn->tokens_per_s == sn->tokens_per_s ? fmt_si(a, sizeof a, sn->tokens_per_s) : "-");
     xx += ui_text(y, xx, x + w - xx, ST_DIM, " tok/s  ");
+    if (sn->ranks > 1) /* a data-parallel run: its ranks and the time a step spends in reductions */
+        xx += ui_textf(y, xx, x + w - xx, ST_DIM, "%d ranks, comm %.0f ms/step  ", sn->ranks,
+                       sn->comm_s == sn->comm_s ? sn->comm_s * 1e3 : 0.0);
     /* tokens the last step computed that were padding (packing keeps this small) */
     xx += ui_text(y, xx, x + w - xx, ST_DIM, "padding ");
     if (sn->padding_share == sn->padding_share)
@@ -375,11 +379,41 @@ static void resume_run(tui_app *app) {
     start_mode(app, HL_START_RESUME);
 }
 
+static void follow_chosen(tui_app *app, void *ctx, int ok, const char *text, int choice) {
+    (void)ctx;
+    (void)choice;
+    if (ok && text && *text)
+        app_follow(app, text);
+}
+
+/* o: follow a run directory (or stop following). The engine's own run keeps going meanwhile. */
+static void follow_toggle(tui_app *app) {
+    if (app->follow) {
+        char rd[4096];
+        snprintf(rd, sizeof rd, "%s", hl_follow_run_dir(app->follow));
+        app_unfollow(app);
+        app_msg(app, MSG_INFO, "stopped following %s", rd);
+        return;
+    }
+    char start[4096];
+    paths_data_dir(start, sizeof start);
+    if (paths_is_dir("runs"))
+        snprintf(start, sizeof start, "runs");
+    dialog_files(app, "Follow a run directory (Space or . chooses the folder)", start, 1, follow_chosen, NULL);
+}
+
 static int action(void *self, tui_app *app, tui_action a) {
     train_scr *s = self;
     const hl_snapshot *sn = app->snap;
     int active = sn->state != HL_JOB_IDLE && !hl_job_state_is_final(sn->state);
+    if (app->follow && (a == ACT_RUN || a == ACT_RESUME_RUN || a == ACT_PAUSE || a == ACT_STOP || a == ACT_SAVE_NOW)) {
+        app_msg(app, MSG_WARN, "read-only: a followed run is controlled where it was launched (o stops following)");
+        return 1;
+    }
     switch (a) {
+    case ACT_OPEN:
+        follow_toggle(app);
+        return 1;
     case ACT_RUN:
         if (active) {
             app_msg(app, MSG_WARN, "a run is active: p pauses, x stops");

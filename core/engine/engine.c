@@ -78,6 +78,17 @@ static snap_block *snap_copy(const hl_snapshot *src) {
     return b;
 }
 
+const hl_snapshot *hl_snapshot_dup(const hl_snapshot *src) {
+    snap_block *b = snap_copy(src);
+    return b ? &b->snap : NULL;
+}
+
+const hl_snapshot *hl_snapshot_ref(const hl_snapshot *s) {
+    if (s)
+        atomic_fetch_add(&snap_from(s)->refs, 1);
+    return s;
+}
+
 /* ---- the engine ---- */
 
 struct hl_engine {
@@ -96,6 +107,7 @@ struct hl_engine {
     hl_run_config cfg;
     hl_start_mode mode;
     hl_faults faults; /* tests only (hl_engine_set_faults) */
+    struct hl_comm *comm; /* data-parallel processes (hl_engine_set_comm), or NULL */
     hl_status result;
     char result_msg[512];
 };
@@ -156,7 +168,8 @@ static unsigned hook_poll(void *ctx, const hl_snapshot *st) {
 
 static void *job_main(void *arg) {
     hl_engine *e = arg;
-    hl_train_hooks hooks = {.ctx = e, .poll = hook_poll, .publish = hook_publish, .faults = &e->faults};
+    hl_train_hooks hooks = {.ctx = e, .poll = hook_poll, .publish = hook_publish, .faults = &e->faults,
+                            .comm = e->comm};
     hl_status st = hl_train_run(&e->cfg, e->mode, &hooks);
     pthread_mutex_lock(&e->mu);
     e->result = st;
@@ -256,6 +269,12 @@ hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg) {
         return hl_fail(HL_ERR_RANGE, "run directory path too long");
     snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s", run_dir);
     return HL_OK;
+}
+
+void hl_engine_set_comm(hl_engine *e, struct hl_comm *comm) {
+    pthread_mutex_lock(&e->mu);
+    e->comm = comm;
+    pthread_mutex_unlock(&e->mu);
 }
 
 void hl_engine_set_faults(hl_engine *e, const hl_faults *faults) {

@@ -59,6 +59,12 @@ hl_status hl_engine_start(hl_engine *e, const hl_run_config *cfg, hl_start_mode 
 /* Failures the next started jobs inject (tests only; NULL: none). The plan is copied. */
 void hl_engine_set_faults(hl_engine *e, const hl_faults *faults);
 
+/* The processes the next started jobs train with (data parallel; core/comm/comm.h). NULL: this
+ * process alone. The communicator stays the caller's and must outlive the jobs; only the job's
+ * thread calls into it while a job runs. */
+struct hl_comm;
+void hl_engine_set_comm(hl_engine *e, struct hl_comm *comm);
+
 /* Read <run_dir>/config.json into cfg (defaults first) and point cfg->out_dir at run_dir:
  * the first half of resuming a run. */
 hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg);
@@ -73,6 +79,13 @@ hl_status hl_engine_save_now(hl_engine *e);/* checkpoint after the current step 
  * it stays valid and unchanged until then. */
 const hl_snapshot *hl_engine_snapshot(hl_engine *e);
 void hl_snapshot_release(const hl_snapshot *s);
+
+/* A reference-counted deep copy of `src` (routing arrays included), released with
+ * hl_snapshot_release; NULL when out of memory. For other publishers of snapshots (the run
+ * follower, core/engine/follow.h), so that readers treat every snapshot alike. */
+const hl_snapshot *hl_snapshot_dup(const hl_snapshot *src);
+/* One more reference to a snapshot (each reference is released once). */
+const hl_snapshot *hl_snapshot_ref(const hl_snapshot *s);
 
 /* Block until the published version differs from `since` or timeout_ms passes
  * (timeout_ms < 0: forever). Returns the current version. */

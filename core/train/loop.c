@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "core/base/jsonout.h"
+#include "core/comm/comm.h"
+#include "core/comm/shard.h"
 #include "core/train/checkpoint.h"
 #include "core/train/export.h"
 #include "core/adapter/optim.h"
@@ -60,7 +62,17 @@ typedef struct {
     int64_t *ckpt_steps; /* complete checkpoints found at the start (ascending) */
     int n_ckpt;
     char aside[HL_CONFIG_PATH_MAX + 32]; /* the run being replaced, until the new one starts */
+
+    /* data parallel (hooks->comm): rank of K; rank 0 alone writes the run directory */
+    hl_comm *comm;
+    int rank, K;
+    float *agree_buf;  /* [n_params] host copy of the parameters for the checksum (K > 1 only) */
+    double *red;       /* [red_n] one step's values summed over ranks (losses, tokens, routing) */
+    size_t red_n;
+    int nccl_said;     /* the event saying GPU gradients go through NCCL was written */
 } job;
+
+static int is_root(const job *j) { return j->rank == 0; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -125,6 +137,74 @@ static unsigned poll_cmds_no_save(job *j) {
     return cmd;
 }
 
+/* ---- data parallel: what the ranks agree on ---- */
+
+/* After a phase that may fail on some ranks only (loading, a checkpoint written by rank 0, the
+ * export): every rank learns whether all succeeded. A rank that failed keeps its own error; the
+ * others fail with the first failing rank's message, marked as coming from elsewhere (that
+ * rank reports it), so that no rank waits for a collective the failed one never calls. */
+static hl_status agree_phase(job *j, hl_status mine) {
+    if (j->K <= 1)
+        return mine;
+    struct {
+        int32_t code;
+        char msg[476];
+    } me, *all = calloc((size_t)j->K, sizeof *all);
+    if (!all)
+        return mine ? mine : hl_fail(HL_ERR_NOMEM, "out of memory");
+    memset(&me, 0, sizeof me);
+    me.code = (int32_t)mine;
+    if (mine)
+        snprintf(me.msg, sizeof me.msg, "%s", hl_last_error()[0] ? hl_last_error() : hl_status_message(mine));
+    char keep[sizeof me.msg];
+    snprintf(keep, sizeof keep, "%s", me.msg);
+    hl_status st = hl_comm_allgather(j->comm, &me, sizeof me, all);
+    if (st) {
+        free(all);
+        return mine ? hl_fail(mine, "%s", keep) : st;
+    }
+    int bad = -1;
+    for (int r = 0; r < j->K && bad < 0; r++)
+        if (all[r].code)
+            bad = r;
+    if (bad < 0 || mine) {
+        free(all);
+        return mine ? hl_fail(mine, "%s", keep) : HL_OK;
+    }
+    j->s->error_elsewhere = 1;
+    st = hl_fail((hl_status)all[bad].code, "rank %d: %s", bad, all[bad].msg);
+    free(all);
+    return st;
+}
+
+/* Stop/checkpoint requests: any rank's request applies to all (each rank's signal handler or
+ * a launcher's signal reaches the ranks at different moments). */
+static hl_status agree_cmds(job *j) {
+    if (j->K <= 1)
+        return HL_OK;
+    int64_t v[2] = {(j->pending & HL_TRAIN_CMD_STOP) != 0, (j->pending & HL_TRAIN_CMD_SAVE) != 0};
+    HL_TRY(hl_comm_allreduce_max_i64(j->comm, v, 2));
+    j->pending = (v[0] ? HL_TRAIN_CMD_STOP : 0u) | (v[1] ? HL_TRAIN_CMD_SAVE : 0u);
+    return HL_OK;
+}
+
+/* The ranks must hold the same adapter (they take the same steps from the same sums): compare
+ * a checksum of the parameters (and the step) and stop with a clear error if they differ. */
+static hl_status agree_check(job *j) {
+    if (j->K <= 1)
+        return HL_OK;
+    const hl_adapters *lay = hl_session_layout(j->t->sess);
+    HL_TRY(hl_session_read_slab(j->t->sess, HL_SLAB_PARAMS, 0, lay->n_params, j->agree_buf));
+    char what[96];
+    snprintf(what, sizeof what, "the step count (run directory as each rank sees it)");
+    hl_status st = hl_comm_check_agree(j->comm, (uint64_t)j->s->step, what);
+    if (st)
+        return hl_fail(st, "%s. Every rank reads the checkpoint to resume from the run directory: keep it on a "
+                       "file system that all ranks see (the same path on every host)", hl_last_error());
+    snprintf(what, sizeof what, "the adapter checksum at step %lld", (long long)j->s->step);
+    return hl_comm_check_agree(j->comm, hl_checksum64(j->agree_buf, lay->n_params * sizeof(float)), what);
+}
+
 /* ---- metrics.jsonl ---- */
 
 /* Write a finite double or null. */
@@ -178,6 +258,8 @@ static double line_num(const char *line, const char *key) {
  * plot history from them, rewrite the file atomically, and open it for appending. */
 static hl_status metrics_reopen(job *j, int64_t keep_step, int fresh) {
     hl_snapshot *s = j->s;
+    if (!is_root(j))
+        return HL_OK; /* rank 0 alone writes the run directory */
     snprintf(j->metrics_path, sizeof j->metrics_path, "%s/metrics.jsonl", j->run_dir);
     if (fresh) {
         j->metrics = fopen(j->metrics_path, "w");
@@ -543,11 +625,15 @@ static hl_status do_save(job *j) {
     publish(j);
     hl_ckpt_state cs;
     fill_ckpt_state(j, &cs);
-    char path[HL_CONFIG_PATH_MAX + 64];
-    hl_status st = host_take(j, 1);
-    if (st == HL_OK)
-        st = hl_checkpoint_save_faults(j->run_dir, &j->host, &cs, &j->t->cfg, &j->faults, path, sizeof path);
-    host_close(j);
+    char path[HL_CONFIG_PATH_MAX + 64] = "";
+    hl_status st = HL_OK;
+    if (is_root(j)) { /* the other ranks hold the same adapter and state */
+        st = host_take(j, 1);
+        if (st == HL_OK)
+            st = hl_checkpoint_save_faults(j->run_dir, &j->host, &cs, &j->t->cfg, &j->faults, path, sizeof path);
+        host_close(j);
+    }
+    st = agree_phase(j, st); /* every rank learns whether rank 0 wrote it */
     s->state = prev;
     if (st) {
         char msg[700];
@@ -568,7 +654,7 @@ static hl_status do_save(job *j) {
     s->last_checkpoint_step = s->step;
     metrics_event(j, "checkpoint", path);
     job_event(j, 0, "checkpoint step-%lld saved", (long long)s->step);
-    hl_status pr = hl_checkpoint_prune(j->run_dir, j->t->cfg.keep_last, s->step);
+    hl_status pr = is_root(j) ? hl_checkpoint_prune(j->run_dir, j->t->cfg.keep_last, s->step) : HL_OK;
     if (pr)
         job_event(j, 1, "could not prune old checkpoints: %s", hl_last_error());
     publish(j);
@@ -609,30 +695,82 @@ static hl_status do_step(job *j) {
     HL_TRY(hl_session_zero_grad(t->sess));
     if (j->has_router)
         HL_TRY(hl_session_routing_reset(t->sess, HL_STATS_TRAIN));
-    double loss_sum = 0;
-    int64_t tokens = 0, computed = 0; /* real tokens; tokens computed (rows x columns, padding included) */
     int64_t which[4096];
-    int B = cfg->micro_batch;
-    for (int a = 0; a < cfg->grad_accum; a++) {
+    int B = cfg->micro_batch, G = cfg->grad_accum;
+    /* This rank's block of the step's micro-batches (all of them when alone): every rank walks
+     * the cursor over the whole step (packing included: it places every micro-batch's examples
+     * to know where the cursor stops) and sets the dropout counter as one process would. */
+    int first = 0, count = G;
+    hl_shard_microbatches(G, j->K, j->rank, &first, &count);
+    uint64_t d0 = hl_session_dropout_step(t->sess);
+    hl_comm_stats c0 = {0};
+    if (j->comm)
+        hl_comm_get_stats(j->comm, &c0);
+    /* red: [G] micro-batch losses (0 where another rank computes), real tokens, tokens computed
+     * (rows x columns, padding included), then routing */
+    memset(j->red, 0, j->red_n * sizeof *j->red);
+    for (int a = 0; a < G; a++) {
+        int mine = a >= first && a < first + count;
         if (t->packing) { /* whole examples in the cursor's order; the cursor stops after the last one placed */
             HL_TRY(hl_packed_next(&t->pk, &t->train, &j->cur));
         } else {
             for (int b = 0; b < B; b++)
                 which[b] = hl_cursor_next(&j->cur);
-            HL_TRY(hl_microbatch_fill(&t->mb, &t->train, which, B));
+            if (mine)
+                HL_TRY(hl_microbatch_fill(&t->mb, &t->train, which, B));
         }
+        if (!mine)
+            continue;
+        if (a == first)
+            hl_session_set_dropout_step(t->sess, d0 + (uint64_t)first);
         float l = 0;
         int64_t nt = 0;
         hl_batch batch = trainer_batch(t);
-        HL_TRY(hl_session_train_microbatch(t->sess, &batch, 1.0f / (float)cfg->grad_accum, &l, &nt));
-        loss_sum += l;
-        tokens += t->packing ? t->pk.n_tokens : t->mb.n_tokens;
-        computed += (int64_t)batch.B * batch.T;
-        if (a + 1 < cfg->grad_accum)
+        HL_TRY(hl_session_train_microbatch(t->sess, &batch, 1.0f / (float)G, &l, &nt));
+        j->red[a] = l;
+        j->red[G] += (double)(t->packing ? t->pk.n_tokens : t->mb.n_tokens);
+        j->red[G + 1] += (double)batch.B * batch.T;
+        if (a + 1 < first + count)
             poll_cmds_no_save(j); /* may block while paused */
     }
-    HL_TRY(hl_session_reduce_grads(t->sess, NULL)); /* one process: no-op */
-    double loss = loss_sum / cfg->grad_accum;
+    hl_session_set_dropout_step(t->sess, d0 + (uint64_t)G);
+    /* Gradients summed over the ranks through the backend's hook (no-op alone); the losses,
+     * token counts and routing statistics in one more reduction. */
+    HL_TRY(hl_session_reduce_grads(t->sess, j->comm));
+    if (!j->nccl_said && j->comm && hl_comm_device_ready(j->comm)) {
+        j->nccl_said = 1;
+        job_event(j, 0, "GPU gradients are summed through NCCL over %d rank%s", j->K, j->K == 1 ? "" : "s");
+    }
+    if (j->train_rs_ok)
+        HL_TRY(hl_session_routing(t->sess, HL_STATS_TRAIN, &j->train_rs));
+    if (j->K > 1) {
+        size_t np = (size_t)j->L * HL_TARGET_COUNT, nn = np * (size_t)j->N;
+        double *r = j->red + G + 2;
+        if (j->train_rs_ok) { /* (counts travel as doubles: exact below 2^53) */
+            for (size_t i = 0; i < np; i++)
+                r[i] = (double)j->train_rs.tokens[i], r[np + i] = j->train_rs.entropy_sum[i];
+            for (size_t i = 0; i < nn; i++)
+                r[2 * np + i] = j->train_rs.weight_sum[i], r[2 * np + nn + i] = (double)j->train_rs.top1[i];
+        }
+        HL_TRY(hl_comm_allreduce_f64(j->comm, j->red, j->red_n));
+        if (j->train_rs_ok) {
+            for (size_t i = 0; i < np; i++)
+                j->train_rs.tokens[i] = (int64_t)r[i], j->train_rs.entropy_sum[i] = r[np + i];
+            for (size_t i = 0; i < nn; i++)
+                j->train_rs.weight_sum[i] = r[2 * np + i], j->train_rs.top1[i] = (int64_t)r[2 * np + nn + i];
+        }
+    }
+    /* the step loss as one process adds it: micro-batch losses in order a = 0..G-1 */
+    double loss_sum = 0;
+    for (int a = 0; a < G; a++)
+        loss_sum += (double)(float)j->red[a];
+    int64_t tokens = (int64_t)j->red[G], computed = (int64_t)j->red[G + 1];
+    double loss = loss_sum / G;
+    if (j->comm) {
+        hl_comm_stats c1;
+        hl_comm_get_stats(j->comm, &c1);
+        s->comm_s = c1.seconds - c0.seconds;
+    }
     int64_t k = s->step + 1; /* the step being taken, 1-based */
     if (j->faults.nan_loss_step > 0 && j->faults.nan_loss_step == k)
         loss = NAN;
@@ -669,8 +807,8 @@ static hl_status do_step(job *j) {
     hl_series_add(&s->lr_hist, k, lr);
     hl_series_add(&s->grad_norm_hist, k, (float)gnorm);
     hl_series_add(&s->tokens_per_s_hist, k, (float)tps);
-    if (j->train_rs_ok && hl_session_routing(t->sess, HL_STATS_TRAIN, &j->train_rs) == HL_OK)
-        routing_take(j, &j->train_rs, 0);
+    if (j->train_rs_ok)
+        routing_take(j, &j->train_rs, 0); /* over the global batch (summed over the ranks above) */
     if (j->metrics) {
         FILE *f = j->metrics;
         fprintf(f, "{\"event\":\"step\",\"step\":%lld,\"epoch\":%.6f,\"loss\":%.9g,\"loss_hex\":\"%a\",\"lr\":%.9g,"
@@ -682,9 +820,12 @@ static hl_status do_step(job *j) {
         fputs(",\"eval_loss\":", f);
         json_num(f, s->eval_loss);
         fprintf(f, ",\"tokens\":%lld,\"tokens_computed\":%lld,\"padding_share\":%.6f,\"tokens_seen\":%lld,"
-                "\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"elapsed_s\":%.3f,\"eta_s\":%.1f,\"mem_bytes\":%lld}\n",
+                "\"tokens_per_s\":%.1f,\"step_s\":%.4f,\"elapsed_s\":%.3f,\"eta_s\":%.1f,\"mem_bytes\":%lld",
                 (long long)tokens, (long long)computed, s->padding_share, (long long)s->tokens_seen, tps, dt,
                 s->elapsed_s, s->eta_s, (long long)rss_bytes());
+        if (j->K > 1) /* time in reductions across ranks (waiting for the slowest included) */
+            fprintf(f, ",\"ranks\":%d,\"comm_s\":%.5f", j->K, s->comm_s);
+        fputs("}\n", f);
         fflush(f);
     }
     return HL_OK;
@@ -877,7 +1018,10 @@ static hl_status load_newest_intact(job *j, const int64_t *steps, int n, hl_ckpt
     return hl_fail(HL_ERR_FORMAT, "no checkpoint of %s can be read; the newest: %s", j->run_dir, first_err);
 }
 
-static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode) {
+/* Everything before the run directory changes: model, data, session, schedule, and the
+ * checkpoint to resume (into *cs; cs->step = -1 when there is none). */
+static hl_status load_all(job *j, const hl_run_config *cfg_in, hl_start_mode mode, hl_ckpt_state *cs, char *cdir,
+                          size_t cdir_size) {
     hl_snapshot *s = j->s;
     hl_trainer *t = j->t;
     HL_TRY(check_run_dir(j, cfg_in, mode, &j->ckpt_steps, &j->n_ckpt));
@@ -929,6 +1073,14 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
               mp->total / 1048576.0, (mp->params + mp->grads + mp->moments) / 1048576.0, mp->activations / 1048576.0,
               mp->scratch / 1048576.0, mp->weights / 1048576.0, bi.is_gpu ? "" : " mapped", (long long)lay->n_params);
     HL_TRY(routing_setup(j));
+    /* one step's values summed over the ranks: [G] losses, tokens, tokens computed, then routing */
+    size_t np = (size_t)j->L * HL_TARGET_COUNT;
+    j->red_n = (size_t)cfg->grad_accum + 2 + (j->train_rs_ok ? 2 * np + 2 * np * (size_t)j->N : 0);
+    j->red = calloc(j->red_n, sizeof *j->red);
+    if (j->K > 1)
+        j->agree_buf = malloc(lay->n_params * sizeof *j->agree_buf);
+    if (!j->red || (j->K > 1 && !j->agree_buf))
+        return hl_fail(HL_ERR_NOMEM, "out of memory for the step's reduction buffers");
 
     /* Steps and schedule. */
     int64_t per_step = (int64_t)cfg->micro_batch * cfg->grad_accum;
@@ -953,16 +1105,39 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
 
     /* Data cursor and state: fresh or from the checkpoint (all loaded before the run
      * directory changes). */
+    if (mode == HL_START_RESUME && j->n_ckpt > 0) {
+        HL_TRY(load_newest_intact(j, j->ckpt_steps, j->n_ckpt, cs, cdir, cdir_size));
+        if (cs->total_steps != total)
+            return hl_fail(HL_ERR_ARG, "%s was saved for %lld total steps, this config gives %lld", cdir,
+                           (long long)cs->total_steps, (long long)total);
+    }
+    return HL_OK;
+}
+
+static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode) {
+    hl_snapshot *s = j->s;
+    hl_trainer *t = j->t;
     hl_ckpt_state cs;
     char cdir[HL_CONFIG_PATH_MAX + 64];
     cs.step = -1;
-    if (mode == HL_START_RESUME && j->n_ckpt > 0) {
-        HL_TRY(load_newest_intact(j, j->ckpt_steps, j->n_ckpt, &cs, cdir, sizeof cdir));
-        if (cs.total_steps != total)
-            return hl_fail(HL_ERR_ARG, "%s was saved for %lld total steps, this config gives %lld", cdir,
-                           (long long)cs.total_steps, (long long)total);
+    /* With several ranks: nobody touches the run directory unless every rank has loaded. */
+    HL_TRY(agree_phase(j, load_all(j, cfg_in, mode, &cs, cdir, sizeof cdir)));
+    if (j->K > 1) {
+        int64_t stop = j->stop_in_loading;
+        HL_TRY(hl_comm_allreduce_max_i64(j->comm, &stop, 1));
+        j->stop_in_loading = (int)stop;
     }
-    HL_TRY(claim_run_dir(j, cfg, mode));
+    if (j->stop_in_loading)
+        return HL_OK;
+    const hl_run_config *cfg = &t->cfg; /* with max_len clamped to the model's context */
+    int64_t total = s->total_steps;
+    hl_backend_info bi;
+    HL_TRY(hl_backend_get_info(t->be, &bi));
+    /* Rank 0 alone writes the run directory; the others learn whether it could. */
+    hl_status cst = is_root(j) ? claim_run_dir(j, cfg, mode) : HL_OK;
+    if (cst == HL_OK)
+        cst = metrics_reopen(j, cs.step >= 0 ? cs.step : 0, cs.step < 0);
+    HL_TRY(agree_phase(j, cst));
     if (cs.step >= 0) {
         HL_TRY(hl_cursor_restore(&j->cur, t->train.n, 1, cs.epoch, cs.pos, cs.consumed, &cs.data_rng));
         j->cur_ok = 1;
@@ -974,25 +1149,23 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
         s->epoch = (double)cs.consumed / (double)t->train.n;
         s->last_checkpoint_step = cs.step;
         j->last_save_step = cs.step;
-        HL_TRY(metrics_reopen(j, cs.step, 0));
         metrics_event(j, "resume", cdir);
         job_event(j, 0, "resumed from checkpoint step-%lld%s", (long long)cs.step,
                   cs.step >= total ? " (the run had already finished)" : "");
     } else {
         HL_TRY(hl_cursor_init(&j->cur, t->train.n, (uint64_t)cfg->seed, 1));
         j->cur_ok = 1;
-        HL_TRY(metrics_reopen(j, 0, 1));
         if (mode == HL_START_RESUME)
             job_event(j, 0, "no complete checkpoint yet: starting from step 0");
     }
     if (j->metrics) {
         fprintf(j->metrics, "{\"event\":\"start\",\"step\":%lld,\"time\":%lld,\"total_steps\":%lld,\"n_train\":%lld,"
                 "\"n_val\":%lld,\"trainable_params\":%lld,\"mem_planned\":%lld,\"device\":\"%s\",\"threads\":%d,"
-                "\"records_loaded\":%lld,"
+                "\"ranks\":%d,\"records_loaded\":%lld,"
                 "\"malformed_skipped\":%lld,\"truncated\":%lld,\"no_target_skipped\":%lld}\n",
                 (long long)s->step, (long long)time(NULL), (long long)total, (long long)t->train.n,
                 (long long)t->val.n, (long long)s->trainable_params, (long long)s->mem_planned, bi.name, bi.threads,
-                (long long)t->n_loaded, (long long)t->n_malformed, (long long)t->n_truncated,
+                j->K, (long long)t->n_loaded, (long long)t->n_malformed, (long long)t->n_truncated,
                 (long long)t->n_skipped);
         fflush(j->metrics);
     }
@@ -1003,6 +1176,7 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
 
     /* Baseline eval before the first step of a new run. */
     discard_old_run(j); /* the new run has started: the one it replaces goes */
+    HL_TRY(agree_check(j)); /* the ranks start from the same adapter (and the same checkpoint) */
     if (s->step == 0 && t->val.n > 0) {
         s->state = HL_JOB_RUNNING;
         HL_TRY(do_eval(j));
@@ -1012,6 +1186,8 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
 
     while (s->step < total) {
         unsigned top = poll_cmds(j);
+        HL_TRY(agree_cmds(j)); /* (several ranks: any rank's request, for all) */
+        top = j->pending | (top & HL_TRAIN_CMD_PAUSED);
         if (top & HL_TRAIN_CMD_STOP)
             break;
         if (j->woke_paused && (top & HL_TRAIN_CMD_SAVE)) {
@@ -1028,13 +1204,19 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
         }
         HL_TRY(do_step(j));
         int64_t k = s->step;
-        if (cfg->eval_every > 0 && k % cfg->eval_every == 0 && k < total)
+        if (cfg->eval_every > 0 && k % cfg->eval_every == 0 && k < total) {
             HL_TRY(do_eval(j));
+            HL_TRY(agree_check(j));
+        }
         publish(j);
-        unsigned cmd = poll_cmds(j);
+        poll_cmds(j);
+        HL_TRY(agree_cmds(j));
+        unsigned cmd = j->pending;
         if ((cfg->save_every > 0 && k % cfg->save_every == 0 && k < total) || (cmd & HL_TRAIN_CMD_SAVE) ||
             (cmd & HL_TRAIN_CMD_STOP)) {
             j->pending &= ~(unsigned)HL_TRAIN_CMD_SAVE;
+            if (cfg->eval_every <= 0)
+                HL_TRY(agree_check(j)); /* no evals: the ranks compare at every checkpoint */
             HL_TRY(do_save(j));
         }
         if (j->faults.step_delay_ms > 0)
@@ -1050,26 +1232,47 @@ static hl_status run_job(job *j, const hl_run_config *cfg_in, hl_start_mode mode
     }
     if (j->last_eval_step != s->step)
         HL_TRY(do_eval(j));
+    HL_TRY(agree_check(j));
     HL_TRY(do_save(j));
     char adir[HL_CONFIG_PATH_MAX + 32];
     snprintf(adir, sizeof adir, "%s/adapter", j->run_dir);
     hl_export_info info;
-    HL_TRY(host_take(j, 0));
-    hl_status est = hl_export_adapters(&j->host, cfg, adir, HL_DTYPE_F32, &info);
-    host_close(j);
-    HL_TRY(est);
+    hl_status est = HL_OK;
+    if (is_root(j)) {
+        est = host_take(j, 0);
+        if (est == HL_OK)
+            est = hl_export_adapters(&j->host, cfg, adir, HL_DTYPE_F32, &info);
+        host_close(j);
+    }
+    HL_TRY(agree_phase(j, est));
     s->state = HL_JOB_FINISHED;
     metrics_event(j, "finish", adir);
     job_event(j, 0, "finished: %lld steps, adapter exported to %s", (long long)s->step, adir);
     return HL_OK;
 }
 
-hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_train_hooks *hooks) {
+/* Several ranks on GPUs: one GPU per rank, the one of its rank among the ranks of its host, unless
+ * the config names a GPU itself ("cuda:N" is taken as given). */
+static hl_status rank_device(const job *j, hl_run_config *cfg) {
+    if (j->K <= 1)
+        return HL_OK;
+    char canon[32];
+    HL_TRY(hl_backend_resolve(cfg->device[0] ? cfg->device : "auto", canon, sizeof canon));
+    int named = !strncmp(cfg->device, "cuda:", 5);
+    if (!strncmp(canon, "cuda", 4) && !named)
+        snprintf(cfg->device, sizeof cfg->device, "cuda:%d", hl_comm_local_rank(j->comm));
+    return HL_OK;
+}
+
+hl_status hl_train_run(const hl_run_config *cfg_given, hl_start_mode mode, const hl_train_hooks *hooks) {
     job j;
     memset(&j, 0, sizeof j);
     j.hooks = hooks;
     if (hooks && hooks->faults)
         j.faults = *hooks->faults;
+    j.comm = hooks ? hooks->comm : NULL;
+    j.rank = j.comm ? hl_comm_rank(j.comm) : 0;
+    j.K = j.comm ? hl_comm_size(j.comm) : 1;
     j.s = calloc(1, sizeof *j.s);
     j.t = calloc(1, sizeof *j.t);
     if (!j.s || !j.t) {
@@ -1078,7 +1281,11 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
         return hl_fail(HL_ERR_NOMEM, "out of memory");
     }
     hl_snapshot *s = j.s;
+    hl_run_config cfg_rank = *cfg_given;
+    const hl_run_config *cfg = &cfg_rank;
     s->cfg = *cfg;
+    s->rank = j.rank;
+    s->ranks = j.K;
     hl_config_run_dir(cfg, j.run_dir, sizeof j.run_dir);
     snprintf(s->run_dir, sizeof s->run_dir, "%s", j.run_dir);
     s->state = HL_JOB_LOADING;
@@ -1097,7 +1304,9 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     hl_examples_init(&j.t->val);
     publish(&j);
 
-    hl_status st = run_job(&j, cfg, mode);
+    hl_status st = rank_device(&j, &cfg_rank);
+    if (st == HL_OK)
+        st = run_job(&j, cfg, mode);
     if (st == HL_OK && j.stop_in_loading) {
         s->state = HL_JOB_STOPPED;
         job_event(&j, 0, "stopped while loading (nothing trained)");
@@ -1125,6 +1334,8 @@ hl_status hl_train_run(const hl_run_config *cfg, hl_start_mode mode, const hl_tr
     if (j.cur_ok)
         hl_cursor_free(&j.cur);
     routing_free(&j);
+    free(j.red);
+    free(j.agree_buf);
     host_close(&j);
     hl_trainer_close(j.t);
     free(j.s);

@@ -107,6 +107,10 @@ typedef struct {
     uint64_t version;         /* increases with every publication */
     hl_job_state state;
     char error[512];          /* FAILED: what went wrong (e.g. "loss is nan at step 37 ...") */
+    int error_elsewhere;      /* FAILED because another rank of a data-parallel run failed (its
+                                 message is in error; that rank reports it itself) */
+    int rank, ranks;          /* this process in a data-parallel run (0 and 1: alone) */
+    double comm_s;            /* seconds of the last step spent in reductions across ranks */
     char run_dir[4096];
     hl_run_config cfg;        /* the config of the job (zeroed before the first start) */
 

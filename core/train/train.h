@@ -57,6 +57,14 @@ typedef struct {
     void (*publish)(void *ctx, const hl_snapshot *status);
     /* Failures to inject (tests only; NULL: none). */
     const hl_faults *faults;
+    /* The processes of a data-parallel run (core/comm/comm.h; NULL or one process: this
+     * process alone). With K ranks, every rank runs the job with the same config: each
+     * computes its block of every step's micro-batches (core/comm/shard.h) from the one data
+     * cursor, gradients and routing statistics are summed over the ranks, every rank takes the
+     * same AdamW step, the ranks compare an adapter checksum at every eval (or, without evals,
+     * at every checkpoint), and rank 0 alone writes the run directory (metrics, checkpoints,
+     * export). Stop/checkpoint requests of any rank apply to all at the end of the step. */
+    struct hl_comm *comm;
 } hl_train_hooks;
 
 /* Run a job to its end in the calling thread. Returns HL_OK when it FINISHED or STOPPED

@@ -40,6 +40,8 @@ docmap=${1:-$(dirname "$0")/docmap.txt}
 #   model     the model object and its loaders; the tokenizer (model/tokenizer/)
 #   text      records, prompts + labels, text files, token-id lists, examples and batches
 #   adapter   adapter layout/initialisation/routing statistics; optimizer settings and schedule
+#   comm      the communicator across processes (MPI, NCCL bootstrapped through MPI) and the
+#             data-sharding rule: the backends' gradient-reduction hook calls it
 #   backend   the seam (backend.h) and its implementations (cpu/, cuda/)
 #   train     run config, checkpoints, exports, collapse, the trainer and its job loop, scoring
 #   eval      generation, sampling, BIG-Bench Hard (eval/bbh/)
@@ -271,10 +273,13 @@ hl_core_layer(hltext text)
 target_link_libraries(hltext PUBLIC hlmodel ZLIB::ZLIB)
 hl_core_layer(hladapter adapter)
 target_link_libraries(hladapter PUBLIC hltext)
+# the communicator across processes (MPI/NCCL are added to it by the comm block below)
+hl_core_layer(hlcomm comm)
+target_link_libraries(hlcomm PUBLIC hlbase)
 # the backends: the seam and the CPU implementation (OpenBLAS tiles on OpenMP threads)
 hl_core_layer(hlbackend backend backend/cpu)
 target_include_directories(hlbackend PUBLIC ${OPENBLAS_INCLUDE_DIR})
-target_link_libraries(hlbackend PUBLIC hladapter ${OPENBLAS_LIB} OpenMP::OpenMP_C)
+target_link_libraries(hlbackend PUBLIC hladapter hlcomm ${OPENBLAS_LIB} OpenMP::OpenMP_C)
 # The library that holds the backends (core/backend/): implementations hook in here (CUDA).
 set(HL_BACKEND_TARGET hlbackend)
 hl_core_layer(hltrain train)

@@ -10,6 +10,8 @@
 #include "core/backend/cpu/cpu.h"
 #include "core/backend/cpu/llama.h"
 #include "core/backend/cpu/cpu_adamw.h"
+/* hl_comm_allreduce_f32: the gradient-reduction hook across processes */
+#include "core/comm/comm.h"
 
 typedef struct {
     hl_llama *ctx;
@@ -93,10 +95,10 @@ hl_status cpu_logits(hl_session *s, const hl_batch *b, float *logits) {
 }
 
 hl_status cpu_reduce_grads(hl_session *s, struct hl_comm *comm) {
-    (void)s;
-    if (comm)
-        return hl_fail(HL_ERR_STATE, "gradient reduction across processes is not available in this build");
-    return HL_OK; /* one process: the slab already holds the sum */
+    if (!comm || hl_comm_size(comm) == 1)
+        return HL_OK; /* one process: the slab already holds the sum */
+    /* The one contiguous f32 gradient slab, summed in rank order (identical bits everywhere). */
+    return hl_comm_allreduce_f32(comm, s->layout.grads, s->layout.n_params);
 }
 
 hl_status cpu_optim_step(hl_session *s, int64_t t, float lr, const hl_optim_config *oc, double *grad_norm) {

@@ -7,6 +7,8 @@
 
 #include "core/backend/cuda/cuda_check.h"
 #include "core/backend/cuda/cuda_session.h"
+/* hl_comm_device_allreduce_f32: the gradient-reduction hook across processes (NCCL) */
+#include "core/comm/comm.h"
 #include "core/base/tensor.h"
 
 
@@ -349,10 +351,22 @@ hl_status cu_zero_grad(hl_session *s) {
 }
 
 hl_status cu_reduce_grads(hl_session *s, struct hl_comm *comm) {
-    (void)s;
-    if (!comm)
+    cu_session *cs = s->impl;
+    if (!comm || !cs->grads || !cs->d.n_params)
         return HL_OK;
-    return hl_fail(HL_ERR_STATE, "gradient reduction across processes is not yet on cuda: train on one GPU");
+    if (!hl_comm_have_nccl()) {
+        if (hl_comm_size(comm) == 1)
+            return HL_OK; /* one process: the buffer already holds the sum */
+        return hl_fail(HL_ERR_STATE, "GPU gradients of %d processes need NCCL, and this hydralora was built without "
+                       "it (install NCCL and rebuild with -DHL_NCCL=ON)", hl_comm_size(comm));
+    }
+    /* The one contiguous f32 gradient buffer, summed in place by NCCL on the session's stream
+     * (the micro-batches queued on it come first); the communicator is made on first use, by
+     * every rank at the same step, on this session's GPU. One rank sums too: the run then takes
+     * the same path as with several, and NCCL leaves one rank's buffer as it is. */
+    if (!hl_comm_device_ready(comm))
+        HL_TRY(hl_comm_device_open(comm, s->be->device));
+    return hl_comm_device_allreduce_f32(comm, cs->grads, cs->d.n_params, cs->st);
 }
 
 hl_status cu_optim_step(hl_session *s, int64_t t, float lr, const hl_optim_config *cfg, double *grad_norm) {
