@@ -72,6 +72,10 @@ hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, con
 /* Full logits [B*T, vocab] of every position (padding rows are 0), no dropout. */
 hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, int B, int T, float *logits);
 
+/* Arithmetic of the frozen-weight products (core/gemm.h: HL_COMPUTE_AUTO by default, F32 for
+ * the exact path). Takes effect from the next call. */
+void hl_llama_set_compute(hl_llama *ctx, int compute);
+
 /* Routing statistics gathered by training forwards (flag HL_LLAMA_STATS) and by
  * hl_llama_eval when `collect` was switched on; NULL without a router. */
 hl_routing_stats *hl_llama_routing(hl_llama *ctx);
@@ -91,6 +95,7 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
 hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, const int *pos0, const int *slot,
                            float *logits, int all_logits);
 size_t hl_infer_bytes(const hl_infer *inf);
+void hl_infer_set_compute(hl_infer *inf, int compute); /* as hl_llama_set_compute */
 void hl_infer_free(hl_infer *inf);
 
 #endif
