@@ -107,6 +107,30 @@ static mm_slot *slot_find(const mm_key *k) {
     return NULL;
 }
 
+/* Distinct implementation names oneDNN picked ("brg:avx512_core_amx", "gemm:jit", ...), for
+ * benchmarks to show which kernels ran. */
+static char impl_seen[256];
+static pthread_mutex_t impl_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void impl_note(const char *impl, int bf16) {
+    char item[64];
+    snprintf(item, sizeof item, "%s %s", bf16 ? "bf16" : "f32", impl);
+    pthread_mutex_lock(&impl_lock);
+    if (!strstr(impl_seen, item) && strlen(impl_seen) + strlen(item) + 3 < sizeof impl_seen) {
+        if (impl_seen[0])
+            strcat(impl_seen, ", ");
+        strcat(impl_seen, item);
+    }
+    pthread_mutex_unlock(&impl_lock);
+}
+
+const char *hl_dnnl_impls(char *buf, size_t n) {
+    pthread_mutex_lock(&impl_lock);
+    snprintf(buf, n, "%s", impl_seen[0] ? impl_seen : "none yet");
+    pthread_mutex_unlock(&impl_lock);
+    return buf;
+}
+
 static dnnl_primitive_t mm_create(const mm_key *k) {
     dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t a, b, c;
@@ -136,6 +160,9 @@ static dnnl_primitive_t mm_create(const mm_key *k) {
     if (dnnl_primitive_desc_create(&pd, &md, attr, dnnl_eng, NULL) == dnnl_success) {
         if (dnnl_primitive_create(&prim, pd) != dnnl_success)
             prim = NULL;
+        const char *impl = NULL;
+        if (prim && dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+            impl_note(impl, k->bf16);
         dnnl_primitive_desc_destroy(pd);
     }
     if (po)
@@ -245,6 +272,10 @@ int hl_dnnl_bf16_native(void) { return 0; }
 const char *hl_dnnl_version_str(void) { return NULL; }
 const char *hl_dnnl_isa_str(void) { return NULL; }
 int hl_dnnl_cached_primitives(void) { return 0; }
+const char *hl_dnnl_impls(char *buf, size_t n) {
+    snprintf(buf, n, "oneDNN not built in");
+    return buf;
+}
 int hl_dnnl_matmul_ready(int bf16, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int trans_b,
                          float beta, int64_t ldc) {
     (void)bf16, (void)M, (void)N, (void)K, (void)lda, (void)ldb, (void)trans_b, (void)beta, (void)ldc;

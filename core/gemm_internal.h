@@ -6,6 +6,7 @@
 #ifndef HL_GEMM_INTERNAL_H
 #define HL_GEMM_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/tensor.h"
@@ -56,5 +57,7 @@ int hl_dnnl_matmul_ready(int bf16, int64_t M, int64_t N, int64_t K, int64_t lda,
 
 /* Primitives created so far (benchmarks: every distinct shape costs one JIT compilation). */
 int hl_dnnl_cached_primitives(void);
+/* The distinct oneDNN implementations chosen so far ("bf16 brg:avx512_core_amx, ..."), into buf. */
+const char *hl_dnnl_impls(char *buf, size_t n);
 
 #endif
