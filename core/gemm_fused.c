@@ -8,11 +8,11 @@
  * one-by-one) and run after run.
  *
  * Threads own blocks of weight rows; inside a block, FUSED_MC input rows at a time go through
- * register tiles of FUSED_MB rows × FUSED_NR weight rows over the whole K, the weights converted
- * to f32 in registers as they are loaded. Tiles per ISA (the build's -march decides): AVX-512:
- * 16 lanes = one zmm, 2 × 8 tile; AVX2+FMA: 8 lanes = one ymm, 2 × 4 tile; otherwise plain C over
- * 8 lanes. Intrinsics with named accumulators rather than lane loops: gcc 12 turned plain lane
- * loops into gathers (1-2 GFLOP/s on a Zen 3 core) and kept arrays of vectors in memory. */
+ * register tiles (rows × weight rows, see below) over the whole K, the weights converted to f32
+ * in registers as they are loaded: the first rows read them from memory, later ones from L2.
+ * Intrinsics with named accumulators rather than lane loops: gcc 12 turned plain lane loops
+ * into gathers (1-2 GFLOP/s on a Zen 3 core) and kept arrays of vectors in memory. The build's
+ * -march decides: AVX-512 (16 lanes = one zmm), AVX2+FMA (8 lanes = one ymm), else plain C. */
 #include <omp.h>
 #include <string.h>
 
@@ -27,26 +27,41 @@
 #define FUSED_NB 32 /* weight rows per block (a thread's unit of work) */
 #define FUSED_MC 32 /* input rows per pass over a block */
 
+/* Register tiles (rows × weight rows): "narrow" for few rows (more weight rows at a time: more
+ * memory streams while the weights come from memory), "wide" from FUSED_WIDE_FROM rows on (each
+ * converted weight vector serves more rows). Measured on a Zen 3 core (AVX2): narrow 2×4 gives
+ * 12 / 35 GFLOP/s at 1 / 4 rows against 9 / 26 for 4×2; from 16 rows on 4×2 gives 50-61 against
+ * 48-54. One row alone goes through a 1 × FUSED_NR1 tile. */
+#define FUSED_WIDE_FROM 16
 #if defined(__AVX512F__)
 #define FUSED_LANES 16
-#define FUSED_NR 8
-#define FUSED_MB 2
 #define VF __m512
 #define VLOAD _mm512_loadu_ps
 #define VSTORE _mm512_storeu_ps
 #define VFMA _mm512_fmadd_ps
+#define NARROW_MB 2 /* 16 accumulators of 32 zmm registers */
+#define NARROW_NR 8
+#define WIDE_MB 4
+#define WIDE_NR 4
+#define FUSED_NR1 8
 #elif defined(__AVX2__) && defined(__FMA__)
 #define FUSED_LANES 8
-#define FUSED_NR 4
-#define FUSED_MB 2
 #define VF __m256
 #define VLOAD _mm256_loadu_ps
 #define VSTORE _mm256_storeu_ps
 #define VFMA _mm256_fmadd_ps
+#define NARROW_MB 2 /* 8 accumulators of 16 ymm registers */
+#define NARROW_NR 4
+#define WIDE_MB 4
+#define WIDE_NR 2
+#define FUSED_NR1 4
 #else
 #define FUSED_LANES 8
-#define FUSED_NR 4
-#define FUSED_MB 2
+#define NARROW_MB 2
+#define NARROW_NR 4
+#define WIDE_MB 4
+#define WIDE_NR 2
+#define FUSED_NR1 4
 #endif
 
 typedef float lanes_t[FUSED_NB][FUSED_LANES];
@@ -77,65 +92,73 @@ static inline __attribute__((always_inline)) float wscalar(const void *p, int64_
                                  : hl_f16_to_f32(((const uint16_t *)p)[k]);
 }
 
+/* Lists for the tile bodies: L<n>(X) expands X(0) .. X(n-1); L<n>R(X, r) the same with r. */
+#define L1(X) X(0)
+#define L2(X) X(0) X(1)
+#define L4(X) X(0) X(1) X(2) X(3)
+#define L8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define L1R(X, r) X(0, r)
+#define L2R(X, r) X(0, r) X(1, r)
+#define L4R(X, r) X(0, r) X(1, r) X(2, r) X(3, r)
+#define LIST_(n) L##n
+#define LIST(n) LIST_(n)
+#define LISTR_(n) L##n##R
+#define LISTR(n) LISTR_(n)
+
+/* acc[i][r0 + r] += the vector part [0, kv) for rows x[0..MB) (stride ldx) and weight rows
+ * w[0..NR) of dtype dt: a register tile, every accumulator a named variable, each weight vector
+ * loaded (and converted) once for MB rows. */
 #ifdef VF
-#if FUSED_NR == 8
-#define NR_LIST(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#define DEFINE_TILE(NAME, MB, NR)                                                                                     \
+    static inline __attribute__((always_inline)) void NAME(lanes_t *acc, const float *x, int64_t ldx,                 \
+                                                            const void *const *w, hl_dtype dt, int r0, int64_t kv) { \
+        TILE_BODY(MB, NR)                                                                                             \
+    }
+#define DECL_IR(i, r) VF a##i##_##r = VLOAD(acc[i][r0 + r]);
+#define DECL_R(r) LISTR(TILE_MB)(DECL_IR, r) const void *w##r = w[r];
+#define XLOAD(i) VF xv##i = VLOAD(x + i * ldx + k);
+/* keep the rows in registers: otherwise gcc folds their loads into every FMA */
+#define XPIN(i) __asm__("" : "+x"(xv##i));
+#define FMA_IR(i, r) a##i##_##r = VFMA(xv##i, wv, a##i##_##r);
+#define STEP_R(r)                                                                                                     \
+    wv = wload(w##r, k, dt);                                                                                          \
+    LISTR(TILE_MB)(FMA_IR, r)
+#define STORE_IR(i, r) VSTORE(acc[i][r0 + r], a##i##_##r);
+#define STORE_R(r) LISTR(TILE_MB)(STORE_IR, r)
+#define TILE_BODY(MB, NR)                                                                                             \
+    LIST(NR)(DECL_R)                                                                                                  \
+    for (int64_t k = 0; k < kv; k += FUSED_LANES) {                                                                   \
+        LIST(MB)(XLOAD)                                                                                               \
+        LIST(MB)(XPIN)                                                                                                \
+        VF wv;                                                                                                        \
+        LIST(NR)(STEP_R)                                                                                              \
+    }                                                                                                                 \
+    LIST(NR)(STORE_R)
 #else
-#define NR_LIST(X) X(0) X(1) X(2) X(3)
-#endif
+#define DEFINE_TILE(NAME, MB, NR)                                                                                     \
+    static inline void NAME(lanes_t *acc, const float *x, int64_t ldx, const void *const *w, hl_dtype dt, int r0,    \
+                            int64_t kv) {                                                                             \
+        for (int i = 0; i < MB; i++)                                                                                  \
+            for (int r = 0; r < NR; r++) {                                                                            \
+                float *a = acc[i][r0 + r];                                                                            \
+                const float *xi = x + i * ldx;                                                                        \
+                for (int64_t k = 0; k < kv; k += FUSED_LANES)                                                         \
+                    for (int j = 0; j < FUSED_LANES; j++)                                                             \
+                        a[j] += xi[k + j] * wscalar(w[r], k + j, dt);                                                 \
+            }                                                                                                         \
+    }
 #endif
 
-/* acc[i][r0 + r] += the vector part [0, kv) for rows x[0..mbt) (stride ldx) and weight rows
- * w[0..FUSED_NR) of dtype dt: the register tile. mbt is FUSED_MB or 1 (constants after
- * inlining); one row still has FUSED_NR independent accumulators for the FMA pipes. */
-static inline __attribute__((always_inline)) void tile(lanes_t *acc, const float *x, int64_t ldx,
-                                                        const void *const *w, hl_dtype dt, const int mbt, int r0,
-                                                        int64_t kv) {
-#ifdef VF
-    const float *x0 = x, *x1 = x + ldx;
-#define DECL(r)                                                                                                       \
-    VF a0##r = VLOAD(acc[0][r0 + r]), a1##r = mbt > 1 ? VLOAD(acc[1][r0 + r]) : a0##r;                               \
-    const void *w##r = w[r];
-    NR_LIST(DECL)
-#undef DECL
-    if (mbt > 1) {
-        for (int64_t k = 0; k < kv; k += FUSED_LANES) {
-            VF xv0 = VLOAD(x0 + k), xv1 = VLOAD(x1 + k), wv;
-            /* keep the rows in registers: otherwise gcc folds their loads into every FMA */
-            __asm__("" : "+x"(xv0), "+x"(xv1));
-#define STEP(r)                                                                                                       \
-    wv = wload(w##r, k, dt);                                                                                          \
-    a0##r = VFMA(xv0, wv, a0##r);                                                                                     \
-    a1##r = VFMA(xv1, wv, a1##r);
-            NR_LIST(STEP)
-#undef STEP
-        }
-    } else {
-        for (int64_t k = 0; k < kv; k += FUSED_LANES) {
-            VF xv0 = VLOAD(x0 + k);
-            __asm__("" : "+x"(xv0));
-#define STEP(r) a0##r = VFMA(xv0, wload(w##r, k, dt), a0##r);
-            NR_LIST(STEP)
-#undef STEP
-        }
-    }
-#define STORE(r)                                                                                                      \
-    VSTORE(acc[0][r0 + r], a0##r);                                                                                    \
-    if (mbt > 1)                                                                                                      \
-        VSTORE(acc[1][r0 + r], a1##r);
-    NR_LIST(STORE)
-#undef STORE
-#else
-    for (int i = 0; i < mbt; i++)
-        for (int r = 0; r < FUSED_NR; r++) {
-            float *a = acc[i][r0 + r];
-            const float *xi = x + i * ldx;
-            for (int64_t k = 0; k < kv; k += FUSED_LANES)
-                for (int j = 0; j < FUSED_LANES; j++)
-                    a[j] += xi[k + j] * wscalar(w[r], k + j, dt);
-        }
-#endif
-}
+/* TILE_MB names the row count inside the body macros (set before each definition). */
+#define TILE_MB NARROW_MB
+DEFINE_TILE(tile_narrow, NARROW_MB, NARROW_NR)
+#undef TILE_MB
+#define TILE_MB WIDE_MB
+DEFINE_TILE(tile_wide, WIDE_MB, WIDE_NR)
+#undef TILE_MB
+#define TILE_MB 1
+DEFINE_TILE(tile_one, 1, FUSED_NR1)
+#undef TILE_MB
 
 /* The same arithmetic one (row, weight row) pair at a time, for the leftovers of a block. */
 static inline __attribute__((always_inline)) void pairs(lanes_t *acc, const float *x, int64_t ldx,
@@ -158,23 +181,27 @@ static inline __attribute__((always_inline)) void pairs(lanes_t *acc, const floa
         }
 }
 
+/* Rows [i, i + MB) of the chunk against all block rows: full tiles, then the leftover weight rows. */
+#define ROW_GROUP(TILE, MB, NR)                                                                                       \
+    do {                                                                                                              \
+        int r = 0;                                                                                                    \
+        for (; r + (NR) <= nb; r += (NR))                                                                             \
+            TILE(acc + i, x + i * ldx, ldx, w + r, dt, r, kv);                                                        \
+        pairs(acc + i, x + i * ldx, ldx, w + r, dt, (MB), nb - r, r, kv);                                             \
+    } while (0)
+
 /* All of one chunk's vector part for rows [0, mc) and block rows [0, nb). */
 static inline __attribute__((always_inline)) void chunk(lanes_t *acc, const float *x, int64_t ldx,
                                                          const void *const *w, hl_dtype dt, int mc, int nb,
-                                                         int64_t kv) {
+                                                         int64_t kv, int wide) {
     int i = 0;
-    for (; i + FUSED_MB <= mc; i += FUSED_MB) {
-        int r = 0;
-        for (; r + FUSED_NR <= nb; r += FUSED_NR)
-            tile(acc + i, x + i * ldx, ldx, w + r, dt, FUSED_MB, r, kv);
-        pairs(acc + i, x + i * ldx, ldx, w + r, dt, FUSED_MB, nb - r, r, kv);
-    }
-    for (; i < mc; i++) {
-        int r = 0;
-        for (; r + FUSED_NR <= nb; r += FUSED_NR)
-            tile(acc + i, x + i * ldx, ldx, w + r, dt, 1, r, kv);
-        pairs(acc + i, x + i * ldx, ldx, w + r, dt, 1, nb - r, r, kv);
-    }
+    if (wide)
+        for (; i + WIDE_MB <= mc; i += WIDE_MB)
+            ROW_GROUP(tile_wide, WIDE_MB, WIDE_NR);
+    for (; i + NARROW_MB <= mc; i += NARROW_MB)
+        ROW_GROUP(tile_narrow, NARROW_MB, NARROW_NR);
+    for (; i < mc; i++)
+        ROW_GROUP(tile_one, 1, FUSED_NR1);
 }
 
 static void sums_zero(lanes_t *acc, float (*tail)[FUSED_NB], int mc, int nb) {
@@ -205,7 +232,7 @@ static void sums_out(float *Y, int64_t ldy, const lanes_t *acc, const float (*ta
  * every row count (2-3x at 4-16 rows, 1.2x at 128). */
 static inline __attribute__((always_inline)) void block_rows(float *Y, int64_t ldy, const float *X, int64_t ldx,
                                                               const hl_weight *W, hl_dtype dt, int64_t m0, int mc,
-                                                              int64_t n0, int nb, float beta, lanes_t *acc,
+                                                              int64_t n0, int nb, float beta, int wide, lanes_t *acc,
                                                               float (*tail)[FUSED_NB]) {
     const int64_t K = W->cols, kv = K / FUSED_LANES * FUSED_LANES;
     const size_t es = hl_dtype_size(dt);
@@ -214,7 +241,7 @@ static inline __attribute__((always_inline)) void block_rows(float *Y, int64_t l
     for (int r = 0; r < nb; r++)
         w[r] = (const char *)W->data + (size_t)(n0 + r) * (size_t)K * es;
     sums_zero(acc, tail, mc, nb);
-    chunk(acc, x, ldx, w, dt, mc, nb, kv);
+    chunk(acc, x, ldx, w, dt, mc, nb, kv, wide);
     for (int i = 0; i < mc; i++)
         for (int r = 0; r < nb; r++)
             for (int64_t k = kv; k < K; k++)
@@ -236,8 +263,8 @@ static inline __attribute__((always_inline)) void fused_dt(float *Y, int64_t ldy
         int64_t n0 = b * bn;
         int nb = (int)(N - n0 < bn ? N - n0 : bn);
         for (int64_t m0 = 0; m0 < M; m0 += FUSED_MC)
-            block_rows(Y, ldy, X, ldx, W, dt, m0, (int)(M - m0 < FUSED_MC ? M - m0 : FUSED_MC), n0, nb, beta, acc,
-                       tail);
+            block_rows(Y, ldy, X, ldx, W, dt, m0, (int)(M - m0 < FUSED_MC ? M - m0 : FUSED_MC), n0, nb, beta,
+                       M >= FUSED_WIDE_FROM, acc, tail);
     }
 }
 
