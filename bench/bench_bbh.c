@@ -1,7 +1,7 @@
 /* BBH evaluation benchmark: examples/s of `eval bbh` (prompt build + tokenize + prefill +
  * greedy decode + extraction + fsynced result lines) through hl_bbh_eval_run, at batch 1 and
- * larger batches, with core/generate.h (static batches) and with the continuous decoder
- * (slot refill + few-shot prefix reuse, core/bbh_gen.c).
+ * larger batches, on the one generation path (core/eval/generate.h) in static batches and with
+ * continuous batching (slot refill + few-shot prefix reuse).
  *
  *   bench_bbh [--threads N] [--layers L] [--examples N] [--max-new N] [--quick] [--no-7b] [--no-stories]
  *             [--shared DIR]
@@ -23,12 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/bbh.h"
-#include "core/gemm.h"
-#include "core/model.h"
-#include "core/safetensors.h"
-#include "core/tokenizer.h"
+#include "core/backend/backend.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/backend/cpu/gemm.h" /* the machine's sgemm reference only; the evaluation runs through the seam */
+#include "core/model/model.h"
+#include "core/formats/safetensors.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "bench_common.h"
+
+static hl_backend *bench_be; /* the cpu backend every evaluation here runs on */
 
 typedef struct {
     long prompt_tokens, reused, gen_tokens, done;
@@ -59,6 +62,7 @@ static double run_eval(const hl_bbh_set *set, const hl_model *m, const hl_tokeni
                        int limit, int max_new, int batch, int continuous, run_stats *rs) {
     hl_bbh_eval_target tg;
     memset(&tg, 0, sizeof tg);
+    tg.backend = bench_be;
     tg.model = m;
     tg.tok = tok;
     strcpy(tg.model_label, "bench");
@@ -105,7 +109,7 @@ static void bench_model(const char *name, const hl_bbh_set *set, const hl_model 
             double eps = run_eval(set, m, tok, tasks, limit, max_new, batches[i], k, &rs);
             /* matrix FLOPs actually run: reused prompt positions cost nothing */
             double flops = 2.0 * layer_params * (double)(rs.prompt_tokens - rs.reused + rs.gen_tokens);
-            printf("  %-12s %5d %10.3f %12.1f %7.0f%% %12.1f %10.2f %13.1f%%\n", k ? "continuous" : "generate.h",
+            printf("  %-12s %5d %10.3f %12.1f %7.0f%% %12.1f %10.2f %13.1f%%\n", k ? "continuous" : "static",
                    batches[i], eps, rs.prompt_tokens / rs.elapsed,
                    rs.prompt_tokens ? 100.0 * rs.reused / rs.prompt_tokens : 0.0, rs.gen_tokens / rs.elapsed,
                    rs.elapsed, 100.0 * flops / rs.elapsed / 1e9 / gflops);
@@ -142,7 +146,13 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    hl_set_threads(threads);
+    if (hl_backend_open(&bench_be, "cpu") != HL_OK || hl_backend_set_threads(bench_be, threads) != HL_OK) {
+        fprintf(stderr, "bench_bbh: %s\n", hl_last_error());
+        return 1;
+    }
+    hl_backend_info bi;
+    hl_backend_get_info(bench_be, &bi);
+    hl_set_threads(bi.threads); /* the sgemm reference uses the same count */
     printf("bench_bbh: %d threads\n", hl_get_threads());
     double gf = hl_sgemm_gflops(quick ? 512 : 1024, 3);
     double bw = bench_read_bandwidth(quick ? ((size_t)128 << 20) : ((size_t)512 << 20), 3);

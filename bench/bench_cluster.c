@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/cluster.h"
-#include "core/gemm.h"
-#include "core/rng.h"
+#include "core/analysis/cluster.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/base/rng.h"
 #include "bench_common.h"
 
 typedef struct {

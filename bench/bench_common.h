@@ -1,7 +1,7 @@
 /* Helpers every benchmark needs: where shared/ is, clocks and the machine's read bandwidth, measured in the
  * same run as the figure it is the limit for. Header-only, for bench/ programs only (each
  * benchmark is one program, so static functions are fine). The sgemm peak is
- * hl_sgemm_gflops() in core/gemm.h. */
+ * hl_sgemm_gflops() in core/backend/cpu/gemm.h. */
 #ifndef HL_BENCH_COMMON_H
 #define HL_BENCH_COMMON_H
 

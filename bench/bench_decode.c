@@ -1,4 +1,4 @@
-/* Decode benchmark: tokens/s of KV-cache generation (core/generate.h) for batch 1 and
+/* Decode benchmark: tokens/s of KV-cache generation (core/eval/generate.h) for batch 1 and
  * batch 16, next to the memory bandwidth of this machine measured in the same run, and which
  * matrix path ran.
  *
@@ -27,13 +27,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/gemm.h"
-#include "core/gemm_internal.h" /* which kernels this build has, for the weight-product table */
-#include "core/generate.h"
-#include "core/model.h"
-#include "core/safetensors.h"
+#include "core/backend/backend.h"
+#include "core/backend/cpu/gemm.h" /* the weight-product table and thread count only; decoding runs through the seam */
+#include "core/backend/cpu/gemm_internal.h" /* which kernels this build has, for the weight-product table */
+#include "core/eval/generate.h"
+#include "core/model/model.h"
+#include "core/formats/safetensors.h"
 #include "bench_common.h"
 #include "pytorch_ref.h"
+
+static hl_backend *bench_be; /* the cpu backend every generator here runs on */
 
 typedef struct {
     double t_first; /* time of the first sampling after prefill */
@@ -53,7 +56,7 @@ static void on_logits(void *user, int seq, int pos, const float *logits, int voc
  * decode phase (prefill excluded: timed from the first sample to the end). */
 static double run_decode(const hl_model *m, int batch, int prompt_len, int tokens, double *kv_bytes_step) {
     hl_generator *g = NULL;
-    if (hl_generator_create(&g, m, NULL, NULL) != HL_OK) {
+    if (hl_generator_create(&g, bench_be, m, NULL, NULL) != HL_OK) {
         fprintf(stderr, "bench_decode: %s\n", hl_last_error());
         exit(1);
     }
@@ -229,7 +232,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows when piped to a file */
-    hl_set_threads(threads);
+    if (hl_backend_open(&bench_be, "cpu") != HL_OK || hl_backend_set_threads(bench_be, threads) != HL_OK) {
+        fprintf(stderr, "bench_decode: %s\n", hl_last_error());
+        return 1;
+    }
+    hl_backend_info bi;
+    hl_backend_get_info(bench_be, &bi);
+    hl_set_threads(bi.threads); /* the weight-product table uses the same count */
     printf("bench_decode: %d threads\n", hl_get_threads());
     const char *dv = hl_gemm_dnnl_version();
     char path[96];

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/fileio.h"
-#include "core/tokenizer.h"
+#include "core/base/fileio.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "bench_common.h"
 
 /* Seconds SentencePiece takes for the same records (best of 3), or < 0 if unavailable. */

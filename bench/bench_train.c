@@ -1,5 +1,6 @@
-/* Training-step benchmark: tokens/s and achieved GFLOP/s of hl_llama_forward_backward +
- * AdamW on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run, and
+/* Training-step benchmark: tokens/s and achieved GFLOP/s of a training micro-batch + AdamW
+ * through the backend seam (hl_session_train_microbatch + hl_session_optim_step on the cpu
+ * backend) on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run, and
  * which matrix path ran (OpenBLAS f32 or oneDNN bf16 with the CPU's ISA).
  *
  *   bench_train [--threads N] [--steps N] [--quick] [--no-pytorch] [--compute auto|f32|bf16]
@@ -22,17 +23,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/adapter.h"
-#include "core/gemm.h"
-#include "core/gemm_internal.h" /* oneDNN implementations used */
-#include "core/llama.h"
-#include "core/model.h"
-#include "core/optim.h"
+#include "core/adapter/adapter.h"
+#include "core/backend/backend.h"
+#include "core/backend/cpu/gemm.h" /* the machine's sgemm reference and the product table; the steps run through the seam */
+#include "core/backend/cpu/gemm_internal.h" /* oneDNN implementations used */
+#include "core/model/model.h"
+#include "core/adapter/optim.h"
 #include "bench_common.h"
 #include "pytorch_ref.h"
 
 #ifdef HL_ENGINE_PROFILE
-int hl_llama_profile(const char *const **names, double **seconds); /* core/llama.c, profiling builds only */
+int hl_llama_profile(const char *const **names, double **seconds); /* core/backend/cpu/llama.c, profiling builds only */
 #endif
 
 typedef struct {
@@ -118,8 +119,8 @@ static double step_flops(const hl_llama_config *c, const hl_adapter_config *a, i
     return per_layer * c->n_layers + (double)targets * 2.0 * D * c->vocab_size * 2.0;
 }
 
-static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int steps, double sgemm_gf,
-                  hl_compute compute) {
+static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl_dtype dt, int steps,
+                  double sgemm_gf, hl_compute compute) {
     const int B = 1, T = 512;
     char path[96];
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
@@ -131,28 +132,29 @@ static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int s
     build(&bm, c, dt);
     hl_adapter_config ac = {.variant = HL_VARIANT_HYDRA, .targets = HL_TARGETS_DEFAULT, .r = 8, .n_heads = 4,
                             .alpha = 32.0f, .dropout = 0.05f};
-    hl_adapters ad;
-    if (hl_adapters_create(&ad, c, &ac, 41) != HL_OK) {
+    hl_session *sess;
+    if (hl_session_create(&sess, be, &bm.m, &ac, 41, B, T, HL_SESSION_TRAIN | HL_SESSION_STATS) != HL_OK) {
         fprintf(stderr, "bench_train: %s\n", hl_last_error());
         exit(1);
     }
-    for (size_t i = 0; i < ad.n_params; i++) /* non-zero B so every product is real work */
-        if (ad.params[i] == 0.0f)
-            ad.params[i] = 1e-3f;
-    hl_llama *ctx;
-    if (hl_llama_create(&ctx, &bm.m, &ad, B, T, HL_LLAMA_TRAIN | HL_LLAMA_STATS) != HL_OK) {
-        fprintf(stderr, "bench_train: %s\n", hl_last_error());
-        exit(1);
-    }
-    hl_llama_set_compute(ctx, compute);
-    const hl_mem_plan *p = hl_llama_mem_plan(ctx);
+    size_t np = hl_session_layout(sess)->n_params;
+    float *init = malloc(np * sizeof *init);
+    hl_session_read_slab(sess, HL_SLAB_PARAMS, 0, np, init);
+    for (size_t i = 0; i < np; i++) /* non-zero B so every product is real work */
+        if (init[i] == 0.0f)
+            init[i] = 1e-3f;
+    hl_session_write_slab(sess, HL_SLAB_PARAMS, 0, np, init);
+    free(init);
+    const hl_mem_plan *p = hl_session_mem_plan(sess);
     printf("setup %.1f s; memory plan: weights %.1f MiB (not counted), params %.2f MiB, grads %.2f MiB, "
            "moments %.2f MiB, activations %.1f MiB, scratch %.1f MiB, total %.1f MiB\n",
            bench_now_s() - t0, p->weights / 1048576.0, p->params / 1048576.0, p->grads / 1048576.0,
            p->moments / 1048576.0, p->activations / 1048576.0, p->scratch / 1048576.0, p->total / 1048576.0);
-    int *tokens = malloc(sizeof(int) * B * T), *labels = malloc(sizeof(int) * B * T), len = T;
+    int32_t *tokens = malloc(sizeof(int32_t) * B * T), *labels = malloc(sizeof(int32_t) * B * T), len = T, st0, sl0;
     for (int i = 0; i < B * T; i++)
-        tokens[i] = labels[i] = (int)((i * 7919u + 13u) % (unsigned)c->vocab_size);
+        tokens[i] = labels[i] = (int32_t)((i * 7919u + 13u) % (unsigned)c->vocab_size);
+    hl_batch batch;
+    hl_batch_padded(&batch, tokens, labels, &len, B, T, &st0, &sl0);
     hl_optim_config oc = hl_optim_defaults();
     oc.total_steps = steps + 1;
     double best = 1e30, total = 0;
@@ -160,10 +162,10 @@ static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int s
     for (int s = 0; s <= steps; s++) { /* step 0 warms up caches and threads */
         double a = bench_now_s();
         float loss;
-        hl_adapters_zero_grad(&ad);
-        hl_llama_forward_backward(ctx, tokens, labels, &len, B, T, 1.0f, &loss, &ntg);
+        hl_session_zero_grad(sess);
+        hl_session_train_microbatch(sess, &batch, 1.0f, &loss, &ntg);
         double gn;
-        hl_adapters_adamw_step(&ad, s + 1, hl_lr_at(&oc, s), &oc, &gn);
+        hl_session_optim_step(sess, s + 1, hl_lr_at(&oc, s), &oc, &gn);
         double dt_s = bench_now_s() - a;
         if (s > 0) {
             best = dt_s < best ? dt_s : best;
@@ -191,8 +193,7 @@ static double run(const char *name, const hl_llama_config *c, hl_dtype dt, int s
         printf("oneDNN implementations used so far: %s (%d primitives)\n", hl_dnnl_impls(impl, sizeof impl),
                hl_dnnl_cached_primitives());
     free(tokens), free(labels);
-    hl_llama_free(ctx);
-    hl_adapters_free(&ad);
+    hl_session_free(sess);
     unbuild(&bm);
     return B * T / mean;
 }
@@ -230,8 +231,15 @@ int main(int argc, char **argv) {
         }
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    hl_set_threads(threads);
-    printf("threads: %d\n", hl_get_threads());
+    hl_backend *be = NULL;
+    if (hl_backend_open(&be, "cpu") != HL_OK || hl_backend_set_threads(be, threads) != HL_OK) {
+        fprintf(stderr, "bench_train: %s\n", hl_last_error());
+        return 1;
+    }
+    hl_backend_info bi;
+    hl_backend_get_info(be, &bi);
+    hl_set_threads(bi.threads); /* the sgemm references below use the same count */
+    printf("threads: %d (%s, %s)\n", bi.threads, bi.device, bi.compute);
     const char *dv = hl_gemm_dnnl_version();
     printf("oneDNN: %s%s%s; native bf16 matmul: %s\n", dv ? dv : "not built in", dv ? ", effective ISA " : "",
            dv ? hl_gemm_dnnl_isa() : "", hl_gemm_bf16_native() ? "yes" : "no");
@@ -306,16 +314,17 @@ int main(int argc, char **argv) {
                                .head_dim = 8, .vocab_size = 512, .max_seq_len = 512, .rms_norm_eps = 1e-5f,
                                .rope_theta = 10000.0f, .tie_word_embeddings = 1};
     int st = quick ? 2 : 5;
-    double c_st = run("stories260K-shaped", &stories, HL_DTYPE_F32, st, gf, compute);
+    double c_st = run(be, "stories260K-shaped", &stories, HL_DTYPE_F32, st, gf, compute);
     if (with_pt)
         compare_pytorch("stories260K", st, c_st);
     if (!quick) {
         hl_llama_config l7 = {.dim = 4096, .hidden_dim = 11008, .n_layers = 2, .n_heads = 32, .n_kv_heads = 32,
                               .head_dim = 128, .vocab_size = 32000, .max_seq_len = 4096, .rms_norm_eps = 1e-5f,
                               .rope_theta = 10000.0f, .tie_word_embeddings = 0};
-        double c7 = run("LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf, compute);
+        double c7 = run(be, "LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf, compute);
         if (with_pt)
             compare_pytorch("7b", steps, c7);
     }
+    hl_backend_close(be);
     return 0;
 }

@@ -94,8 +94,29 @@ static int store_value(const hl_args *args, const char *cmd, const hl_opt *o, co
     return -1;
 }
 
+/* The command's full name for messages ("hydralora data get"): the leading lower-case words
+ * of the usage line, before the first option or placeholder. */
+static void command_name(const hl_args *args, char *buf, size_t size) {
+    const char *u = args->usage ? args->usage : "hydralora";
+    size_t n = 0;
+    for (const char *p = u; *p;) {
+        const char *q = p;
+        while (*q >= 'a' && *q <= 'z')
+            q++;
+        if (q == p || (*q && *q != ' '))
+            break;
+        n = (size_t)(q - u);
+        if (!*q)
+            break;
+        p = q + 1;
+    }
+    snprintf(buf, size, "%.*s", (int)(n ? n : strlen("hydralora")), n ? u : "hydralora");
+}
+
 int hl_args_parse(hl_args *args, int argc, char **argv) {
-    const char *cmd = argc > 0 ? argv[0] : "hydralora";
+    char cmd_buf[96];
+    command_name(args, cmd_buf, sizeof cmd_buf);
+    const char *cmd = cmd_buf;
     args->n_positional = 0;
     args->positional = args->positional_store;
     int only_positional = 0;

@@ -8,43 +8,17 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/bbh_report.h"
 #include "cli/commands.h"
-#include "core/fileio.h"
-#include "core/jsonout.h"
-#include "core/bbh.h"
-#include "core/sha256.h"
-#include "datasets/catalog.h"
+#include "core/base/fileio.h"
+#include "core/base/jsonout.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/base/sha256.h"
 
 int cmd_bbh(int argc, char **argv);
-int cmd_bbh_eval(int argc, char **argv); /* cli/cmd_eval.c */
-const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size);
-void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
-                          const char *name_b);
 
 /* The --data option of every bbh subcommand that reads the data set. */
 #define BBH_OPT_DATA(var) {"data", 'd', HL_OPT_STRING, &(var), "DIR", "BBH folder (default: the catalog download dir)"}
-
-/* --data, else the catalog's download folder (datasets/catalog.h: hl_data_dir()) + "/bbh". */
-const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size) {
-    if (given && *given)
-        return given;
-    char root[4096];
-    if (hl_data_dir(root, sizeof root) != HL_OK)
-        return NULL; /* the library falls back to the same rule itself */
-    snprintf(buf, size, "%s/bbh", root);
-    return buf;
-}
-
-static const char *rule_title(hl_bbh_rule r) {
-    switch (r) {
-    case HL_BBH_RULE_PAPER:
-        return "paper (Suzgun et al. 2022: last \"So the answer is\", exact match)";
-    case HL_BBH_RULE_LMEVAL:
-        return "lm-eval (lm-evaluation-harness bbh: until Q/\\n\\n, regex \"the answer is (.*)(?=.)\", exact match)";
-    default:
-        return "opencompass (2024 bbh postprocess: multiple-choice letter / free-form first line)";
-    }
-}
 
 static int read_whole(const char *cmd, const char *path, char **buf, size_t *len) {
     if (hl_file_read_all(path, 0, buf, len) != HL_OK) {
@@ -52,55 +26,6 @@ static int read_whole(const char *cmd, const char *path, char **buf, size_t *len
         return 1;
     }
     return 0;
-}
-
-/* The per-task table and the three labelled averages. `cmp` (may be NULL) adds a second
- * column and the difference (cmp - s). */
-void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
-                          const char *name_b) {
-    fprintf(out, "rule: %s\nmode: %s\n\n", rule_title(s->rule), hl_bbh_mode_name(s->mode));
-    if (cmp) {
-        fprintf(out, "%-42s %6s %9s %9s %8s\n", "task", "n", name_a, name_b, "diff");
-    } else {
-        fprintf(out, "%-42s %6s %8s %9s\n", "task", "n", "correct", "accuracy");
-    }
-    for (int t = 0; t < HL_BBH_N_TASKS; t++) {
-        int in_a = s->n[t] > 0, in_b = cmp && cmp->n[t] > 0;
-        if (!in_a && !in_b)
-            continue;
-        char na[16] = "-", nb[16] = "-", d[16] = "";
-        if (in_a)
-            snprintf(na, sizeof na, "%.2f", s->acc[t]);
-        if (cmp) {
-            if (in_b)
-                snprintf(nb, sizeof nb, "%.2f", cmp->acc[t]);
-            if (in_a && in_b)
-                snprintf(d, sizeof d, "%+.2f", cmp->acc[t] - s->acc[t]);
-            fprintf(out, "%-42s %6d %9s %9s %8s\n", hl_bbh_task_name(t), in_a ? s->n[t] : cmp->n[t], na, nb, d);
-        } else {
-            const char *partial = s->expected[t] > 0 && s->n[t] != s->expected[t] ? " (partial)" : "";
-            fprintf(out, "%-42s %6d %8d %9s%s\n", hl_bbh_task_name(t), s->n[t], s->correct[t], na, partial);
-        }
-    }
-    char l1[96], l2[96], l3[96];
-    snprintf(l1, sizeof l1, "macro over %d task%s (paper's average)", s->n_groups, s->n_groups == 1 ? "" : "s");
-    snprintf(l2, sizeof l2, "mean over %d subtask%s (OpenCompass/HydraLoRA)", s->n_subtasks,
-             s->n_subtasks == 1 ? "" : "s");
-    snprintf(l3, sizeof l3, "micro over %ld example%s (lm-eval)", s->n_total, s->n_total == 1 ? "" : "s");
-    fprintf(out, "\n");
-    if (cmp) {
-        fprintf(out, "%-49s %9.2f %9.2f %+8.2f\n", l1, s->macro_tasks, cmp->macro_tasks,
-                cmp->macro_tasks - s->macro_tasks);
-        fprintf(out, "%-49s %9.2f %9.2f %+8.2f\n", l2, s->mean_subtasks, cmp->mean_subtasks,
-                cmp->mean_subtasks - s->mean_subtasks);
-        fprintf(out, "%-49s %9.2f %9.2f %+8.2f\n", l3, s->micro, cmp->micro, cmp->micro - s->micro);
-    } else {
-        fprintf(out, "%-58s %9.2f\n", l1, s->macro_tasks);
-        fprintf(out, "%-58s %9.2f\n", l2, s->mean_subtasks);
-        fprintf(out, "%-58s %9.2f\n", l3, s->micro);
-        if (!s->complete)
-            fprintf(out, "(not every subtask is fully scored: the averages cover only what is shown)\n");
-    }
 }
 
 /* ---- bbh tasks ------------------------------------------------------------------------ */
@@ -119,8 +44,7 @@ static int bbh_tasks(int argc, char **argv) {
     if (rc >= 0)
         return rc;
     hl_bbh_set set;
-    char dbuf[4200];
-    int have = hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), NULL) == HL_OK;
+    int have = hl_bbh_cli_load(&set, data, NULL) == HL_OK;
     if (!have && data) {
         fprintf(stderr, "hydralora bbh tasks: error: %s\n", hl_last_error());
         return 1;
@@ -180,15 +104,20 @@ static int bbh_prompt(int argc, char **argv) {
     int t = hl_bbh_task_index(args.positional[0]);
     char *end;
     long idx = strtol(args.positional[1], &end, 10);
-    if (t < 0 || *end || idx < 0 || idx > 1000000) {
-        fprintf(stderr, "hydralora bbh prompt: expected TASK IDX, e.g. `snarks 3` (`hydralora bbh tasks` lists tasks)\n");
+    if (t < 0) {
+        fprintf(stderr, "hydralora bbh prompt: unknown task '%s' (`hydralora bbh tasks` lists the 27 tasks)\n",
+                args.positional[0]);
+        return 2;
+    }
+    if (*end || end == args.positional[1] || idx < 0 || idx > 1000000) {
+        fprintf(stderr, "hydralora bbh prompt: '%s' is not an example number (0-based, e.g. `%s 3`)\n",
+                args.positional[1], args.positional[0]);
         return 2;
     }
     unsigned char mask[HL_BBH_N_TASKS] = {0};
     mask[t] = 1;
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+    if (hl_bbh_cli_load(&set, data, mask) != HL_OK) {
         fprintf(stderr, "hydralora bbh prompt: error: %s\n", hl_last_error());
         return 1;
     }
@@ -235,8 +164,7 @@ static int bbh_prompts(int argc, char **argv) {
         return 2;
     }
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+    if (hl_bbh_cli_load(&set, data, mask) != HL_OK) {
         fprintf(stderr, "hydralora bbh prompts: error: %s\n", hl_last_error());
         return 1;
     }
@@ -358,8 +286,7 @@ static int bbh_score(int argc, char **argv) {
     for (size_t i = 0; i < pf.n; i++)
         mask[pf.preds[i].task] = 1;
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(data, dbuf, sizeof dbuf), mask) != HL_OK) {
+    if (hl_bbh_cli_load(&set, data, mask) != HL_OK) {
         fprintf(stderr, "hydralora bbh score: error: %s\n", hl_last_error());
         hl_bbh_predictions_free(&pf);
         return 1;

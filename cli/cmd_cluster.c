@@ -1,6 +1,6 @@
 /* hydralora cluster: propose N (the number of HydraLoRA B heads) from the training texts.
- * TF-IDF -> k-means over a K range with an elbow on SSE(K), or Ward with a dendrogram cut;
- * then a summary of each cluster. Text for people, --json for programs. */
+ * TF-IDF -> k-means over a K range (or Ward's dendrogram cut at each K), scored by the mean
+ * silhouette and the elbow of SSE(K) side by side; then a summary of each cluster. Text for people, --json for programs. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/progress.h"
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 
 typedef struct {
     hl_progress bar;
@@ -30,7 +30,9 @@ static int on_progress(void *user, const char *stage, double done, double total)
         hl_progress_begin(&p->bar, p->stage);
         p->active = 1;
     }
-    const char *unit = !strcmp(p->stage, "kmeans") ? "K" : !strcmp(p->stage, "tfidf") ? "records" : "steps";
+    const char *unit = !strcmp(p->stage, "kmeans")                                     ? "K"
+                       : !strcmp(p->stage, "tfidf") || !strcmp(p->stage, "silhouette") ? "records"
+                                                                                        : "steps";
     hl_progress_update(&p->bar, done, total, unit, stage[plen] ? stage + plen + 1 : NULL, 0);
     return 0;
 }
@@ -117,19 +119,34 @@ static void print_text(const hl_cluster_report *r, const hl_text_set *ts, const 
     for (int i = 0; i < r->n_k; i++)
         if (r->per_k[i].sse > top)
             top = r->per_k[i].sse;
-    printf("  %4s %12s %8s  %-30s %s\n", "K", "SSE", "elbow", "", r->method == HL_CLUSTER_KMEANS ? "iters  time" : "");
+    printf("  %4s %12s %8s %10s  %-30s %s\n", "K", "SSE", "elbow", "silhouette", "",
+           r->method == HL_CLUSTER_KMEANS ? "iters  time" : "");
     for (int i = 0; i < r->n_k; i++) {
         const hl_cluster_k *k = &r->per_k[i];
-        char bar[31];
+        char bar[31], sil[16];
         int fill = top > 0 ? (int)lround(30.0 * k->sse / top) : 0;
         for (int j = 0; j < 30; j++)
             bar[j] = j < fill ? '#' : ' ';
         bar[30] = 0;
-        printf("  %4d %12.4f %8.4f  %s", k->k, k->sse, k->elbow_score, bar);
+        if (isfinite(k->silhouette))
+            snprintf(sil, sizeof sil, "%.4f", k->silhouette);
+        else
+            snprintf(sil, sizeof sil, "-");
+        printf("  %4d %12.4f %8.4f %10s  %s", k->k, k->sse, k->elbow_score, sil, bar);
         if (r->method == HL_CLUSTER_KMEANS)
             printf(" %5d %5.2fs", k->iterations, k->seconds);
-        printf("%s\n", k->k == r->proposed_n ? "  <- proposed" : "");
+        /* which criteria pick this K */
+        const char *sep = "  <- ";
+        if (k->k == r->elbow_n)
+            printf("%selbow", sep), sep = ", ";
+        if (k->k == r->silhouette_n)
+            printf("%ssilhouette", sep), sep = ", ";
+        if (k->k == r->silhouette_best_n && r->silhouette_best_n != r->silhouette_n)
+            printf("%shighest silhouette", sep), sep = ", ";
+        printf("\n");
     }
+    if (r->silhouette_records && r->silhouette_records < r->n_records)
+        printf("  (silhouette on a random sample of %lld records; --silhouette-max)\n", (long long)r->silhouette_records);
     if (r->method == HL_CLUSTER_WARD && r->ward_n > 1) {
         int64_t m = r->ward_n;
         int show = (int)(m - 1 < 12 ? m - 1 : 12);
@@ -139,7 +156,13 @@ static void print_text(const hl_cluster_report *r, const hl_text_set *ts, const 
             printf("  %3lld->%-4lld %8d %8d %12.4f %7d\n", (long long)(m - j), (long long)(m - j - 1), r->merges[j].a,
                    r->merges[j].b, r->merges[j].height, r->merges[j].size);
     }
-    printf("\nproposed N = %d  (%s)\n", r->proposed_n, r->proposal_method);
+    printf("\nchoosing N: elbow of SSE %d, silhouette (first peak) ", r->elbow_n);
+    if (r->silhouette_n)
+        printf("%d, highest silhouette %d\n", r->silhouette_n, r->silhouette_best_n);
+    else
+        printf("- (too few records)\n");
+    printf("proposed N = %d  (--criterion %s: %s)\n", r->proposed_n, hl_cluster_criterion_name(r->criterion),
+           r->proposal_method);
     if (r->method == HL_CLUSTER_WARD)
         printf("largest gap in merge heights cuts at K = %d (second opinion)\n", r->gap_n);
     if (r->chosen_k != r->proposed_n)
@@ -209,6 +232,10 @@ static cJSON *build_json(const hl_cluster_report *r, const hl_text_set *ts, cons
         cJSON_AddNumberToObject(e, "k", r->per_k[i].k);
         cJSON_AddNumberToObject(e, "sse", r->per_k[i].sse);
         cJSON_AddNumberToObject(e, "elbow_score", r->per_k[i].elbow_score);
+        if (isfinite(r->per_k[i].silhouette))
+            cJSON_AddNumberToObject(e, "silhouette", r->per_k[i].silhouette);
+        else
+            cJSON_AddNullToObject(e, "silhouette");
         if (r->method == HL_CLUSTER_KMEANS) {
             cJSON_AddNumberToObject(e, "iterations", r->per_k[i].iterations);
             cJSON_AddNumberToObject(e, "restarts", r->per_k[i].restarts);
@@ -218,6 +245,17 @@ static cJSON *build_json(const hl_cluster_report *r, const hl_text_set *ts, cons
     }
     cJSON_AddNumberToObject(root, "proposed_n", r->proposed_n);
     cJSON_AddStringToObject(root, "proposal_method", r->proposal_method);
+    cJSON_AddStringToObject(root, "criterion", hl_cluster_criterion_name(r->criterion));
+    cJSON *crit = cJSON_AddObjectToObject(root, "criteria");
+    cJSON_AddNumberToObject(crit, "elbow", r->elbow_n);
+    if (r->silhouette_n) {
+        cJSON_AddNumberToObject(crit, "silhouette", r->silhouette_n);
+        cJSON_AddNumberToObject(crit, "silhouette_max", r->silhouette_best_n);
+    } else {
+        cJSON_AddNullToObject(crit, "silhouette");
+        cJSON_AddNullToObject(crit, "silhouette_max");
+    }
+    cJSON_AddNumberToObject(root, "silhouette_records", (double)r->silhouette_records);
     if (r->method == HL_CLUSTER_WARD)
         cJSON_AddNumberToObject(root, "gap_proposal", r->gap_n);
     cJSON_AddNumberToObject(root, "k", r->chosen_k);
@@ -284,6 +322,8 @@ int cmd_cluster(int argc, char **argv) {
     const char *data = NULL, *fields = NULL, *method = "kmeans", *min_df = "2", *max_df = "1.0";
     const char *tf = "sublinear", *idf = "smooth", *norm = "l2", *save = NULL;
     int k_min = 2, k_max = 12, k = 0, restarts = 4, max_iter = 300, ward_max = 3000, top_terms = 8, examples = 3;
+    int sil_max = 3000;
+    const char *criterion = "silhouette";
     int max_features = 0, json = 0, quiet = 0, no_lower = 0;
     long long seed = 41;
     hl_opt opts[] = {
@@ -294,6 +334,11 @@ int cmd_cluster(int argc, char **argv) {
         {"k-min", 0, HL_OPT_INT, &k_min, "N", "smallest N considered (default 2)"},
         {"k-max", 0, HL_OPT_INT, &k_max, "N", "largest N considered (default 12)"},
         {"k", 'k', HL_OPT_INT, &k, "N", "summarise N clusters instead of the proposed N"},
+        {"criterion", 'c', HL_OPT_STRING, &criterion, "NAME",
+         "how N is proposed: silhouette (first peak of the mean silhouette, default), silhouette-max (its "
+         "highest value) or elbow (knee of SSE); all three are shown"},
+        {"silhouette-max", 0, HL_OPT_INT, &sil_max, "N",
+         "score the silhouette on a random sample of at most N records (default 3000)"},
         {"seed", 's', HL_OPT_LONG, &seed, "S", "random seed (default 41)"},
         {"restarts", 0, HL_OPT_INT, &restarts, "N", "k-means restarts per K, best kept (default 4)"},
         {"max-iter", 0, HL_OPT_INT, &max_iter, "N", "k-means iterations per restart (default 300)"},
@@ -310,15 +355,18 @@ int cmd_cluster(int argc, char **argv) {
         {"examples", 0, HL_OPT_INT, &examples, "N", "example records per cluster (default 3)"},
         {"save-features", 0, HL_OPT_STRING, &save, "FILE",
          "also write the TF-IDF matrix (MatrixMarket, vocabulary in %term comment lines)"},
-        {"json", 0, HL_OPT_FLAG, &json, NULL, "print JSON (proposed_n, sse per k, clusters, labels, dendrogram)"},
+        {"json", 0, HL_OPT_FLAG, &json, NULL,
+         "print JSON (proposed_n, criteria, sse and silhouette per k, clusters, labels, dendrogram)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress bar"},
         {0}};
     hl_args args = {
         .usage = "hydralora cluster --data FILE [--fields instruction,input] [--k-min 2 --k-max 12] "
                  "[--method kmeans|ward] [--seed S] [--json]",
         .summary = "Propose N, the number of HydraLoRA heads: TF-IDF features of the training texts, then k-means "
-                   "(or Ward's hierarchy) for each K and the elbow of SSE(K) - the K farthest below the chord "
-                   "from the first to the last point. "
+                   "(or Ward's hierarchy) for each K, scored two ways side by side: the mean silhouette s(K) "
+                   "(how much closer each record is to its own cluster than to the next; the default proposal is "
+                   "its first peak, which recovers distinct sources best) and the elbow of SSE(K) - the K "
+                   "farthest below the chord from the first to the last point. "
                    "Tokens are runs of 2+ letters/digits/_ after lowercasing (scikit-learn's (?u)\\b\\w\\w+\\b).",
         .opts = opts,
         .epilog = "examples:\n"
@@ -345,9 +393,15 @@ int cmd_cluster(int argc, char **argv) {
         fprintf(stderr, "hydralora cluster: need 1 <= --k-min <= --k-max (got %d, %d)\n", k_min, k_max);
         return 2;
     }
-    if (k < 0 || restarts < 1 || max_iter < 1 || ward_max < 2 || top_terms < 0 || examples < 0 || max_features < 0) {
-        fprintf(stderr, "hydralora cluster: --k, --restarts, --max-iter, --ward-max, --top-terms, --examples and "
-                        "--max-features must be positive\n");
+    if (k < 0 || restarts < 1 || max_iter < 1 || ward_max < 2 || top_terms < 0 || examples < 0 || max_features < 0 ||
+        sil_max < 3) {
+        fprintf(stderr, "hydralora cluster: --k, --restarts, --max-iter, --ward-max, --silhouette-max, --top-terms, "
+                        "--examples and --max-features must be positive\n");
+        return 2;
+    }
+    if (hl_cluster_criterion_parse(criterion, &o.criterion) != HL_OK) {
+        fprintf(stderr, "hydralora cluster: --criterion must be silhouette, silhouette-max or elbow, got '%s'\n",
+                criterion);
         return 2;
     }
     if (!parse_df(min_df, &o.tfidf.min_df, &o.tfidf.min_df_frac, "min-df") ||
@@ -386,7 +440,7 @@ int cmd_cluster(int argc, char **argv) {
     o.tfidf.lowercase = !no_lower;
     o.tfidf.max_features = max_features;
     o.k_min = k_min, o.k_max = k_max, o.force_k = k, o.seed = (uint64_t)seed;
-    o.n_init = restarts, o.max_iter = max_iter, o.ward_max = ward_max;
+    o.n_init = restarts, o.max_iter = max_iter, o.ward_max = ward_max, o.silhouette_max = sil_max;
     o.top_terms = top_terms, o.examples = examples;
 
     hl_text_set ts;

@@ -9,14 +9,14 @@
 
 #include "cli/args.h"
 #include "cli/progress.h"
-#include "core/jsonout.h"
-#include "core/sha256.h"
-#include "core/tokenizer.h"
+#include "core/base/jsonout.h"
+#include "core/base/sha256.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "datasets/catalog.h"
 #include "datasets/download.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/text/records.h"
 
 #define ERR(sub, ...)                                       \
     do {                                                    \
@@ -391,7 +391,7 @@ static int data_inspect(int argc, char **argv) {
     const char *tokp = NULL, *fields = NULL;
     int max_length = 1024, bins = 16, max_issues = 20;
     hl_opt opts[] = {
-        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer (tokenizer.model/.json/.bin or model dir) for token lengths"},
+        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer for token lengths: a tokenizer file, a model folder or model file"},
         {"max-length", 0, HL_OPT_INT, &max_length, "N", "count records longer than N tokens (default 1024)"},
         {"fields", 0, HL_OPT_STRING, &fields, "MAP", "field map, e.g. instruction=question,output=answer (default: detect)"},
         {"bins", 0, HL_OPT_INT, &bins, "N", "histogram bins (default 16, max 64)"},
@@ -477,7 +477,7 @@ static int data_show(int argc, char **argv) {
     const char *tokp = NULL, *fields = NULL;
     int max_length = 0, tokens = 0, plain = 0;
     hl_opt opts[] = {
-        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer: show token counts and the truncation point"},
+        {"tokenizer", 't', HL_OPT_STRING, &tokp, "PATH", "tokenizer (file, model folder or model file): token counts and the truncation point"},
         {"max-length", 0, HL_OPT_INT, &max_length, "N", "truncate to N tokens as training does (needs --tokenizer)"},
         {"fields", 0, HL_OPT_STRING, &fields, "MAP", "field map, e.g. instruction=question,output=answer"},
         {"tokens", 0, HL_OPT_FLAG, &tokens, NULL, "also list every token: position, id, piece, label"},
@@ -606,6 +606,15 @@ int cmd_data(int argc, char **argv) {
     if (!strcmp(sub, "show"))
         return data_show(argc - 1, argv + 1);
     if (!strcmp(sub, "dir")) {
+        hl_opt opts[] = {{0}};
+        hl_args args = {.usage = "hydralora data dir",
+                        .summary = "Print the data directory: $HYDRALORA_DATA, else $XDG_DATA_HOME/hydralora, else "
+                                   "~/.local/share/hydralora.",
+                        .opts = opts,
+                        .max_positional = 0};
+        int rc = hl_args_parse(&args, argc - 1, argv + 1);
+        if (rc >= 0)
+            return rc;
         char root[4096];
         if (hl_data_dir(root, sizeof root) != HL_OK) {
             ERR("dir", "%s", hl_last_error());

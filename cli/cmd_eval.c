@@ -9,35 +9,53 @@
 #include <sys/stat.h>
 
 #include "cli/args.h"
+#include "cli/bbh_report.h"
 #include "cli/commands.h"
+#include "cli/device.h"
 #include "cli/progress.h"
-#include "core/bbh.h"
-#include "core/export.h"
-#include "core/gemm.h"
-#include "core/generate.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/train/export.h"
+#include "core/eval/generate.h"
 
 int cmd_eval(int argc, char **argv);
-int cmd_bbh_eval(int argc, char **argv);
-const char *hl_bbh_cli_data_dir(const char *given, char *buf, size_t size); /* cli/cmd_bbh.c */
-void hl_bbh_print_summary(FILE *out, const hl_bbh_summary *s, const hl_bbh_summary *cmp, const char *name_a,
-                          const char *name_b); /* cli/cmd_bbh.c */
 
 static volatile int g_cancel;
+static volatile sig_atomic_t g_signal;
 
 static void on_signal(int sig) {
-    (void)sig;
+    g_signal = sig;
     g_cancel = 1; /* polled by the generator between steps; results so far are kept */
 }
 
 typedef struct {
     hl_progress bar;
     const char *label;
-    int announced;
+    int announced, quiet;
+    long truncated, total;
+    int context, max_new;
 } progress_state;
 
 static void on_progress(const hl_bbh_progress *p, void *user) {
     progress_state *ps = user;
     char extra[160];
+    ps->truncated = p->prompts_truncated;
+    ps->total = p->total;
+    ps->context = p->context;
+    ps->max_new = p->max_new_tokens;
+    if (!p->last && !ps->announced) {
+        /* Said even with --quiet: these change what the scores mean. */
+        if (p->max_new_lowered)
+            fprintf(stderr, "hydralora eval %s: the model's context is %d tokens: generating at most %d new tokens, not the rule's "
+                            "cap (set it with --max-new-tokens)\n", ps->label, p->context, p->max_new_tokens);
+        if (p->prompts_truncated > 0)
+            fprintf(stderr, "hydralora eval %s: warning: %ld of %ld prompts are longer than the %d tokens the context leaves them "
+                            "and are cut on the left: a cut few-shot prompt is not the published benchmark\n",
+                    ps->label, p->prompts_truncated, p->total, p->context - p->max_new_tokens);
+    }
+    if (ps->quiet) {
+        ps->announced = 1;
+        return;
+    }
     if (!p->last && !ps->announced) {
         ps->announced = 1;
         if (p->resumed)
@@ -58,6 +76,8 @@ typedef struct {
     const char *model, *adapter, *tokenizer, *tasks, *mode, *rule, *data, *out;
     const char *decoder;
     int limit, batch, max_new, max_seq, threads, compare_base, json, quiet;
+    const char *device;
+    hl_backend *be;
 } eval_args;
 
 static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *model, const hl_tokenizer *tok,
@@ -65,6 +85,7 @@ static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *mo
                    hl_bbh_summary *sum) {
     hl_bbh_eval_target tg;
     memset(&tg, 0, sizeof tg);
+    tg.backend = a->be;
     tg.model = model;
     tg.tok = tok;
     snprintf(tg.model_label, sizeof tg.model_label, "%s", a->model);
@@ -88,11 +109,16 @@ static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *mo
     progress_state ps;
     memset(&ps, 0, sizeof ps);
     ps.label = label;
+    ps.quiet = a->quiet;
     if (!a->quiet)
         hl_progress_begin(&ps.bar, label);
-    hl_status st = hl_bbh_eval_run(out_dir, set, &tg, opts, a->quiet ? NULL : on_progress, &ps, &g_cancel, sum);
+    hl_status st = hl_bbh_eval_run(out_dir, set, &tg, opts, on_progress, &ps, &g_cancel, sum);
     if (!a->quiet)
         hl_progress_end(&ps.bar);
+    if (ps.truncated > 0 && (st == HL_OK || st == HL_ERR_CANCELLED))
+        fprintf(stderr, "hydralora eval %s: warning: %ld of %ld prompts were cut on the left to fit the context of %d tokens "
+                        "(prompts_truncated in %s/summary.json)\n",
+                label, ps.truncated, ps.total, ps.context, out_dir);
     if (have_ad)
         hl_adapters_free(&ad);
     if (st == HL_ERR_CANCELLED) {
@@ -100,7 +126,7 @@ static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *mo
                 "hydralora eval bbh: interrupted; %s/samples.jsonl keeps what was finished. Run the same command "
                 "again to resume.\n",
                 out_dir);
-        return 130;
+        return 128 + (g_signal ? (int)g_signal : SIGINT); /* 130 for Ctrl-C, 143 for SIGTERM */
     }
     if (st != HL_OK) {
         fprintf(stderr, "hydralora eval bbh: error: %s\n", hl_last_error());
@@ -112,9 +138,9 @@ static int run_one(const eval_args *a, const hl_bbh_set *set, const hl_model *mo
 int cmd_bbh_eval(int argc, char **argv) {
     eval_args a = {.batch = 0};
     hl_opt opts[] = {
-        {"model", 'm', HL_OPT_STRING, &a.model, "PATH", "model: HF folder, llama2.c .bin or .gguf (required)"},
+        {"model", 'm', HL_OPT_STRING, &a.model, "PATH", "model: a folder (HF, or one .bin/.gguf) or a llama2.c .bin / .gguf file (required)"},
         {"adapter", 'a', HL_OPT_STRING, &a.adapter, "DIR", "exported adapter folder (adapter_model.safetensors)"},
-        {"tokenizer", 0, HL_OPT_STRING, &a.tokenizer, "PATH", "tokenizer (default: the one next to the model)"},
+        {"tokenizer", 0, HL_OPT_STRING, &a.tokenizer, "PATH", "tokenizer: file, model folder or model file (default: the model's own)"},
         {"out", 'o', HL_OPT_STRING, &a.out, "DIR", "result folder (required; an existing one is resumed)"},
         {"tasks", 't', HL_OPT_STRING, &a.tasks, "LIST", "comma-separated subtasks or task groups (default all 27)"},
         {"limit", 'n', HL_OPT_INT, &a.limit, "N", "only the first N examples of each subtask"},
@@ -122,10 +148,12 @@ int cmd_bbh_eval(int argc, char **argv) {
         {"rule", 'r', HL_OPT_STRING, &a.rule, "RULE",
          "paper (default), lm-eval or opencompass: prompt variant, stops, token cap, extraction"},
         {"batch", 'b', HL_OPT_INT, &a.batch, "N", "sequences decoded together (default: as many as memory allows, <= 16)"},
-        {"max-new-tokens", 0, HL_OPT_INT, &a.max_new, "N", "cap on generated tokens (default: the rule's, 1024/512)"},
+        {"max-new-tokens", 0, HL_OPT_INT, &a.max_new, "N",
+         "cap on generated tokens (default: the rule's, 1024/512, at most half the model's context)"},
         {"max-seq", 0, HL_OPT_INT, &a.max_seq, "N", "context length cap (default: the model's)"},
         {"decoder", 0, HL_OPT_STRING, &a.decoder, "D",
-         "continuous (default: slot refill + few-shot prefix reuse) or static (core/generate.h batches)"},
+         "continuous (default: slot refill + few-shot prefix reuse) or static (fixed batches, every prompt in full)"},
+        {"device", 0, HL_OPT_STRING, &a.device, "NAME", HL_CLI_DEVICE_HELP},
         {"threads", 'j', HL_OPT_INT, &a.threads, "N", "compute threads (default: all cores)"},
         {"data", 'd', HL_OPT_STRING, &a.data, "DIR", "BBH folder (default: the catalog download dir)"},
         {"compare-base", 0, HL_OPT_FLAG, &a.compare_base, NULL,
@@ -140,7 +168,8 @@ int cmd_bbh_eval(int argc, char **argv) {
                    "continuous batching that reuses each task's few-shot prefix). Every finished example is appended to OUT/samples.jsonl at once, so an "
                    "interrupted run (Ctrl-C, crash) continues where it stopped when run again with the same "
                    "settings; --tasks and --limit may grow between runs. OUT/summary.json has the settings, model "
-                   "and adapter fingerprints, per-task accuracy and the three averages.",
+                   "and adapter fingerprints, per-task accuracy and the three averages. Ctrl-C stops after writing "
+                   "what is done and exits with status 130 (SIGTERM: 143).",
         .opts = opts,
         .epilog = "conventions (--rule):\n"
                   "  paper        original prompts; stop \"\\n\\n\", \"Q:\"; max 1024; last \"So the answer is X\"\n"
@@ -184,13 +213,18 @@ int cmd_bbh_eval(int argc, char **argv) {
         fprintf(stderr, "hydralora eval bbh: --decoder is continuous or static, not '%s'\n", a.decoder);
         return 2;
     }
-    if (a.threads > 0)
-        hl_set_threads(a.threads);
+    if (a.threads < 0) {
+        fprintf(stderr, "hydralora eval bbh: --threads must not be negative\n");
+        return 2;
+    }
+    a.be = hl_cli_open_device("eval bbh", a.device, a.threads);
+    if (!a.be)
+        return 1;
 
     hl_bbh_set set;
-    char dbuf[4200];
-    if (hl_bbh_load(&set, hl_bbh_cli_data_dir(a.data, dbuf, sizeof dbuf), o.tasks) != HL_OK) {
+    if (hl_bbh_cli_load(&set, a.data, o.tasks) != HL_OK) {
         fprintf(stderr, "hydralora eval bbh: error: %s\n", hl_last_error());
+        hl_backend_close(a.be);
         return 1;
     }
     hl_model model;
@@ -198,14 +232,19 @@ int cmd_bbh_eval(int argc, char **argv) {
     if (hl_model_load(&model, a.model) != HL_OK) {
         fprintf(stderr, "hydralora eval bbh: error: loading model %s: %s\n", a.model, hl_last_error());
         hl_bbh_free(&set);
+        hl_backend_close(a.be);
         return 1;
     }
     hl_tokenizer *tok = NULL;
-    if (hl_generate_load_tokenizer(&tok, &model, a.model, a.tokenizer) != HL_OK) {
+    hl_status ts = hl_generate_load_tokenizer(&tok, &model, a.model, a.tokenizer);
+    if (ts != HL_OK) {
         fprintf(stderr, "hydralora eval bbh: error: %s\n", hl_last_error());
+        if (ts == HL_ERR_NOT_FOUND && !a.tokenizer)
+            fprintf(stderr, "hydralora eval bbh: hint: name the tokenizer with --tokenizer PATH\n");
         hl_tokenizer_free(tok);
         hl_model_free(&model);
         hl_bbh_free(&set);
+        hl_backend_close(a.be);
         return 1;
     }
 
@@ -244,6 +283,7 @@ int cmd_bbh_eval(int argc, char **argv) {
     hl_tokenizer_free(tok);
     hl_model_free(&model);
     hl_bbh_free(&set);
+    hl_backend_close(a.be);
     return rc;
 }
 
@@ -254,6 +294,10 @@ int cmd_eval(int argc, char **argv) {
         return cmd_bbh_eval(argc - 1, argv + 1);
     }
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    if (argc >= 2 && !help)
+        fprintf(stderr, "hydralora eval: unknown benchmark '%s' (available: bbh)\n\n", argv[1]);
+    else if (argc < 2)
+        fprintf(stderr, "hydralora eval: which benchmark? (available: bbh)\n\n");
     fprintf(help ? stdout : stderr,
             "usage: hydralora eval BENCHMARK [ARGS]\n\n"
             "benchmarks:\n"

@@ -7,8 +7,9 @@
 #include <strings.h>
 
 #include "cli/args.h"
-#include "core/engine.h"
-#include "core/export.h"
+#include "core/engine/engine.h"
+#include "core/train/collapse.h"
+#include "core/train/export.h"
 
 int cmd_export(int argc, char **argv) {
     const char *out = NULL, *dtype_s = "f32", *data = NULL;
@@ -83,6 +84,11 @@ int cmd_export(int argc, char **argv) {
     }
     if (threads > 0)
         cfg.threads = threads;
+    if (!cfg.val_data[0] && !(cfg.val_split > 0) && cfg.variant != HL_VARIANT_LORA) {
+        fprintf(stderr, "hydralora export: error: --collapse measures the mean routing weights on validation "
+                        "records, and %s was trained without any: pass --data FILE\n", run_dir);
+        return 2;
+    }
     hl_collapse_report rep;
     if (hl_export_collapse(run_dir, step, &cfg, out, dtype, &rep)) {
         fprintf(stderr, "hydralora export: error: %s\n", hl_last_error());

@@ -8,9 +8,10 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
-#include "core/export.h"
-#include "core/generate.h"
-#include "core/model.h"
+#include "core/train/export.h"
+#include "cli/device.h"
+#include "core/eval/generate.h"
+#include "core/model/model.h"
 
 int cmd_generate(int argc, char **argv);
 
@@ -24,16 +25,16 @@ static int on_token(void *user, int seq, int token, const char *text, size_t len
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *prompt = NULL;
-    int max_tokens = 256, top_k = 0, no_stop_bos = 0, quiet = 0, show_ids = 0;
+    const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *prompt = NULL, *device = NULL;
+    int max_tokens = 256, top_k = 0, no_stop_bos = 0, quiet = 0, show_ids = 0, threads = 0;
     double temperature = 0.0, top_p = 0.9;
     long long seed = -1;
     hl_multi stops = {0};
     hl_opt opts[] = {
-        {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "model: HF directory, llama2.c .bin or .gguf (required)"},
+        {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "model: a folder (HF, or one .bin/.gguf) or a llama2.c .bin / .gguf file (required)"},
         {"adapter", 'a', HL_OPT_STRING, &adapter, "DIR", "apply an exported HydraLoRA adapter directory"},
         {"tokenizer", 'z', HL_OPT_STRING, &tok_path, "PATH",
-         "tokenizer file (default: next to the model, or embedded in a GGUF)"},
+         "tokenizer: file, model folder or model file (default: the model's own: beside it, or a GGUF's)"},
         {"prompt", 'p', HL_OPT_STRING, &prompt, "STR", "prompt text (default: empty, i.e. start from BOS)"},
         {"max-tokens", 'n', HL_OPT_INT, &max_tokens, "N", "new tokens at most (default 256)"},
         {"temperature", 't', HL_OPT_FLOAT, &temperature, "T", "0 = greedy (default 0)"},
@@ -43,6 +44,8 @@ int cmd_generate(int argc, char **argv) {
         {"stop", 0, HL_OPT_MULTI, &stops, "STR", "stop when this text appears (repeatable)"},
         {"no-stop-bos", 0, HL_OPT_FLAG, &no_stop_bos, NULL, "do not stop when BOS is sampled (llama2.c does)"},
         {"ids", 0, HL_OPT_FLAG, &show_ids, NULL, "print the token ids after the text"},
+        {"device", 0, HL_OPT_STRING, &device, "NAME", HL_CLI_DEVICE_HELP},
+        {"threads", 0, HL_OPT_INT, &threads, "N", "compute threads on the cpu (default: all cores)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no statistics line on stderr"},
         {0}};
     hl_args args = {
@@ -64,14 +67,19 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "hydralora generate: error: --model is required\n");
         return 2;
     }
-    if (max_tokens < 0 || temperature < 0 || top_k < 0) {
-        fprintf(stderr, "hydralora generate: error: --max-tokens, --temperature and --top-k must not be negative\n");
+    if (max_tokens < 0 || temperature < 0 || top_k < 0 || threads < 0) {
+        fprintf(stderr, "hydralora generate: error: --max-tokens, --temperature, --top-k and --threads must not be "
+                        "negative\n");
         return 2;
     }
+    hl_backend *be = hl_cli_open_device("generate", device, threads);
+    if (!be)
+        return 1;
     hl_model model;
     hl_status st = hl_model_load(&model, model_path);
     if (st != HL_OK) {
         fprintf(stderr, "hydralora generate: error: %s\n", hl_last_error());
+        hl_backend_close(be);
         return 1;
     }
     hl_tokenizer *tok = NULL;
@@ -79,8 +87,9 @@ int cmd_generate(int argc, char **argv) {
     if (st != HL_OK) {
         fprintf(stderr, "hydralora generate: error: %s\n", hl_last_error());
         if (!tok_path)
-            fprintf(stderr, "hint: pass --tokenizer PATH (e.g. tok512.bin for a llama2.c stories model)\n");
+            fprintf(stderr, "hydralora generate: hint: name the tokenizer with --tokenizer PATH\n");
         hl_model_free(&model);
+        hl_backend_close(be);
         return 1;
     }
     hl_adapters ad;
@@ -91,12 +100,13 @@ int cmd_generate(int argc, char **argv) {
             fprintf(stderr, "hydralora generate: error: adapter %s: %s\n", adapter, hl_last_error());
             hl_tokenizer_free(tok);
             hl_model_free(&model);
+            hl_backend_close(be);
             return 1;
         }
         have_ad = 1;
     }
     hl_generator *g = NULL;
-    st = hl_generator_create(&g, &model, have_ad ? &ad : NULL, tok);
+    st = hl_generator_create(&g, be, &model, have_ad ? &ad : NULL, tok);
     hl_gen_params p;
     hl_gen_params_default(&p);
     p.max_new_tokens = max_tokens;
@@ -140,5 +150,6 @@ int cmd_generate(int argc, char **argv) {
         hl_adapters_free(&ad);
     hl_tokenizer_free(tok);
     hl_model_free(&model);
+    hl_backend_close(be);
     return exit_code;
 }

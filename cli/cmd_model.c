@@ -4,22 +4,25 @@
  * Memory estimates (bytes):
  *   training  = weights as stored (mmapped; views, plus owned q/k copies for Meta-layout files)
  *             + adapter params + grads + 2 AdamW moments (f32 each: 16 B per trainable parameter)
- *             + activations + scratch of the engine's own plan (hl_llama_plan) for a micro-batch of
- *               B × T tokens (default 1 × 1024), with and without gradient checkpointing.
+ *             + activations + scratch of the chosen device's own plan (hl_backend_plan, --device) for a
+ *               micro-batch of B × T tokens (default 1 × 1024), with and without gradient checkpointing
+ *               (a GPU's plan counts the weights it uploads itself).
  *   inference = weights + KV cache (f32 keys and values: 2 · n_layers · n_kv_heads · head_dim ·
  *               context · 4 B for batch 1 at full context) + per-row scratch for a prefill chunk
  *               of 64 rows + the logits row.
- * The default adapter is HydraLoRA on gate/up/down, r = 8, N = 4 (HYDRALORA.md §4). */
+ * The default adapter is HydraLoRA on gate/up/down, r = 8, N = 4 (docs/method.md §4). */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "core/jsonout.h"
-#include "core/gguf.h"
-#include "core/llama.h"
-#include "core/model.h"
+#include "cli/device.h"
+#include "core/backend/backend.h"
+#include "core/formats/gguf.h"
+#include "core/base/jsonout.h"
+#include "core/model/model.h"
+#include "core/model/tokenizer/tokenizer.h"
 
 int cmd_model(int argc, char **argv);
 
@@ -52,12 +55,13 @@ typedef struct {
     int ok_plan;
 } estimate;
 
-static void estimate_memory(const hl_llama_config *c, size_t weights, const hl_adapter_config *ac, int batch,
-                            int seq, estimate *e) {
+static void estimate_memory(hl_backend *be, const hl_llama_config *c, hl_dtype dtype, size_t weights,
+                            const hl_adapter_config *ac, int batch, int seq, estimate *e) {
     memset(e, 0, sizeof *e);
     e->weights = weights;
-    e->ok_plan = hl_llama_plan(c, ac, batch, seq, HL_LLAMA_TRAIN, &e->train) == HL_OK &&
-                 hl_llama_plan(c, ac, batch, seq, HL_LLAMA_TRAIN | HL_LLAMA_CHECKPOINT, &e->train_ckpt) == HL_OK;
+    e->ok_plan = hl_backend_plan(be, c, dtype, ac, batch, seq, HL_SESSION_TRAIN, &e->train) == HL_OK &&
+                 hl_backend_plan(be, c, dtype, ac, batch, seq, HL_SESSION_TRAIN | HL_SESSION_CHECKPOINT,
+                                 &e->train_ckpt) == HL_OK;
     int64_t kv = (int64_t)c->n_kv_heads * c->head_dim, q = (int64_t)c->n_heads * c->head_dim;
     e->kv_cache = (size_t)(2 * (int64_t)c->n_layers * kv * c->max_seq_len * 4);
     /* Per-row activations (x, xn, q, k, v, att, gate, up, h, residual) for a 64-row prefill chunk,
@@ -69,39 +73,23 @@ static void estimate_memory(const hl_llama_config *c, size_t weights, const hl_a
     e->infer_total = weights + e->kv_cache + e->infer_scratch;
 }
 
-static const char *find_tokenizer(const char *path, char *out, size_t n) {
-    struct stat sb;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    if (stat(path, &sb) == 0 && !S_ISDIR(sb.st_mode)) {
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(dir, sizeof dir, ".");
-    }
-    const char *names[] = {"tokenizer.model", "tokenizer.json", "tokenizer.bin"};
-    for (int i = 0; i < 3; i++) {
-        snprintf(out, n, "%s/%s", dir, names[i]);
-        if (stat(out, &sb) == 0)
-            return out;
-    }
-    return NULL;
-}
-
 static int model_info(int argc, char **argv) {
-    int json = 0, seq = 1024, batch = 1, rank = 8, experts = 4;
+    int json = 0, seq = 0, batch = 1, rank = 8, experts = 4, threads = 0;
+    const char *device = NULL;
     hl_opt opts[] = {
         {"json", 0, HL_OPT_FLAG, &json, NULL, "print one JSON object (sizes in bytes)"},
-        {"seq", 0, HL_OPT_INT, &seq, "T", "tokens per training sequence for the estimate (default 1024)"},
+        {"seq", 0, HL_OPT_INT, &seq, "T", "tokens per training sequence for the estimate (default 1024, at most the model's context, as training)"},
         {"batch", 0, HL_OPT_INT, &batch, "B", "training micro-batch for the estimate (default 1)"},
         {"rank", 'r', HL_OPT_INT, &rank, "R", "adapter rank for the estimate (default 8)"},
         {"experts", 'n', HL_OPT_INT, &experts, "N", "HydraLoRA heads B for the estimate (default 4)"},
+        {"device", 0, HL_OPT_STRING, &device, "NAME", "plan for this device: cpu, cuda, cuda:N or auto (default)"},
+        {"threads", 0, HL_OPT_INT, &threads, "N", "cpu threads the plan assumes (default: all cores)"},
         {0}};
     hl_args args = {
         .usage = "hydralora model info PATH [--json]",
         .summary = "Show a model's format, configuration, storage dtype, parameter count and the memory that "
-                   "training (HydraLoRA gate/up/down, r=8, N=4, micro-batch 1 x 1024 tokens) and inference "
+                   "training (HydraLoRA gate/up/down, r=8, N=4, micro-batch 1 x 1024 tokens or the model's context) and "
+                   "inference "
                    "(batch 1, full context) would need. PATH: a Hugging Face directory (config.json + "
                    "safetensors; config.json alone gives estimates before a download), a llama2.c .bin or a "
                    ".gguf file.",
@@ -116,9 +104,18 @@ static int model_info(int argc, char **argv) {
     int rc = hl_args_parse(&args, argc, argv);
     if (rc >= 0)
         return rc;
-    if (seq < 1 || batch < 1 || rank < 1 || experts < 1) {
+    if (seq < 0 || batch < 1 || rank < 1 || experts < 1 || threads < 0) {
         fprintf(stderr, "hydralora model info: error: --seq, --batch, --rank and --experts must be positive\n");
         return 2;
+    }
+    hl_backend *be = hl_cli_open_device("model info", device, threads);
+    if (!be)
+        return 1;
+    hl_backend_info bi;
+    if (hl_backend_get_info(be, &bi) != HL_OK) {
+        fprintf(stderr, "hydralora model info: error: %s\n", hl_last_error());
+        hl_backend_close(be);
+        return 1;
     }
     const char *path = args.positional[0];
     hl_model m;
@@ -140,6 +137,7 @@ static int model_info(int argc, char **argv) {
             format = "hf-config-only";
         } else {
             fprintf(stderr, "hydralora model info: error: %s\n", saved);
+            hl_backend_close(be);
             return 1;
         }
     } else {
@@ -153,11 +151,22 @@ static int model_info(int argc, char **argv) {
     int64_t params = hl_model_param_count(&cfg);
     hl_adapter_config ac = {HL_VARIANT_HYDRA, HL_TARGETS_DEFAULT, rank, experts, 32.0f, 0.05f};
     estimate e;
-    estimate_memory(&cfg, weights, &ac, batch, seq, &e);
+    if (seq == 0) /* training's default max_len, clamped to the context as training does */
+        seq = cfg.max_seq_len > 0 && cfg.max_seq_len < 1024 ? cfg.max_seq_len : 1024;
+    estimate_memory(be, &cfg, dtype, weights, &ac, batch, seq, &e);
     size_t ad_bytes = e.train.params + e.train.grads + e.train.moments;
-    size_t train_total = weights + e.train.total, train_ckpt_total = weights + e.train_ckpt.total;
-    char tokp[4200];
-    const char *tok = find_tokenizer(path, tokp, sizeof tokp);
+    /* the CPU maps the weights (not in its plan's total); a GPU's total holds its copy */
+    size_t outside = bi.is_gpu ? 0 : weights;
+    size_t train_total = outside + e.train.total, train_ckpt_total = outside + e.train_ckpt.total;
+    /* the same discovery rule as every other command (hl_tokenizer_find) */
+    char tokp[4200], tok_why[600] = "";
+    const char *tok = NULL;
+    if (!vocab_n) {
+        if (hl_tokenizer_find(path, tokp, sizeof tokp) == HL_OK)
+            tok = tokp;
+        else
+            snprintf(tok_why, sizeof tok_why, "%s", hl_last_error());
+    }
 
     if (json) {
         printf("{\"path\":");
@@ -186,10 +195,18 @@ static int model_info(int argc, char **argv) {
                rank, experts, e.train.params / 4, batch, seq, weights, ad_bytes, e.train.activations, e.train.scratch,
                train_total, e.train_ckpt.activations, train_ckpt_total);
         printf("\"inference\":{\"batch\":1,\"context\":%d,\"weights\":%zu,\"kv_cache\":%zu,\"scratch\":%zu,"
-               "\"total\":%zu}}\n",
+               "\"total\":%zu},",
                cfg.max_seq_len, weights, e.kv_cache, e.infer_scratch, e.infer_total);
+        printf("\"device\":{\"name\":");
+        hl_json_write_string(stdout, bi.name);
+        printf(",\"device\":");
+        hl_json_write_string(stdout, bi.device);
+        printf(",\"compute\":");
+        hl_json_write_string(stdout, bi.compute);
+        printf(",\"memory\":%lld}}\n", (long long)bi.mem_total);
         if (st == HL_OK)
             hl_model_free(&m);
+        hl_backend_close(be);
         return 0;
     }
 
@@ -219,11 +236,13 @@ static int model_info(int argc, char **argv) {
     else if (tok)
         printf("tokenizer    %s\n", tok);
     else
-        printf("tokenizer    none next to the model (pass --tokenizer to generate/train)\n");
-    printf("\nmemory estimate: training (HydraLoRA gate/up/down, r=%d, N=%d, micro-batch %d x %d tokens)\n", rank,
-           experts, batch, seq);
-    human(a, sizeof a, (double)weights);
-    printf("  base weights           %12s   as stored, mmapped\n", a);
+        printf("tokenizer    none: %s; name one with --tokenizer (commands) or \"tokenizer\" (run config)\n", tok_why);
+    human(a, sizeof a, (double)bi.mem_total);
+    printf("device       %s: %s, %s, %s %s\n", bi.name, bi.device, bi.compute, a, bi.is_gpu ? "memory" : "RAM");
+    printf("\nmemory estimate: training (HydraLoRA gate/up/down, r=%d, N=%d, micro-batch %d x %d tokens) on %s\n",
+           rank, experts, batch, seq, bi.name);
+    human(a, sizeof a, (double)(bi.is_gpu ? e.train.weights : weights));
+    printf("  base weights           %12s   %s\n", a, bi.is_gpu ? "copied to the device" : "as stored, mmapped");
     commas(c, sizeof c, (long long)(e.train.params / 4));
     human(a, sizeof a, (double)ad_bytes);
     printf("  adapter + grads + Adam %12s   %s params x 16 B\n", a, c);
@@ -249,6 +268,7 @@ static int model_info(int argc, char **argv) {
            a, b, c, d);
     if (st == HL_OK)
         hl_model_free(&m);
+    hl_backend_close(be);
     return 0;
 }
 

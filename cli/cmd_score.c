@@ -11,14 +11,14 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/device.h"
 #include "cli/progress.h"
-#include "core/adapter.h"
-#include "core/export.h"
-#include "core/gemm.h"
-#include "core/idlist.h"
-#include "core/llama.h"
-#include "core/model.h"
 #include "cli/score_data.h"
+#include "core/adapter/adapter.h"
+#include "core/backend/backend.h"
+#include "core/train/export.h"
+#include "core/text/idlist.h"
+#include "core/model/model.h"
 
 int cmd_score(int argc, char **argv);
 
@@ -29,21 +29,23 @@ int cmd_score(int argc, char **argv);
     } while (0)
 
 int cmd_score(int argc, char **argv) {
-    const char *model_path = NULL, *ids_path = NULL, *adapter_path = NULL, *data_path = NULL;
+    const char *model_path = NULL, *ids_path = NULL, *adapter_path = NULL, *data_path = NULL, *device = NULL;
     int threads = 0, batch = 0, quiet = 0, max_len = 0;
     hl_opt opts[] = {
-        {"model", 'm', HL_OPT_STRING, &model_path, "DIR", "model: HF directory, llama2.c .bin or .gguf (required)"},
+        {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "model: a folder (HF, or one .bin/.gguf) or a llama2.c .bin / .gguf file (required)"},
         {"ids", 'i', HL_OPT_STRING, &ids_path, "FILE", "token ids, one sequence per line (this or --data)"},
         {"adapter", 'a', HL_OPT_STRING, &adapter_path, "DIR", "exported adapter directory (adapter_config.json + "
                                                               "adapter_model.safetensors)"},
+        {"device", 0, HL_OPT_STRING, &device, "NAME", HL_CLI_DEVICE_HELP},
         {"threads", 't', HL_OPT_INT, &threads, "N", "compute threads (default: all cores)"},
         {"batch", 'b', HL_OPT_INT, &batch, "N", "sequences scored together (default: by a 4096-token budget)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress bar"},
-        {"data", 'd', HL_OPT_STRING, &data_path, "FILE", "instead of --ids: instruction records (JSON lines), scored "
-                                                      "with the training prompt rules (HYDRALORA.md 5)"},
+        {"data", 'd', HL_OPT_STRING, &data_path, "FILE",
+         "instead of --ids: instruction records (JSON lines), built and masked as in training "
+         "([BOS] prompt [EOS] answer [EOS], loss on the answer)"},
         {"max-len", 0, HL_OPT_INT, &max_len, "N", "with --data: truncate records to N tokens (default 1024)"},
         {0}};
-    hl_args args = {.usage = "hydralora score --model DIR (--ids FILE | --data FILE) [--adapter DIR]",
+    hl_args args = {.usage = "hydralora score --model PATH (--ids FILE | --data FILE) [--adapter DIR]",
                     .summary = "With --ids: print the mean cross-entropy of predicting ids[1:] from ids[:-1] for every "
                                "line of FILE, then mean_loss=<value> tokens=<count> over all predicted tokens.\n"
                                "With --data: the per-record and mean loss of instruction records, built and masked "
@@ -60,7 +62,7 @@ int cmd_score(int argc, char **argv) {
         return 2;
     }
     if (model_path && data_path)
-        return hl_score_data_run(model_path, adapter_path, data_path, NULL, max_len, threads, batch);
+        return hl_score_data_run(model_path, adapter_path, data_path, NULL, max_len, device, threads, batch);
     if (!model_path || !ids_path) {
         fprintf(stderr, "hydralora score: error: --model and one of --ids or --data are required (see --help)\n");
         return 2;
@@ -69,23 +71,27 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "hydralora score: error: --threads and --batch must be positive\n");
         return 2;
     }
-    if (threads > 0)
-        hl_set_threads(threads);
+    hl_backend *be = hl_cli_open_device("score", device, threads);
+    if (!be)
+        return 1;
     hl_model model;
     if (hl_model_load(&model, model_path) != HL_OK) {
         ERR("loading model %s: %s", model_path, hl_last_error());
+        hl_backend_close(be);
         return 1;
     }
     hl_idlist f;
     if (hl_idlist_load(&f, ids_path, model.cfg.vocab_size, 2, model.cfg.max_seq_len) != HL_OK) {
         ERR("%s", hl_last_error());
         hl_model_free(&model);
+        hl_backend_close(be);
         return 1;
     }
     if (f.n_seqs == 0) {
         ERR("%s holds no sequences", ids_path);
         hl_idlist_free(&f);
         hl_model_free(&model);
+        hl_backend_close(be);
         return 1;
     }
     hl_adapters ad;
@@ -95,6 +101,7 @@ int cmd_score(int argc, char **argv) {
             ERR("loading adapter %s: %s", adapter_path, hl_last_error());
             hl_idlist_free(&f);
             hl_model_free(&model);
+            hl_backend_close(be);
             return 1;
         }
         have_ad = 1;
@@ -108,16 +115,18 @@ int cmd_score(int argc, char **argv) {
     int B = batch > 0 ? batch : 4096 / maxlen;
     B = B < 1 ? 1 : B > 64 ? 64 : B;
     B = B > f.n_seqs ? f.n_seqs : B;
-    hl_llama *ctx = NULL;
-    int *tokens = malloc((size_t)B * (size_t)maxlen * sizeof(int));
-    int *lengths = malloc((size_t)B * sizeof(int));
+    hl_session *sess = NULL;
+    int32_t *tokens = malloc((size_t)B * (size_t)maxlen * sizeof *tokens);
+    int32_t *lengths = malloc((size_t)B * sizeof *lengths);
+    int32_t *starts = malloc((size_t)B * sizeof *starts), *lens = malloc((size_t)B * sizeof *lens);
     double *sums = malloc((size_t)B * sizeof(double));
     int64_t *counts = malloc((size_t)B * sizeof(int64_t));
     rc = 0;
-    if (!tokens || !lengths || !sums || !counts) {
+    if (!tokens || !lengths || !starts || !lens || !sums || !counts) {
         ERR("out of memory");
         rc = 1;
-    } else if (hl_llama_create(&ctx, &model, have_ad ? &ad : NULL, B, maxlen, 0) != HL_OK) {
+    } else if (hl_session_create(&sess, be, &model, have_ad ? &ad.cfg : NULL, 0, B, maxlen, 0) != HL_OK ||
+               (have_ad && hl_session_write_slab(sess, HL_SLAB_PARAMS, 0, ad.n_params, ad.params) != HL_OK)) {
         ERR("%s", hl_last_error());
         rc = 1;
     }
@@ -140,7 +149,9 @@ int cmd_score(int argc, char **argv) {
                 tokens[(size_t)b * T + t] = 0;
         }
         /* labels = ids: the engine predicts labels[t+1] from position t */
-        if (hl_llama_eval(ctx, tokens, tokens, lengths, nb, T, NULL, NULL, sums, counts) != HL_OK) {
+        hl_batch bt;
+        hl_batch_padded(&bt, tokens, tokens, lengths, nb, T, starts, lens);
+        if (hl_session_eval(sess, &bt, NULL, NULL, sums, counts) != HL_OK) {
             ERR("scoring lines %d..%d: %s", i0 + 1, i0 + nb, hl_last_error());
             rc = 1;
             break;
@@ -161,11 +172,12 @@ int cmd_score(int argc, char **argv) {
         ERR("writing output: %s", strerror(errno));
         rc = 1;
     }
-    hl_llama_free(ctx);
-    free(tokens), free(lengths), free(sums), free(counts);
+    hl_session_free(sess);
+    free(tokens), free(lengths), free(starts), free(lens), free(sums), free(counts);
     hl_idlist_free(&f);
     if (have_ad)
         hl_adapters_free(&ad);
     hl_model_free(&model);
+    hl_backend_close(be);
     return rc;
 }

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cli/args.h"
-#include "core/fileio.h"
-#include "core/tokenizer.h"
+#include "core/base/fileio.h"
+#include "core/model/tokenizer/tokenizer.h"
 
 #define CMD "hydralora tokenize"
 
@@ -183,7 +183,7 @@ int cmd_tokenize(int argc, char **argv) {
     int no_bos = 0, eos = 0, decode = 0, jsonl = 0, pieces = 0, count = 0, info = 0;
     hl_opt opts[] = {
         {"tokenizer", 't', HL_OPT_STRING, &tok_path, "PATH",
-         "tokenizer.model, tokenizer.json, tokenizer.bin/tok*.bin, a .gguf, or a directory with one"},
+         "tokenizer.model, tokenizer.json, tokenizer.bin/tok*.bin, a .gguf, a folder with one, or a model file"},
         {"model", 'm', HL_OPT_STRING, &model_path, "PATH", "use the tokenizer that belongs to this model (dir or file)"},
         {"text", 0, HL_OPT_STRING, &text, "STR", "the text to encode (or the ids to decode)"},
         {"file", 'f', HL_OPT_STRING, &file, "FILE", "read the text (or ids, or JSON lines) from FILE; '-' = stdin"},
@@ -228,8 +228,12 @@ int cmd_tokenize(int argc, char **argv) {
     }
     hl_tokenizer *tok = NULL;
     hl_status st = tok_path ? hl_tokenizer_load(&tok, tok_path) : hl_tokenizer_load_for_model(model_path, &tok);
-    if (st)
-        return fail("cannot load the tokenizer");
+    if (st) {
+        fail("cannot load the tokenizer");
+        if (st == HL_ERR_NOT_FOUND && !tok_path)
+            fprintf(stderr, CMD ": hint: name the tokenizer with --tokenizer PATH\n");
+        return 1;
+    }
     if (info) {
         printf("tokenizer   %s\nformat      %s\npieces      %d\nbos %d  eos %d  unk %d  pad %d\nbyte_fallback %d  "
                "add_dummy_prefix %d\n",

@@ -1,5 +1,7 @@
 /* hydralora train: run (or resume) a training job headless, through the same engine API
- * the workbench uses. Ctrl-C / SIGTERM finish the current step, checkpoint and exit 0. */
+ * the workbench uses. Ctrl-C / SIGTERM finish the current step, checkpoint and exit with
+ * 128 + the signal (130 / 143, as the shell reports a process the signal ended), so that
+ * `train && export` stops there. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,9 +10,10 @@
 #include <unistd.h>
 
 #include "cli/args.h"
+#include "cli/commands.h"
 #include "cli/progress.h"
-#include "core/config.h"
-#include "core/engine.h"
+#include "core/train/config.h"
+#include "core/engine/engine.h"
 
 static volatile sig_atomic_t g_signal;
 
@@ -59,6 +62,8 @@ static void clear_line(int tty) {
         fputs("\r\033[K", stderr);
 }
 
+const hl_faults *hl_cli_faults = NULL; /* see cli/commands.h: set only by hydralora-testhooks */
+
 int cmd_train(int argc, char **argv) {
     const char *config = NULL, *model = NULL, *data = NULL, *val_data = NULL, *name = NULL, *out = NULL;
     const char *resume = NULL;
@@ -67,7 +72,7 @@ int cmd_train(int argc, char **argv) {
     hl_opt opts[] = {
         {"config", 'c', HL_OPT_STRING, &config, "FILE", "run config (JSON); fields absent from it keep their defaults"},
         {"set", 's', HL_OPT_MULTI, &sets, "KEY=VALUE", "override one config field (repeatable), e.g. --set lr=1e-4"},
-        {"model", 'm', HL_OPT_STRING, &model, "DIR", "base model (shortcut for --set model=DIR)"},
+        {"model", 'm', HL_OPT_STRING, &model, "PATH", "base model: folder or file (shortcut for --set model=PATH)"},
         {"data", 'd', HL_OPT_STRING, &data, "FILE", "training records (shortcut for --set data=FILE)"},
         {"val-data", 0, HL_OPT_STRING, &val_data, "FILE", "validation records (shortcut for --set val_data=FILE)"},
         {"name", 'n', HL_OPT_STRING, &name, "NAME", "run name: the run directory is runs/NAME"},
@@ -79,10 +84,12 @@ int cmd_train(int argc, char **argv) {
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no progress line (eval losses and errors are still printed)"},
         {0}};
     hl_args args = {
-        .usage = "hydralora train (--config FILE | --model DIR --data FILE | --resume RUNDIR) [--set KEY=VALUE]...",
+        .usage = "hydralora train (--config FILE | --model PATH --data FILE | --resume RUNDIR) [--set KEY=VALUE]...",
         .summary = "Fine-tune a LLaMA model with HydraLoRA (or LoRA / LoRA-Split / uniform). Writes the run directory\n"
                    "(config.json, metrics.jsonl, checkpoints/, adapter/). Ctrl-C finishes the current step, saves a\n"
-                   "checkpoint and exits; --resume continues bit for bit.",
+                   "checkpoint and exits with status 130 (SIGTERM: 143); --resume continues bit for bit.\n"
+                   "max_len is clamped to the model's context (with a message). --overwrite replaces the previous run\n"
+                   "in the directory only once the new one has loaded its model and data and started.",
         .opts = opts,
         .epilog = "examples:\n"
                   "  hydralora train --model models/llama-2-7b --data gsm8k/train.jsonl --name gsm8k --set N=4\n"
@@ -125,7 +132,13 @@ int cmd_train(int argc, char **argv) {
     if (st == HL_OK)
         st = hl_config_validate(&cfg);
     if (st) {
-        fprintf(stderr, "hydralora train: error: %s\n", hl_last_error());
+        const char *e = hl_last_error();
+        const char *hint = !strcmp(e, "model: no base model given") ? " (pass --model PATH, or set \"model\" in the "
+                                                                      "--config file)"
+                           : !strcmp(e, "data: no training data given") ? " (pass --data FILE, or set \"data\" in the "
+                                                                          "--config file)"
+                                                                        : "";
+        fprintf(stderr, "hydralora train: error: %s%s\n", e, hint);
         return st == HL_ERR_ARG || st == HL_ERR_RANGE ? 2 : 1;
     }
     if (print_config) {
@@ -142,6 +155,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "hydralora train: error: %s\n", hl_last_error());
         return 1;
     }
+    hl_engine_set_faults(e, hl_cli_faults);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -182,6 +196,10 @@ int cmd_train(int argc, char **argv) {
             if (!strncmp(ev->text, "eval loss", 9) || !strncmp(ev->text, "tokenizing", 10))
                 continue;
             if (quiet && !ev->is_error)
+                continue;
+            /* the error that ended the job is printed once, as the error, below */
+            if (ev->is_error && s->state == HL_JOB_FAILED && q == s->last_event_seq &&
+                !strncmp(s->error, ev->text, strlen(ev->text)))
                 continue;
             clear_line(tty);
             fprintf(stderr, "hydralora train: %s%s\n", ev->is_error ? "warning: " : "", ev->text);
@@ -233,5 +251,7 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "hydralora train: error: %s\n", error);
         return 1;
     }
+    if (state == HL_JOB_STOPPED && g_signal)
+        return 128 + g_signal; /* interrupted: not a success a script may build on */
     return 0;
 }

@@ -9,7 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/progress.h"
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 
 typedef struct {
     hl_progress bar;

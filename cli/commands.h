@@ -3,6 +3,8 @@
 #ifndef HL_CLI_COMMANDS_H
 #define HL_CLI_COMMANDS_H
 
+#include "core/train/faults.h"
+
 typedef int (*hl_command_fn)(int argc, char **argv);
 
 typedef struct {
@@ -15,5 +17,10 @@ typedef struct {
 extern const hl_command hl_commands[];
 
 int cmd_workbench(int argc, char **argv); /* no arguments: the curses workbench */
+int cmd_bbh_eval(int argc, char **argv);  /* `eval bbh` and `bbh eval` (cli/cmd_eval.c) */
+
+/* Failures for training runs to inject: always NULL in `hydralora`; the test-only program
+ * `hydralora-testhooks` (tests/hooks/testhooks.c) sets it from its environment. */
+extern const hl_faults *hl_cli_faults;
 
 #endif

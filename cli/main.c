@@ -13,7 +13,7 @@
     X("model", cmd_model, "inspect a model: model info PATH (format, config, parameters, memory estimate)") \
     X("tokenize", cmd_tokenize, "text to token ids and back (SentencePiece-exact): --tokenizer PATH --text STR [--decode]") \
     X("cluster", cmd_cluster, "propose N (number of heads): TF-IDF + k-means elbow or Ward dendrogram") \
-    X("train", cmd_train, "train an adapter (HydraLoRA, LoRA, ...): --config FILE | --model DIR --data FILE | --resume RUNDIR") \
+    X("train", cmd_train, "train an adapter (HydraLoRA, LoRA, ...): --config FILE | --model PATH --data FILE | --resume RUNDIR") \
     X("score", cmd_score, "loss of token-id sequences (--ids) or records (--data), with or without an adapter") \
     X("export", cmd_export, "export a run's adapter for PyTorch/PEFT (adapter_model.bin + .safetensors + config)") \
     X("generate", cmd_generate, "generate text from a prompt (KV cache, greedy/top-p/top-k, streaming)") \

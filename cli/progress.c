@@ -16,6 +16,7 @@ void hl_progress_begin(hl_progress *p, const char *label) {
     p->last_draw = 0;
     p->is_tty = isatty(2);
     p->drawn = 0;
+    p->rate_started = 0;
 }
 
 static void format_amount(char *buf, size_t size, double v, const char *unit) {
@@ -46,17 +47,27 @@ static void format_duration(char *buf, size_t size, double s) {
 
 void hl_progress_update(hl_progress *p, double done, double total, const char *unit, const char *extra, int force) {
     double now = hl_now_seconds();
+    if (!p->rate_started) {
+        p->rate_started = 1;
+        p->rate_t0 = now;
+        p->rate_done0 = done;
+    }
     double interval = p->is_tty ? 0.1 : 5.0;
     if (!force && p->drawn && now - p->last_draw < interval)
         return;
     p->last_draw = now;
     p->drawn = 1;
-    double elapsed = now - p->start_time;
-    double rate = elapsed > 0 ? done / elapsed : 0;
+    /* A rate over a few milliseconds (the first chunk of a download arrives right after the
+     * start) is noise: "150 MB/s, ETA 00:00" at 8%. Show none until a second has passed. */
+    double elapsed = now - p->rate_t0;
+    double rate = elapsed >= 1.0 ? (done - p->rate_done0) / elapsed : 0;
     char d[32], t[32], r[40], eta[24];
     format_amount(d, sizeof d, done, unit);
-    format_amount(r, sizeof r, rate, unit);
-    format_duration(eta, sizeof eta, (total > 0 && rate > 0) ? (total - done) / rate : -1);
+    if (rate > 0)
+        format_amount(r, sizeof r, rate, unit);
+    else
+        snprintf(r, sizeof r, "-- %s", unit);
+    format_duration(eta, sizeof eta, done >= total && total > 0 ? 0 : (total > 0 && rate > 0) ? (total - done) / rate : -1);
     char bar[32];
     int width = 24;
     if (total > 0) {

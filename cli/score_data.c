@@ -3,11 +3,13 @@
 
 #include <stdio.h>
 
-#include "core/config.h"
-#include "core/train.h"
+#include "core/backend/backend.h"
+#include "core/train/config.h"
+#include "core/train/score.h"
+#include "core/train/train.h"
 
 int hl_score_data_run(const char *model, const char *adapter, const char *data, const char *tokenizer,
-                      int max_len, int threads, int batch) {
+                      int max_len, const char *device, int threads, int batch) {
     hl_run_config cfg;
     hl_config_defaults(&cfg);
     char num[32];
@@ -20,6 +22,10 @@ int hl_score_data_run(const char *model, const char *adapter, const char *data, 
         snprintf(num, sizeof num, "%d", max_len);
         st = hl_config_set_field(&cfg, hl_config_field_find("max_len"), num);
     }
+    if (!st && device)
+        st = hl_config_set_field(&cfg, hl_config_field_find("device"), device);
+    if (!st && device)
+        st = hl_backend_resolve(cfg.device, NULL, 0);
     if (!st && batch > 0) {
         snprintf(num, sizeof num, "%d", batch);
         st = hl_config_set_field(&cfg, hl_config_field_find("micro_batch"), num);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/sha256.h"
+#include "core/base/sha256.h"
 #include "datasets/safepath.h"
 
 /* Generated at build time from datasets/catalog.json (datasets/embed_catalog.cmake). */
@@ -316,27 +316,6 @@ const hl_catalog_entry *hl_catalog_find(const hl_catalog *cat, const char *id) {
         if (!strcmp(cat->entries[i].id, id))
             return &cat->entries[i];
     return NULL;
-}
-
-hl_status hl_data_dir(char *out, size_t size) {
-    const char *v = getenv("HYDRALORA_DATA");
-    int n;
-    if (v && *v) {
-        n = snprintf(out, size, "%s", v);
-    } else if ((v = getenv("XDG_DATA_HOME")) && *v == '/') {
-        /* XDG base-dir spec: relative values are invalid and must be ignored. */
-        n = snprintf(out, size, "%s/hydralora", v);
-    } else if ((v = getenv("HOME")) && *v) {
-        n = snprintf(out, size, "%s/.local/share/hydralora", v);
-    } else {
-        return hl_fail(HL_ERR_NOT_FOUND, "no data directory: set HYDRALORA_DATA (or HOME)");
-    }
-    if (n < 0 || (size_t)n >= size)
-        return hl_fail(HL_ERR_RANGE, "data directory path too long");
-    /* Drop trailing slashes so joined paths look clean ("/" itself stays). */
-    while (n > 1 && out[n - 1] == '/')
-        out[--n] = '\0';
-    return HL_OK;
 }
 
 hl_status hl_catalog_file_path(char *out, size_t size, const char *root, const hl_catalog_entry *e,

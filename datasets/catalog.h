@@ -27,8 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/status.h"
-#include "datasets/records.h"
+#include "core/base/datadir.h" /* hl_data_dir */
+#include "core/base/status.h"
+#include "core/text/records.h"
 
 typedef enum { HL_CATALOG_DATASET = 1, HL_CATALOG_MODEL = 2 } hl_catalog_kind;
 
@@ -68,8 +69,6 @@ const hl_catalog_entry *hl_catalog_find(const hl_catalog *cat, const char *id);
 /* The built-in catalog.json bytes (not NUL-terminated by contract; *len set). */
 const char *hl_catalog_builtin(size_t *len);
 
-/* The data directory (see above); not created. HL_ERR_NOT_FOUND if no variable gives one. */
-hl_status hl_data_dir(char *out, size_t size);
 /* <root>/<id>/<file->name>, checked with hl_path_join_safe. root NULL: hl_data_dir(). */
 hl_status hl_catalog_file_path(char *out, size_t size, const char *root, const hl_catalog_entry *e,
                                const hl_catalog_file *f);

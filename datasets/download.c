@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/sha256.h"
+#include "core/base/sha256.h"
 #include "datasets/remote.h"
 
 /* ---- small helpers ------------------------------------------------------------------ */

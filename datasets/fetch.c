@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/sha256.h"
+#include "core/base/sha256.h"
 #include "datasets/remote.h"
 
 static void emit(const hl_fetch_opts *o, hl_fetch_event ev, const hl_catalog_file *f, size_t i, size_t n,

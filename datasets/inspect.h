@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/tokenizer.h"
-#include "datasets/records.h"
+#include "core/model/tokenizer/tokenizer.h"
+#include "core/text/records.h"
 
 #define HL_INSPECT_MAX_BINS 64
 

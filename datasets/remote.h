@@ -22,7 +22,7 @@
 
 #include <stddef.h>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 hl_status hl_remote_resolve(const char *url, char *out, size_t size);
 

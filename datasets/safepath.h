@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 /* 1 if `name` is a safe relative path: non-empty, not absolute, no "." or ".." component,
  * no empty component ("a//b"), no backslash, no control byte. */

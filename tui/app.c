@@ -45,6 +45,34 @@ void app_msg(tui_app *app, int level, const char *fmt, ...) {
     app->msg_level = level;
     app->msg_time = ui_now();
     app->msg_from_engine = 0;
+    app->msg_transient = 0;
+}
+
+void app_msg_pending(tui_app *app, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    app_msg(app, MSG_INFO, "%s", line);
+    app->msg_transient = 1;
+}
+
+static int g_started; /* the screens exist: notes become dialogs at once */
+
+void app_note(tui_app *app, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (g_started) {
+        dialog_msg(app, "Please note", line, MSG_WARN);
+        app_msg(app, MSG_WARN, "%s", line);
+        return;
+    }
+    size_t n = strlen(app->notes);
+    snprintf(app->notes + n, sizeof app->notes - n, "%s%s", n ? "\n\n" : "", line);
 }
 
 void app_switch(tui_app *app, int screen) {
@@ -60,6 +88,36 @@ void app_config_changed(tui_app *app) {
 void app_save_settings(tui_app *app) {
     if (settings_save(&app->settings) != 0)
         app_msg(app, MSG_WARN, "could not save settings.json (config dir not writable?)");
+}
+
+hl_backend *app_backend(tui_app *app) {
+    const char *name = app->cfg.device[0] ? app->cfg.device : "auto";
+    if (app->be && !strcmp(app->be_device, name) && app->be_threads == app->cfg.threads)
+        return app->be;
+    hl_backend_close(app->be);
+    app->be = NULL;
+    snprintf(app->be_device, sizeof app->be_device, "%s", name);
+    app->be_threads = app->cfg.threads;
+    if (app_worker_device(name, app->cfg.threads, &app->be) != HL_OK) {
+        snprintf(app->be_error, sizeof app->be_error, "%s", hl_last_error());
+        return NULL;
+    }
+    app->be_error[0] = '\0';
+    return app->be;
+}
+
+hl_status app_worker_device(const char *name, int threads, hl_backend **out) {
+    *out = NULL;
+    hl_backend *be = NULL;
+    hl_status st = hl_backend_open(&be, name && *name ? name : "auto");
+    if (st == HL_OK)
+        st = hl_backend_set_threads(be, threads);
+    if (st != HL_OK) {
+        hl_backend_close(be);
+        return st;
+    }
+    *out = be;
+    return HL_OK;
 }
 
 int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *path) {
@@ -436,18 +494,33 @@ static void handle_key(tui_app *app, int ch, int is_code) {
 
 /* ---- engine snapshot -------------------------------------------------------------------- */
 
-static void absorb_snapshot(tui_app *app) {
-    if (!app->engine)
-        return;
-    const hl_snapshot *s = hl_engine_snapshot(app->engine);
-    if (app->snap && s->version == app->snap->version) {
-        hl_snapshot_release(s);
-        return;
+/* What a job state means for the user, for the status line when it changes without an
+ * event of its own (pause, resume). */
+static void state_news(const hl_snapshot *s, char *out, size_t n) {
+    switch (s->state) {
+    case HL_JOB_LOADING: snprintf(out, n, "loading model and data ..."); break;
+    case HL_JOB_RUNNING:
+        snprintf(out, n, "training: step %lld/%lld", (long long)s->step, (long long)s->total_steps);
+        break;
+    case HL_JOB_PAUSED:
+        snprintf(out, n, "paused at step %lld: p resumes, w writes a checkpoint now, x stops", (long long)s->step);
+        break;
+    case HL_JOB_SAVING: snprintf(out, n, "writing a checkpoint ..."); break;
+    case HL_JOB_STOPPED: snprintf(out, n, "stopped at step %lld", (long long)s->step); break;
+    case HL_JOB_FINISHED: snprintf(out, n, "finished: %lld steps", (long long)s->step); break;
+    case HL_JOB_FAILED: snprintf(out, n, "failed: %s", s->error); break;
+    default: out[0] = 0; break;
     }
-    if (app->snap)
-        hl_snapshot_release(app->snap);
-    app->snap = s;
-    /* engine events with errors surface on the status line */
+}
+
+/* The engine's news on the status line. Routine news (an eval every few steps on a small
+ * model) must not wipe the answer to the key the user just pressed before it can be read,
+ * so it waits until the answer is 3 s old (it is kept, not dropped); errors always show,
+ * and an answer that only announces engine work ("pausing ...") gives way at once. */
+static void engine_news(tui_app *app) {
+    const hl_snapshot *s = app->snap;
+    if (!s)
+        return;
     uint64_t best = 0;
     int bi = -1;
     for (int i = 0; i < HL_ENGINE_EVENTS; i++)
@@ -455,16 +528,38 @@ static void absorb_snapshot(tui_app *app) {
             best = s->events[i].seq;
             bi = i;
         }
-    if (bi >= 0) {
-        /* Routine engine news (an eval every few steps on a small model) must not wipe the
-         * answer to the key the user just pressed before it can be read; errors always show. */
-        int answer_fresh = !app->msg_from_engine && app->msg[0] && ui_now() - app->msg_time < 3.0;
-        if (s->events[bi].is_error || !answer_fresh) {
-            app_msg(app, s->events[bi].is_error ? MSG_ERROR : MSG_INFO, "%s", s->events[bi].text);
+    int state_changed = (int)s->state != app->news_state;
+    int answer_fresh = !app->msg_from_engine && app->msg[0] && ui_now() - app->msg_time < 3.0;
+    int may_replace = !answer_fresh || app->msg_transient;
+    if (bi >= 0 && (s->events[bi].is_error || may_replace)) {
+        app_msg(app, s->events[bi].is_error ? MSG_ERROR : MSG_INFO, "%s", s->events[bi].text);
+        app->msg_from_engine = 1;
+        app->snap_version = best;
+        app->news_state = (int)s->state;
+    } else if (state_changed && may_replace) {
+        char news[700];
+        state_news(s, news, sizeof news);
+        if (news[0]) {
+            app_msg(app, s->state == HL_JOB_FAILED ? MSG_ERROR : MSG_INFO, "%s", news);
             app->msg_from_engine = 1;
         }
-        app->snap_version = best;
+        app->news_state = (int)s->state;
     }
+}
+
+static void absorb_snapshot(tui_app *app) {
+    if (!app->engine)
+        return;
+    const hl_snapshot *s = hl_engine_snapshot(app->engine);
+    if (app->snap && s->version == app->snap->version) {
+        hl_snapshot_release(s);
+    } else {
+        if (app->snap)
+            hl_snapshot_release(app->snap);
+        app->snap = s;
+    }
+    engine_news(app); /* every frame: news held back for a fresh answer shows when it is read */
+    s = app->snap;
     if (app->stopping && (hl_job_state_is_final(s->state) || s->state == HL_JOB_IDLE))
         app->running = 0;
 }
@@ -473,7 +568,25 @@ static void absorb_snapshot(tui_app *app) {
 
 static void usage_error(const char *msg) { fprintf(stderr, "hydralora: %s\n", msg); }
 
-int hl_tui_run(int argc, char **argv) {
+void app_open_model(tui_app *app, const char *path) {
+    const tui_screen_ops *o = app->ops[SCR_MODEL];
+    if (o && o->request && app->scr[SCR_MODEL])
+        o->request(app->scr[SCR_MODEL], app, APP_REQ_OPEN_MODEL, path);
+}
+
+int app_model_loading(tui_app *app) {
+    const tui_screen_ops *o = app->ops[SCR_MODEL];
+    return o && o->request && app->scr[SCR_MODEL] ? o->request(app->scr[SCR_MODEL], app, APP_REQ_MODEL_LOADING, NULL)
+                                                  : 0;
+}
+
+void app_open_data(tui_app *app, const char *path) {
+    const tui_screen_ops *o = app->ops[SCR_DATA];
+    if (o && o->request && app->scr[SCR_DATA])
+        o->request(app->scr[SCR_DATA], app, APP_REQ_OPEN_DATA, path);
+}
+
+int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT]) {
     double t_start = ui_now();
     setlocale(LC_ALL, "");
     const char *arg_theme = NULL, *arg_model = NULL, *arg_data = NULL, *arg_config = NULL;
@@ -510,12 +623,38 @@ int hl_tui_run(int argc, char **argv) {
     if (!app)
         return 1;
     settings_load(&app->settings);
-    if (arg_theme)
-        snprintf(app->settings.theme, sizeof app->settings.theme, "%s", arg_theme);
+    /* The theme: --theme, else $HYDRALORA_THEME, else the remembered one. A name that is not
+     * there is an error on the command line and a warning otherwise (never silent). */
     const char *env_theme = getenv("HYDRALORA_THEME");
-    if (!arg_theme && env_theme && *env_theme)
-        snprintf(app->settings.theme, sizeof app->settings.theme, "%s", env_theme);
-    theme_load_named(&app->theme, app->settings.theme);
+    const char *theme = arg_theme ? arg_theme : env_theme && *env_theme ? env_theme : app->settings.theme;
+    const char *theme_from = arg_theme ? "--theme" : env_theme && *env_theme ? "HYDRALORA_THEME" : "settings.json";
+    if (theme_load_named(&app->theme, theme) != 0 && strcmp(theme, "builtin") && strcmp(theme, "default")) {
+        char names[1024] = "";
+        tui_theme_list *list = malloc(sizeof *list);
+        int found = 0;
+        if (list) {
+            theme_list_all(list);
+            for (int i = 0; i < list->n; i++) {
+                size_t n = strlen(names);
+                snprintf(names + n, sizeof names - n, "%s%s", n ? ", " : "", list->name[i]);
+                found |= !strcmp(list->name[i], theme);
+            }
+            free(list);
+        }
+        char why[1400];
+        snprintf(why, sizeof why, "theme '%.60s' (%s) %s; themes: %s%sbuiltin", theme, theme_from,
+                 found ? "is not a theme file" : "is not installed", names, names[0] ? ", " : "");
+        if (arg_theme) {
+            fprintf(stderr, "hydralora: workbench: %s\n", why);
+            free(app);
+            return 2;
+        }
+        app_note(app, "%s. Using the %s theme.", why, strcmp(theme, app->settings.theme) ? "remembered" : "built-in");
+        if (strcmp(theme, app->settings.theme))
+            theme_load_named(&app->theme, app->settings.theme);
+    } else if (theme != app->settings.theme) {
+        snprintf(app->settings.theme, sizeof app->settings.theme, "%s", theme);
+    }
     paths_data_dir(app->data_dir, sizeof app->data_dir);
 
     hl_config_defaults(&app->cfg);
@@ -525,7 +664,12 @@ int hl_tui_run(int argc, char **argv) {
         if (hl_config_load_file(&tmp, p) == HL_OK)
             app->cfg = tmp;
         else if (arg_config)
-            app_msg(app, MSG_ERROR, "config %s: %s", p, hl_last_error());
+            app_note(app, "config %s: %s", p, hl_last_error());
+        else if (!paths_exists(p))
+            app_note(app, "The config of the last session, %s, is gone: starting from the defaults.", p);
+        else
+            app_note(app, "The config of the last session, %s, cannot be read (%s): starting from the defaults.", p,
+                     hl_last_error());
     }
     if (arg_model)
         snprintf(app->cfg.model, sizeof app->cfg.model, "%s", arg_model);
@@ -569,13 +713,16 @@ int hl_tui_run(int argc, char **argv) {
     }
     absorb_snapshot(app);
 
-    const tui_screen_ops *ops[SCR_COUNT] = {&scr_data_ops,    &scr_model_ops, &scr_config_ops, &scr_train_ops,
-                                            &scr_experts_ops, &scr_eval_ops,  &scr_export_ops};
-    for (int i = 0; i < SCR_COUNT; i++) {
-        app->ops[i] = ops[i];
-        app->scr[i] = ops[i]->create(app);
-    }
+    for (int i = 0; i < SCR_COUNT; i++) /* all ops first: a screen's create may ask another screen */
+        app->ops[i] = screens[i];
+    for (int i = 0; i < SCR_COUNT; i++)
+        app->scr[i] = screens[i]->create(app);
     app->running = 1;
+    g_started = 1;
+    if (app->notes[0]) {
+        dialog_msg(app, "Please note", app->notes, MSG_WARN);
+        app_msg(app, MSG_WARN, "%s", app->notes);
+    }
     if (!app->msg[0])
         app_msg(app, MSG_INFO, "Welcome. ? shows every key; 1-7 switch screens; q quits.");
 
@@ -661,6 +808,7 @@ int hl_tui_run(int argc, char **argv) {
     if (app->engine)
         hl_engine_free(app->engine); /* waits for the stop checkpoint */
     app_set_model(app, NULL, NULL, NULL);
+    hl_backend_close(app->be);
     app_save_settings(app);
     free(app);
     return 0;

@@ -6,10 +6,11 @@
 
 #include <stdint.h>
 
-#include "core/config.h"
-#include "core/engine.h"
-#include "core/model.h"
-#include "core/tokenizer.h"
+#include "core/backend/backend.h"
+#include "core/train/config.h"
+#include "core/engine/engine.h"
+#include "core/model/model.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "tui/keys.h"
 #include "tui/settings.h"
 #include "tui/theme.h"
@@ -41,12 +42,26 @@ typedef struct {
     int (*busy)(void *self, tui_app *app);
     /* Stop jobs cleanly before exit (cancel downloads, stop generation). */
     void (*shutdown)(void *self, tui_app *app);
+    /* Requests from other screens (APP_REQ_*), for the screen that owns the thing asked for;
+     * returns the answer of a query (0 when it does not handle `what`). The app dispatches
+     * app_open_model & co. here, so screens never call each other. */
+    int (*request)(void *self, tui_app *app, int what, const char *arg);
 } tui_screen_ops;
+
+enum {
+    APP_REQ_OPEN_MODEL = 1, /* Model screen: load arg in the background */
+    APP_REQ_MODEL_LOADING,  /* Model screen: 1 while a model is loading */
+    APP_REQ_OPEN_DATA,      /* Data screen: load records + statistics of arg */
+};
 
 enum { SCR_DATA = 0, SCR_MODEL, SCR_CONFIG, SCR_TRAIN, SCR_EXPERTS, SCR_EVAL, SCR_EXPORT, SCR_COUNT };
 
 extern const tui_screen_ops scr_data_ops, scr_model_ops, scr_config_ops, scr_train_ops, scr_experts_ops,
     scr_eval_ops, scr_export_ops;
+
+/* Run the workbench with these screens (tui/workbench.c passes the table) until the user
+ * quits; returns the process exit code. */
+int app_run(int argc, char **argv, const tui_screen_ops *const screens[SCR_COUNT]);
 
 /* Dialogs: one modal at a time. */
 typedef void (*tui_dialog_cb)(tui_app *app, void *ctx, int ok, const char *text, int choice);
@@ -75,6 +90,12 @@ struct tui_app {
     uint64_t model_version;
     int model_users;        /* workers currently reading model/tok (eval, generation) */
 
+    /* the device of app->cfg (device, threads) for memory plans, opened by app_backend */
+    hl_backend *be;
+    char be_device[32];
+    int be_threads;
+    char be_error[512];
+
     /* the training engine and its latest snapshot (taken on the UI thread each frame) */
     hl_engine *engine;
     const hl_snapshot *snap; /* never NULL after startup */
@@ -85,6 +106,13 @@ struct tui_app {
     int msg_level;
     double msg_time;
     int msg_from_engine; /* the status line shows an engine event, not the answer to a key */
+    int msg_transient;   /* ...an answer that describes engine work in flight ("pausing ..."):
+                          * the engine's next news replaces it at once */
+    int news_state;      /* engine job state the status line last reported on */
+
+    /* what the user should know from startup (a remembered file that is gone, a theme that
+     * is not there): shown together in one dialog once the screens exist */
+    char notes[2048];
 
     /* quit handling */
     int quit_requested;
@@ -100,16 +128,29 @@ struct tui_app {
 
 /* Status line message (also used for errors: the text of hl_last_error()). */
 void app_msg(tui_app *app, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An answer that says the engine is about to do something ("pausing ..."): the next state
+ * change or engine event replaces it, so it never outlives what it announces. */
+void app_msg_pending(tui_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A startup note (see notes above); after startup the same as a warning dialog. */
+void app_note(tui_app *app, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void app_switch(tui_app *app, int screen);
 void app_config_changed(tui_app *app); /* after editing app->cfg */
 void app_save_settings(tui_app *app);
 /* Replace the shared model (takes ownership); refuses (returns -1) while workers use it. */
 int app_set_model(tui_app *app, hl_model *model, hl_tokenizer *tok, const char *path);
 
-/* Cross-screen requests (implemented by the owning screen). */
+/* Cross-screen requests (answered by the owning screen through its `request` op). */
 void app_open_model(tui_app *app, const char *path);  /* Model screen: load in the background */
 void app_open_data(tui_app *app, const char *path);   /* Data screen: load records + statistics */
 int app_model_loading(tui_app *app);
+
+/* The device the run config names (cfg.device, cfg.threads), for memory plans on the UI thread:
+ * opened on first use and again when those fields change. NULL when it cannot be used (the
+ * reason in app->be_error). Workers open their own backend by name (app_worker_device). */
+hl_backend *app_backend(tui_app *app);
+/* Open the backend a worker computes on: the config's device and threads, copied at the
+ * start of the job (name and threads are the job's copies). */
+hl_status app_worker_device(const char *name, int threads, hl_backend **out);
 
 /* Modal dialogs (dialog.c). Text is copied. */
 void dialog_msg(tui_app *app, const char *title, const char *text, int level);

@@ -86,6 +86,16 @@ static void draw_tokens(data_scr *s, int *ln, int top, tui_rect in) {
     (*ln)++;
 }
 
+
+/* A length in the 7-column record list: "123456t" up to 999,999, then "5.0Mt", "4.3Gt". */
+static void fmt_length(char *out, size_t n, uint32_t v, char unit) {
+    if (v < 1000000u)
+        snprintf(out, n, "%u%c", v, unit);
+    else if (v < 1000000000u)
+        snprintf(out, n, "%.1fM%c", v / 1e6, unit);
+    else
+        snprintf(out, n, "%.1fG%c", v / 1e9, unit);
+}
 static void draw_record(data_scr *s, tui_rect r) {
     const hl_record *rec = hl_dataset_get(&s->ds, (size_t)s->rl.sel);
     char title[96];
@@ -161,15 +171,25 @@ void data_draw_records(data_scr *s, tui_rect r) {
     char title[160], nb[32];
     snprintf(title, sizeof title, "Records %s", fmt_count(nb, sizeof nb, (int64_t)s->ds.n_records));
     ui_box(lr, s->focus == FOCUS_RIGHT ? ST_HI : ST_BOX, title, ST_TITLE);
+    char cfg_data[4096];
+    paths_expand_home(s->app->cfg.data, cfg_data, sizeof cfg_data);
     if (s->search[0]) {
         char note[300];
         snprintf(note, sizeof note, "/%s", s->search);
         ui_box_note(lr, ST_WARN, note);
+    } else if (strcmp(cfg_data, s->ds_path)) {
+        /* browsing: say that training uses another data set (or none yet) */
+        ui_box_note(lr, ST_WARN, "not in the run config (u uses it)");
+    } else {
+        ui_box_note(lr, ST_DIM, "the run's data");
     }
     tui_rect in = ui_inset(lr, 1);
     s->rec_h = in.h;
     list_clamp(&s->rl, in.h);
-    int nw = 6;
+    char numb[32];
+    int nw = snprintf(numb, sizeof numb, "%zu", s->ds.n_records) + 1; /* record numbers never run into the text */
+    if (nw < 6)
+        nw = 6;
     for (int i = 0; i < in.h; i++) {
         int row = s->rl.top + i;
         const hl_record *rec = hl_dataset_get(&s->ds, (size_t)row);
@@ -179,13 +199,15 @@ void data_draw_records(data_scr *s, tui_rect r) {
         int st = sel ? ST_SEL : ST_MAIN;
         if (sel)
             ui_fill((tui_rect){in.y + i, in.x, 1, in.w - 1}, st);
-        ui_textf(in.y + i, in.x, nw, sel ? st : ST_DIM, "%5d", row + 1);
+        ui_textf(in.y + i, in.x, nw, sel ? st : ST_DIM, "%*d", nw - 1, row + 1);
         int hit = s->search[0] && data_rec_matches(rec, s->search);
         ui_text(in.y + i, in.x + nw, in.w - nw - 8, hit && !sel ? ST_WARN : st, rec->instruction);
-        if (s->insp_ok && s->insp.have_tokens)
-            ui_textf(in.y + i, in.x + in.w - 8, 7, sel ? st : ST_DIM, "%6ut", s->insp.tok_len[row]);
-        else if (s->insp_ok)
-            ui_textf(in.y + i, in.x + in.w - 8, 7, sel ? st : ST_DIM, "%6uc", s->insp.char_len[row]);
+        if (s->insp_ok) {
+            char len[16];
+            int tokens = s->insp.have_tokens;
+            fmt_length(len, sizeof len, tokens ? s->insp.tok_len[row] : s->insp.char_len[row], tokens ? 't' : 'c');
+            ui_text_right(in.y + i, in.x + in.w - 8, 7, sel ? st : ST_DIM, len);
+        }
     }
     list_scrollbar(&s->rl, in.y, in.x + in.w - 1, in.h);
     draw_record(s, (tui_rect){r.y + lh, r.x, r.h - lh, r.w});
@@ -452,63 +474,100 @@ void data_draw_clusters(data_scr *s, tui_rect r) {
     if (!s->rep_ok) {
         ui_box(r, ST_BOX, "Clusters", ST_TITLE);
         ui_text(r.y + 2, r.x + 2, r.w - 4, ST_MAIN, "How many heads N? HydraLoRA picks N from the data:");
-        ui_text(r.y + 3, r.x + 2, r.w - 4, ST_MAIN, "TF-IDF of the texts, k-means for K = 2..12, elbow of SSE(K).");
-        ui_text(r.y + 5, r.x + 2, r.w - 4, ST_HI, "c  k-means elbow      W  Ward dendrogram cut");
+        ui_text(r.y + 3, r.x + 2, r.w - 4, ST_MAIN, "TF-IDF of the texts, k-means for K = 2..12, then two");
+        ui_text(r.y + 4, r.x + 2, r.w - 4, ST_MAIN, "criteria side by side: the mean silhouette s(K) (its");
+        ui_text(r.y + 5, r.x + 2, r.w - 4, ST_MAIN, "first peak is proposed) and the elbow of SSE(K).");
+        ui_text(r.y + 7, r.x + 2, r.w - 4, ST_HI, "c  k-means            W  Ward dendrogram");
         if (!s->ds_ok)
-            ui_text(r.y + 7, r.x + 2, r.w - 4, ST_DIM, "(open a data set first)");
+            ui_text(r.y + 9, r.x + 2, r.w - 4, ST_DIM, "(open a data set first)");
         return;
     }
     const hl_cluster_report *rep = &s->rep;
     int top_h = r.h / 2;
     if (top_h < 7)
         top_h = 7;
-    tui_rect pr = {r.y, r.x, top_h, r.w};
+    /* The two criteria side by side: SSE(K) with its elbow (or the Ward dendrogram) on the
+     * left, the mean silhouette s(K) on the right; the proposal follows the chosen criterion. */
+    int lw = r.w / 2;
+    tui_rect pr = {r.y, r.x, top_h, lw}, sr = {r.y, r.x + lw, top_h, r.w - lw};
+    int by_elbow = rep->criterion == HL_CRITERION_ELBOW || !rep->silhouette_n;
     char title[128];
-    snprintf(title, sizeof title, "%s  proposed N = %d",
-             rep->method == HL_CLUSTER_WARD ? "Ward: SSE of each cut" : "k-means elbow: SSE(K)", rep->proposed_n);
-    ui_box(pr, ST_BOX, title, ST_TITLE);
-    char note[64];
-    snprintf(note, sizeof note, "chosen K = %d  (+/- a)", s->chosen_k);
-    ui_box_note(pr, ST_HI, note);
-    double xs[64], ys[64], px[2], py[2];
-    int n = 0;
+    double xs[64], ys[64], ss[64], px[3], py[3], qx[3], qy[3];
+    int n = 0, ns = 0;
     for (int i = 0; i < rep->n_k && n < 64; i++) {
-        xs[n] = rep->per_k[i].k;
-        ys[n] = rep->per_k[i].sse;
-        if (rep->per_k[i].k == rep->proposed_n) {
-            px[0] = xs[n];
-            py[0] = ys[n];
-        }
-        if (rep->per_k[i].k == s->chosen_k) {
-            px[1] = xs[n];
-            py[1] = ys[n];
-        }
+        const hl_cluster_k *pk = &rep->per_k[i];
+        xs[n] = pk->k;
+        ys[n] = pk->sse;
+        if (pk->k == rep->elbow_n)
+            px[0] = xs[n], py[0] = ys[n];
+        if (pk->k == s->chosen_k)
+            px[1] = xs[n], py[1] = ys[n];
         n++;
     }
-    plot_series ser[3] = {
-        {.x = xs, .y = ys, .n = n, .kind = PLOT_LINE, .style = ui_style(TK_PLOT_SMOOTH, TK_MAIN_BG, 0), .name = "SSE"},
-        {.x = &px[0], .y = &py[0], .n = 1, .kind = PLOT_POINTS, .style = ui_style(TK_PLOT_EVAL, TK_MAIN_BG, S_BOLD),
-         .name = "proposed"},
-        {.x = &px[1], .y = &py[1], .n = 1, .kind = PLOT_POINTS, .style = ST_HI, .name = "chosen"},
-    };
+    double sx[64];
+    int sil_pick = 0, sil_chosen = 0;
+    for (int i = 0; i < rep->n_k && ns < 64; i++) {
+        const hl_cluster_k *pk = &rep->per_k[i];
+        if (!isfinite(pk->silhouette))
+            continue;
+        sx[ns] = pk->k;
+        ss[ns] = pk->silhouette;
+        if (pk->k == rep->silhouette_n)
+            qx[0] = sx[ns], qy[0] = ss[ns], sil_pick = 1;
+        if (pk->k == s->chosen_k)
+            qx[1] = sx[ns], qy[1] = ss[ns], sil_chosen = 1;
+        ns++;
+    }
+    int pick_style = ui_style(TK_PLOT_EVAL, TK_MAIN_BG, S_BOLD);
     plot_opts po = {.integer_x = 1};
+    int wide = lw >= 34; /* room for the long titles */
+    if (wide)
+        snprintf(title, sizeof title, "%s elbow N = %d%s", rep->method == HL_CLUSTER_WARD ? "Ward SSE:" : "SSE(K):",
+                 rep->elbow_n, by_elbow ? " (proposed)" : "");
+    else
+        snprintf(title, sizeof title, "elbow %d%s", rep->elbow_n, by_elbow ? " *" : "");
+    ui_box(pr, by_elbow ? ST_HI : ST_BOX, title, ST_TITLE);
     if (rep->method == HL_CLUSTER_WARD && rep->ward_n >= 2) {
-        tui_rect in = ui_inset(pr, 1);
-        char t2[128];
-        snprintf(t2, sizeof t2, "Ward dendrogram, proposed cut N = %d", rep->proposed_n);
-        ui_box(pr, ST_BOX, t2, ST_TITLE);
-        ui_box_note(pr, ST_HI, note);
-        draw_dendrogram(s, in);
+        draw_dendrogram(s, ui_inset(pr, 1));
     } else {
+        plot_series ser[3] = {
+            {.x = xs, .y = ys, .n = n, .kind = PLOT_LINE, .style = ui_style(TK_PLOT_SMOOTH, TK_MAIN_BG, 0), .name = "SSE"},
+            {.x = &px[0], .y = &py[0], .n = 1, .kind = PLOT_POINTS, .style = pick_style, .name = "elbow"},
+            {.x = &px[1], .y = &py[1], .n = 1, .kind = PLOT_POINTS, .style = ST_HI, .name = "chosen"},
+        };
         plot_draw(ui_inset(pr, 1), ser, 3, &po);
+    }
+    if (rep->silhouette_n && wide)
+        snprintf(title, sizeof title, "silhouette N = %d%s", rep->silhouette_n, by_elbow ? "" : " (proposed)");
+    else if (rep->silhouette_n)
+        snprintf(title, sizeof title, "silhouette %d%s", rep->silhouette_n, by_elbow ? "" : " *");
+    else
+        snprintf(title, sizeof title, "silhouette: -");
+    ui_box(sr, by_elbow ? ST_BOX : ST_HI, title, ST_TITLE);
+    if (ns) {
+        plot_series ser[3] = {
+            {.x = sx, .y = ss, .n = ns, .kind = PLOT_LINE, .style = ui_style(TK_PLOT_AUX, TK_MAIN_BG, 0),
+             .name = "s(K)"},
+            {.x = &qx[0], .y = &qy[0], .n = sil_pick, .kind = PLOT_POINTS, .style = pick_style, .name = "peak"},
+            {.x = &qx[1], .y = &qy[1], .n = sil_chosen, .kind = PLOT_POINTS, .style = ST_HI, .name = "chosen"},
+        };
+        plot_draw(ui_inset(sr, 1), ser, 3, &po);
     }
 
     tui_rect cr = {r.y + top_h, r.x, r.h - top_h, r.w};
-    snprintf(title, sizeof title, "%d clusters of %lld records (sizes, top terms)", rep->chosen_k,
-             (long long)rep->n_records);
+    snprintf(title, sizeof title, "%d clusters of %lld records", rep->chosen_k, (long long)rep->n_records);
     ui_box(cr, ST_BOX, title, ST_TITLE);
-    if (s->chosen_k != rep->chosen_k)
-        ui_box_note(cr, ST_WARN, "Enter: recompute for the chosen K");
+    char note[64];
+    if (s->chosen_k != rep->chosen_k) {
+        snprintf(note, sizeof note, "K = %d: Enter recomputes", s->chosen_k);
+        ui_box_note(cr, ST_WARN, note);
+    } else {
+        if (s->chosen_k == rep->proposed_n)
+            snprintf(note, sizeof note, "proposed N = %d (a)", s->chosen_k);
+        else
+            snprintf(note, sizeof note, "K = %d: a sets N", s->chosen_k);
+        ui_box_note(cr, ST_HI, note);
+    }
     tui_rect in = ui_inset(cr, 1);
     int64_t mx = 1;
     for (int c = 0; c < rep->chosen_k; c++)

@@ -79,6 +79,14 @@ static void finish(tui_app *app, int ok, const char *text, int choice) {
 
 void dialog_msg(tui_app *app, const char *title, const char *text, int level) {
     (void)app;
+    /* a message still on screen is not lost to the next one: both show, the newer below */
+    if (D.kind == DLG_MSG && strlen(D.text) + strlen(title ? title : "") + strlen(text ? text : "") + 8 < sizeof D.text) {
+        size_t n = strlen(D.text);
+        snprintf(D.text + n, sizeof D.text - n, "\n\n%s: %s", title ? title : "", text ? text : "");
+        if (level > D.level)
+            D.level = level;
+        return;
+    }
     open_kind(DLG_MSG, title, NULL, NULL);
     snprintf(D.text, sizeof D.text, "%s", text ? text : "");
     D.level = level;

@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 typedef struct tui_job tui_job;
 typedef hl_status (*tui_job_fn)(tui_job *job, void *arg);

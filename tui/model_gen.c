@@ -4,13 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/export.h"
-#include "core/generate.h"
+#include "core/train/export.h"
+#include "core/eval/generate.h"
 #include "tui/app.h"
 #include "tui/paths.h"
 
 typedef struct {
     tui_job *job;
+    char device[32];
+    int threads;
     const hl_model *model;
     const hl_tokenizer *tok;
     char prompt[4096];
@@ -37,12 +39,18 @@ static hl_status gen_main(tui_job *j, void *p) {
     gen_arg *a = p;
     hl_adapters ad;
     memset(&ad, 0, sizeof ad);
+    hl_backend *be = NULL;
+    HL_TRY(app_worker_device(a->device, a->threads, &be));
     if (a->use_adapter) {
         job_progress(j, "loading the adapter", 0, -1);
-        HL_TRY(hl_export_load(a->adapter_dir, &a->model->cfg, 41, &ad));
+        hl_status ls = hl_export_load(a->adapter_dir, &a->model->cfg, 41, &ad);
+        if (ls != HL_OK) {
+            hl_backend_close(be);
+            return ls;
+        }
     }
     hl_generator *g = NULL;
-    hl_status st = hl_generator_create(&g, a->model, a->use_adapter ? &ad : NULL, a->tok);
+    hl_status st = hl_generator_create(&g, be, a->model, a->use_adapter ? &ad : NULL, a->tok);
     if (st == HL_OK) {
         hl_gen_params gp;
         hl_gen_params_default(&gp);
@@ -65,13 +73,14 @@ static hl_status gen_main(tui_job *j, void *p) {
     }
     if (a->use_adapter)
         hl_adapters_free(&ad);
+    hl_backend_close(be);
     return st;
 }
 
 void tui_model_gen_init(tui_model_gen *g) {
     memset(g, 0, sizeof *g);
     job_init(&g->job);
-    snprintf(g->status, sizeof g->status, "greedy, up to 256 new tokens. Enter or r generates, x stops.");
+    snprintf(g->status, sizeof g->status, "greedy, up to 256 new tokens. r generates, Enter edits the prompt, x stops.");
 }
 
 void tui_model_gen_free(tui_model_gen *g) {
@@ -86,10 +95,7 @@ static int adapter_dir(struct tui_app *app, char *out, size_t n) {
         snprintf(rd, sizeof rd, "%s", app->snap->run_dir);
     else
         hl_config_run_dir(&app->cfg, rd, sizeof rd);
-    snprintf(out, n, "%.4000s/adapter", rd);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/adapter_config.json", out);
-    return paths_exists(probe);
+    return paths_run_adapter(rd, out, n);
 }
 
 int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *prompt, int use_adapter) {
@@ -97,7 +103,7 @@ int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *promp
         app_msg(app, MSG_WARN, "already generating (x stops)");
         return -1;
     }
-    if (!app->model || !app->tok || app_model_loading(app)) {
+    if (!app->model || !app->tok) {
         app_msg(app, MSG_WARN, "open a model with a tokenizer first");
         return -1;
     }
@@ -108,13 +114,16 @@ int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *promp
     memset(a, 0, sizeof *a);
     g->arg = a;
     a->job = &g->job;
+    snprintf(a->device, sizeof a->device, "%s", app->cfg.device);
+    a->threads = app->cfg.threads;
     a->model = app->model;
     a->tok = app->tok;
     a->max_new = 256;
     snprintf(a->prompt, sizeof a->prompt, "%s", prompt);
     if (use_adapter) {
         if (!adapter_dir(app, a->adapter_dir, sizeof a->adapter_dir)) {
-            app_msg(app, MSG_WARN, "no exported adapter at %s yet (finish or export a run first)", a->adapter_dir);
+            app_msg(app, MSG_WARN, "no adapter in %s or its export/ yet: finish the run, or export a checkpoint (7 Export)",
+                    a->adapter_dir);
             return -1;
         }
         a->use_adapter = 1;

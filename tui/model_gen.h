@@ -1,5 +1,5 @@
 /* The Model screen's prompt box: one generation at a time in a worker thread, tokens
- * streamed into a text buffer the UI polls (core/generate.h does the decoding). */
+ * streamed into a text buffer the UI polls (core/eval/generate.h does the decoding). */
 #ifndef HL_TUI_MODEL_GEN_H
 #define HL_TUI_MODEL_GEN_H
 
@@ -18,8 +18,9 @@ typedef struct {
 
 void tui_model_gen_init(tui_model_gen *g);
 void tui_model_gen_free(tui_model_gen *g);
-/* Starts generating from prompt with the app's model (and the adapter when asked).
- * Returns 0 when started; otherwise reports on the status line and returns -1. */
+/* Starts generating from prompt with the app's model (and the adapter when asked) on the
+ * config's device; the caller makes sure the model is loaded (not loading). Returns 0 when
+ * started; otherwise reports on the status line and returns -1. */
 int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *prompt, int use_adapter);
 void tui_model_gen_stop(tui_model_gen *g);
 /* Call every frame: finishes a generation (releases the model). */

@@ -185,3 +185,74 @@ void paths_display(const char *in, char *out, size_t outsz, size_t width, int ut
         tail++;
     snprintf(out, outsz, "%s%s", ell, tail);
 }
+
+/* mtime of <dir>/adapter_model.safetensors when <dir> holds a complete adapter, else -1. */
+static double adapter_mtime(const char *dir) {
+    char p[4300];
+    struct stat st;
+    snprintf(p, sizeof p, "%.4200s/adapter_config.json", dir);
+    if (stat(p, &st) != 0)
+        return -1;
+    snprintf(p, sizeof p, "%.4200s/adapter_model.safetensors", dir);
+    if (stat(p, &st) != 0)
+        return -1;
+    return (double)st.st_mtim.tv_sec + 1e-9 * (double)st.st_mtim.tv_nsec;
+}
+
+int paths_run_adapter(const char *run_dir, char *out, size_t n) {
+    char a[4200], e[4200];
+    snprintf(a, sizeof a, "%.4000s/adapter", run_dir);
+    snprintf(e, sizeof e, "%.4000s/export", run_dir);
+    double ta = adapter_mtime(a), te = adapter_mtime(e);
+    snprintf(out, n, "%s", te > ta ? e : a);
+    return ta >= 0 || te >= 0;
+}
+
+void paths_absolute(const char *in, char *out, size_t n) {
+    char tmp[8192];
+    if (!n)
+        return;
+    if (!in || !*in) {
+        out[0] = 0;
+        return;
+    }
+    paths_expand_home(in, tmp, sizeof tmp);
+    if (tmp[0] != '/') {
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof cwd)) {
+            snprintf(out, n, "%s", tmp);
+            return;
+        }
+        char joined[8192];
+        snprintf(joined, sizeof joined, "%.4095s/%.4000s", cwd, tmp);
+        memcpy(tmp, joined, sizeof tmp);
+    }
+    /* fold the components: w is the end of what is kept */
+    char res[8192];
+    size_t w = 0;
+    const char *p = tmp;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        const char *q = p;
+        while (*q && *q != '/')
+            q++;
+        size_t len = (size_t)(q - p);
+        if (len == 0 || (len == 1 && p[0] == '.')) {
+        } else if (len == 2 && p[0] == '.' && p[1] == '.') {
+            while (w > 0 && res[w - 1] != '/')
+                w--;
+            if (w > 0)
+                w--; /* the slash before the dropped component */
+        } else if (w + 1 + len < sizeof res) {
+            res[w++] = '/';
+            memcpy(res + w, p, len);
+            w += len;
+        }
+        p = q;
+    }
+    if (w == 0)
+        res[w++] = '/';
+    res[w] = 0;
+    snprintf(out, n, "%s", res);
+}

@@ -1,5 +1,5 @@
 /* Screen 3, Config: every run-config field as a form row, generated from the engine's
- * field table (core/config.h): typed text inputs, choices, switches and target toggles,
+ * field table (core/train/config.h): typed text inputs, choices, switches and target toggles,
  * inline help and range, validation messages on the field, and the trainable-parameter
  * count and memory plan recomputed as you edit (including the value being typed). */
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/llama.h"
+#include "core/backend/backend.h"
 #include "tui/app.h"
 #include "tui/paths.h"
 
@@ -33,6 +33,8 @@ typedef struct {
     char est_key[4096];
     int est_ok;
     hl_mem_plan plan;
+    int plan_holds_weights; /* a GPU's plan counts its copy of the weights */
+    char plan_device[32];
     size_t n_trainable;
     char est_err[512];
     char valid_msg[512];
@@ -103,6 +105,12 @@ static int set_field(config_scr *s, const hl_config_field *f, const char *text) 
     s->err_row = -1;
     s->err[0] = 0;
     app_config_changed(s->app);
+    /* an error about an earlier value must not stay on the status line once it is fixed */
+    if (s->app->msg_level == MSG_ERROR && !s->app->msg_from_engine) {
+        char v[256];
+        hl_config_get_field(&s->app->cfg, f, v, sizeof v);
+        app_msg(s->app, MSG_OK, "%s = %s", f->name, v);
+    }
     return 0;
 }
 
@@ -162,11 +170,21 @@ static void estimate(config_scr *s) {
         return;
     }
     s->n_trainable = hl_adapter_param_count(mc, &ac);
-    unsigned flags = HL_LLAMA_TRAIN | (cfg.grad_checkpoint ? HL_LLAMA_CHECKPOINT : 0);
-    if (hl_llama_plan(mc, &ac, cfg.micro_batch, cfg.max_len, flags, &s->plan) != HL_OK) {
+    hl_backend *be = app_backend(app);
+    if (!be) {
+        snprintf(s->est_err, sizeof s->est_err, "%s", app->be_error);
+        return;
+    }
+    hl_backend_info bi;
+    unsigned flags = HL_SESSION_TRAIN | (cfg.grad_checkpoint ? HL_SESSION_CHECKPOINT : 0);
+    int T = mc->max_seq_len > 0 && cfg.max_len > mc->max_seq_len ? mc->max_seq_len : cfg.max_len; /* as training */
+    if (hl_backend_get_info(be, &bi) != HL_OK ||
+        hl_backend_plan(be, mc, app->model->dtype, &ac, cfg.micro_batch, T, flags, &s->plan) != HL_OK) {
         snprintf(s->est_err, sizeof s->est_err, "%s", hl_last_error());
         return;
     }
+    s->plan_holds_weights = bi.is_gpu;
+    snprintf(s->plan_device, sizeof s->plan_device, "%s", bi.name);
     s->est_ok = 1;
 }
 
@@ -175,7 +193,14 @@ static void revalidate(config_scr *s) {
         return;
     s->valid_cfg = s->app->cfg_version;
     s->valid_ok = hl_config_validate(&s->app->cfg) == HL_OK;
-    snprintf(s->valid_msg, sizeof s->valid_msg, "%s", s->valid_ok ? "" : hl_last_error());
+    const char *e = s->valid_ok ? "" : hl_last_error();
+    /* the engine's message says what is missing; here is how to give it in the workbench */
+    const char *hint = !strcmp(e, "model: no base model given") ? ": open one on 2 Model (o), or type its path in "
+                                                                  "the model field"
+                       : !strcmp(e, "data: no training data given") ? ": pick a data set on 1 Data (u uses it), or "
+                                                                      "type its path in the data field"
+                                                                    : "";
+    snprintf(s->valid_msg, sizeof s->valid_msg, "%s%s", e, hint);
 }
 
 /* ---- drawing ------------------------------------------------------------------------------- */
@@ -195,27 +220,53 @@ static void draw_value(config_scr *s, const hl_config_field *f, int y, int x, in
         return;
     }
     case HL_FIELD_ENUM: {
-        int xx = x;
+        /* every choice when it fits ("◉ hydra  ○ lora"), then closer ("◉ hydra ○ lora"), else
+         * the chosen one and how to change it: never a choice cut in half */
+        int xx = x, n = 0, need[2] = {0, 0};
+        for (int i = 0; f->choices[i]; i++, n++) {
+            need[0] += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 2;
+            need[1] += (ui_utf8 ? 2 : 4) + ui_width(f->choices[i]) + 1;
+        }
+        int tight = need[0] - 2 > w;
+        if (need[1] - 1 > w) {
+            char one[160];
+            snprintf(one, sizeof one, "%s%.64s  (%d choices: h l)", ui_utf8 ? "\u25c9 " : "(*) ", v, n);
+            ui_text(y, x, w, (sel ? base : ST_HI) | S_BOLD, one);
+            return;
+        }
         for (int i = 0; f->choices[i] && xx < x + w; i++) {
             int on = !strcmp(f->choices[i], v);
-            xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM),
-                          on ? (ui_utf8 ? "\u25c9 " : "(*) ") : (ui_utf8 ? "\u25cb " : "( ) "));
+            const char *mark = on ? (ui_utf8 ? "\u25c9 " : "(*) ") : (ui_utf8 ? "\u25cb " : "( ) ");
+            xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM), mark);
             xx += ui_text(y, xx, x + w - xx, on ? (sel ? base : ST_HI) | S_BOLD : (sel ? base : ST_DIM),
                           f->choices[i]);
-            xx += 2;
+            xx += tight ? 1 : 2;
         }
         return;
     }
     case HL_FIELD_FLAGS: {
         unsigned bits = *(const unsigned *)((const char *)&s->app->cfg + f->offset);
+        /* every choice must stay visible (a narrow terminal cut "up" and "down" off): the
+         * widest of three forms that fits: "■ gate", "■gate", then names alone (on = bold) */
+        int form = 0;
+        for (; form < 2; form++) {
+            int need = 0;
+            for (int i = 0; f->choices[i]; i++)
+                need += (form == 0 ? (ui_utf8 ? 2 : 3) : form == 1 ? (ui_utf8 ? 1 : 3) : 0) + ui_width(f->choices[i]) + 1;
+            if (need - 1 <= w)
+                break;
+        }
         int xx = x;
         for (int i = 0; f->choices[i] && xx < x + w; i++) {
             int on = bits >> i & 1;
             int cur = sel && i == s->flag_cur;
             int st = cur ? ui_style(TK_SELECTED_FG, TK_SELECTED_BG, S_BOLD | S_UNDER) : sel ? base : on ? ST_HI : ST_DIM;
+            if (form == 2 && on && !cur)
+                st |= S_BOLD;
             char item[64];
-            snprintf(item, sizeof item, "%s%s", on ? (ui_utf8 ? "\u25a0 " : "[x]") : (ui_utf8 ? "\u25a1 " : "[ ]"),
-                     f->choices[i]);
+            const char *box = form == 2 ? "" : on ? (ui_utf8 ? (form ? "\u25a0" : "\u25a0 ") : "[x]")
+                                                  : (ui_utf8 ? (form ? "\u25a1" : "\u25a1 ") : "[ ]");
+            snprintf(item, sizeof item, "%s%s", box, f->choices[i]);
             xx += ui_text(y, xx, x + w - xx, st, item);
             xx += 1;
         }
@@ -352,8 +403,15 @@ static void draw_side(config_scr *s, tui_rect r) {
     bottom = er.y + er.h - 1;
     estimate(s);
     revalidate(s);
+    /* Training clamps max_len to the open model's context (and says so): not "valid" as typed. */
+    int ctx = app->model ? app->model->cfg.max_seq_len : 0;
     if (y < bottom) {
-        if (s->valid_ok)
+        if (s->valid_ok && ctx > 0 && app->cfg.max_len > ctx) {
+            ui_textf(y++, x, w, ST_WARN, "max_len %d > the model's context %d:", app->cfg.max_len, ctx);
+            if (y < bottom)
+                ui_textf(y++, x, w, ST_WARN, "training will use max_len %d", ctx);
+        }
+        else if (s->valid_ok)
             ui_text(y++, x, w, ST_OK, ui_utf8 ? "\u2714 config is valid" : "* config is valid");
         else {
             int len2 = (int)strlen(s->valid_msg), o2 = 0;
@@ -381,9 +439,9 @@ static void draw_side(config_scr *s, tui_rect r) {
     if (y < bottom)
         ui_textf(y++, x, w, ST_TITLE, "trainable %s  (%.3f%%)", fmt_count(a, sizeof a, (int64_t)s->n_trainable), pct);
     double wb = (double)hl_model_weight_bytes(app->model);
-    double total = wb + (double)s->plan.total;
+    double total = (s->plan_holds_weights ? 0.0 : wb) + (double)s->plan.total;
     if (y < bottom)
-        ui_textf(y++, x, w, ST_TITLE, "memory    %s", fmt_bytes(a, sizeof a, total));
+        ui_textf(y++, x, w, ST_TITLE, "memory    %s on %s", fmt_bytes(a, sizeof a, total), s->plan_device);
     if (y < bottom)
         ui_textf(y++, x, w, ST_DIM, "  weights %s, activations %s", fmt_bytes(a, sizeof a, wb),
                  fmt_bytes(b, sizeof b, (double)s->plan.activations));
@@ -391,10 +449,9 @@ static void draw_side(config_scr *s, tui_rect r) {
         ui_textf(y++, x, w, ST_DIM, "  adapter+grads+Adam %s", fmt_bytes(a, sizeof a, (double)(s->plan.params + s->plan.grads + s->plan.moments)));
     const hl_run_config *c = &app->cfg;
     if (y < bottom)
-        ui_textf(y++, x, w, ST_DIM, "  %d tokens/step (%d x %d x accum %d)", c->micro_batch * c->max_len * c->grad_accum,
-                 c->micro_batch, c->max_len, c->grad_accum);
-    if (c->max_len > app->model->cfg.max_seq_len && y < bottom)
-        ui_textf(y++, x, w, ST_WARN, "max_len %d > the model's context %d", c->max_len, app->model->cfg.max_seq_len);
+        ui_textf(y++, x, w, ST_DIM, "  %d tokens/step (%d x %d x accum %d)",
+                 c->micro_batch * (ctx > 0 && c->max_len > ctx ? ctx : c->max_len) * c->grad_accum, c->micro_batch,
+                 ctx > 0 && c->max_len > ctx ? ctx : c->max_len, c->grad_accum);
     if (s->editing && s->est_key[0] && y < bottom)
         ui_text(y++, x, w, ST_HI, "(with the value being typed)");
 }
@@ -403,8 +460,8 @@ static void draw(void *self, tui_app *app, tui_rect r) {
     config_scr *s = self;
     (void)app;
     int rw = r.w * 36 / 100;
-    if (rw < 30)
-        rw = 30;
+    if (rw < 28) /* at 80 columns the form keeps room for every target ("■gate ■up ■down") */
+        rw = 28;
     draw_form(s, (tui_rect){r.y, r.x, r.h, r.w - rw});
     draw_side(s, (tui_rect){r.y, r.x + r.w - rw, r.h, rw});
 }
@@ -566,6 +623,8 @@ static int text_key(void *self, tui_app *app, int ch, int is_code) {
             app_msg(app, MSG_ERROR, "%s", s->err);
     } else if (r == EDIT_ESCAPE) {
         s->editing = 0;
+        if (s->err_row >= 0 && app->msg_level == MSG_ERROR && !app->msg_from_engine)
+            app_msg(app, MSG_INFO, "%s unchanged", cur_field(s) ? cur_field(s)->name : "value");
         s->err_row = -1;
     } else if (r == EDIT_NONE && is_code && (ch == KEY_UP || ch == KEY_DOWN)) {
         /* moving away commits like Enter would */

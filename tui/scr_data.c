@@ -14,7 +14,6 @@
 #include "tui/plot.h"
 #include "tui/scr_data.h"
 
-static data_scr *g_data; /* for app_open_data */
 
 /* ---- catalog ------------------------------------------------------------------------- */
 
@@ -205,10 +204,11 @@ static void open_path(data_scr *s, const char *path, const hl_field_map *map) {
     app_msg(s->app, MSG_INFO, "loading %s ...", s->la.path);
 }
 
-void app_open_data(tui_app *app, const char *path) {
+static int request(void *self, tui_app *app, int what, const char *arg) {
     (void)app;
-    if (g_data)
-        open_path(g_data, path, NULL);
+    if (what == APP_REQ_OPEN_DATA)
+        open_path(self, arg, NULL);
+    return 0;
 }
 
 /* Sets data + field names in the run config. */
@@ -310,7 +310,7 @@ static void start_cluster(data_scr *s, int ward, int force_k) {
         return;
     }
     if (!s->texts_keep) {
-        /* the texts the paper clusters: instruction + input (HYDRALORA.md §6) */
+        /* the texts the paper clusters: instruction + input (docs/method.md §6) */
         s->n_texts = (int64_t)s->ds.n_records;
         s->texts_owned = calloc((size_t)s->n_texts, sizeof(char *));
         s->texts_keep = calloc((size_t)s->n_texts, sizeof(char *));
@@ -341,8 +341,31 @@ static void start_cluster(data_scr *s, int ward, int force_k) {
 
 /* ---- ticks --------------------------------------------------------------------------------- */
 
+/* The run config's data changed (a config loaded, the field edited, a run resumed): show
+ * that data set instead of the one open, so what this screen shows is what training uses. */
+static void follow_config_data(data_scr *s, tui_app *app) {
+    if (!strcmp(app->cfg.data, s->cfg_data_seen) || job_running(&s->ld) || job_running(&s->cj))
+        return; /* unchanged, or busy: try again next frame */
+    snprintf(s->cfg_data_seen, sizeof s->cfg_data_seen, "%s", app->cfg.data);
+    if (!app->cfg.data[0])
+        return;
+    char want[4096];
+    paths_expand_home(app->cfg.data, want, sizeof want);
+    if (s->ds_ok && !strcmp(want, s->ds_path))
+        return;
+    if (!paths_exists(want)) {
+        app_msg(app, MSG_WARN, "the config's data set %s does not exist", app->cfg.data);
+        return;
+    }
+    hl_field_map m;
+    int have = app->cfg.field_instruction[0] && app->cfg.field_output[0] &&
+               hl_field_map_set(&m, app->cfg.field_instruction, app->cfg.field_input, app->cfg.field_output) == HL_OK;
+    open_path(s, want, have ? &m : NULL);
+}
+
 static void tick(void *self, tui_app *app) {
     data_scr *s = self;
+    follow_config_data(s, app);
     if (job_poll(&s->dl)) {
         refresh_local(s);
         if (s->dl.result == HL_OK) {
@@ -416,8 +439,12 @@ static void tick(void *self, tui_app *app) {
             s->rep_ok = 1;
             s->chosen_k = s->rep.chosen_k;
             s->cl_scroll = 0;
-            app_msg(app, MSG_OK, "clustering done: proposed N = %d (%s); a sets N in the config", s->rep.proposed_n,
-                    s->rep.proposal_method ? s->rep.proposal_method : "");
+            if (s->rep.silhouette_n)
+                app_msg(app, MSG_OK, "clustered: N = %d (silhouette %d, elbow %d); a sets N",
+                        s->rep.proposed_n, s->rep.silhouette_n, s->rep.elbow_n);
+            else
+                app_msg(app, MSG_OK, "clustering done: proposed N = %d (%s); a sets N in the config", s->rep.proposed_n,
+                        s->rep.proposal_method ? s->rep.proposal_method : "");
         } else {
             app_msg(app, s->cj.result == HL_ERR_CANCELLED ? MSG_WARN : MSG_ERROR, "clustering: %s", s->cj.error);
         }
@@ -571,6 +598,15 @@ static void draw(void *self, tui_app *app, tui_rect r) {
         char dd[4096];
         paths_display(s->app->data_dir, dd, sizeof dd, (size_t)(w > 12 ? w - 12 : 8), ui_utf8);
         ui_textf(y++, x, w, ST_DIM, "data dir: %s", dd);
+        char want[4096];
+        paths_expand_home(s->app->cfg.data, want, sizeof want);
+        if (want[0] && !paths_exists(want)) { /* said here for as long as it is true */
+            y++;
+            char shown[4096];
+            paths_display(want, shown, sizeof shown, (size_t)(w > 40 ? w - 34 : 8), ui_utf8);
+            ui_textf(y++, x, w, ST_ERR, "The run config's data set does not exist:");
+            ui_textf(y++, x, w, ST_ERR, "%s", shown);
+        }
         return;
     }
     if (s->panel == PANEL_RECORDS)
@@ -863,7 +899,6 @@ static void *create(tui_app *app) {
     if (!s)
         return NULL;
     s->app = app;
-    g_data = s;
     job_init(&s->dl);
     job_init(&s->ld);
     job_init(&s->cj);
@@ -882,13 +917,26 @@ static void *create(tui_app *app) {
         snprintf(s->cat_err, sizeof s->cat_err, "%s", hl_last_error());
         app_msg(app, MSG_ERROR, "catalog: %s", s->cat_err);
     }
-    /* reopen what was used last time */
-    const char *last = app->cfg.data[0] ? app->cfg.data : app->settings.last_data;
-    if (*last && paths_exists(last)) {
+    /* Open the run config's data set, so the screen never shows one the config does not
+     * use; a config without data takes the one used last time. Say when either is gone. */
+    const char *last = app->settings.last_data;
+    if (!app->cfg.data[0] && *last && paths_exists(last)) {
+        snprintf(app->cfg.data, sizeof app->cfg.data, "%s", last);
+        app->cfg.field_instruction[0] = app->cfg.field_input[0] = app->cfg.field_output[0] = 0;
+        app_config_changed(app);
+    } else if (!app->cfg.data[0] && *last) {
+        app_note(app, "The data set of the last session, %s, is gone.", last);
+    }
+    snprintf(s->cfg_data_seen, sizeof s->cfg_data_seen, "%s", app->cfg.data);
+    if (app->cfg.data[0] && paths_exists(app->cfg.data)) {
         hl_field_map m;
         int have = app->cfg.field_instruction[0] && app->cfg.field_output[0] &&
                    hl_field_map_set(&m, app->cfg.field_instruction, app->cfg.field_input, app->cfg.field_output) == HL_OK;
-        open_path(s, last, have ? &m : NULL);
+        open_path(s, app->cfg.data, have ? &m : NULL);
+    } else if (app->cfg.data[0]) {
+        /* not a dialog: training with it fails with its own message; the screen keeps saying it */
+        app_msg(app, MSG_WARN, "the run config's data set %s does not exist (o opens another one, u uses it)",
+                app->cfg.data);
     }
     return s;
 }
@@ -906,8 +954,6 @@ static void destroy(void *self) {
         hl_catalog_free(&s->cat);
     free(s->present_n);
     free(s->present_bytes);
-    if (g_data == s)
-        g_data = NULL;
     free(s);
 }
 
@@ -924,4 +970,5 @@ const tui_screen_ops scr_data_ops = {
     .badge = badge,
     .busy = busy,
     .shutdown = shutdown_jobs,
+    .request = request,
 };

@@ -3,11 +3,11 @@
 #ifndef HL_TUI_SCR_DATA_H
 #define HL_TUI_SCR_DATA_H
 
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 #include "datasets/catalog.h"
 #include "datasets/fetch.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/text/records.h"
 #include "tui/app.h"
 #include "tui/job.h"
 
@@ -78,6 +78,7 @@ struct data_scr {
     inspect_arg ia;
     int ij_borrowed;
     char ds_path[4096];
+    char cfg_data_seen[4096]; /* app->cfg.data when last compared: a change reopens the data set */
     hl_field_map ds_map;
     tui_list rl;
     int rec_h;      /* rows of the record list last drawn */

@@ -1,15 +1,17 @@
 /* Screen 6, Eval: BIG-Bench Hard. A task checklist, prompt mode, scoring rule and limits;
  * run / stop with progress; a per-task table of the base model against the adapter (and
  * the difference) with the three averages; a sample browser showing the prompt, the
- * generation, the extracted answer and the target. The engine (core/bbh.h) does the work
+ * generation, the extracted answer and the target. The engine (core/eval/bbh/bbh.h) does the work
  * in a worker thread and writes resumable result folders. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bbh.h"
-#include "core/export.h"
+#include "core/eval/bbh/bbh.h"
+#include "core/train/export.h"
+#include "core/base/fileio.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"
@@ -26,6 +28,8 @@ typedef struct eval_scr eval_scr;
 
 typedef struct {
     eval_scr *self;
+    char device[32];
+    int threads;
     const hl_model *model;
     const hl_tokenizer *tok;
     char bbh_dir[4096];
@@ -41,6 +45,9 @@ typedef struct {
     char out_dir[2][4400];
     int phase; /* 0 base, 1 adapter (for progress) */
     long done, total;
+    /* prompts cut on the left to fit the context, per phase (a different benchmark: shown) */
+    long truncated[2], trunc_of[2];
+    int context;
     /* samples collected from progress callbacks (under the job lock) */
     sample *samples;
     int n_samples;
@@ -91,6 +98,11 @@ static void on_progress(const hl_bbh_progress *p, void *user) {
              p->done, p->total, p->generated_tokens);
     double total = (double)p->total * (ea->with_adapter ? 2 : 1);
     job_progress(j, stage, (double)(p->done + (ea->phase ? p->total : 0)), total);
+    pthread_mutex_lock(&ea->mu);
+    ea->truncated[ea->phase] = p->prompts_truncated;
+    ea->trunc_of[ea->phase] = p->total;
+    ea->context = p->context;
+    pthread_mutex_unlock(&ea->mu);
     if (p->last) {
         pthread_mutex_lock(&ea->mu);
         if (ea->n_samples < MAX_SAMPLES) {
@@ -113,13 +125,83 @@ static void on_progress(const hl_bbh_progress *p, void *user) {
     }
 }
 
+static const char *json_str(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static int json_int(const cJSON *o, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9 ? (int)v->valuedouble : 0;
+}
+
+/* The examples an earlier (or interrupted) run already wrote to <dir>/samples.jsonl: the
+ * evaluation skips them, so they never come through the progress callback, but the sample
+ * browser lists them too. Only those of the selected tasks and limit; unreadable lines are
+ * skipped (the evaluation itself reports a damaged file). */
+static void load_disk_samples(eval_arg *ea, const char *dir, int which) {
+    char path[4500];
+    snprintf(path, sizeof path, "%s/samples.jsonl", dir);
+    char *buf = NULL;
+    size_t len = 0;
+    if (hl_file_read_all(path, 0, &buf, &len) != HL_OK) {
+        hl_clear_error(); /* no earlier run */
+        return;
+    }
+    pthread_mutex_lock(&ea->mu);
+    for (size_t pos = 0; pos < len && ea->n_samples < MAX_SAMPLES;) {
+        const char *line = buf + pos;
+        const char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + 1;
+        cJSON *o = cJSON_ParseWithLength(line, n);
+        int t = o ? hl_bbh_task_index(json_str(o, "task")) : -1;
+        const cJSON *ji = o ? cJSON_GetObjectItemCaseSensitive(o, "idx") : NULL;
+        int idx = cJSON_IsNumber(ji) && ji->valuedouble >= 0 && ji->valuedouble < 1e7 ? (int)ji->valuedouble : -1;
+        if (t >= 0 && idx >= 0 && ea->opts.tasks[t] && (ea->opts.limit <= 0 || idx < ea->opts.limit) &&
+            ea->set.tasks[t].loaded && idx < ea->set.tasks[t].n_examples) {
+            sample *s = &ea->samples[ea->n_samples];
+            const char *g = json_str(o, "generation");
+            s->task = t;
+            s->idx = idx;
+            s->correct = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "correct"));
+            s->which = which;
+            s->generation = dupz(g, strlen(g));
+            s->extracted = dupz(json_str(o, "extracted"), strlen(json_str(o, "extracted")));
+            s->target = dupz(json_str(o, "target"), strlen(json_str(o, "target")));
+            s->stop = dupz(json_str(o, "stop"), strlen(json_str(o, "stop")));
+            s->prompt_tokens = json_int(o, "prompt_tokens");
+            s->generated_tokens = json_int(o, "generated_tokens");
+            s->truncated = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "prompt_truncated"));
+            ea->n_samples++;
+        }
+        cJSON_Delete(o);
+    }
+    pthread_mutex_unlock(&ea->mu);
+    free(buf);
+}
+static hl_status eval_target(tui_job *j, eval_arg *ea, hl_backend *be);
+
 static hl_status eval_main(tui_job *j, void *arg) {
     eval_arg *ea = arg;
     job_progress(j, "loading BIG-Bench Hard", 0, -1);
-    HL_TRY(hl_bbh_load(&ea->set, ea->bbh_dir, ea->opts.tasks));
+    hl_status ls = hl_bbh_load(&ea->set, ea->bbh_dir, ea->opts.tasks);
+    if (ls == HL_ERR_NOT_FOUND) /* what to do first: the screen shows one line */
+        return hl_fail(ls, "BBH is not downloaded: get it on 1 Data (select bbh, press d); looked in %s", ea->bbh_dir);
+    HL_TRY(ls);
     ea->set_ok = 1;
+    hl_backend *be = NULL;
+    HL_TRY(app_worker_device(ea->device, ea->threads, &be));
+    hl_status st = eval_target(j, ea, be);
+    hl_backend_close(be);
+    return st;
+}
+
+/* The base model, then (when asked) the adapter, on backend `be`. */
+static hl_status eval_target(tui_job *j, eval_arg *ea, hl_backend *be) {
     hl_bbh_eval_target t;
     memset(&t, 0, sizeof t);
+    t.backend = be;
     t.model = ea->model;
     t.tok = ea->tok;
     HL_TRY(hl_bbh_model_fingerprint(ea->model, t.model_fingerprint));
@@ -132,6 +214,7 @@ static hl_status eval_main(tui_job *j, void *arg) {
     /* base model */
     ea->phase = 0;
     snprintf(ea->out_dir[0], sizeof ea->out_dir[0], "%.4000s/bbh-%.120s-base-%s", ea->out_base, tag, fp8);
+    load_disk_samples(ea, ea->out_dir[0], 0);
     hl_status st = hl_bbh_eval_run(ea->out_dir[0], &ea->set, &t, &ea->opts, on_progress, ea, (volatile int *)&j->cancel,
                                    &ea->sum[0]);
     if (st != HL_OK)
@@ -151,6 +234,7 @@ static hl_status eval_main(tui_job *j, void *arg) {
         snprintf(t.adapter_label, sizeof t.adapter_label, "%.500s", ea->adapter_dir);
         snprintf(ea->out_dir[1], sizeof ea->out_dir[1], "%.4000s/bbh-%.120s-adapter-%.8s", ea->out_base, tag,
                  t.adapter_fingerprint);
+        load_disk_samples(ea, ea->out_dir[1], 1);
         st = hl_bbh_eval_run(ea->out_dir[1], &ea->set, &t, &ea->opts, on_progress, ea, (volatile int *)&j->cancel,
                              &ea->sum[1]);
         if (st == HL_OK)
@@ -176,17 +260,14 @@ static void free_arg(eval_arg *ea) {
     free(ea);
 }
 
-/* The adapter of the current run, if it has been exported. */
+/* The adapter of the current run: <run>/adapter or <run>/export (paths_run_adapter). */
 static int adapter_dir(tui_app *app, char *out, size_t n) {
     char rd[4096];
     if (app->snap->run_dir[0])
         snprintf(rd, sizeof rd, "%s", app->snap->run_dir);
     else
         hl_config_run_dir(&app->cfg, rd, sizeof rd);
-    snprintf(out, n, "%.4000s/adapter", rd);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/adapter_config.json", out);
-    return paths_exists(probe);
+    return paths_run_adapter(rd, out, n);
 }
 
 static void start_eval(eval_scr *s) {
@@ -216,6 +297,8 @@ static void start_eval(eval_scr *s) {
     }
     pthread_mutex_init(&ea->mu, NULL);
     ea->self = s;
+    snprintf(ea->device, sizeof ea->device, "%s", app->cfg.device);
+    ea->threads = app->cfg.threads;
     ea->model = app->model;
     ea->tok = app->tok;
     hl_bbh_eval_opts_default(&ea->opts);
@@ -234,7 +317,7 @@ static void start_eval(eval_scr *s) {
     snprintf(ea->out_base, sizeof ea->out_base, "%.4000s/eval", rd);
     ea->with_adapter = s->with_adapter && adapter_dir(app, ea->adapter_dir, sizeof ea->adapter_dir);
     if (s->with_adapter && !ea->with_adapter)
-        app_msg(app, MSG_WARN, "no exported adapter in the run directory yet: evaluating the base model only");
+        app_msg(app, MSG_WARN, "no adapter in the run's adapter/ or export/ yet: evaluating the base model only");
     if (job_running(&s->job))
         return;
     free_arg(s->ea);
@@ -281,6 +364,16 @@ static void draw_tasks(eval_scr *s, tui_rect r) {
     list_scrollbar(&s->tasks, in.y, in.x + in.w - 1, in.h);
 }
 
+typedef struct {
+    int y, x, w, max;
+} err_lines;
+
+static void err_line(void *u, int line, const char *s, size_t len) {
+    err_lines *c = u;
+    if (line < c->max)
+        ui_textn(c->y + line, c->x, c->w, ST_ERR, s, len);
+}
+
 static double acc_or_nan(const hl_bbh_summary *sm, int t) { return sm->n[t] > 0 ? sm->acc[t] : NAN; }
 
 static void draw_table(eval_scr *s, tui_rect r) {
@@ -303,13 +396,22 @@ static void draw_table(eval_scr *s, tui_rect r) {
         y++;
         ui_text(y++, x, w, ST_DIM, "Result folders (resumable) go to <run dir>/eval/.");
         if (ea && s->job.started && s->job.result != HL_OK) {
-            y++;
-            ui_text(y++, x, w, ST_ERR, s->job.error);
+            /* all of it, wrapped: it names the folder and the command that fills it */
+            err_lines el = {y + 1, x, w, in.y + in.h - (y + 1)};
+            wrap_text(s->job.error, strlen(s->job.error), w, err_line, &el);
         }
         return;
     }
     /* live scores while running come from the collected samples */
     int n[2][HL_BBH_N_TASKS] = {{0}}, c[2][HL_BBH_N_TASKS] = {{0}};
+    pthread_mutex_lock(&ea->mu);
+    long cut = ea->truncated[0] > ea->truncated[1] ? ea->truncated[0] : ea->truncated[1];
+    long cut_of = ea->trunc_of[0] > ea->trunc_of[1] ? ea->trunc_of[0] : ea->trunc_of[1];
+    int cut_ctx = ea->context;
+    pthread_mutex_unlock(&ea->mu);
+    if (cut > 0 && y < in.y + in.h) /* a cut few-shot prompt is not the published benchmark */
+        ui_textf(y++, x, w, ST_WARN, "! %ld of %ld prompts cut on the left to fit the %d-token context", cut, cut_of,
+                 cut_ctx);
     pthread_mutex_lock(&ea->mu);
     for (int i = 0; i < ea->n_samples; i++) {
         n[ea->samples[i].which][ea->samples[i].task]++;
@@ -370,12 +472,13 @@ static void draw_table(eval_scr *s, tui_rect r) {
     if (y < in.y + in.h) {
         if (s->results_ok && ea->have[0]) {
             const hl_bbh_summary *b = &ea->sum[0];
-            ui_textf(y++, x, w, ST_TITLE, "base     mean %5.1f  macro(23) %5.1f  micro %5.1f  (%ld examples)",
-                     b->mean_subtasks, b->macro_tasks, b->micro, b->n_total);
+            /* macro(n): the mean over the n paper tasks that were scored, not always 23 */
+            ui_textf(y++, x, w, ST_TITLE, "base     mean %5.1f  macro(%d) %5.1f  micro %5.1f  (%ld examples)",
+                     b->mean_subtasks, b->n_groups, b->macro_tasks, b->micro, b->n_total);
             if (ea->have[1] && y < in.y + in.h) {
                 const hl_bbh_summary *a = &ea->sum[1];
-                ui_textf(y++, x, w, ST_TITLE, "adapter  mean %5.1f  macro(23) %5.1f  micro %5.1f  diff %+5.1f", a->mean_subtasks,
-                         a->macro_tasks, a->micro, a->mean_subtasks - b->mean_subtasks);
+                ui_textf(y++, x, w, ST_TITLE, "adapter  mean %5.1f  macro(%d) %5.1f  micro %5.1f  diff %+5.1f",
+                         a->mean_subtasks, a->n_groups, a->macro_tasks, a->micro, a->mean_subtasks - b->mean_subtasks);
             }
         } else if (cnt[0]) {
             ui_textf(y++, x, w, ST_DIM, "so far: base mean %.1f%s", sum[0] / cnt[0], "");
@@ -507,6 +610,8 @@ static void draw(void *self, tui_app *app, tui_rect r) {
         snprintf(lim, sizeof lim, "all");
     if (tokens[s->tokens_i])
         snprintf(tok, sizeof tok, "%d", tokens[s->tokens_i]);
+    else if (app->model && app->model->cfg.max_seq_len > 0 && gs.max_new_tokens > app->model->cfg.max_seq_len / 2)
+        snprintf(tok, sizeof tok, "%d (half the context)", app->model->cfg.max_seq_len / 2); /* as the engine */
     else
         snprintf(tok, sizeof tok, "%d (rule)", gs.max_new_tokens);
     const char *dot = ui_utf8 ? " \u00b7 " : " | ";

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"
@@ -264,9 +264,8 @@ static void start_tsne(experts_scr *s) {
         snprintf(rd, sizeof rd, "%s", sn->run_dir);
     else
         hl_config_run_dir(&s->app->cfg, rd, sizeof rd);
-    snprintf(s->ta.dir, sizeof s->ta.dir, "%.4080s/adapter", rd);
-    if (!paths_exists(s->ta.dir)) {
-        app_msg(s->app, MSG_WARN, "no exported adapter at %s yet (a finished run writes it; 7 Export writes one)",
+    if (!paths_run_adapter(rd, s->ta.dir, sizeof s->ta.dir)) {
+        app_msg(s->app, MSG_WARN, "no adapter in %s or its export/ yet: finish the run, or export a checkpoint (7 Export)",
                 s->ta.dir);
         return;
     }

@@ -7,15 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/export.h"
-#include "core/safetensors.h"
+#include "core/train/collapse.h"
+#include "core/train/export.h"
+#include "core/formats/safetensors.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/paths.h"
 
-enum { FMT_HYDRA_BF16 = 0, FMT_HYDRA_F32, FMT_HYDRA_F16, FMT_COLLAPSE_BF16, FMT_COUNT };
+/* The first is the default, the same as `hydralora export`'s --dtype default: f32, exact. */
+enum { FMT_HYDRA_F32 = 0, FMT_HYDRA_BF16, FMT_HYDRA_F16, FMT_COLLAPSE_BF16, FMT_COUNT };
 static const char *const fmt_names[FMT_COUNT] = {
-    "HydraLoRA, bf16 (as the reference code stores it)", "HydraLoRA, f32 (exact)", "HydraLoRA, f16",
+    "HydraLoRA, f32 (exact)", "HydraLoRA, bf16 (as the reference code stores it)", "HydraLoRA, f16",
     "plain LoRA, bf16: routers fixed at their mean weight (approximate, mergeable)"};
 
 typedef struct {
@@ -190,7 +192,7 @@ static void draw(void *self, tui_app *app, tui_rect r) {
     } else if (s->job.started && s->job.result != HL_OK) {
         ui_text(y++, x, w, ST_ERR, s->job.error);
     } else {
-        ui_text(y++, x, w, ST_DIM, "r writes the adapter. Keys follow HYDRALORA.md §8 (lora_A, lora_B<i>, lora_route).");
+        ui_text(y++, x, w, ST_DIM, "r writes the adapter, with the keys the reference HydraLoRA code loads (lora_A, lora_B<i>, lora_route).");
     }
 
     tui_rect kr = {r.y + top_h, r.x, r.h - top_h, r.w};

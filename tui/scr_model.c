@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/llama.h"
+#include "core/backend/backend.h"
 #include "tui/app.h"
 #include "tui/job.h"
 #include "tui/model_gen.h"
@@ -31,6 +31,7 @@ typedef struct {
     uint64_t est_model, est_cfg;
     int est_ok_inf, est_ok_train;
     hl_mem_plan plan_inf, plan_train;
+    int plan_holds_weights; /* a GPU's plans count its copy of the weights */
     char est_err[512];
     size_t weight_bytes;
     size_t adapter_params;
@@ -43,7 +44,6 @@ typedef struct {
     int out_scroll;
 } model_scr;
 
-static model_scr *g_model;
 
 /* ---- loading (worker) ---------------------------------------------------------------- */
 
@@ -67,20 +67,20 @@ static hl_status load_main(tui_job *j, void *arg) {
         hl_tokenizer_free(la->tok);
         la->tok = NULL;
     } else if (ts != HL_OK) {
-        snprintf(la->tok_warning, sizeof la->tok_warning, "%s", hl_last_error());
+        if (ts == HL_ERR_NOT_FOUND) /* what to do first: the status line is one line */
+            snprintf(la->tok_warning, sizeof la->tok_warning, "name one in the tokenizer field on 3 Config (%s)",
+                     hl_last_error());
+        else
+            snprintf(la->tok_warning, sizeof la->tok_warning, "%s", hl_last_error());
         la->tok = NULL;
     }
     return HL_OK;
 }
 
-int app_model_loading(tui_app *app) {
-    (void)app;
-    return g_model && (job_running(&g_model->load) || g_model->pending);
-}
+static int model_loading(model_scr *s) { return job_running(&s->load) || s->pending; }
 
-void app_open_model(tui_app *app, const char *path) {
-    model_scr *s = g_model;
-    if (!s || !path || !*path)
+static void open_model(model_scr *s, tui_app *app, const char *path) {
+    if (!path || !*path)
         return;
     if (job_running(&s->load) || s->pending) {
         app_msg(app, MSG_WARN, "a model is still loading");
@@ -139,12 +139,21 @@ static void update_estimates(model_scr *s) {
     const hl_llama_config *mc = &app->model->cfg;
     s->weight_bytes = hl_model_weight_bytes(app->model);
     int seq = app->cfg.max_len > 0 && app->cfg.max_len < mc->max_seq_len ? app->cfg.max_len : mc->max_seq_len;
-    s->est_ok_inf = hl_llama_plan(mc, NULL, 1, seq, 0, &s->plan_inf) == HL_OK;
+    hl_backend *be = app_backend(app);
+    hl_backend_info bi;
+    if (!be || hl_backend_get_info(be, &bi) != HL_OK) {
+        s->est_ok_inf = s->est_ok_train = 0;
+        snprintf(s->est_err, sizeof s->est_err, "%s", be ? hl_last_error() : app->be_error);
+        return;
+    }
+    s->plan_holds_weights = bi.is_gpu;
+    s->est_ok_inf = hl_backend_plan(be, mc, app->model->dtype, NULL, 1, seq, 0, &s->plan_inf) == HL_OK;
     hl_adapter_config ac = hl_config_adapter(&app->cfg);
     s->adapter_params = hl_adapter_config_check(&ac) == HL_OK ? hl_adapter_param_count(mc, &ac) : 0;
-    unsigned flags = HL_LLAMA_TRAIN | (app->cfg.grad_checkpoint ? HL_LLAMA_CHECKPOINT : 0);
+    unsigned flags = HL_SESSION_TRAIN | (app->cfg.grad_checkpoint ? HL_SESSION_CHECKPOINT : 0);
     int tseq = app->cfg.max_len > 0 ? app->cfg.max_len : seq;
-    s->est_ok_train = hl_llama_plan(mc, &ac, app->cfg.micro_batch, tseq, flags, &s->plan_train) == HL_OK;
+    s->est_ok_train =
+        hl_backend_plan(be, mc, app->model->dtype, &ac, app->cfg.micro_batch, tseq, flags, &s->plan_train) == HL_OK;
     if (!s->est_ok_train)
         snprintf(s->est_err, sizeof s->est_err, "%s", hl_last_error());
 }
@@ -256,7 +265,7 @@ static void draw_memory(model_scr *s, tui_rect r) {
     char a[32], b[32], d[32];
     if (s->est_ok_inf && y < bottom) {
         int seq = c->max_len > 0 && c->max_len < app->model->cfg.max_seq_len ? c->max_len : app->model->cfg.max_seq_len;
-        double tot = wb + (double)s->plan_inf.total;
+        double tot = (s->plan_holds_weights ? 0.0 : wb) + (double)s->plan_inf.total;
         int xx = x;
         xx += ui_textf(y, xx, w, ST_HI, "inference 1 x %d  ", seq);
         xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s", fmt_bytes(a, sizeof a, tot));
@@ -271,7 +280,7 @@ static void draw_memory(model_scr *s, tui_rect r) {
         return;
     }
     const hl_mem_plan *p = &s->plan_train;
-    double tot = wb + (double)p->total;
+    double tot = (s->plan_holds_weights ? 0.0 : wb) + (double)p->total;
     char pc[32];
     fmt_count(pc, sizeof pc, (int64_t)s->adapter_params);
     double pct = 100.0 * (double)s->adapter_params / (double)hl_model_param_count(&app->model->cfg);
@@ -318,8 +327,12 @@ static void draw_generate(model_scr *s, tui_rect r) {
     edit_draw(&s->prompt, y, x + 8, w - 8, ui_style(TK_TITLE, TK_BAR_BG, 0), s->editing);
     y++;
     char info[256];
-    tui_model_gen_status(&s->gen, info, sizeof info);
-    ui_text(y++, x, w, ST_DIM, info);
+    /* while the prompt is edited, keys are text: say which ones still act */
+    if (s->editing)
+        snprintf(info, sizeof info, "editing the prompt: Enter generates, Esc leaves the editor");
+    else
+        tui_model_gen_status(&s->gen, info, sizeof info);
+    ui_text(y++, x, w, s->editing ? ST_HI : ST_DIM, info);
     if (!app->model) {
         ui_text(y, x, w, ST_DIM, "open a model first");
         return;
@@ -360,8 +373,10 @@ static void open_done(tui_app *app, void *ctx, int ok, const char *text, int cho
 
 static void generate(model_scr *s) {
     tui_app *app = s->app;
-    if (!app->model || !app->tok) {
-        app_msg(app, MSG_WARN, app->model ? "this model has no tokenizer: cannot generate" : "open a model first");
+    if (!app->model || !app->tok || model_loading(s)) {
+        app_msg(app, MSG_WARN, model_loading(s) ? "the model is still loading"
+                               : app->model          ? "this model has no tokenizer: cannot generate"
+                                                     : "open a model first");
         return;
     }
     if (tui_model_gen_start(&s->gen, app, s->prompt.buf, s->use_adapter) != 0)
@@ -468,7 +483,6 @@ static void *create(tui_app *app) {
     if (!s)
         return NULL;
     s->app = app;
-    g_model = s;
     job_init(&s->load);
     tui_model_gen_init(&s->gen);
     edit_set(&s->prompt, "Once upon a time");
@@ -476,9 +490,11 @@ static void *create(tui_app *app) {
     /* the config's model is opened even if it looks missing, so that the engine's message
      * says what is wrong; a remembered one only when it is still there */
     if (app->cfg.model[0])
-        app_open_model(app, app->cfg.model);
+        open_model(s, app, app->cfg.model);
     else if (app->settings.last_model[0] && paths_exists(app->settings.last_model))
-        app_open_model(app, app->settings.last_model);
+        open_model(s, app, app->settings.last_model);
+    else if (app->settings.last_model[0])
+        app_note(app, "The model of the last session, %s, is gone.", app->settings.last_model);
     return s;
 }
 
@@ -492,9 +508,14 @@ static void destroy(void *self) {
         hl_model_free(s->la.model);
         free(s->la.model);
     }
-    if (g_model == s)
-        g_model = NULL;
     free(s);
+}
+
+static int request(void *self, tui_app *app, int what, const char *arg) {
+    model_scr *s = self;
+    if (what == APP_REQ_OPEN_MODEL)
+        open_model(s, app, arg);
+    return what == APP_REQ_MODEL_LOADING ? model_loading(s) : 0;
 }
 
 const tui_screen_ops scr_model_ops = {
@@ -510,4 +531,5 @@ const tui_screen_ops scr_model_ops = {
     .badge = badge,
     .busy = busy,
     .shutdown = shutdown_jobs,
+    .request = request,
 };

@@ -297,7 +297,7 @@ static void start_mode(tui_app *app, hl_start_mode mode) {
         dialog_msg(app, "Cannot start training", msg, MSG_ERROR);
         return;
     }
-    app_msg(app, MSG_INFO, "%s: loading model and data ...", mode == HL_START_RESUME ? "resuming" : "starting");
+    app_msg_pending(app, "%s: loading model and data ...", mode == HL_START_RESUME ? "resuming" : "starting");
 }
 
 static void exists_choice(tui_app *app, void *ctx, int ok, const char *text, int choice) {
@@ -360,13 +360,15 @@ static int action(void *self, tui_app *app, tui_action a) {
         return 1;
     case ACT_PAUSE:
         if (sn->state == HL_JOB_PAUSED) {
-            report(app, hl_engine_resume(app->engine), "resume");
-            app_msg(app, MSG_INFO, "resumed");
+            hl_status st = hl_engine_resume(app->engine);
+            report(app, st, "resume");
+            if (st == HL_OK)
+                app_msg_pending(app, "resuming ...");
         } else if (active) {
             hl_status st = hl_engine_pause(app->engine);
             report(app, st, "pause");
             if (st == HL_OK)
-                app_msg(app, MSG_INFO, "pausing after the current micro-batch ...");
+                app_msg_pending(app, "pausing after the current micro-batch ...");
         } else {
             app_msg(app, MSG_WARN, "no run is active");
         }
@@ -376,14 +378,16 @@ static int action(void *self, tui_app *app, tui_action a) {
             hl_status st = hl_engine_stop(app->engine);
             report(app, st, "stop");
             if (st == HL_OK)
-                app_msg(app, MSG_INFO, "stopping: finishing the step, then a checkpoint ...");
+                app_msg_pending(app, "stopping: finishing the step, then a checkpoint ...");
         }
         return 1;
     case ACT_SAVE_NOW:
         if (active) {
             hl_status st = hl_engine_save_now(app->engine);
             report(app, st, "save");
-            if (st == HL_OK)
+            if (st == HL_OK && sn->state == HL_JOB_PAUSED)
+                app_msg_pending(app, "writing a checkpoint now ...");
+            else if (st == HL_OK)
                 app_msg(app, MSG_INFO, "a checkpoint will be written after the current step");
         }
         return 1;

@@ -57,10 +57,14 @@ int settings_save(const tui_settings *s) {
     if (!root)
         return -1;
     cJSON_AddStringToObject(root, "theme", s->theme);
-    cJSON_AddStringToObject(root, "last_model", s->last_model);
-    cJSON_AddStringToObject(root, "last_data", s->last_data);
-    cJSON_AddStringToObject(root, "last_config", s->last_config);
-    cJSON_AddStringToObject(root, "last_export", s->last_export);
+    /* absolute, so that a workbench started from another folder finds the same files */
+    const char *keys[4] = {"last_model", "last_data", "last_config", "last_export"};
+    const char *vals[4] = {s->last_model, s->last_data, s->last_config, s->last_export};
+    for (int i = 0; i < 4; i++) {
+        char abs[4096];
+        paths_absolute(vals[i], abs, sizeof abs);
+        cJSON_AddStringToObject(root, keys[i], abs);
+    }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text)

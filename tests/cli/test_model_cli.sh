@@ -1,6 +1,6 @@
 # `hydralora model info` and `hydralora generate` as a user meets them: the four stories260K
 # forms, --json, estimates for LLaMA-2-7B from its config.json alone (bf16 weights 13.48 GB,
-# FORMATS.md §6), the golden greedy story streamed to stdout, usage errors (exit 2), clear
+# docs/formats.md §6), the golden greedy story streamed to stdout, usage errors (exit 2), clear
 # errors (exit 1).
 set -u
 BIN=${HL_BIN:-./hydralora}
@@ -41,7 +41,7 @@ check '[ "$(jget "d[\"config\"][\"max_seq_len\"], d[\"tokenizer\"][\"pieces\"]")
 run model info "$M/stories260K-hf"
 check '[ $(rc) -eq 0 ] && grep -q "260,032" $WORK/out && grep -q "tokenizer.model" $WORK/out' "text output"
 
-# LLaMA-2-7B planning from config.json alone (FORMATS.md §6 config, bf16 storage).
+# LLaMA-2-7B planning from config.json alone (docs/formats.md §6 config, bf16 storage).
 mkdir -p "$WORK/llama7b"
 cat > "$WORK/llama7b/config.json" <<'JSON'
 {"architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
@@ -58,7 +58,7 @@ check '[ "$(jget "d[\"training\"][\"adapter\"][\"params\"]")" = "34111488" ]' "7
 check '[ "$(jget "d[\"inference\"][\"kv_cache\"]")" = "4294967296" ]' "7B KV cache"
 check '[ "$(jget "int(14e9 < d[\"training\"][\"total_checkpointing\"] < 24e9 and 17e9 < d[\"inference\"][\"total\"] < 19e9)")" = "1" ]' "7B totals are realistic"
 
-# generate: the golden greedy story (FORMATS.md §7.1) streamed to stdout.
+# generate: the golden greedy story (docs/formats.md §7.1) streamed to stdout.
 cat > "$WORK/golden" <<'TXT'
 Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.
 Lily's mom said, "Lily, let's go to the park." Lily was sad and didn't know what to do. She said, "I want to play with your ball, but I can't find it."

@@ -1,7 +1,7 @@
 # A full disk while saving a checkpoint leaves the previous checkpoint intact, says so, and
 # the run can be resumed from it (elsewhere) to the same losses as an uninterrupted run.
 # Real ENOSPC on a 2 MiB tmpfs when we may mount one (root), and always the injected failure
-# (HL_TEST_CKPT_ENOSPC=<step>, see core/checkpoint.h).
+# (HL_TEST_CKPT_ENOSPC=<step> of the test-only hydralora-testhooks, see tests/hooks/).
 . "$(dirname "$0")/train_common.sh"
 
 "$BIN" train $COMMON --out "$WORK/ref" > "$WORK/ref.out" 2>&1 || fail "reference run failed"
@@ -22,7 +22,7 @@ check_full() { # $1 run dir, $2 output file, $3 label
     fail "$RL: losses after resume differ"; cat "$WORK/diff" >&2; fi
 }
 
-HL_TEST_CKPT_ENOSPC=8 "$BIN" train $COMMON --out "$WORK/inj" > "$WORK/inj.out" 2>&1
+HL_TEST_CKPT_ENOSPC=8 "$TBIN" train $COMMON --out "$WORK/inj" > "$WORK/inj.out" 2>&1
 rc=$?
 check '[ $rc -eq 1 ]' "injected ENOSPC should fail the run (rc $rc)"
 check_full "$WORK/inj" "$WORK/inj.out" injected

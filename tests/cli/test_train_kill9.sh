@@ -7,7 +7,7 @@
 rc=$?
 check '[ $rc -eq 0 ]' "uninterrupted run failed: $(tail -3 $WORK/a.out)"
 
-HL_TEST_STEP_DELAY_MS=300 "$BIN" train $COMMON --out "$WORK/b" > "$WORK/b.out" 2>&1 &
+HL_TEST_STEP_DELAY_MS=300 "$TBIN" train $COMMON --out "$WORK/b" > "$WORK/b.out" 2>&1 &
 pid=$!
 wait_steps "$WORK/b" 6 120 || fail "run b never reached step 6"
 kill -9 $pid
@@ -30,7 +30,7 @@ if diff <(steps_hex "$WORK/a") <(steps_hex "$WORK/b") > "$WORK/diff"; then pass;
 check '! grep -q "\"step\":99" $WORK/b/metrics.jsonl' "torn metrics line should be dropped"
 
 # A run killed before its first checkpoint resumes from step 0.
-HL_TEST_STEP_DELAY_MS=300 "$BIN" train $COMMON --set save_every=100 --out "$WORK/c" > "$WORK/c.out" 2>&1 &
+HL_TEST_STEP_DELAY_MS=300 "$TBIN" train $COMMON --set save_every=100 --out "$WORK/c" > "$WORK/c.out" 2>&1 &
 pid=$!
 wait_steps "$WORK/c" 2 120 || fail "run c never reached step 2"
 kill -9 $pid

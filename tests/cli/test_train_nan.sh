@@ -2,7 +2,7 @@
 # checkpoint (no checkpoint of the bad step), exits 1, and the run can be resumed from it.
 . "$(dirname "$0")/train_common.sh"
 
-HL_TEST_NAN_STEP=7 "$BIN" train $COMMON --out "$WORK/a" > "$WORK/a.out" 2>&1
+HL_TEST_NAN_STEP=7 "$TBIN" train $COMMON --out "$WORK/a" > "$WORK/a.out" 2>&1
 rc=$?
 check '[ $rc -eq 1 ]' "NaN run should exit 1 (got $rc)"
 check 'grep -q "loss is nan at step 7" $WORK/a.out' "message should name step 7: $(tail -2 $WORK/a.out)"

@@ -1,8 +1,10 @@
 # Shared setup for the tests/cli/test_train_*.sh scripts (sourced, not a test itself).
-# Gives: $BIN, $SHARED, $WORK (a temp dir removed on exit), $DATA (a small instruction
+# Gives: $BIN, $TBIN (hydralora-testhooks: the same CLI, plus failures injected from HL_TEST_*
+# variables), $SHARED, $WORK (a temp dir removed on exit), $DATA (a small instruction
 # data set), $COMMON (train flags for a short, deterministic run), fail(), steps_hex().
 set -u
 BIN=${HL_BIN:-./hydralora}
+TBIN=${HL_TESTHOOKS_BIN:-./hydralora-testhooks}
 SHARED=${HL_SHARED:-../shared}
 MODEL=$SHARED/models/stories260K-hf
 WORK=$(mktemp -d /tmp/hl_train_test.XXXXXX)

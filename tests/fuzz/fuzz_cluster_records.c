@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/cluster.h"
+#include "core/analysis/cluster.h"
 
 static void count_token(void *user, const char *tok, int len) {
     (void)tok;

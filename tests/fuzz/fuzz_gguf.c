@@ -4,8 +4,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "core/gguf.h"
-#include "core/model.h"
+#include "core/formats/gguf.h"
+#include "core/model/gguf_model.h"
+#include "core/model/model.h"
 
 static unsigned touch(const hl_weight *w) {
     if (!w->data || w->rows * w->cols == 0)

@@ -1,9 +1,9 @@
-/* libFuzzer target: the token-id list parser (core/idlist.c) on arbitrary bytes. Checks the
+/* libFuzzer target: the token-id list parser (core/text/idlist.c) on arbitrary bytes. Checks the
  * invariants of every successful parse. */
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "core/idlist.h"
+#include "core/text/idlist.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hl_idlist l;

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/llama2c.h"
+#include "core/model/llama2c.h"
 
 static unsigned touch(const hl_weight *w) {
     if (!w->data || w->rows * w->cols == 0)

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/text/records.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hl_dataset ds;

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/tokenizer_internal.h"
+#include "core/model/tokenizer/internal.h"
 #include "tests/fuzz/fuzz_tokenizer_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

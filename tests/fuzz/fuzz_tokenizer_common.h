@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tokenizer.h"
+#include "core/model/tokenizer/tokenizer.h"
 
 static void fuzz_exercise_tokenizer(const hl_tokenizer *tok, const uint8_t *data, size_t size) {
     static const char *const texts[] = {"", "Hello world", "  two  spaces\n\tand a tab", "\xE2\x96\x81x \xFF\xC3",

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/checkpoint.h"
-#include "core/config.h"
-#include "core/export.h"
+#include "core/train/checkpoint.h"
+#include "core/train/config.h"
+#include "core/train/export.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1)

@@ -2,7 +2,9 @@
  * written by the Python oracle and writes what it computed, for comparison with an
  * independent PyTorch implementation.
  *
- *   oracle_engine CASE_DIR
+ *   oracle_engine [--device NAME] CASE_DIR
+ * opens the backend NAME (default cpu) through the seam (core/backend/backend.h), by name, and
+ * runs everything there;
  * reads  CASE_DIR/model/ (HF dir), CASE_DIR/adapter_init.safetensors, CASE_DIR/job.json
  * writes CASE_DIR/out.safetensors (F32): "logits" [B*T, V], "loss" [1], "grad.<export key>"
  *        for every adapter tensor, "step_losses" [steps], "grad_norms" [steps], "lrs" [steps]. */
@@ -11,22 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/adapter.h"
-#include "core/fileio.h"
-#include "core/gemm.h"
-#include "core/llama.h"
-#include "core/model.h"
-#include "core/optim.h"
-#include "core/safetensors.h"
+#include "core/adapter/adapter.h"
+#include "core/backend/backend.h"
+#include "core/base/fileio.h"
+#include "core/model/model.h"
+#include "core/adapter/optim.h"
+#include "core/formats/safetensors.h"
 
 static int die(const char *what) {
     fprintf(stderr, "oracle_engine: %s: %s\n", what, hl_last_error());
     return 1;
 }
 
-static int *int_array(const cJSON *a, int *n) {
+static int32_t *int_array(const cJSON *a, int *n) {
     *n = cJSON_GetArraySize(a);
-    int *v = malloc(sizeof(int) * (size_t)(*n > 0 ? *n : 1));
+    int32_t *v = malloc(sizeof(int32_t) * (size_t)(*n > 0 ? *n : 1));
     for (int i = 0; i < *n; i++)
         v[i] = cJSON_GetArrayItem(a, i)->valueint;
     return v;
@@ -61,10 +62,19 @@ static hl_status load_init(hl_adapters *ad, const char *path) {
 }
 
 int main(int argc, char **argv) {
+    const char *device = "cpu";
+    if (argc == 4 && !strcmp(argv[1], "--device")) {
+        device = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: oracle_engine CASE_DIR\n");
+        fprintf(stderr, "usage: oracle_engine [--device NAME] CASE_DIR\n");
         return 2;
     }
+    hl_backend *be;
+    if (hl_backend_open(&be, device))
+        return die("opening the device");
     char path[4096];
     snprintf(path, sizeof path, "%s/job.json", argv[1]);
     char *text = NULL;
@@ -74,8 +84,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "oracle_engine: cannot read %s\n", path);
         return 1;
     }
-    if (cJSON_GetObjectItem(job, "threads"))
-        hl_set_threads(cJSON_GetObjectItem(job, "threads")->valueint);
+    if (cJSON_GetObjectItem(job, "threads") &&
+        hl_backend_set_threads(be, cJSON_GetObjectItem(job, "threads")->valueint))
+        return die("threads");
     hl_model model;
     snprintf(path, sizeof path, "%s/model", argv[1]);
     if (hl_model_load(&model, path))
@@ -93,36 +104,49 @@ int main(int argc, char **argv) {
     const cJSON *tg = cJSON_GetObjectItem(job, "targets");
     for (int i = 0; i < cJSON_GetArraySize(tg); i++)
         ac.targets |= 1u << hl_target_from_name(cJSON_GetArrayItem(tg, i)->valuestring);
-    hl_adapters ad;
+    hl_adapters ad; /* host copy: the layout and the initial values */
     if (hl_adapters_create(&ad, &model.cfg, &ac, 1))
         return die("creating adapters");
     snprintf(path, sizeof path, "%s/adapter_init.safetensors", argv[1]);
     if (load_init(&ad, path))
         return die("loading initial adapter weights");
-    float *init = malloc(ad.n_params * sizeof(float));
-    memcpy(init, ad.params, ad.n_params * sizeof(float));
+    const size_t np = ad.n_params;
 
     int B = cJSON_GetObjectItem(job, "B")->valueint, T = cJSON_GetObjectItem(job, "T")->valueint, n;
-    int *tokens = int_array(cJSON_GetObjectItem(job, "tokens"), &n);
-    int *labels = int_array(cJSON_GetObjectItem(job, "labels"), &n);
-    int *lengths = int_array(cJSON_GetObjectItem(job, "lengths"), &n);
-    unsigned flags = HL_LLAMA_TRAIN | (cJSON_GetObjectItem(job, "checkpoint")->valueint ? HL_LLAMA_CHECKPOINT : 0);
-    hl_llama *ctx;
-    if (hl_llama_create(&ctx, &model, &ad, B, T, flags))
-        return die("creating the compute context");
+    int32_t *tokens = int_array(cJSON_GetObjectItem(job, "tokens"), &n);
+    int32_t *labels = int_array(cJSON_GetObjectItem(job, "labels"), &n);
+    int32_t *lengths = int_array(cJSON_GetObjectItem(job, "lengths"), &n);
+    unsigned flags = HL_SESSION_TRAIN |
+                     (cJSON_GetObjectItem(job, "checkpoint")->valueint ? HL_SESSION_CHECKPOINT : 0);
+    hl_session *ctx;
+    int max_T = T, max_B = B;
+    const cJSON *tr = cJSON_GetObjectItem(job, "train");
+    const cJSON *batches = cJSON_GetObjectItem(tr, "batches");
+    for (int i = 0; i < cJSON_GetArraySize(batches); i++) { /* the session holds the largest micro-batch */
+        const cJSON *mb = cJSON_GetArrayItem(batches, i);
+        int mB = cJSON_GetObjectItem(mb, "B")->valueint, mT = cJSON_GetObjectItem(mb, "T")->valueint;
+        max_B = mB > max_B ? mB : max_B;
+        max_T = mT > max_T ? mT : max_T;
+    }
+    if (hl_session_create(&ctx, be, &model, &ac, 1, max_B, max_T, flags))
+        return die("creating the session");
+    if (hl_session_write_slab(ctx, HL_SLAB_PARAMS, 0, np, ad.params))
+        return die("writing the initial parameters");
     const int64_t V = model.cfg.vocab_size;
     float *logits = malloc((size_t)(B * T * V) * sizeof(float));
-    if (hl_llama_logits(ctx, tokens, lengths, B, T, logits))
+    int32_t *starts = malloc((size_t)max_B * sizeof *starts), *lens = malloc((size_t)max_B * sizeof *lens);
+    hl_batch batch;
+    hl_batch_padded(&batch, tokens, labels, lengths, B, T, starts, lens);
+    if (hl_session_logits(ctx, &batch, logits))
         return die("logits");
     float loss;
-    hl_adapters_zero_grad(&ad);
-    if (hl_llama_forward_backward(ctx, tokens, labels, lengths, B, T, 1.0f, &loss, NULL))
+    if (hl_session_zero_grad(ctx) || hl_session_train_microbatch(ctx, &batch, 1.0f, &loss, NULL))
         return die("forward_backward");
-    float *grads = malloc(ad.n_params * sizeof(float));
-    memcpy(grads, ad.grads, ad.n_params * sizeof(float));
+    float *grads = malloc(np * sizeof(float));
+    if (hl_session_read_slab(ctx, HL_SLAB_GRADS, 0, np, grads))
+        return die("reading the gradients");
 
     /* training: AdamW with warmup + cosine, clipping, accumulation */
-    const cJSON *tr = cJSON_GetObjectItem(job, "train");
     hl_optim_config oc = hl_optim_defaults();
     oc.lr = (float)num(tr, "lr");
     oc.beta1 = (float)num(tr, "beta1");
@@ -133,23 +157,26 @@ int main(int argc, char **argv) {
     oc.warmup_steps = cJSON_GetObjectItem(tr, "warmup")->valueint;
     oc.total_steps = cJSON_GetObjectItem(tr, "steps")->valueint;
     int accum = cJSON_GetObjectItem(tr, "accum")->valueint, steps = (int)oc.total_steps;
-    const cJSON *batches = cJSON_GetObjectItem(tr, "batches");
-    memcpy(ad.params, init, ad.n_params * sizeof(float));
-    memset(ad.m, 0, ad.n_params * sizeof(float));
-    memset(ad.v, 0, ad.n_params * sizeof(float));
+    float *zeros = calloc(np, sizeof(float));
+    if (hl_session_write_slab(ctx, HL_SLAB_PARAMS, 0, np, ad.params) ||
+        hl_session_write_slab(ctx, HL_SLAB_ADAM_M, 0, np, zeros) || hl_session_write_slab(ctx, HL_SLAB_ADAM_V, 0, np, zeros))
+        return die("resetting parameters and moments");
     float *step_losses = calloc((size_t)steps, sizeof(float)), *norms = calloc((size_t)steps, sizeof(float));
     float *lrs = calloc((size_t)steps, sizeof(float));
     for (int s = 0; s < steps; s++) {
-        hl_adapters_zero_grad(&ad);
+        if (hl_session_zero_grad(ctx))
+            return die("zero_grad");
         double acc = 0.0;
         for (int a = 0; a < accum; a++) {
             const cJSON *mb = cJSON_GetArrayItem(batches, s * accum + a);
             int mB = cJSON_GetObjectItem(mb, "B")->valueint, mT = cJSON_GetObjectItem(mb, "T")->valueint;
-            int *tk = int_array(cJSON_GetObjectItem(mb, "tokens"), &n);
-            int *lb = int_array(cJSON_GetObjectItem(mb, "labels"), &n);
-            int *ln = int_array(cJSON_GetObjectItem(mb, "lengths"), &n);
+            int32_t *tk = int_array(cJSON_GetObjectItem(mb, "tokens"), &n);
+            int32_t *lb = int_array(cJSON_GetObjectItem(mb, "labels"), &n);
+            int32_t *ln = int_array(cJSON_GetObjectItem(mb, "lengths"), &n);
             float l;
-            if (hl_llama_forward_backward(ctx, tk, lb, ln, mB, mT, 1.0f / (float)accum, &l, NULL))
+            hl_batch mbatch;
+            hl_batch_padded(&mbatch, tk, lb, ln, mB, mT, starts, lens);
+            if (hl_session_train_microbatch(ctx, &mbatch, 1.0f / (float)accum, &l, NULL))
                 return die("training micro-batch");
             acc += l;
             free(tk), free(lb), free(ln);
@@ -157,7 +184,7 @@ int main(int argc, char **argv) {
         step_losses[s] = (float)(acc / accum);
         lrs[s] = hl_lr_at(&oc, s);
         double gn;
-        if (hl_adapters_adamw_step(&ad, s + 1, lrs[s], &oc, &gn))
+        if (hl_session_reduce_grads(ctx, NULL) || hl_session_optim_step(ctx, s + 1, lrs[s], &oc, &gn))
             return die("AdamW");
         norms[s] = (float)gn;
     }
@@ -179,13 +206,14 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/out.safetensors", argv[1]);
     if (hl_st_write(path, e, ne, NULL))
         return die("writing output");
-    printf("oracle_engine: %s: loss %.7f, %zu adapter params, plan %.1f KiB\n", argv[1], (double)loss,
-           ad.n_params, (double)hl_llama_mem_plan(ctx)->total / 1024.0);
-    hl_llama_free(ctx);
+    printf("oracle_engine: %s: device %s, loss %.7f, %zu adapter params, plan %.1f KiB\n", argv[1], device,
+           (double)loss, np, (double)hl_session_mem_plan(ctx)->total / 1024.0);
+    hl_session_free(ctx);
     hl_adapters_free(&ad);
     hl_model_free(&model);
+    hl_backend_close(be);
     cJSON_Delete(job);
-    free(text), free(init), free(logits), free(grads), free(step_losses), free(norms), free(lrs), free(e), free(names);
-    free(tokens), free(labels), free(lengths);
+    free(text), free(logits), free(grads), free(step_losses), free(norms), free(lrs), free(e), free(names);
+    free(tokens), free(labels), free(lengths), free(starts), free(lens), free(zeros);
     return 0;
 }

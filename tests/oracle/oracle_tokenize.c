@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tokenizer.h"
+#include "core/model/tokenizer/tokenizer.h"
 
 static int read_u32(uint32_t *v) {
     unsigned char b[4];

@@ -4,7 +4,7 @@ plumbing is what is tested):
   * every generation equals an independent PyTorch greedy decode (HF LLaMA forward written
     here, sentencepiece tokenization with BOS, the same left truncation, the paper stop
     strings), and extraction/score equal a Python re-implementation of the paper rule;
-  * the static decoder (core/generate.h, --decoder static) gives the same samples as the default
+  * the static decoder (core/eval/generate.h, --decoder static) gives the same samples as the default
     continuous decoder (which reuses the few-shot prefix: checked in answer-only mode, where
     prompts are not cut to the 512-token context);
   * resume: --limit 2 then --limit 3 generates only the new examples; a torn last line is
@@ -130,7 +130,7 @@ class Ref:
 
 
 def write_adapter(d):
-    """A HydraLoRA export (HYDRALORA.md §8): N=2 heads, r=2, q_proj and down_proj, random
+    """A HydraLoRA export (docs/method.md §8): N=2 heads, r=2, q_proj and down_proj, random
     non-zero weights so that the adapter changes the generations."""
     cfg = json.load(open(os.path.join(MODEL, "config.json")))
     rng = np.random.default_rng(7)
@@ -179,7 +179,7 @@ def build_prompt(task, idx, mode="cot"):
     ex = json.load(open(os.path.join(BBH, "data", task + ".json"), encoding="utf-8"))["examples"][idx]
     if mode == "cot":
         return body + "\n\nQ: " + ex["input"] + "\nA: Let's think step by step.", ex["target"]
-    desc, *exemplars = body.split("\n\nQ: ")  # answer-only, BBH.md §2
+    desc, *exemplars = body.split("\n\nQ: ")  # answer-only, docs/bbh.md §2
     out = desc
     for e in exemplars:
         q, rest = e.split("\nA: Let's think step by step.", 1)
@@ -280,7 +280,7 @@ def main():
         s4 = read_samples(out)
         check(r.returncode == 0 and len(s4) == 8 and s4[:6] == s3, f"torn line repaired: {r.stderr}")
 
-        # the static decoder (core/generate.h) gives the same examples byte for byte
+        # the static decoder (core/eval/generate.h) gives the same examples byte for byte
         out3 = os.path.join(d, "ev3")
         r = run(eval_cmd(out3, 4, ["--decoder", "static", "--batch", "2"]))
         s4c = read_samples(out3)

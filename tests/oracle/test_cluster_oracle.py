@@ -9,9 +9,17 @@
    several cuts, and our merge heights equal scipy's linkage(method='ward').
 4. Choosing N: on a mixture of 4 distinct sources (GSM8K + 3 BBH tasks, 150 records each)
    the proposed N is 4 and purity >= 0.9, for k-means with several seeds and for Ward.
-5. t-SNE: trustworthiness of our embedding within 0.02 of sklearn's
+5. Silhouette: our mean silhouette for each K (k-means and Ward labels) equals sklearn's
+   silhouette_score(X, labels) on the same matrix to 1e-6.
+6. The default criterion recovers distinct sources: on held-out mixtures of four sources, two
+   of them word problems (GSM8K + BBH object_counting + HumanEval + one more BBH task) the
+   default proposal is 4 with purity >= 0.9, where the SSE elbow says 3; and over a seeded
+   batch of random mixtures of 2-6 separable sources the default (first silhouette peak)
+   finds the number of sources more often than the elbow.
+7. t-SNE: trustworthiness of our embedding within 0.02 of sklearn's
    TSNE(init='pca', method='exact') on the same flattened adapter matrices.
 Run with Debian's /usr/bin/python3 (numpy, scipy, sklearn 1.2)."""
+import gzip
 import json
 import os
 import random
@@ -28,6 +36,7 @@ from scipy.cluster.hierarchy import linkage
 from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.manifold import TSNE, trustworthiness
+from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hl_testlib import BIN, SHARED, check, finish  # noqa: E402
@@ -224,6 +233,113 @@ def test_choose_n(data_path, src):
                   "cluster summaries")
 
 
+def test_silhouette(tmp, data_path):
+    mtx = os.path.join(tmp, "sil.mtx")
+    p = run(["cluster", "--data", data_path, "--quiet", "--json", "--k-max", "8", "--save-features", mtx])
+    check(p.returncode == 0, "silhouette run")
+    if p.returncode:
+        return
+    X, _ = read_mtx(mtx)
+    rep = json.loads(p.stdout)
+    ours = {e["k"]: e["silhouette"] for e in rep["sse"]}
+    check(ours[1] is None, "no silhouette for K = 1")
+    check(rep["silhouette_records"] == X.shape[0], "silhouette over every record (no sample below 3000)")
+    for method in ["kmeans", "ward"]:
+        for k in [2, 3, 4, 6, 8]:
+            p = run(["cluster", "--data", data_path, "--quiet", "--json", "--k-max", "8", "--method", method,
+                     "--k", str(k)])
+            check(p.returncode == 0, f"{method} --k {k}")
+            if p.returncode:
+                continue
+            rep = json.loads(p.stdout)
+            mine = {e["k"]: e["silhouette"] for e in rep["sse"]}[k]
+            ref = silhouette_score(X, np.array(rep["labels"]))
+            print(f"silhouette {method} K={k}: ours {mine:.9f}  sklearn {ref:.9f}  |diff| {abs(mine - ref):.1e}")
+            check(abs(mine - ref) <= 1e-6, f"{method} K={k}: silhouette {mine} vs sklearn {ref}")
+    # a sample of 200 records: still a silhouette, of the sampled records only
+    p = run(["cluster", "--data", data_path, "--quiet", "--json", "--k-max", "6", "--silhouette-max", "200"])
+    check(p.returncode == 0 and json.loads(p.stdout)["silhouette_records"] == 200, "--silhouette-max 200 samples")
+
+
+SOURCES = {}
+
+
+def sources():
+    if not SOURCES:
+        SOURCES["gsm8k"] = [json.loads(l)["question"] for l in open(os.path.join(SHARED, "datasets/gsm8k/test.jsonl"))]
+        SOURCES["humaneval"] = [json.loads(l)["prompt"]
+                                for l in gzip.open(os.path.join(SHARED, "datasets/humaneval/HumanEval.jsonl.gz"))]
+        bdir = os.path.join(SHARED, "datasets/bbh/data")
+        for f in sorted(os.listdir(bdir)):
+            SOURCES[f[:-5]] = [e["input"] for e in json.load(open(os.path.join(bdir, f)))["examples"]]
+    return SOURCES
+
+
+def write_sources(path, names, rng, per=100):
+    recs = []
+    for name in names:
+        pool = sources()[name]
+        for t in rng.sample(pool, min(per, len(pool))):
+            recs.append({"instruction": t, "input": "", "src": name})
+    rng.shuffle(recs)
+    with open(path, "w") as f:
+        for r in recs:
+            f.write(json.dumps(r) + "\n")
+    return [r["src"] for r in recs]
+
+
+def test_default_criterion(tmp):
+    path = os.path.join(tmp, "four.jsonl")
+    # four clearly different sources, two of them word problems (GSM8K, object counting)
+    for names, seed, method in [(["gsm8k", "date_understanding", "humaneval", "word_sorting"], 0, "kmeans"),
+                                (["gsm8k", "date_understanding", "humaneval", "word_sorting"], 1, "ward"),
+                                (["gsm8k", "penguins_in_a_table", "humaneval", "dyck_languages"], 2, "kmeans"),
+                                (["gsm8k", "penguins_in_a_table", "humaneval", "dyck_languages"], 3, "ward")]:
+        src = write_sources(path, names, random.Random(seed))
+        p = run(["cluster", "--data", path, "--quiet", "--json", "--method", method])
+        check(p.returncode == 0, f"{names}: cluster")
+        if p.returncode:
+            continue
+        rep = json.loads(p.stdout)
+        crit = rep["criteria"]
+        pur = purity(rep["labels"], src)
+        print(f"{'+'.join(names)} ({method}): default ({rep['criterion']}) N = {rep['proposed_n']}, "
+              f"elbow {crit['elbow']}, highest silhouette {crit['silhouette_max']}; purity {pur:.3f}")
+        check(rep["criterion"] == "silhouette", "the default criterion is the silhouette")
+        check(rep["proposed_n"] == 4, f"{names} {method}: default proposal {rep['proposed_n']} != 4 sources")
+        check(crit["elbow"] == 3, f"{names} {method}: the SSE elbow ({crit['elbow']}) is the case this default fixes")
+        check(pur >= 0.9, f"{names} {method}: purity {pur:.3f} < 0.9")
+        p = run(["cluster", "--data", path, "--quiet", "--json", "--method", method, "--criterion", "elbow"])
+        check(p.returncode == 0 and json.loads(p.stdout)["proposed_n"] == crit["elbow"],
+              "--criterion elbow proposes the elbow")
+    # a seeded batch of random mixtures: how often each criterion finds the number of sources
+    rng = random.Random(11)
+    bbh = [n for n in sorted(sources()) if n not in ("gsm8k", "humaneval")]
+    hits = {"silhouette": 0, "silhouette_max": 0, "elbow": 0}
+    n_sep = 0
+    for trial in range(24):
+        m = rng.choice([2, 3, 4, 5, 6])
+        names = ["gsm8k"] + (["humaneval"] if rng.random() < 0.5 else [])
+        names += rng.sample(bbh, m - len(names))
+        src = write_sources(path, names, rng)
+        p = run(["cluster", "--data", path, "--quiet", "--json", "--k", str(m)])
+        if p.returncode:
+            check(False, f"mixture {names}")
+            continue
+        rep = json.loads(p.stdout)
+        # only mixtures whose sources TF-IDF + k-means can separate at all count
+        if adjusted_rand_score(src, rep["labels"]) < 0.9:
+            continue
+        n_sep += 1
+        for c in hits:
+            hits[c] += rep["criteria"][c] == m
+    rates = {c: hits[c] / max(n_sep, 1) for c in hits}
+    print(f"random mixtures with separable sources: {n_sep}; found the number of sources: "
+          + ", ".join(f"{c} {rates[c]:.2f}" for c in hits))
+    check(n_sep >= 6, f"only {n_sep} separable mixtures")
+    check(rates["silhouette"] > rates["elbow"], "the default criterion beats the elbow on random mixtures")
+
+
 # ---------- t-SNE ----------
 
 def write_safetensors(path, tensors, dtype="F32"):
@@ -345,6 +461,8 @@ def main():
         test_unicode(tmp)
         test_kmeans_ward(tmp, data_path, src)
         test_choose_n(data_path, src)
+        test_silhouette(tmp, data_path)
+        test_default_criterion(tmp)
         test_tsne(tmp)
     return finish()
 

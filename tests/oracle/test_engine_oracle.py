@@ -6,8 +6,9 @@ steps (linear warmup + cosine, global-norm clipping, gradient accumulation 2).
 For each case this script builds a tiny random model, writes it as a Hugging Face
 directory (config.json + model.safetensors written by hand below) in F32/F16/BF16, writes
 initial adapter weights (random, with NON-zero B so that router and A gradients are not
-trivially zero; dropout 0), runs tests/oracle/oracle_engine.c (found through HL_BUILD_DIR)
-and compares. Nothing here calls the C code for its numbers.
+trivially zero; dropout 0), runs tests/oracle/oracle_engine.c (found through HL_BUILD_DIR),
+which opens the backend BY NAME through the seam (core/backend/backend.h: --device, from
+HL_ORACLE_DEVICE, default cpu), and compares. Nothing here calls the C code for its numbers.
 
 Tolerances (C computes in f32, this reference in f64 from the same stored weights):
   logits   max|c - t| / max|t|          <= 1e-4   (over non-padding rows)
@@ -28,6 +29,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+DEVICE = os.environ.get("HL_ORACLE_DEVICE", "cpu")  # the backend the oracle cases run on, by name
 from hl_testlib import check, finish  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
@@ -305,7 +308,7 @@ def run_case(case, engine, root):
                train=dict(TRAIN, batches=batches))
     with open(os.path.join(cdir, "job.json"), "w") as f:
         json.dump(job, f)
-    res = subprocess.run([engine, cdir], capture_output=True, text=True)
+    res = subprocess.run([engine, "--device", DEVICE, cdir], capture_output=True, text=True)
     check(res.returncode == 0, f"{case['name']}: oracle_engine failed: {res.stderr.strip()}")
     if res.returncode != 0:
         return
@@ -378,7 +381,7 @@ def run_case(case, engine, root):
 
 def score_test(root):
     """`hydralora score` on the real stories260K model (F32 HF dir), without and with an exported
-    HydraLoRA adapter directory written here by hand (HYDRALORA.md §8 keys, BF16 like the reference),
+    HydraLoRA adapter directory written here by hand (docs/method.md §8 keys, BF16 like the reference),
     against this file's reference forward; then its error messages."""
     hl_bin = os.environ.get("HL_BIN") or os.path.join(os.environ.get("HL_BUILD_DIR", "build"), "hydralora")
     shared = os.environ.get("HL_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
@@ -475,6 +478,10 @@ def main():
         print(f"FAIL: {engine} not found (set HL_BUILD_DIR)")
         print("0 passed, 1 failed")
         return 1
+    # the backend is chosen by name: an unknown one is refused, naming what is available
+    r = subprocess.run([engine, "--device", "tpu", "/nonexistent"], capture_output=True, text=True)
+    check(r.returncode != 0 and "tpu" in r.stderr and "available" in r.stderr,
+          f"unknown device refused with the available ones: {r.stderr.strip()}")
     with tempfile.TemporaryDirectory(prefix="hl_engine_oracle_") as root:
         for case in CASES:
             run_case(case, engine, root)

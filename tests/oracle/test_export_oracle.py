@@ -4,7 +4,7 @@ export with PyTorch as an independent reference.
 1. `hydralora train` (stories260K-hf, a few GSM8K records, N=4, r=8, 20 steps) and
    `hydralora export` (f32 and bf16).
 2. torch.load reads adapter_model.bin; adapter_model.safetensors is parsed by hand here;
-   every key and shape must be exactly those of HYDRALORA.md §8 and adapter_config.json must
+   every key and shape must be exactly those of docs/method.md §8 and adapter_config.json must
    carry the reference fields; both files must hold the same values.
 3. An independent LLaMA + HydraLoRA forward written here in PyTorch (float64, reading the base
    model's safetensors by hand, tokenising with sentencepiece) must reproduce the C engine's
@@ -162,7 +162,7 @@ def lora_adapter(tensors, r, alpha):
 
 
 def example(sp, rec):
-    """HYDRALORA.md §5: [BOS] + tok(prompt) + [EOS] masked, then tok(output) + [EOS]."""
+    """docs/method.md §5: [BOS] + tok(prompt) + [EOS] masked, then tok(output) + [EOS]."""
     prompt = rec["question"]
     src = [sp.bos_id()] + sp.encode(prompt) + [sp.eos_id()]
     tgt = sp.encode(rec["answer"]) + [sp.eos_id()]
@@ -248,9 +248,9 @@ def main():
     sd = torch.load(os.path.join(e32, "adapter_model.bin"))
     st, meta = read_safetensors(os.path.join(e32, "adapter_model.safetensors"))
     check(isinstance(sd, collections.OrderedDict), "adapter_model.bin should hold an OrderedDict")
-    check(set(sd.keys()) == set(want), "bin keys differ from HYDRALORA.md §8: missing %s, extra %s" % (
+    check(set(sd.keys()) == set(want), "bin keys differ from docs/method.md §8: missing %s, extra %s" % (
         sorted(set(want) - set(sd))[:3], sorted(set(sd) - set(want))[:3]))
-    check(set(st.keys()) == set(want), "safetensors keys differ from HYDRALORA.md §8")
+    check(set(st.keys()) == set(want), "safetensors keys differ from docs/method.md §8")
     check(meta == {"format": "pt"}, "safetensors metadata should be {'format': 'pt'}: %s" % meta)
     for k, shape in want.items():
         if k in sd:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Config form: typed input with a validation error on the field, the trainable-parameter
-# estimate recomputed from the new value (checked against HYDRALORA.md's formula), choices,
+# estimate recomputed from the new value (checked against docs/method.md's formula), choices,
 # reset to default, save and load.
 . "$(dirname "$0")/lib.sh"
 t_link_data
@@ -14,7 +14,7 @@ t_wait "Run config" 5 "config form"
 t_wait "config is valid" 5 "the loaded config validates"
 
 # stories260K (dim 64, ffn 172, 5 layers), targets gate/up/down, N heads, rank r:
-# per projection A = r*d_in, B_i = d_out*r (N of them), router = N*d_in (HYDRALORA.md §2)
+# per projection A = r*d_in, B_i = d_out*r (N of them), router = N*d_in (docs/method.md §2)
 trainable() {
     local r=$1 n=$2 per
     per=$(( (r*64 + n*172*r + n*64) * 2 + (r*172 + n*64*r + n*172) ))

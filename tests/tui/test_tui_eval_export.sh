@@ -49,13 +49,13 @@ t_check "source is the run with checkpoints" t_has "(newest checkpoint)"
 t_keys r
 t_wait "adapter written to" 20 "export writes"
 t_wait "Written keys 90" 5 "90 keys listed: 5 layers x 3 modules x (lora_A + lora_B0..B3 + lora_route)"
-t_check "83,280 parameters (HYDRALORA.md formula for r=8, N=4)" t_has "83,280 parameters"
-t_check "a lora_route key with its shape [4, 64]" t_has_re 'layers\.0\.mlp\.gate_proj\.lora_route\.weight +\[4, 64\] +BF16'
+t_check "83,280 parameters (docs/method.md formula for r=8, N=4)" t_has "83,280 parameters"
+t_check "a lora_route key with its shape [4, 64], f32 by default (as the CLI)" t_has_re 'layers\.0\.mlp\.gate_proj\.lora_route\.weight +\[4, 64\] +F32'
 t_check "a lora_B3 key with its shape [64, 8]" t_has_re 'layers\.0\.mlp\.down_proj\.lora_B3\.weight +\[64, 8\]'
 t_check "adapter_model.bin written" test -s "$T_DIR/runs/tui-test/export/adapter_model.bin"
 t_check "adapter_config.json written" grep -q '"lora_nums"' "$T_DIR/runs/tui-test/export/adapter_config.json"
 t_keys f
-t_wait "HydraLoRA, f32" 3 "f cycles the format"
+t_wait "HydraLoRA, bf16" 3 "f cycles the format"
 t_keys f f r
 t_wait "collapsed rank-8 LoRA" 30 "plain-LoRA export reports the loss of both"
 t_wait_re 'lora_B\.weight +\[172, 8\]' 5 "collapsed keys have one B"

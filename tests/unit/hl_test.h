@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fileio.h"
+#include "core/base/fileio.h"
 
 static int hl_test_passed, hl_test_failed;
 

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/model.h"
-#include "core/rng.h"
-#include "core/tensor.h"
+#include "core/model/model.h"
+#include "core/base/rng.h"
+#include "core/base/tensor.h"
 
 typedef struct {
     hl_model m;

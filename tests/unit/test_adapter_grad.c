@@ -1,6 +1,6 @@
 /* HydraLoRA gradients.
  * 1. One adapted projection, every variant (HydraLoRA, LoRA, LoRA-Split, uniform gate), with
- *    and without dropout (a fixed mask key): forward against HYDRALORA.md §2 evaluated
+ *    and without dropout (a fixed mask key): forward against docs/method.md §2 evaluated
  *    directly in double, and every parameter / input gradient against central differences.
  * 2. A whole tiny model (GQA, untied head, right padding, −100 labels, all 7 targets):
  *    forward_backward's adapter gradients against central differences of hl_llama_eval's
@@ -14,10 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/adapter.h"
-#include "core/gemm.h"
-#include "core/llama.h"
-#include "core/rng.h"
+#include "core/adapter/adapter.h"
+#include "core/backend/cpu/cpu_adapter.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/llama.h"
+#include "core/base/rng.h"
 #include "hl_test.h"
 #include "hl_tiny_model.h"
 
@@ -131,7 +132,7 @@ static void test_layer(hl_variant variant, int N, float p_drop) {
             worst = fmax(worst, fabs(y - Y[m * dout + o]));
         }
     }
-    snprintf(what, sizeof what, "%s N=%d p=%.1f forward matches HYDRALORA.md §2", names[variant], ad.N,
+    snprintf(what, sizeof what, "%s N=%d p=%.1f forward matches docs/method.md §2", names[variant], ad.N,
              (double)p_drop);
     CHECK(worst < 1e-5, "%s (max diff %g)", what, worst);
     hl_adapter_backward(&ad, p, dX, c, X, M, Z, W, L.drop, scratch);
@@ -139,7 +140,7 @@ static void test_layer(hl_variant variant, int N, float p_drop) {
     fd_compare(what, ad.params, ad.grads, (int64_t)ad.n_params, layer_obj_v, &L, 1e-2f, 2e-3);
     snprintf(what, sizeof what, "%s N=%d p=%.1f: input gradient", names[variant], ad.N, (double)p_drop);
     fd_compare(what, X, dX, M * di, layer_obj_v, &L, 1e-2f, 2e-3);
-    /* views: names per HYDRALORA.md §8 */
+    /* views: names per docs/method.md §8 */
     if (variant == HL_VARIANT_HYDRA && ad.N >= 3)
         CHECK(hl_adapters_find(&ad, "base_model.model.model.layers.0.mlp.gate_proj.lora_B2.weight") &&
                   hl_adapters_find(&ad, "base_model.model.model.layers.0.mlp.gate_proj.lora_route.weight") &&

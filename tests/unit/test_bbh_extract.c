@@ -1,6 +1,6 @@
 /* BBH answer extraction: each branch of the three conventions on crafted generations, with
- * expected values worked out by hand from docs BBH.md §0, §3.4, §3.5, §4 (not from our output). */
-#include "core/bbh.h"
+ * expected values worked out by hand from docs/bbh.md §0, §3.4, §3.5, §4 (not from our output). */
+#include "core/eval/bbh/bbh.h"
 #include "tests/unit/hl_test.h"
 
 static void expect_extract(hl_status (*fn)(const char *, size_t, char **), const char *in, const char *want,

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/sha256.h"
+#include "core/base/sha256.h"
 #include "datasets/catalog.h"
 #include "datasets/remote.h"
 #include "hl_test.h"

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/cluster.h"
-#include "core/rng.h"
-#include "core/safetensors.h"
+#include "core/analysis/cluster.h"
+#include "core/base/rng.h"
+#include "core/formats/safetensors.h"
 #include "tests/unit/hl_test.h"
 
 typedef struct {

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/adapter.h"
-#include "core/gemm.h"
-#include "core/llama.h"
-#include "core/rng.h"
+#include "core/adapter/adapter.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/llama.h"
+#include "core/base/rng.h"
 #include "hl_test.h"
 #include "hl_tiny_model.h"
 

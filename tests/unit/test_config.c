@@ -1,10 +1,10 @@
-/* Run config: defaults are HYDRALORA.md §4's reference values, every field parses and
+/* Run config: defaults are docs/method.md §4's reference values, every field parses and
  * validates through the table, errors name field/value/range, JSON round-trips exactly. */
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "core/config.h"
+#include "core/train/config.h"
 #include "tests/unit/hl_test.h"
 
 static int has(const char *hay, const char *needle) { return strstr(hay, needle) != NULL; }
@@ -12,7 +12,7 @@ static int has(const char *hay, const char *needle) { return strstr(hay, needle)
 int main(void) {
     hl_run_config c;
     hl_config_defaults(&c);
-    /* HYDRALORA.md §4 reference defaults (the independent source). */
+    /* docs/method.md §4 reference defaults (the independent source). */
     CHECK(c.lr == 2e-4, "lr default %g", c.lr);
     CHECK(c.warmup_ratio == 0.03, "warmup 3%%");
     CHECK(c.schedule == HL_SCHED_COSINE, "cosine");

@@ -1,12 +1,12 @@
-/* core/jsonout.c and core/fileio.c: expected values are written from RFC 8259 §7 (string
+/* core/base/jsonout.c and core/base/fileio.c: expected values are written from RFC 8259 §7 (string
  * escapes) and POSIX dirname(3), not from our own output. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "core/fileio.h"
-#include "core/jsonout.h"
+#include "core/base/fileio.h"
+#include "core/base/jsonout.h"
 #include "tests/unit/hl_test.h"
 
 static char *json_of(const char *s) {

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/convert.h"
-#include "core/gemm.h"
-#include "core/gemm_internal.h"
-#include "core/rng.h"
+#include "core/base/convert.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/gemm_internal.h"
+#include "core/base/rng.h"
 #include "hl_test.h"
 
 static hl_rng rng;

@@ -1,7 +1,7 @@
-/* Generation: the stories260K greedy story of FORMATS.md §7.1 byte for byte (text and the
+/* Generation: the stories260K greedy story of docs/formats.md §7.1 byte for byte (text and the
  * 257 ids) from each of the four model forms; the llama2.c sampled run (-t 1.0 -p 0.9
- * -s 133742, text prefix quoted in FORMATS.md §7.1); the BOS stop after 345 tokens; KV-cache
- * logits equal to a full recomputation (hl_llama_logits) at every position for a batch of
+ * -s 133742, text prefix quoted in docs/formats.md §7.1); the BOS stop after 345 tokens; KV-cache
+ * logits equal to a full recomputation (hl_session_logits) at every position for a batch of
  * prompts of different lengths, with and without an adapter; batching equals one-by-one;
  * stop strings, streaming and cancellation. */
 #include <math.h>
@@ -10,20 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/adapter.h"
-#include "core/generate.h"
-#include "core/llama.h"
-#include "core/model.h"
-#include "core/tokenizer.h"
+#include "core/adapter/adapter.h"
+#include "core/backend/backend.h"
+#include "core/eval/generate.h"
+#include "core/model/model.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "hl_test.h"
 #include "tests/unit/hl_stories_golden.h"
 
-/* FORMATS.md §7.1 quotes the beginning of llama2.c's sampled story. */
+/* docs/formats.md §7.1 quotes the beginning of llama2.c's sampled story. */
 static const char *SAMPLED_PREFIX =
     "Once upon a time, there was a little boy named Timmy. Timmy loved to play with his toys and eat sandwiches. One "
     "day, Timmy's mom told him it was time to rest for a while. Timmy's friend Billy came over and took him a down.";
 
 static char models[1024];
+static hl_backend *be; /* everything here computes on the cpu backend, opened by name */
 
 typedef struct {
     char buf[8192];
@@ -70,7 +71,7 @@ static void test_golden_forms(void) {
         if (!load(&m, &tok, forms[f][0], forms[f][1]))
             continue;
         hl_generator *g = NULL;
-        CHECK(hl_generator_create(&g, &m, NULL, tok) == HL_OK, "%s", hl_last_error());
+        CHECK(hl_generator_create(&g, be, &m, NULL, tok) == HL_OK, "%s", hl_last_error());
         hl_gen_params p;
         hl_gen_params_default(&p);
         stream_sink sink = {.len = 0};
@@ -155,7 +156,7 @@ static void compare_with_full(const hl_model *m, hl_adapters *ad, const hl_gen_p
     for (int b = 0; b < 3; b++)
         rec.rec[b] = calloc((size_t)600 * V, sizeof(float));
     hl_generator *g = NULL;
-    CHECK(hl_generator_create(&g, m, ad, NULL) == HL_OK, "%s", hl_last_error());
+    CHECK(hl_generator_create(&g, be, m, ad, NULL) == HL_OK, "%s", hl_last_error());
     hl_gen_params p = *base;
     p.on_logits = rec_logits;
     p.user = &rec;
@@ -164,19 +165,25 @@ static void compare_with_full(const hl_model *m, hl_adapters *ad, const hl_gen_p
     hl_gen_result r[3];
     CHECK(hl_generate_ids(g, prompts, lens, 3, &p, r) == HL_OK, "%s: %s", label, hl_last_error());
     /* Full forward over each final sequence, right padded, in one batch. */
-    int T = 0, L[3];
+    int T = 0;
+    int32_t L[3];
     for (int b = 0; b < 3; b++) {
         L[b] = r[b].n_prompt + r[b].n_generated;
         T = L[b] > T ? L[b] : T;
     }
-    int *tokens = calloc((size_t)3 * T, sizeof *tokens);
+    int32_t *tokens = calloc((size_t)3 * T, sizeof *tokens), st[3], sl[3];
     for (int b = 0; b < 3; b++)
         for (int t = 0; t < L[b]; t++)
             tokens[b * T + t] = r[b].ids[t];
     float *full = malloc((size_t)3 * T * V * sizeof(float));
-    hl_llama *ctx = NULL;
-    CHECK(hl_llama_create(&ctx, m, ad, 3, T, 0) == HL_OK, "%s", hl_last_error());
-    CHECK(ctx && hl_llama_logits(ctx, tokens, L, 3, T, full) == HL_OK, "%s", hl_last_error());
+    hl_session *ctx = NULL;
+    CHECK(hl_session_create(&ctx, be, m, ad ? &ad->cfg : NULL, ad ? ad->seed : 0, 3, T, 0) == HL_OK, "%s",
+          hl_last_error());
+    CHECK(ctx && (!ad || hl_session_write_slab(ctx, HL_SLAB_PARAMS, 0, ad->n_params, ad->params) == HL_OK), "%s",
+          hl_last_error());
+    hl_batch batch;
+    hl_batch_padded(&batch, tokens, NULL, L, 3, T, st, sl);
+    CHECK(ctx && hl_session_logits(ctx, &batch, full) == HL_OK, "%s", hl_last_error());
     double worst = 0;
     int checked = 0;
     for (int b = 0; b < 3; b++)
@@ -201,7 +208,7 @@ static void compare_with_full(const hl_model *m, hl_adapters *ad, const hl_gen_p
     CHECK(worst <= 1e-5, "%s: KV-cache logits differ from full recomputation by %.3g (of the row's max |logit|)", label, worst);
     CHECK(checked >= 3 * (base->max_new_tokens - 1), "%s: %d positions checked", label, checked);
     printf("%s: %d positions, max |kv - full| / max(1, max|full|) = %.3g\n", label, checked, worst);
-    hl_llama_free(ctx);
+    hl_session_free(ctx);
     free(full);
     free(tokens);
     for (int b = 0; b < 3; b++) {
@@ -258,7 +265,7 @@ static void test_batch_and_stops(void) {
     if (!load(&m, &tok, "stories260K-hf", NULL))
         return;
     hl_generator *g = NULL;
-    CHECK(hl_generator_create(&g, &m, NULL, tok) == HL_OK, "%s", hl_last_error());
+    CHECK(hl_generator_create(&g, be, &m, NULL, tok) == HL_OK, "%s", hl_last_error());
     const char *prompts[3] = {"Once upon a time", "The dog", "Tom and Sue went to the big park with a red ball and"};
     hl_gen_params p;
     hl_gen_params_default(&p);
@@ -283,7 +290,7 @@ static void test_batch_and_stops(void) {
     hl_adapters ad;
     if (hl_adapters_create(&ad, &m.cfg, &ac, 3) == HL_OK) {
         hl_generator *ga = NULL;
-        CHECK(hl_generator_create(&ga, &m, &ad, tok) == HL_OK, "%s", hl_last_error());
+        CHECK(hl_generator_create(&ga, be, &m, &ad, tok) == HL_OK, "%s", hl_last_error());
         const char *empty = "";
         hl_gen_params_default(&p);
         CHECK(ga && hl_generate(ga, &empty, 1, &p, &one) == HL_OK && !strcmp(one.text, hl_story_text),
@@ -360,7 +367,7 @@ static void test_batch_and_stops(void) {
 }
 
 static void test_sampler(void) {
-    /* xorshift64* exactly as FORMATS.md §1.4 spells it, computed independently here. */
+    /* xorshift64* exactly as docs/formats.md §1.4 spells it, computed independently here. */
     uint64_t s = 133742;
     hl_sampler_rng r;
     hl_sampler_seed(&r, 133742, 0);
@@ -396,9 +403,14 @@ static void test_sampler(void) {
 
 int main(void) {
     snprintf(models, sizeof models, "%s/models", hl_test_shared_dir());
+    if (hl_backend_open(&be, "cpu") != HL_OK) {
+        fprintf(stderr, "cannot open the cpu backend: %s\n", hl_last_error());
+        return 1;
+    }
     test_sampler();
     test_golden_forms();
     test_kv_cache();
     test_batch_and_stops();
+    hl_backend_close(be);
     return hl_test_finish();
 }

@@ -1,7 +1,7 @@
 /* The token-id list parser behind `hydralora score`: valid inputs, and every error names its line. */
 #include <string.h>
 
-#include "core/idlist.h"
+#include "core/text/idlist.h"
 #include "hl_test.h"
 
 static hl_status parse(const char *text, hl_idlist *l) {

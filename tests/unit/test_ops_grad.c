@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/gemm.h"
-#include "core/ops.h"
-#include "core/rng.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/ops.h"
+#include "core/base/rng.h"
 #include "hl_test.h"
 
 #define H_FD 1e-2f

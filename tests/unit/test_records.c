@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/tokenizer.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "datasets/inspect.h"
-#include "datasets/records.h"
+#include "core/text/records.h"
 #include "hl_test.h"
 
 static char g_dir[256];

@@ -1,5 +1,5 @@
 /* safetensors reader and writer: round trips in F32/F16/BF16, the exact header bytes the
- * reference library writes (FORMATS.md §4.4), every validation rule on hand-made corrupt
+ * reference library writes (docs/formats.md §4.4), every validation rule on hand-made corrupt
  * files, sharded indexes, and atomic writes under a full disk. */
 #include <errno.h>
 #include <signal.h>
@@ -12,8 +12,8 @@
 #include <unistd.h>
 #include <dirent.h>
 
-#include "core/mapped_file.h"
-#include "core/safetensors.h"
+#include "core/base/mapped_file.h"
+#include "core/formats/safetensors.h"
 #include "hl_test.h"
 
 static char tmpdir[256];

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/sha256.h"
+#include "core/base/sha256.h"
 #include "hl_test.h"
 
 static void check_vector(const char *msg, size_t len, const char *want) {

@@ -1,7 +1,7 @@
 #include <string.h>
 
-#include "core/status.h"
-#include "core/tensor.h"
+#include "core/base/status.h"
+#include "core/base/tensor.h"
 #include "tests/unit/hl_test.h"
 
 static hl_status inner(void) { return hl_fail(HL_ERR_SHAPE, "tensor %s expected [%d, %d]", "wq", 64, 64); }

@@ -1,7 +1,7 @@
 /* Tokenizer unit tests. Expected values come from outside our code: hand-worked examples of
- * SentencePiece's BPE rule on tiny vocabularies, the golden ids of FORMATS.md §7.1 (the
+ * SentencePiece's BPE rule on tiny vocabularies, the golden ids of docs/formats.md §7.1 (the
  * stories260K story), the published LLaMA-2 ids of "Hello world" / "I believe the meaning of
- * life is", and the facts in FORMATS.md §2/§3. (The id-for-id comparison with SentencePiece
+ * life is", and the facts in docs/formats.md §2/§3. (The id-for-id comparison with SentencePiece
  * over real data is tests/oracle/test_tokenizer_oracle.py.) */
 #include <pthread.h>
 #include <stdint.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/tokenizer.h"
+#include "core/model/tokenizer/tokenizer.h"
 #include "tests/unit/hl_test.h"
 #include "tests/unit/hl_stories_golden.h"
 
@@ -189,7 +189,7 @@ static void test_stories260k(const char *rel, const char *format) {
     CHECK(hl_tokenizer_vocab_size(tok) == 512, "%s: 512 pieces", rel);
     CHECK(hl_tokenizer_bos_id(tok) == 1 && hl_tokenizer_eos_id(tok) == 2 && hl_tokenizer_unk_id(tok) == 0,
           "%s: unk 0 bos 1 eos 2", rel);
-    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (FORMATS.md §2)", rel);
+    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (docs/formats.md §2)", rel);
     CHECK(hl_tokenizer_piece_to_id(tok, WS "t") == 259, "%s: piece 259 is '▁t'", rel);
     CHECK(strlen(hl_story_text) == 565, "story is 565 characters");
     expect_encode(tok, hl_story_text, 1, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0]);
@@ -217,7 +217,7 @@ static void test_llama2(const char *rel, const char *format) {
     CHECK(!strcmp(hl_tokenizer_format(tok), format), "%s format", rel);
     CHECK(hl_tokenizer_vocab_size(tok) == 32000, "%s: 32000 pieces", rel);
     CHECK(hl_tokenizer_bos_id(tok) == 1 && hl_tokenizer_eos_id(tok) == 2 && hl_tokenizer_unk_id(tok) == 0, "ids");
-    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 29871, "%s: '▁' is 29871 (FORMATS.md §2)", rel);
+    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 29871, "%s: '▁' is 29871 (docs/formats.md §2)", rel);
     CHECK(hl_tokenizer_score(tok, 259) == -1e9f && hl_tokenizer_score(tok, 260) == -1.0f &&
               hl_tokenizer_score(tok, 31999) == -31740.0f,
           "%s: scores of 259, 260, 31999", rel);
@@ -313,9 +313,20 @@ static void test_errors(void) {
     /* files */
     CHECK(hl_tokenizer_load(&tok, "/nonexistent/tokenizer.model") == HL_ERR_NOT_FOUND && !tok, "missing file");
     CHECK(strstr(hl_last_error(), "/nonexistent/tokenizer.model") != NULL, "names the path: %s", hl_last_error());
-    path_in_shared(path, sizeof path, "models/stories260K/stories260K.bin");
-    CHECK(hl_tokenizer_load(&tok, path) == HL_ERR_FORMAT && !tok, "a checkpoint is not a tokenizer");
+    /* A file that is neither a tokenizer nor a model is refused, saying so. */
+    path_in_shared(path, sizeof path, "datasets/gsm8k/LICENSE");
+    CHECK(hl_tokenizer_load(&tok, path) == HL_ERR_FORMAT && !tok, "a licence text is not a tokenizer");
     CHECK(strstr(hl_last_error(), "not a tokenizer") != NULL, "message: %s", hl_last_error());
+    /* A model checkpoint given as the tokenizer means the tokenizer that belongs to it (one
+     * discovery rule for --tokenizer and --model): tok512.bin next to stories260K.bin. */
+    path_in_shared(path, sizeof path, "models/stories260K/stories260K.bin");
+    CHECK(hl_tokenizer_load(&tok, path) == HL_OK && tok && hl_tokenizer_vocab_size(tok) == 512,
+          "a model file as the tokenizer: %s", hl_last_error());
+    char found[4096];
+    CHECK(hl_tokenizer_find(path, found, sizeof found) == HL_OK && strstr(found, "/tok512.bin"),
+          "found %s next to stories260K.bin", found);
+    hl_tokenizer_free(tok);
+    tok = NULL;
 }
 
 static void test_load_for_model(void) {
@@ -351,7 +362,31 @@ static void test_load_for_model(void) {
     char path[4096];
     path_in_shared(path, sizeof path, "datasets/gsm8k");
     CHECK(hl_tokenizer_load_for_model(path, &tok) == HL_ERR_NOT_FOUND && !tok, "a directory without a tokenizer");
-    CHECK(strstr(hl_last_error(), "--tokenizer") != NULL, "hint: %s", hl_last_error());
+    /* The library says where it looked; each front end adds how to name one (the CLI's
+     * --tokenizer hint is checked in tests/cli/test_newuser_cli.sh). */
+    CHECK(strstr(hl_last_error(), "tokenizer.model") != NULL && strstr(hl_last_error(), path) != NULL,
+          "says where it looked: %s", hl_last_error());
+    /* Every form of a model names the same tokenizer: the folder, the model file, a GGUF folder. */
+    static const struct {
+        const char *path, *want;
+    } forms[] = {
+        {"models/stories260K", "/tok512.bin"},
+        {"models/stories260K/stories260K.bin", "/tok512.bin"},
+        {"models/stories260K/tok512.bin", "/tok512.bin"},
+        {"models/stories260K-hf/model.safetensors", "/tokenizer.model"},
+        {"models/stories260K-hf/config.json", "/tokenizer.model"},
+        {"models/stories260K-hf-f16-sharded/model.safetensors.index.json", "/tokenizer.model"},
+        {"models/stories260K-gguf", "/stories260K.gguf"},
+        {"models/stories260K-gguf/stories260K.gguf", "/stories260K.gguf"},
+    };
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        char found[4096] = "";
+        path_in_shared(path, sizeof path, forms[i].path);
+        hl_status st = hl_tokenizer_find(path, found, sizeof found);
+        size_t fl = strlen(found), wl = strlen(forms[i].want);
+        CHECK(st == HL_OK && fl >= wl && !strcmp(found + fl - wl, forms[i].want), "%s -> %s (%s), want *%s",
+              forms[i].path, found, st ? hl_last_error() : "ok", forms[i].want);
+    }
 }
 
 /* One tokenizer, several threads encoding at once: every result equals the serial one. */

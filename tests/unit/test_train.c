@@ -1,6 +1,6 @@
 /* Training plumbing without a model: the downsampled plot series, the seeded data cursor
  * (a permutation per epoch; restoring a saved cursor continues the same order), padded
- * micro-batches (HYDRALORA.md §5: pad 0, right padding, labels -100), checkpoint directories
+ * micro-batches (docs/method.md §5: pad 0, right padding, labels -100), checkpoint directories
  * (atomic save, exact round trip, prune, temp cleanup, injected ENOSPC), export helpers. */
 #include <math.h>
 #include <stdlib.h>
@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/batch.h"
-#include "core/checkpoint.h"
-#include "core/engine.h"
-#include "core/export.h"
+#include "core/text/batch.h"
+#include "core/train/checkpoint.h"
+#include "core/engine/engine.h"
+#include "core/train/export.h"
 #include "tests/unit/hl_test.h"
 
 static void test_series(void) {
@@ -215,10 +215,9 @@ static void test_checkpoint(void) {
     free(steps);
 
     /* Injected ENOSPC: nothing named step-16, no temp left, step-12 intact. */
-    setenv("HL_TEST_CKPT_ENOSPC", "16", 1);
+    hl_faults full_disk = {.ckpt_enospc_step = 16};
     st.step = 16;
-    CHECK(hl_checkpoint_save(run, &a, &st, &cfg, NULL, 0) == HL_ERR_DISK_FULL, "ENOSPC reported");
-    unsetenv("HL_TEST_CKPT_ENOSPC");
+    CHECK(hl_checkpoint_save_faults(run, &a, &st, &cfg, &full_disk, NULL, 0) == HL_ERR_DISK_FULL, "ENOSPC reported");
     char p[4300];
     hl_checkpoint_path(run, 16, p, sizeof p);
     CHECK(!dir_exists(p), "no step-16 after a failed save");

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/engine.h"
+#include "core/engine/engine.h"
 #include "tests/unit/hl_test.h"
 
 /* Wait until pred(snapshot) holds or the job ends; returns the last state. */
@@ -54,10 +54,11 @@ int main(void) {
     hl_config_set_field(&cfg, hl_config_field_find("model"), model);
     hl_config_set_field(&cfg, hl_config_field_find("data"), data);
     hl_config_set_field(&cfg, hl_config_field_find("out_dir"), run);
-    setenv("HL_TEST_STEP_DELAY_MS", "40", 1);
+    hl_faults slow = {.step_delay_ms = 40}; /* so that pause and stop catch the run mid-way */
 
     hl_engine *e;
     CHECK(hl_engine_create(&e) == HL_OK, "create");
+    hl_engine_set_faults(e, &slow);
     CHECK(hl_engine_start(e, &cfg, HL_START_NEW) == HL_OK, "start: %s", hl_last_error());
     CHECK(hl_engine_start(e, &cfg, HL_START_NEW) == HL_ERR_STATE, "a second start is refused while running");
     const hl_snapshot *early = hl_engine_snapshot(e);
@@ -119,7 +120,7 @@ int main(void) {
     hl_snapshot_release(s);
     CHECK(hl_engine_stop(e) == HL_ERR_STATE, "no job after it ended");
 
-    unsetenv("HL_TEST_STEP_DELAY_MS");
+    hl_engine_set_faults(e, NULL);
     hl_run_config rc;
     CHECK(hl_engine_load_run_config(run, &rc) == HL_OK, "load run config");
     CHECK(hl_engine_start(e, &rc, HL_START_RESUME) == HL_OK, "resume: %s", hl_last_error());

@@ -1,0 +1,97 @@
+/* PRIVATE to core/backend/: what an implementation provides. Callers include
+ * core/backend/backend.h only (tests/check_layers.sh enforces it).
+ *
+ * Each backend fills one const table. backend.c owns the registry (cpu always; cuda when built
+ * with HL_HAVE_CUDA), parses names, and dispatches every public call through the table after
+ * checking arguments that do not depend on the device (NULL handles, B/T within the session's
+ * capacity, slab ranges within n_params, a TRAIN call on an eval session...), so an
+ * implementation may assume valid arguments. Implementations never print or exit; they return
+ * hl_status with hl_fail() details. */
+#ifndef HL_BACKEND_IMPL_H
+#define HL_BACKEND_IMPL_H
+
+#include "core/backend/backend.h"
+
+typedef struct hl_backend_ops hl_backend_ops;
+
+struct hl_backend {
+    const hl_backend_ops *ops;
+    char name[32];  /* canonical name ("cpu", "cuda:1") */
+    int device;     /* device index for GPUs, 0 for cpu */
+    int threads;    /* set by hl_backend_set_threads (<= 0: all cores) */
+    void *impl;     /* the implementation's per-backend state */
+};
+
+struct hl_session {
+    const hl_backend_ops *ops;
+    hl_backend *be;
+    const hl_model *model;
+    hl_adapters layout;   /* adapter layout; its slab pointers belong to the implementation (CPU: the real
+                             slabs; GPU: NULL or host staging) — callers go through read/write_slab */
+    int has_adapters;
+    int batch, seq;
+    unsigned flags;
+    hl_mem_plan plan;
+    void *impl;
+};
+
+struct hl_decoder {
+    const hl_backend_ops *ops;
+    hl_backend *be;
+    const hl_model *model;
+    int slots, max_seq, max_rows;
+    void *impl;
+};
+
+struct hl_backend_ops {
+    const char *kind; /* "cpu", "cuda" */
+
+    /* Backend: `index` is N of "cuda:N" (0 for cpu). probe() says whether index exists and is
+     * usable (HL_OK) or why not (HL_ERR_NOT_FOUND + message); count() how many devices. */
+    int (*count)(void);
+    hl_status (*probe)(int index);
+    hl_status (*open)(hl_backend *be);
+    void (*close)(hl_backend *be);
+    hl_status (*get_info)(hl_backend *be, hl_backend_info *info);
+    hl_status (*set_threads)(hl_backend *be, int n);
+    hl_status (*plan)(hl_backend *be, const hl_llama_config *cfg, hl_dtype weight_dtype, const hl_adapter_config *acfg,
+                      int batch, int seq, unsigned flags, hl_mem_plan *plan);
+
+    /* Session: backend.c fills the common fields (incl. `layout` via hl_adapters_create with the seed,
+     * host slabs initialised) before calling session_init; the implementation takes the initial
+     * parameters from layout.params (and may free/replace the host slabs), allocates everything,
+     * sets s->plan. session_free releases only what session_init made. */
+    hl_status (*session_init)(hl_session *s);
+    void (*session_free)(hl_session *s);
+    hl_status (*train_microbatch)(hl_session *s, const hl_batch *b, float grad_scale, float *loss, int64_t *n_targets);
+    hl_status (*zero_grad)(hl_session *s);
+    hl_status (*eval)(hl_session *s, const hl_batch *b, float *loss, int64_t *n_targets, double *seq_loss_sum,
+                      int64_t *seq_count);
+    hl_status (*logits)(hl_session *s, const hl_batch *b, float *logits);
+    hl_status (*reduce_grads)(hl_session *s, struct hl_comm *comm);
+    hl_status (*optim_step)(hl_session *s, int64_t t, float lr, const hl_optim_config *oc, double *grad_norm);
+    hl_status (*routing)(hl_session *s, hl_stats_which which, hl_routing_stats *dst);
+    hl_status (*routing_reset)(hl_session *s, hl_stats_which which);
+    void (*collect_eval_stats)(hl_session *s, int on);
+    hl_status (*read_slab)(hl_session *s, hl_slab which, size_t offset, size_t n, float *dst);
+    hl_status (*write_slab)(hl_session *s, hl_slab which, size_t offset, size_t n, const float *src);
+    uint64_t (*dropout_step)(const hl_session *s);
+    void (*set_dropout_step)(hl_session *s, uint64_t step);
+
+    /* Decoder: backend.c fills the common fields first. */
+    hl_status (*decoder_init)(hl_decoder *d, const hl_adapters *ad);
+    void (*decoder_free)(hl_decoder *d);
+    size_t (*decoder_bytes)(const hl_decoder *d);
+    hl_status (*decoder_forward)(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
+                                 float *logits, int all_logits, int32_t *argmax);
+    hl_status (*decoder_share_prefix)(hl_decoder *d, int dst_slot, int src_slot, int n);
+    hl_status (*decoder_release)(hl_decoder *d, int slot);
+};
+
+/* The tables (backend.c registers them). */
+extern const hl_backend_ops hl_backend_cpu_ops;
+#ifdef HL_HAVE_CUDA
+extern const hl_backend_ops hl_backend_cuda_ops;
+#endif
+
+#endif

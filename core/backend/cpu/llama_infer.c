@@ -1,0 +1,222 @@
+/* Inference with a KV cache (see hl_infer_* in llama.h): the same block as training
+ * (core/backend/cpu/ops.h + core/backend/cpu/gemm.h + hl_adapter_forward without dropout) run on a few new rows per
+ * sequence, with keys/values of earlier positions read from the cache. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backend/cpu/cpu_adapter.h"
+#include "core/base/convert.h"
+#include "core/backend/cpu/gemm.h"
+#include "core/backend/cpu/llama.h"
+#include "core/backend/cpu/ops.h"
+
+struct hl_infer {
+    const hl_model *model;
+    const hl_adapters *ad;
+    hl_llama_config cfg;
+    int slots, max_seq, max_rows, lanes;
+    int64_t D, Dq, Dkv, F, V;
+    float *norms; /* [(2L+1), D] */
+    hl_rope_table rope;
+    float *kc, *vc; /* [L][slots][max_seq][Dkv] */
+    float *slab;    /* everything below */
+    float *x, *xn, *q, *k, *v, *att, *g, *u, *h, *Z, *W, *tile, *attn_s, *ad_s, *last;
+    hl_gemm_ws ws;
+    int *pos;
+    size_t bytes;
+};
+
+static int64_t up16(int64_t n) { return (n + 15) / 16 * 16; }
+
+void hl_infer_free(hl_infer *inf) {
+    if (!inf)
+        return;
+    free(inf->norms);
+    hl_rope_table_free(&inf->rope);
+    free(inf->kc);
+    free(inf->vc);
+    free(inf->slab);
+    free(inf->pos);
+    free(inf);
+}
+
+size_t hl_infer_bytes(const hl_infer *inf) { return inf->bytes; }
+void hl_infer_set_compute(hl_infer *inf, int compute) { inf->ws.compute = (hl_compute)compute; }
+
+static void norm_f32(float *dst, const hl_weight *w, int64_t D) {
+    hl_weight flat = *w;
+    flat.rows = 1;
+    flat.cols = D;
+    hl_weight_rows_to_f32(&flat, 0, 1, dst);
+}
+
+hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapters *ad, int slots, int max_seq,
+                          int max_rows) {
+    *out = NULL;
+    const hl_llama_config *c = &model->cfg;
+    if (slots < 1 || max_seq < 1 || max_rows < 1)
+        return hl_fail(HL_ERR_ARG, "inference needs at least one slot, position and row (got %d, %d, %d)", slots,
+                       max_seq, max_rows);
+    if (ad && ad->n_layers != c->n_layers)
+        return hl_fail(HL_ERR_SHAPE, "adapter has %d layers but the model has %d", ad->n_layers, c->n_layers);
+    /* Validates shapes (and gives the same errors as training) without keeping the plan. */
+    hl_mem_plan plan;
+    HL_TRY(hl_llama_plan(c, ad ? &ad->cfg : NULL, 1, 1, 0, &plan));
+    for (int l = 0; l < c->n_layers; l++) {
+        const hl_layer_weights *w = &model->layers[l];
+        if (!w->wq.data || !w->wk.data || !w->wv.data || !w->wo.data || !w->w_gate.data || !w->w_up.data ||
+            !w->w_down.data || w->attn_norm.rows * w->attn_norm.cols != c->dim ||
+            w->ffn_norm.rows * w->ffn_norm.cols != c->dim)
+            return hl_fail(HL_ERR_SHAPE, "layer %d of the model is incomplete", l);
+    }
+    hl_infer *inf = calloc(1, sizeof *inf);
+    if (!inf)
+        return hl_fail(HL_ERR_NOMEM, "out of memory");
+    inf->model = model;
+    inf->ad = ad;
+    inf->cfg = *c;
+    inf->slots = slots, inf->max_seq = max_seq, inf->max_rows = max_rows;
+    inf->D = c->dim, inf->Dq = (int64_t)c->n_heads * c->head_dim, inf->Dkv = (int64_t)c->n_kv_heads * c->head_dim;
+    inf->F = c->hidden_dim, inf->V = c->vocab_size;
+    const int64_t R = max_rows, D = inf->D, L = c->n_layers;
+    size_t cache = (size_t)L * (size_t)slots * (size_t)max_seq * (size_t)inf->Dkv;
+    int64_t zr = 0, N = 0, ads = 0;
+    if (ad) {
+        zr = (int64_t)ad->nA * ad->cfg.r;
+        N = ad->N;
+        for (int t = 0; t < HL_TARGET_COUNT; t++) {
+            const hl_adapter_proj *p = hl_adapters_proj(ad, 0, t);
+            if (p) {
+                int64_t s = hl_adapter_scratch_floats(ad, R, p->d_in, p->d_out);
+                ads = s > ads ? s : ads;
+            }
+        }
+    }
+    int64_t ts = (int64_t)hl_gemm_ws_floats(D), t2 = (int64_t)hl_gemm_ws_floats(inf->F);
+    int64_t t3 = (int64_t)hl_gemm_ws_floats(inf->Dq);
+    ts = t2 > ts ? t2 : ts;
+    ts = t3 > ts ? t3 : ts;
+    inf->lanes = hl_get_threads();
+    inf->lanes = inf->lanes < 1 ? 1 : inf->lanes > 64 ? 64 : inf->lanes;
+    hl_attn_dims adims = {.B = 1, .Tq = max_rows, .Tk = max_seq, .lanes = inf->lanes};
+    int64_t sizes[] = {R * D,       R * D,      R * inf->Dq, R * inf->Dkv, R * inf->Dkv, R * inf->Dq,
+                       R * inf->F,  R * inf->F, R * inf->F,  R * zr + 1,   R * N + 1,    ts,
+                       hl_attention_scratch_floats(&adims),  ads + 1,      R * D};
+    float **ptrs[] = {&inf->x, &inf->xn, &inf->q,  &inf->k,    &inf->v,      &inf->att,  &inf->g,   &inf->u,
+                      &inf->h, &inf->Z,  &inf->W,  &inf->tile, &inf->attn_s, &inf->ad_s, &inf->last};
+    int64_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        total += up16(sizes[i]);
+    inf->slab = malloc((size_t)total * sizeof(float));
+    inf->kc = calloc(cache ? cache : 1, sizeof(float));
+    inf->vc = calloc(cache ? cache : 1, sizeof(float));
+    inf->norms = malloc((size_t)((2 * L + 1) * D) * sizeof(float));
+    inf->pos = malloc((size_t)R * sizeof(int));
+    inf->bytes = ((size_t)total + 2 * cache + (size_t)((2 * L + 1) * D)) * sizeof(float);
+    if (!inf->slab || !inf->kc || !inf->vc || !inf->norms || !inf->pos ||
+        hl_rope_table_init(&inf->rope, max_seq, c->head_dim, c->rope_theta)) {
+        size_t want = inf->bytes;
+        hl_infer_free(inf);
+        return hl_fail(HL_ERR_NOMEM, "cannot allocate %.1f MiB for the KV cache (%d slots x %d positions)",
+                       (double)want / 1048576.0, slots, max_seq);
+    }
+    int64_t off = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *ptrs[i] = inf->slab + off;
+        off += up16(sizes[i]);
+    }
+    inf->ws.buf = inf->tile;
+    inf->ws.floats = ts;
+    for (int l = 0; l < c->n_layers; l++) {
+        norm_f32(inf->norms + 2 * l * D, &model->layers[l].attn_norm, D);
+        norm_f32(inf->norms + (2 * l + 1) * D, &model->layers[l].ffn_norm, D);
+    }
+    norm_f32(inf->norms + 2 * L * D, &model->final_norm, D);
+    *out = inf;
+    return HL_OK;
+}
+
+static void proj(hl_infer *inf, int l, int t, const hl_weight *W, float *Y, float beta, const float *X, int64_t M) {
+    hl_gemm_xwt(Y, X, W, M, beta, &inf->ws);
+    const hl_adapter_proj *p = hl_adapters_proj(inf->ad, l, t);
+    if (p) {
+        hl_dropout none = {0, 0.0f};
+        hl_adapter_forward(inf->ad, p, Y, X, M, inf->Z, inf->W, none, NULL, NULL, inf->ad_s);
+    }
+}
+
+hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, const int *pos0, const int *slot,
+                           float *logits, int all_logits) {
+    const hl_llama_config *c = &inf->cfg;
+    if (B < 1 || Tq < 1 || (int64_t)B * Tq > inf->max_rows)
+        return hl_fail(HL_ERR_ARG, "%d x %d new tokens exceed the %d rows planned for one call", B, Tq,
+                       inf->max_rows);
+    for (int b = 0; b < B; b++) {
+        int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0;
+        if (s < 0 || s >= inf->slots)
+            return hl_fail(HL_ERR_ARG, "cache slot %d out of range (0..%d)", s, inf->slots - 1);
+        if (p < 0 || p + Tq > inf->max_seq)
+            return hl_fail(HL_ERR_RANGE, "positions %d..%d exceed the context of %d tokens", p, p + Tq - 1,
+                           inf->max_seq);
+        for (int t = 0; t < Tq; t++) {
+            int id = tokens[b * Tq + t];
+            if (id < 0 || id >= c->vocab_size)
+                return hl_fail(HL_ERR_RANGE, "token id %d is outside the vocabulary (0..%d)", id,
+                               c->vocab_size - 1);
+            inf->pos[b * Tq + t] = p + t;
+        }
+    }
+    const int64_t M = (int64_t)B * Tq, D = inf->D, Dkv = inf->Dkv;
+    for (int64_t m = 0; m < M; m++)
+        hl_weight_rows_to_f32(&inf->model->tok_embed, tokens[m], 1, inf->x + m * D);
+    for (int l = 0; l < c->n_layers; l++) {
+        const hl_layer_weights *w = &inf->model->layers[l];
+        hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + 2 * l * D, M, (int)D, c->rms_norm_eps);
+        proj(inf, l, 0, &w->wq, inf->q, 0.0f, inf->xn, M);
+        proj(inf, l, 1, &w->wk, inf->k, 0.0f, inf->xn, M);
+        proj(inf, l, 2, &w->wv, inf->v, 0.0f, inf->xn, M);
+        hl_rope_forward(inf->q, M, c->n_heads, c->head_dim, inf->pos, &inf->rope);
+        hl_rope_forward(inf->k, M, c->n_kv_heads, c->head_dim, inf->pos, &inf->rope);
+        for (int b = 0; b < B; b++) {
+            int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0;
+            float *kc = inf->kc + (((int64_t)l * inf->slots + s) * inf->max_seq) * Dkv;
+            float *vc = inf->vc + (((int64_t)l * inf->slots + s) * inf->max_seq) * Dkv;
+            memcpy(kc + (int64_t)p * Dkv, inf->k + (int64_t)b * Tq * Dkv, (size_t)(Tq * Dkv) * sizeof(float));
+            memcpy(vc + (int64_t)p * Dkv, inf->v + (int64_t)b * Tq * Dkv, (size_t)(Tq * Dkv) * sizeof(float));
+            int qlen = p + Tq;
+            hl_attn_dims ad = {.B = 1, .Tq = Tq, .Tk = inf->max_seq, .n_heads = c->n_heads,
+                               .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .pos0 = &p,
+                               .q_len = &qlen, .kv_len = &qlen, .lanes = inf->lanes};
+            hl_attention_forward(inf->att + (int64_t)b * Tq * inf->Dq, NULL, inf->q + (int64_t)b * Tq * inf->Dq, kc,
+                                 vc, &ad, inf->attn_s);
+        }
+        proj(inf, l, 3, &w->wo, inf->x, 1.0f, inf->att, M); /* x += o(att) */
+        hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + (2 * l + 1) * D, M, (int)D, c->rms_norm_eps);
+        proj(inf, l, 4, &w->w_gate, inf->g, 0.0f, inf->xn, M);
+        proj(inf, l, 5, &w->w_up, inf->u, 0.0f, inf->xn, M);
+        hl_swiglu_forward(inf->h, inf->g, inf->u, M * inf->F);
+        proj(inf, l, 6, &w->w_down, inf->x, 1.0f, inf->h, M); /* x += down(h) */
+    }
+    const float *fin = inf->norms + 2 * (int64_t)c->n_layers * D;
+    if (all_logits) {
+        hl_rmsnorm_forward(inf->xn, NULL, inf->x, fin, M, (int)D, c->rms_norm_eps);
+        hl_gemm_xwt(logits, inf->xn, &inf->model->lm_head, M, 0.0f, &inf->ws);
+    } else {
+        for (int b = 0; b < B; b++)
+            memcpy(inf->last + (int64_t)b * D, inf->x + ((int64_t)b * Tq + Tq - 1) * D, (size_t)D * sizeof(float));
+        hl_rmsnorm_forward(inf->xn, NULL, inf->last, fin, B, (int)D, c->rms_norm_eps);
+        hl_gemm_xwt(logits, inf->xn, &inf->model->lm_head, B, 0.0f, &inf->ws);
+    }
+    return HL_OK;
+}
+
+void hl_infer_copy_prefix(hl_infer *inf, int dst, int src, int n) {
+    const size_t row = (size_t)inf->Dkv * sizeof(float);
+    for (int l = 0; l < inf->cfg.n_layers; l++) {
+        size_t a = (((size_t)l * inf->slots + dst) * inf->max_seq) * inf->Dkv;
+        size_t b = (((size_t)l * inf->slots + src) * inf->max_seq) * inf->Dkv;
+        memcpy(inf->kc + a, inf->kc + b, (size_t)n * row);
+        memcpy(inf->vc + a, inf->vc + b, (size_t)n * row);
+    }
+}
