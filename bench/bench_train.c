@@ -126,7 +126,7 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, hl_dtype_name(dt), B, T);
     printf("compute %s: frozen products run %s\n", hl_compute_name(compute),
-           hl_gemm_describe(compute, dt, path, sizeof path));
+           (hl_backend_compute_path(be, compute, dt, path, sizeof path), path));
     double t0 = bench_now_s();
     bench_model bm;
     build(&bm, c, dt);
@@ -134,6 +134,10 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
                             .alpha = 32.0f, .dropout = 0.05f};
     hl_session *sess;
     if (hl_session_create(&sess, be, &bm.m, &ac, 41, B, T, HL_SESSION_TRAIN | HL_SESSION_STATS) != HL_OK) {
+        fprintf(stderr, "bench_train: %s\n", hl_last_error());
+        exit(1);
+    }
+    if (hl_session_set_compute(sess, compute) != HL_OK) {
         fprintf(stderr, "bench_train: %s\n", hl_last_error());
         exit(1);
     }

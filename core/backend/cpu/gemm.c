@@ -33,25 +33,6 @@ int hl_get_threads(void) { return omp_get_max_threads(); }
 
 /* ---- compute modes and paths ------------------------------------------------------------- */
 
-const char *hl_compute_name(hl_compute c) {
-    switch (c) {
-    case HL_COMPUTE_AUTO: return "auto";
-    case HL_COMPUTE_F32: return "f32";
-    case HL_COMPUTE_BF16: return "bf16";
-    }
-    return "?";
-}
-
-int hl_compute_parse(const char *s, hl_compute *out) {
-    static const hl_compute all[] = {HL_COMPUTE_AUTO, HL_COMPUTE_F32, HL_COMPUTE_BF16};
-    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
-        if (!strcmp(s, hl_compute_name(all[i]))) {
-            *out = all[i];
-            return 0;
-        }
-    return -1;
-}
-
 static int bf16_forced = -1;             /* hl_gemm_set_bf16_path; -1: the default choice */
 static hl_gemm_kernel kernel_choice;     /* hl_gemm_set_kernel */
 

@@ -32,24 +32,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/backend/backend.h" /* hl_compute: the modes are the seam's */
 #include "core/base/tensor.h"
 
 /* Set the compute thread count for OpenBLAS, oneDNN and OpenMP (n <= 0: number of cores). */
 void hl_set_threads(int n);
 int hl_get_threads(void);
 
-/* Arithmetic of the frozen-weight products (the run config's `compute`). */
-typedef enum {
-    HL_COMPUTE_AUTO = 0, /* bf16 for 16-bit weight matrices of at least HL_GEMM_AUTO_BF16_MIN elements
-                            (where bf16 pays), f32 for everything else (f32 weights, tiny models) */
-    HL_COMPUTE_F32 = 1,  /* f32 everywhere: the exact path of the oracle tests */
-    HL_COMPUTE_BF16 = 2, /* bf16 inputs, f32 accumulation for every frozen product */
-} hl_compute;
+/* Compute modes: hl_compute of core/backend/backend.h. Here, HL_COMPUTE_AUTO means bf16 for 16-bit
+ * weight matrices of at least HL_GEMM_AUTO_BF16_MIN elements (where bf16 pays), f32 for everything
+ * else (f32 weights, tiny models); HL_COMPUTE_BF16 means bf16 for every frozen product. */
 #define HL_GEMM_AUTO_BF16_MIN ((int64_t)1 << 20)
-
-/* "auto", "f32", "bf16"; parse returns 0 on success, -1 for an unknown name. */
-const char *hl_compute_name(hl_compute c);
-int hl_compute_parse(const char *s, hl_compute *out);
 
 /* Per-context state of the frozen-weight products: the workspace (one slice per thread for
  * converted weight blocks, or bf16 copies of activation rows) and the compute mode. Plan it

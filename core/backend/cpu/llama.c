@@ -385,7 +385,7 @@ hl_status hl_llama_create(hl_llama **out, const hl_model *model, hl_adapters *ad
 const hl_mem_plan *hl_llama_mem_plan(const hl_llama *ctx) { return &ctx->plan; }
 hl_routing_stats *hl_llama_routing(hl_llama *ctx) { return ctx->has_stats ? &ctx->stats : NULL; }
 void hl_llama_set_eval_stats(hl_llama *ctx, hl_routing_stats *dst) { ctx->eval_stats = dst; }
-void hl_llama_set_compute(hl_llama *ctx, int compute) { ctx->ws.compute = (hl_compute)compute; }
+void hl_llama_set_compute(hl_llama *ctx, hl_compute compute) { ctx->ws.compute = compute; }
 
 /* ---- forward pieces -------------------------------------------------------------------- */
 

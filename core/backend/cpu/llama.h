@@ -65,7 +65,7 @@ hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, 
 
 /* Arithmetic of the frozen-weight products (gemm.h: HL_COMPUTE_AUTO by default, F32 for the
  * exact path). Takes effect from the next call. */
-void hl_llama_set_compute(hl_llama *ctx, int compute);
+void hl_llama_set_compute(hl_llama *ctx, hl_compute compute);
 
 /* Routing statistics gathered by training forwards (flag HL_LLAMA_STATS); NULL without a
  * router. hl_llama_eval adds its statistics to `dst` while one is set (NULL: none). */
@@ -88,7 +88,7 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
 size_t hl_infer_bytes(const hl_infer *inf);
 /* Positions [0, n) of slot dst get the keys/values of positions [0, n) of slot src. */
 void hl_infer_copy_prefix(hl_infer *inf, int dst, int src, int n);
-void hl_infer_set_compute(hl_infer *inf, int compute); /* as hl_llama_set_compute */
+void hl_infer_set_compute(hl_infer *inf, hl_compute compute); /* as hl_llama_set_compute */
 void hl_infer_free(hl_infer *inf);
 
 #endif

@@ -42,7 +42,7 @@ void hl_infer_free(hl_infer *inf) {
 }
 
 size_t hl_infer_bytes(const hl_infer *inf) { return inf->bytes; }
-void hl_infer_set_compute(hl_infer *inf, int compute) { inf->ws.compute = (hl_compute)compute; }
+void hl_infer_set_compute(hl_infer *inf, hl_compute compute) { inf->ws.compute = compute; }
 
 static void norm_f32(float *dst, const hl_weight *w, int64_t D) {
     hl_weight flat = *w;
