@@ -185,11 +185,11 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
 #ifdef HL_ENGINE_PROFILE
     const char *const *pn;
     double *ps;
-    int np = hl_llama_profile(&pn, &ps);
+    int npf = hl_llama_profile(&pn, &ps);
     double all = 0;
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < npf; i++)
         all += ps[i];
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < npf; i++)
         printf("  %-28s %8.3f s  %5.1f%%\n", pn[i], ps[i], 100.0 * ps[i] / all), ps[i] = 0;
 #endif
     char impl[256];
