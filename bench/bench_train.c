@@ -126,7 +126,7 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, hl_dtype_name(dt), B, T);
     printf("compute %s: frozen products run %s\n", hl_compute_name(compute),
-           (hl_backend_compute_path(be, compute, dt, path, sizeof path), path));
+           (hl_backend_compute_path(be, compute, c, dt, path, sizeof path), path));
     double t0 = bench_now_s();
     bench_model bm;
     build(&bm, c, dt);

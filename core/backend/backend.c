@@ -216,12 +216,13 @@ static hl_status check_compute(hl_compute c) {
     return HL_OK;
 }
 
-hl_status hl_backend_compute_path(hl_backend *be, hl_compute c, hl_dtype weight_dtype, char *buf, size_t size) {
+hl_status hl_backend_compute_path(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                                  char *buf, size_t size) {
     if (!be || !buf || !size)
         return hl_fail(HL_ERR_ARG, "hl_backend_compute_path: missing argument");
     HL_TRY(check_compute(c));
     if (be->ops->compute_path)
-        return be->ops->compute_path(be, c, weight_dtype, buf, size);
+        return be->ops->compute_path(be, c, cfg, weight_dtype, buf, size);
     hl_backend_info info;
     HL_TRY(hl_backend_get_info(be, &info));
     snprintf(buf, size, "%s", info.compute);

@@ -87,11 +87,12 @@ typedef enum {
 const char *hl_compute_name(hl_compute c);
 int hl_compute_parse(const char *s, hl_compute *out);
 
-/* What the large products of a model stored in `weight_dtype` run under `c` on this backend and
- * machine, in one line (< 96 bytes), the fallback chosen at run time included: "oneDNN 2.6.3 bf16,
- * f32 accumulate (avx512_core_amx)", "OpenBLAS f32 (no bf16 matmul on this CPU: oneDNN 2.6.3 sees
- * avx2)". For `model info`, the workbench and logs. */
-hl_status hl_backend_compute_path(hl_backend *be, hl_compute c, hl_dtype weight_dtype, char *buf, size_t size);
+/* What the large products (the FFN matrices) of a model of config `cfg` (NULL: a large one) stored in
+ * `weight_dtype` run under `c` on this backend and machine, in one line (< 96 bytes), the fallback
+ * chosen at run time included: "oneDNN 2.6.3 bf16, f32 accumulate (avx512_core_amx)", "OpenBLAS f32
+ * (no bf16 matmul on this CPU: oneDNN 2.6.3 sees avx2)". For `model info`, the workbench and logs. */
+hl_status hl_backend_compute_path(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                                  char *buf, size_t size);
 
 /* ---- memory plan ------------------------------------------------------------------------ */
 

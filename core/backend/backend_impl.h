@@ -58,7 +58,8 @@ struct hl_backend_ops {
     hl_status (*set_threads)(hl_backend *be, int n);
     /* Compute modes (optional: NULL = the backend has one arithmetic; set_compute then accepts
      * every mode and compute_path reports nothing more than get_info's `compute`). */
-    hl_status (*compute_path)(hl_backend *be, hl_compute c, hl_dtype weight_dtype, char *buf, size_t size);
+    hl_status (*compute_path)(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                              char *buf, size_t size);
     hl_status (*plan)(hl_backend *be, const hl_llama_config *cfg, hl_dtype weight_dtype, const hl_adapter_config *acfg,
                       int batch, int seq, unsigned flags, hl_mem_plan *plan);
 

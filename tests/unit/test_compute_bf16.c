@@ -178,7 +178,7 @@ int main(void) {
     if (!hl_gemm_bf16_native())
         CHECK(hl_gemm_set_bf16_path(HL_GEMM_PATH_REF_BF16) == 0, "the reference bf16 path can be chosen");
     char d[96];
-    CHECK(hl_backend_compute_path(be, HL_COMPUTE_BF16, HL_DTYPE_BF16, d, sizeof d) == HL_OK, "compute path");
+    CHECK(hl_backend_compute_path(be, HL_COMPUTE_BF16, NULL, HL_DTYPE_BF16, d, sizeof d) == HL_OK, "compute path");
     printf("bf16 compute runs: %s\n", d);
     CHECK(hl_session_set_compute(NULL, HL_COMPUTE_F32) == HL_ERR_ARG, "no session: refused");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

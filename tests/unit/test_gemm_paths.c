@@ -242,6 +242,11 @@ static void check_rules(void) {
     CHECK(strstr(buf, native == HL_GEMM_PATH_F32 ? "OpenBLAS f32 (" : "oneDNN") == buf, "auto on bf16 weights: '%s'",
           buf);
     printf("bf16 weights, auto: %s\n", buf);
+    hl_gemm_describe(HL_COMPUTE_AUTO, HL_DTYPE_F32, buf, sizeof buf);
+    CHECK(!strcmp(buf, "OpenBLAS f32"), "auto on f32 weights described as '%s'", buf);
+    hl_gemm_describe(HL_COMPUTE_BF16, HL_DTYPE_F32, buf, sizeof buf);
+    CHECK(strstr(buf, native == HL_GEMM_PATH_F32 ? "OpenBLAS f32 (" : "oneDNN") == buf,
+          "bf16 on f32 weights names the fallback and why: '%s'", buf);
     CHECK(hl_gemm_set_bf16_path(HL_GEMM_PATH_DNNL_BF16) == (hl_gemm_bf16_native() ? 0 : -1),
           "oneDNN bf16 can be chosen exactly when the CPU has it");
     hl_gemm_set_bf16_path(HL_GEMM_PATH_F32);

@@ -98,9 +98,11 @@ static hl_status cpu_set_threads(hl_backend *be, int n) {
     return HL_OK;
 }
 
-static hl_status cpu_compute_path(hl_backend *be, hl_compute c, hl_dtype weight_dtype, char *buf, size_t size) {
+static hl_status cpu_compute_path(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                                  char *buf, size_t size) {
     (void)be;
-    hl_gemm_describe(c, weight_dtype, buf, size);
+    const int64_t big = (int64_t)1 << 20; /* no config: a large model */
+    hl_gemm_describe_shape(c, weight_dtype, cfg ? cfg->hidden_dim : big, cfg ? cfg->dim : big, buf, size);
     return HL_OK;
 }
 

@@ -65,14 +65,20 @@ const char *hl_gemm_dnnl_version(void) { return hl_dnnl_version_str(); }
 const char *hl_gemm_dnnl_isa(void) { return hl_dnnl_isa_str(); }
 
 const char *hl_gemm_describe(hl_compute c, hl_dtype wdt, char *buf, size_t n) {
-    hl_gemm_path p = hl_gemm_path_for(c, wdt, (int64_t)1 << 20, (int64_t)1 << 20);
+    return hl_gemm_describe_shape(c, wdt, (int64_t)1 << 20, (int64_t)1 << 20, buf, n);
+}
+
+const char *hl_gemm_describe_shape(hl_compute c, hl_dtype wdt, int64_t rows, int64_t cols, char *buf, size_t n) {
+    hl_gemm_path p = hl_gemm_path_for(c, wdt, rows, cols);
     const char *ver = hl_dnnl_version_str(), *isa = hl_dnnl_isa_str();
     if (p == HL_GEMM_PATH_DNNL_BF16)
         snprintf(buf, n, "oneDNN %s bf16, f32 accumulate (%s)", ver, isa);
     else if (p == HL_GEMM_PATH_REF_BF16)
         snprintf(buf, n, "bf16 reference (rounded inputs, f32 arithmetic)");
-    else if (c == HL_COMPUTE_F32 || wdt == HL_DTYPE_F32)
+    else if (c == HL_COMPUTE_F32 || (c == HL_COMPUTE_AUTO && wdt == HL_DTYPE_F32))
         snprintf(buf, n, "OpenBLAS f32");
+    else if (c == HL_COMPUTE_AUTO && rows * cols < HL_GEMM_AUTO_BF16_MIN)
+        snprintf(buf, n, "OpenBLAS f32 (matrices too small to gain from bf16)");
     else if (ver) /* bf16 asked for (or auto on 16-bit weights) but this CPU has no bf16 path */
         snprintf(buf, n, "OpenBLAS f32 (no bf16 matmul on this CPU: oneDNN %s sees %s)", ver, isa);
     else

@@ -91,6 +91,8 @@ hl_gemm_path hl_gemm_path_for(hl_compute c, hl_dtype wdt, int64_t rows, int64_t 
  * "oneDNN 2.6.3 bf16, f32 accumulate (avx512_core_amx)", "OpenBLAS f32 (no bf16 matmul on this
  * CPU: avx2)". Returns buf. */
 const char *hl_gemm_describe(hl_compute c, hl_dtype wdt, char *buf, size_t n);
+/* The same for a weight of `rows` x `cols` (auto: small matrices stay f32). */
+const char *hl_gemm_describe_shape(hl_compute c, hl_dtype wdt, int64_t rows, int64_t cols, char *buf, size_t n);
 
 /* 1 when bf16 mode has a native path here (oneDNN built in and its CPU ISA has bf16). */
 int hl_gemm_bf16_native(void);
