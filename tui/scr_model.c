@@ -220,6 +220,8 @@ static void draw_info(model_scr *s, tui_rect r) {
     kv(y++, x, w, "parameters", b);
     fmt_bytes(b, sizeof b, (double)s->weight_bytes);
     kv(y++, x, w, "weights", b);
+    if (s->matmuls[0])
+        kv(y++, x, w, "matmuls", s->matmuls);
     struct {
         const char *k;
         long v;
@@ -236,8 +238,6 @@ static void draw_info(model_scr *s, tui_rect r) {
     }
     if (y < bottom)
         kv(y++, x, w, "tied head", c->tie_word_embeddings ? "yes" : "no");
-    if (y < bottom && s->matmuls[0])
-        kv(y++, x, w, "matmuls", s->matmuls);
     if (y < bottom) {
         if (app->tok) {
             snprintf(b, sizeof b, "%s, %d pieces", hl_tokenizer_format(app->tok), hl_tokenizer_vocab_size(app->tok));
