@@ -8,7 +8,8 @@
 # Run from the repository root on that machine. The device kit (.device/) must hold the Debian
 # packages of oneDNN besides the usual ones: libdnnl-dev, libdnnl2 and ocl-icd-libopencl1
 # (libdnnl2 links libOpenCL.so.1); without them the build falls back to OpenBLAS f32 and says so.
-#   bash scripts/cpu_bench_device.sh            (BUDGET=seconds, default 235; PARTS=train,decode,tests)
+#   bash scripts/cpu_bench_device.sh            (BUDGET=seconds, default 235; PARTS=tests,train,decode)
+#   PARTS=decode BUDGET=115 bash scripts/cpu_bench_device.sh     (decode only: scripts/cpu_bench_decode_device.sh)
 # At most 8 files go to $OUT (default /tmp/hl_cpu_bench). Every part has its own time limit and the
 # script goes on after a failure, so one run brings back as much as it can.
 set -uo pipefail
@@ -44,7 +45,10 @@ part machine
 
 part build
 # HL_ENGINE_PROFILE: bench_train also prints where a step's time goes (a clock read per phase).
-targets="bench_train bench_decode test_gemm_paths test_compute_bf16 test_stories_greedy"
+targets=""
+[[ $PARTS == *tests* ]] && targets+=" test_gemm_paths test_compute_bf16 test_stories_greedy"
+[[ $PARTS == *train* ]] && targets+=" bench_train"
+[[ $PARTS == *decode* ]] && targets+=" bench_decode"
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_DNNL=AUTO \
     -DCMAKE_C_FLAGS=-DHL_ENGINE_PROFILE -DHL_SHARED_DIR="${HL_SHARED:-$PWD/../shared}" >"$OUT/build.txt" 2>&1 &&
     timeout 90 cmake --build "$B" -j"$THREADS" --target $targets >>"$OUT/build.txt" 2>&1

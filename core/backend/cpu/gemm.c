@@ -405,13 +405,19 @@ static int bf16_product(int dx, hl_gemm_path path, float *C, int64_t ldc, const 
     return 0;
 }
 
+/* Rows up to which the fused bf16 dot serves a product by default (gemm_internal.h). */
+static int fused_bf16_rows(void) {
+    const char *isa = hl_dnnl_isa_str(); /* found once per process (gemm_dnnl.c) */
+    return isa && strstr(isa, "amx") ? HL_GEMM_FUSED_BF16_ROWS_AMX : HL_GEMM_FUSED_BF16_ROWS;
+}
+
 /* Few rows of a BF16 weight on a CPU with AVX512-BF16: rows to bf16, then the fused dot. */
 static int bf16_fused(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M, float beta,
                       const hl_gemm_ws *ws) {
     const int64_t K = W->cols;
     int limit = kernel_choice == HL_GEMM_KERNEL_FUSED     ? HL_GEMM_FUSED_ROWS
                 : kernel_choice == HL_GEMM_KERNEL_BLOCKED ? 0
-                                                          : HL_GEMM_FUSED_BF16_ROWS;
+                                                          : fused_bf16_rows();
     if (!hl_gemm_fused_bf16_built() || W->dtype != HL_DTYPE_BF16 || M > limit || !ws || !ws->buf ||
         (size_t)ws->floats * 2 < (size_t)(M * K))
         return -1;
