@@ -221,9 +221,10 @@ int cmd_train(int argc, char **argv) {
             (tty || now - last_line >= 5.0)) {
             char eta[24];
             fmt_duration(eta, sizeof eta, s->eta_s);
-            fprintf(stderr, "%sstep %lld/%lld  epoch %.2f  loss %.4f  lr %.3g  gnorm %.3g  %.0f tok/s  ETA %s%s%s",
+            fprintf(stderr, "%sstep %lld/%lld  epoch %.2f  loss %.4f  lr %.3g  gnorm %.3g  %.0f tok/s  pad %.1f%%  ETA %s%s%s",
                     tty ? "\r" : "", (long long)s->step, (long long)s->total_steps, s->epoch, s->loss, s->lr,
-                    s->grad_norm, s->tokens_per_s, eta, s->state == HL_JOB_PAUSED ? "  (paused)" : "",
+                    s->grad_norm, s->tokens_per_s, 100.0 * s->padding_share, eta,
+                    s->state == HL_JOB_PAUSED ? "  (paused)" : "",
                     tty ? "\033[K" : "\n");
             fflush(stderr);
             last_line = now;

@@ -85,6 +85,16 @@ const tui_binding tui_bindings[] = {
     {ACT_METRIC, SC_EXPERTS, {'v'}, "Metric", "heatmap of mean router weight / top-1 share"},
     {ACT_ENTER, SC_EXPERTS, {ENTER_KEYS}, "Layer", "drill into the selected layer: routing history"},
     {ACT_VIEW, SC_EXPERTS, {'t'}, "t-SNE", "t-SNE of the run's exported adapter (A and B matrices; g: next group)"},
+    {ACT_MODE, SC_EXPERTS, {'s'}, "Sources", "by source: which heads fire on each data file or source value (Esc back)"},
+    {ACT_OPEN, SC_EXPERTS, {'o'}, "", "by source: add a data file by path (catalog data set, BBH task file, JSON lines)"},
+    {ACT_BROWSE, SC_EXPERTS, {'b'}, "", "by source: browse for a data file"},
+    {ACT_ALL, SC_EXPERTS, {'p'}, "", "by source: add the run config's probe sets (probe_data)"},
+    {ACT_DELETE, SC_EXPERTS, {'d'}, "", "by source: remove the selected file"},
+    {ACT_FORMAT, SC_EXPERTS, {'f'}, "", "by source: source field (one source per value of source/task/category)"},
+    {ACT_ADAPTER, SC_EXPERTS, {'a'}, "", "by source: the adapter to measure (default: the run's)"},
+    {ACT_RUN, SC_EXPERTS, {'r'}, "", "by source: compute (in the background, with a progress bar)"},
+    {ACT_CANCEL, SC_EXPERTS, {'x'}, "", "by source: cancel the computation / back to the file list"},
+    {ACT_SAVE, SC_EXPERTS, {'e'}, "", "by source: export the statistics as CSV"},
 
     /* 6 Eval */
     {ACT_TOGGLE, SC_EVAL, {' '}, "Toggle", "select / unselect the task"},

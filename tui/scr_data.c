@@ -124,7 +124,7 @@ static void start_fetch(data_scr *s, const hl_catalog_entry **es, int n, int qui
 static hl_status load_main(tui_job *j, void *arg) {
     load_arg *la = arg;
     job_progress(j, "reading records", 0, -1);
-    hl_records_options ro = {la->have_map ? &la->map : NULL};
+    hl_records_options ro = {.map = la->have_map ? &la->map : NULL};
     HL_TRY(hl_records_load(&la->ds, la->path, &ro));
     job_progress(j, la->tok ? "tokenising for statistics" : "statistics", 0, -1);
     hl_status st = hl_inspect_dataset(&la->ds, la->tok, la->max_len, &j->cancel, &la->insp);

@@ -1,7 +1,8 @@
 /* Screen 5, Experts: the routers of the running job. A layer × expert heat map of the
  * mean router weight (or top-1 share) for one adapted module, router entropy and top-1
  * share per layer, a warning when routing collapses onto one head, and a drill-down into
- * one layer's routing history; plus a t-SNE scatter of the exported adapter's matrices. */
+ * one layer's routing history; plus a t-SNE scatter of the exported adapter's matrices and the
+ * "by source" view (tui/experts_sources.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "core/analysis/cluster.h"
 #include "tui/app.h"
+#include "tui/experts_sources.h"
 #include "tui/job.h"
 #include "tui/paths.h"
 #include "tui/plot.h"
@@ -33,6 +35,7 @@ typedef struct {
     tsne_arg ta;
     hl_tsne_report tsne;
     int tsne_ok, show_tsne, tsne_group;
+    src_view *sources; /* the "by source" view */
 } experts_scr;
 
 static const hl_snapshot_routing *routing(experts_scr *s) { return &s->app->snap->routing; }
@@ -346,6 +349,10 @@ static void draw_tsne(experts_scr *s, tui_rect r) {
 static void draw(void *self, tui_app *app, tui_rect r) {
     experts_scr *s = self;
     const hl_snapshot_routing *ro = &app->snap->routing;
+    if (srcview_shown(s->sources)) {
+        srcview_draw(s->sources, r);
+        return;
+    }
     if (s->show_tsne) {
         draw_tsne(s, r);
         return;
@@ -361,7 +368,8 @@ static void draw(void *self, tui_app *app, tui_rect r) {
         if (app->snap->state != HL_JOB_IDLE)
             ui_textf(y + 1, x, w, ST_DIM, "job: %s", hl_job_state_name(app->snap->state));
         y += 2;
-        ui_text(y, x, w, ST_DIM, "t: t-SNE of an exported adapter's A and B matrices");
+        ui_text(y++, x, w, ST_DIM, "t: t-SNE of an exported adapter's A and B matrices");
+        ui_text(y, x, w, ST_DIM, "s: by source - which heads fire on each data file (GSM8K, a BBH task, ...)");
         return;
     }
     if (s->module >= ro->n_modules)
@@ -389,6 +397,12 @@ static int action(void *self, tui_app *app, tui_action a) {
     experts_scr *s = self;
     const hl_snapshot_routing *ro = &app->snap->routing;
     int nm = ro->n_modules > 0 ? ro->n_modules : 1;
+    if (srcview_shown(s->sources))
+        return srcview_action(s->sources, a);
+    if (a == ACT_MODE && s->sources) {
+        srcview_show(s->sources, 1);
+        return 1;
+    }
     if (s->show_tsne) {
         if (a == ACT_BACK || a == ACT_ENTER) {
             s->show_tsne = 0;
@@ -436,6 +450,8 @@ static int click(void *self, tui_app *app, int y, int x) {
 
 static void tick(void *self, tui_app *app) {
     experts_scr *s = self;
+    if (s->sources)
+        srcview_tick(s->sources);
     if (job_poll(&s->tj)) {
         if (s->tj.result == HL_OK) {
             if (s->tsne_ok)
@@ -448,6 +464,12 @@ static void tick(void *self, tui_app *app) {
             app_msg(app, MSG_ERROR, "t-SNE: %s", s->tj.error);
         }
     }
+}
+
+static int busy(void *self, tui_app *app) {
+    experts_scr *s = self;
+    (void)app;
+    return srcview_busy(s->sources);
 }
 
 static const char *badge(void *self, tui_app *app) {
@@ -465,6 +487,8 @@ static const char *badge(void *self, tui_app *app) {
 
 static void shutdown_jobs(void *self, tui_app *app) {
     experts_scr *s = self;
+    if (s->sources)
+        srcview_shutdown(s->sources);
     job_cancel(&s->tj);
     job_stop(&s->tj);
     tick(s, app);
@@ -476,6 +500,11 @@ static void *create(tui_app *app) {
         return NULL;
     s->app = app;
     job_init(&s->tj);
+    s->sources = srcview_create(app);
+    if (!s->sources) {
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -484,6 +513,7 @@ static void destroy(void *self) {
     if (!s)
         return;
     job_free(&s->tj);
+    srcview_destroy(s->sources);
     if (s->tsne_ok)
         hl_tsne_report_free(&s->tsne);
     free(s);
@@ -499,5 +529,6 @@ const tui_screen_ops scr_experts_ops = {
     .action = action,
     .click = click,
     .badge = badge,
+    .busy = busy,
     .shutdown = shutdown_jobs,
 };

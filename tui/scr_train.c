@@ -122,6 +122,13 @@ static void draw_header(train_scr *s, tui_rect r) {
     xx = x;
     xx += ui_textf(y, xx, w, ST_TITLE, "%s", sn->tokens_per_s == sn->tokens_per_s ? fmt_si(a, sizeof a, sn->tokens_per_s) : "-");
     xx += ui_text(y, xx, x + w - xx, ST_DIM, " tok/s  ");
+    /* tokens the last step computed that were padding (packing keeps this small) */
+    xx += ui_text(y, xx, x + w - xx, ST_DIM, "padding ");
+    if (sn->padding_share == sn->padding_share)
+        xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%.1f%%", 100.0 * sn->padding_share);
+    else
+        xx += ui_text(y, xx, x + w - xx, ST_DIM, "-");
+    xx += ui_text(y, xx, x + w - xx, ST_DIM, "  ");
     xx += ui_textf(y, xx, x + w - xx, ST_MAIN, "%s tokens  ", fmt_si(b, sizeof b, (double)sn->tokens_seen));
     xx += ui_textf(y, xx, x + w - xx, ST_DIM, "mem ");
     xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s", fmt_bytes(c, sizeof c, (double)sn->mem_bytes));

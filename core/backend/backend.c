@@ -279,7 +279,7 @@ static hl_status check_batch(const hl_session *s, const hl_batch *b, int need_la
         return hl_fail(HL_ERR_ARG, "batch: tokens and example table are required");
     if (need_labels && !b->labels)
         return hl_fail(HL_ERR_ARG, "batch: labels are required for a loss");
-    if (b->B < 1 || b->T < 1 || b->B > s->batch || b->T > s->seq)
+    if (b->B < 1 || b->T < 1 || (int64_t)b->B * b->T > (int64_t)s->batch * s->seq)
         return hl_fail(HL_ERR_ARG, "batch %d x %d does not fit the session planned for %d x %d", b->B, b->T,
                        s->batch, s->seq);
     if (b->n_seq < b->B || (int64_t)b->n_seq > (int64_t)b->B * b->T)
@@ -295,6 +295,9 @@ static hl_status check_batch(const hl_session *s, const hl_batch *b, int need_la
         int r = (int)(st / b->T);
         if ((st + len - 1) / b->T != r)
             return hl_fail(HL_ERR_ARG, "batch: example %d crosses the end of row %d", e, r);
+        if (len > s->seq)
+            return hl_fail(HL_ERR_ARG, "batch: example %d has %lld tokens, the session was planned for examples of at "
+                           "most %d", e, (long long)len, s->seq);
         if (r != row) {
             if (r != row + 1)
                 return hl_fail(HL_ERR_ARG, "batch: row %d holds no example", row + 1);

@@ -128,7 +128,12 @@ hl_status hl_backend_plan(hl_backend *be, const hl_llama_config *cfg, hl_dtype w
  * Face: labels[i] is the label OF token i, position i predicts labels[i + 1] of the same
  * example; the first token of an example is never a target, padding never is.
  * Padded (unpacked) batches have n_seq = B, seq_start[b] = b*T, seq_len[b] = lengths[b];
- * hl_batch_padded builds that. */
+ * hl_batch_padded builds that.
+ * Size limits against a session planned for `batch` x `seq`: B*T <= batch*seq tokens and every
+ * example <= seq; rows themselves may be longer than seq (e.g. one row of batch*seq tokens holding
+ * whole examples: the trainer's packed layout, a flat token stream with its cu_seqlens). A backend
+ * sizes its buffers by tokens (batch*seq) and its per-example work (RoPE table, attention tiles) by
+ * seq; positions restart at 0 in every example, so no position reaches seq. */
 typedef struct {
     int B, T;
     const int32_t *tokens;    /* [B*T] ids (padding: any valid id) */

@@ -76,6 +76,21 @@ struct hl_backend_ops {
     hl_status (*logits)(hl_session *s, const hl_batch *b, float *logits);
     hl_status (*reduce_grads)(hl_session *s, struct hl_comm *comm);
     hl_status (*optim_step)(hl_session *s, int64_t t, float lr, const hl_optim_config *oc, double *grad_norm);
+    /* Routing statistics: the hook every "which head fires" feature rests on (training snapshots,
+     * `score --routing`, the Experts screen's by-source view, probe sets; core/train/routing.h).
+     * A session with a router keeps two accumulators in the layout of hl_routing_stats:
+     *   HL_STATS_TRAIN: added to by train_microbatch when s->flags has HL_SESSION_STATS;
+     *   HL_STATS_EVAL:  added to by eval while collect_eval_stats(s, 1) is in effect (off at creation).
+     * For each adapted (layer, target) and each NON-PADDING position m of the batch (the positions of
+     * its examples; padding never counts), with ω = the router softmax in f32 as the forward uses it
+     * (the router reads x itself, never the dropped-out adapter input):
+     *   tokens[l*7+t] += 1;  weight_sum[(l*7+t)*N + i] += ω_i;  top1[(l*7+t)*N + argmax_i ω_i] += 1
+     *   (ties: the lowest index);  entropy_sum[l*7+t] += −Σ_{i: ω_i > 0} ω_i ln ω_i.
+     * Sums in f64 (a GPU may reduce per batch in f32 and add the batch totals in f64, as long as the
+     * result agrees with the CPU within 1e-6 relative on the oracle's cases). routing() copies an
+     * accumulator into dst (same n_layers and N: backend.c checks), routing_reset() zeroes it. Both
+     * are called between batches only, so a backend may keep the sums on the device and copy them
+     * out here. Without a router (backend.c refuses the calls) nothing is gathered. */
     hl_status (*routing)(hl_session *s, hl_stats_which which, hl_routing_stats *dst);
     hl_status (*routing_reset)(hl_session *s, hl_stats_which which);
     void (*collect_eval_stats)(hl_session *s, int on);

@@ -38,7 +38,8 @@ static snap_block *snap_copy(const hl_snapshot *src) {
     const hl_snapshot_routing *r = &src->routing;
     size_t lmn = (size_t)r->n_layers * r->n_modules * r->n_experts, lm = (size_t)r->n_layers * r->n_modules;
     int H = r->hist_len;
-    size_t floats = r->n_layers ? 2 * lmn + lm + (size_t)H * (lmn + lm) : 0;
+    size_t probe = (size_t)H * r->probe_n * r->n_modules * r->n_experts;
+    size_t floats = r->n_layers ? 2 * lmn + lm + (size_t)H * (lmn + lm) + probe : 0;
     size_t bytes = sizeof(snap_block) + (size_t)H * sizeof(int64_t) + floats * sizeof(float);
     snap_block *b = malloc(bytes);
     if (!b)
@@ -65,6 +66,12 @@ static snap_block *snap_copy(const hl_snapshot *src) {
         f += (size_t)H * lmn;
         memcpy(f, r->hist_entropy, (size_t)H * lm * sizeof(float));
         d->hist_entropy = f;
+        f += (size_t)H * lm;
+        if (probe && r->probe_load)
+            memcpy(f, r->probe_load, probe * sizeof(float));
+        d->probe_load = probe && r->probe_load ? f : NULL;
+        if (!d->probe_load)
+            d->probe_n = 0;
     } else {
         memset(d, 0, sizeof *d);
     }
@@ -176,7 +183,7 @@ hl_status hl_engine_create(hl_engine **out) {
     hl_snapshot idle;
     memset(&idle, 0, sizeof idle);
     idle.state = HL_JOB_IDLE;
-    idle.loss = idle.loss_smooth = idle.eval_loss = idle.eval_loss_first = idle.lr = idle.grad_norm = NAN;
+    idle.loss = idle.loss_smooth = idle.eval_loss = idle.eval_loss_first = idle.lr = idle.grad_norm = idle.padding_share = NAN;
     idle.eta_s = NAN;
     idle.eval_step = -1;
     idle.last_checkpoint_step = -1;
@@ -241,6 +248,7 @@ hl_status hl_engine_load_run_config(const char *run_dir, hl_run_config *cfg) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
     hl_config_defaults(cfg);
+    cfg->packing = 0; /* a run's config.json holds every field; one without packing predates it: padded */
     hl_status st = hl_config_load_file(cfg, path);
     if (st)
         return hl_fail_context(st, "%s is not a run directory", run_dir);

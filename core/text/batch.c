@@ -1,4 +1,4 @@
-/* Tokenised examples, the seeded data cursor and padded micro-batches (see batch.h). */
+/* Tokenised examples, the seeded data cursor, padded and packed micro-batches (see batch.h). */
 #include "core/text/batch.h"
 
 #include <stdlib.h>
@@ -66,19 +66,24 @@ int64_t hl_examples_targets(const hl_examples *ex, int64_t i) {
 
 /* ---- cursor ---- */
 
-static void cursor_shuffle(hl_data_cursor *c) {
-    for (int64_t i = 0; i < c->n; i++)
-        c->perm[i] = i;
-    c->rng = c->epoch_rng;
-    if (!c->shuffle)
+/* An epoch's order into perm[n] from the RNG state at its start; *rng ends after the shuffle. */
+static void epoch_order(int64_t *perm, int64_t n, int shuffle, hl_rng *rng) {
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    if (!shuffle)
         return;
     /* Fisher-Yates from the back, with unbiased draws (64-bit indices). */
-    for (int64_t i = c->n - 1; i > 0; i--) {
-        int64_t j = (int64_t)hl_rng_below(&c->rng, (uint64_t)i + 1);
-        int64_t t = c->perm[i];
-        c->perm[i] = c->perm[j];
-        c->perm[j] = t;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)hl_rng_below(rng, (uint64_t)i + 1);
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
     }
+}
+
+static void cursor_shuffle(hl_data_cursor *c) {
+    c->rng = c->epoch_rng;
+    epoch_order(c->perm, c->n, c->shuffle, &c->rng);
 }
 
 hl_status hl_cursor_init(hl_data_cursor *c, int64_t n, uint64_t seed, int shuffle) {
@@ -110,6 +115,7 @@ hl_status hl_cursor_restore(hl_data_cursor *c, int64_t n, int shuffle, int64_t e
 
 void hl_cursor_free(hl_data_cursor *c) {
     free(c->perm);
+    free(c->next_perm);
     memset(c, 0, sizeof *c);
 }
 
@@ -119,10 +125,31 @@ int64_t hl_cursor_next(hl_data_cursor *c) {
         c->epoch++;
         c->pos = 0;
         c->epoch_rng = c->rng;
-        cursor_shuffle(c);
+        if (c->next_ready) { /* peeked already: the same order, computed from the same state */
+            int64_t *t = c->perm;
+            c->perm = c->next_perm;
+            c->next_perm = t;
+            c->rng = c->next_rng;
+            c->next_ready = 0;
+        } else {
+            cursor_shuffle(c);
+        }
     }
     c->consumed++;
     return c->perm[c->pos++];
+}
+
+int64_t hl_cursor_peek(hl_data_cursor *c) {
+    if (c->pos < c->n)
+        return c->perm[c->pos];
+    if (!c->next_ready) {
+        if (!c->next_perm && !(c->next_perm = malloc((size_t)c->n * sizeof *c->next_perm)))
+            return -1;
+        c->next_rng = c->rng;
+        epoch_order(c->next_perm, c->n, c->shuffle, &c->next_rng);
+        c->next_ready = 1;
+    }
+    return c->next_perm[0];
 }
 
 /* ---- micro-batches ---- */
@@ -185,5 +212,200 @@ hl_status hl_microbatch_fill(hl_microbatch *mb, const hl_examples *ex, const int
         mb->which[b] = i;
         mb->n_tokens += len;
     }
+    return HL_OK;
+}
+
+/* ---- packed micro-batches ---- */
+
+hl_status hl_packed_init(hl_packed *pb, int rows, int row_len, int max_len) {
+    memset(pb, 0, sizeof *pb);
+    if (rows < 1 || row_len < 1 || max_len < 1 || max_len > row_len)
+        return hl_fail(HL_ERR_ARG, "packed micro-batch of %d rows x %d tokens for examples of up to %d tokens", rows,
+                       row_len, max_len);
+    size_t n = (size_t)rows * (size_t)row_len;
+    pb->tokens = malloc(n * sizeof *pb->tokens);
+    pb->labels = malloc(n * sizeof *pb->labels);
+    pb->seq_start = malloc(n * sizeof *pb->seq_start);
+    pb->seq_len = malloc(n * sizeof *pb->seq_len);
+    pb->which = malloc(n * sizeof *pb->which);
+    pb->row_fill = malloc((size_t)rows * sizeof *pb->row_fill);
+    if (!pb->tokens || !pb->labels || !pb->seq_start || !pb->seq_len || !pb->which || !pb->row_fill) {
+        hl_packed_free(pb);
+        return hl_fail(HL_ERR_NOMEM, "out of memory for a packed %d x %d micro-batch", rows, row_len);
+    }
+    pb->cap_rows = rows;
+    pb->row_len = row_len;
+    pb->max_len = max_len;
+    pb->cap_seq = (int64_t)n;
+    return HL_OK;
+}
+
+void hl_packed_free(hl_packed *pb) {
+    free(pb->tokens);
+    free(pb->labels);
+    free(pb->seq_start);
+    free(pb->seq_len);
+    free(pb->which);
+    free(pb->row_fill);
+    memset(pb, 0, sizeof *pb);
+}
+
+/* The placement rule, shared by the packer and the step count: the current row takes the
+ * example if it fits, else the next row does (when there is one). */
+typedef struct {
+    int rows, row_len;
+    int row, fill; /* current row and its tokens so far */
+} pack_state;
+
+static int pack_place(pack_state *ps, int len, int *row, int *col) {
+    if (ps->fill + len > ps->row_len) {
+        if (ps->row + 1 >= ps->rows)
+            return 0;
+        ps->row++;
+        ps->fill = 0;
+    }
+    *row = ps->row;
+    *col = ps->fill;
+    ps->fill += len;
+    return 1;
+}
+
+/* Length example i takes in a packed row (cut to max_len); 0 for an error. */
+static int pack_len(const hl_packed *pb, const hl_examples *ex, int64_t i) {
+    if (i < 0 || i >= ex->n) {
+        hl_fail(HL_ERR_ARG, "example %lld out of range", (long long)i);
+        return 0;
+    }
+    int64_t len = hl_examples_len(ex, i);
+    if (len < 1) {
+        hl_fail(HL_ERR_ARG, "example %lld is empty: nothing to pack", (long long)i);
+        return 0;
+    }
+    return len > pb->max_len ? pb->max_len : (int)len;
+}
+
+static void pack_begin(hl_packed *pb, pack_state *ps) {
+    ps->rows = pb->cap_rows;
+    ps->row_len = pb->row_len;
+    ps->row = ps->fill = 0;
+    pb->n_seq = 0;
+    pb->n_tokens = 0;
+    memset(pb->row_fill, 0, (size_t)pb->cap_rows * sizeof *pb->row_fill);
+}
+
+/* Copy example i into the staging layout (row stride row_len); seq_start holds that layout's
+ * flat start until pack_finish. */
+static void pack_put(hl_packed *pb, const hl_examples *ex, int64_t i, int len, int row, int col) {
+    int64_t at = (int64_t)row * pb->row_len + col;
+    memcpy(pb->tokens + at, ex->ids + ex->off[i], (size_t)len * sizeof *pb->tokens);
+    memcpy(pb->labels + at, ex->labels + ex->off[i], (size_t)len * sizeof *pb->labels);
+    pb->seq_start[pb->n_seq] = (int32_t)at;
+    pb->seq_len[pb->n_seq] = len;
+    pb->which[pb->n_seq] = i;
+    pb->n_seq++;
+    pb->n_tokens += len;
+    pb->row_fill[row] = col + len;
+}
+
+/* Rows used, T = the longest of them; rows moved to stride T (forward, so memmove in row order
+ * is safe), padding written, starts converted. */
+static void pack_finish(hl_packed *pb, const pack_state *ps) {
+    int B = pb->n_seq ? ps->row + 1 : 0, T = 0;
+    for (int b = 0; b < B; b++)
+        T = pb->row_fill[b] > T ? pb->row_fill[b] : T;
+    for (int b = 0; b < B; b++) {
+        int32_t *tk = pb->tokens + (int64_t)b * T, *lb = pb->labels + (int64_t)b * T;
+        memmove(tk, pb->tokens + (int64_t)b * pb->row_len, (size_t)pb->row_fill[b] * sizeof *tk);
+        memmove(lb, pb->labels + (int64_t)b * pb->row_len, (size_t)pb->row_fill[b] * sizeof *lb);
+        for (int t = pb->row_fill[b]; t < T; t++) {
+            tk[t] = 0; /* pad id 0 (= unk), as the padded micro-batch */
+            lb[t] = HL_IGNORE_LABEL;
+        }
+    }
+    for (int e = 0; e < pb->n_seq; e++) {
+        int32_t at = pb->seq_start[e];
+        pb->seq_start[e] = (at / pb->row_len) * T + at % pb->row_len;
+    }
+    pb->B = B;
+    pb->T = T;
+}
+
+hl_status hl_packed_fill(hl_packed *pb, const hl_examples *ex, const int64_t *which, int64_t n, int64_t *used) {
+    pack_state ps;
+    pack_begin(pb, &ps);
+    int64_t k = 0;
+    for (; k < n; k++) {
+        int len = pack_len(pb, ex, which[k]), row, col;
+        if (!len)
+            return HL_ERR_ARG;
+        if (!pack_place(&ps, len, &row, &col))
+            break;
+        pack_put(pb, ex, which[k], len, row, col);
+    }
+    pack_finish(pb, &ps);
+    if (used)
+        *used = k;
+    return HL_OK;
+}
+
+hl_status hl_packed_next(hl_packed *pb, const hl_examples *ex, hl_data_cursor *c) {
+    if (c->n != ex->n)
+        return hl_fail(HL_ERR_ARG, "data cursor over %lld examples used with %lld examples", (long long)c->n,
+                       (long long)ex->n);
+    pack_state ps;
+    pack_begin(pb, &ps);
+    for (;;) {
+        int64_t i = hl_cursor_peek(c);
+        if (i < 0)
+            return hl_fail(HL_ERR_NOMEM, "out of memory for the next epoch's data order");
+        int len = pack_len(pb, ex, i), row, col;
+        if (!len)
+            return HL_ERR_ARG;
+        if (!pack_place(&ps, len, &row, &col))
+            break;
+        hl_cursor_next(c);
+        pack_put(pb, ex, i, len, row, col);
+    }
+    pack_finish(pb, &ps);
+    return HL_OK;
+}
+
+hl_status hl_packed_count_steps(const hl_examples *ex, uint64_t seed, int rows, int row_len, int max_len,
+                                int64_t n_examples, int grad_accum, int64_t *micro_batches, int64_t *steps) {
+    if (rows < 1 || row_len < 1 || max_len < 1 || max_len > row_len || grad_accum < 1)
+        return hl_fail(HL_ERR_ARG, "packed micro-batch of %d rows x %d tokens for examples of up to %d tokens, "
+                                   "accumulation %d",
+                       rows, row_len, max_len, grad_accum);
+    hl_data_cursor c;
+    HL_TRY(hl_cursor_init(&c, ex->n, seed, 1));
+    hl_packed probe = {.cap_rows = rows, .row_len = row_len, .max_len = max_len}; /* pack_len reads these */
+    int64_t mb = 0;
+    hl_status st = HL_OK;
+    while (c.consumed < n_examples && !st) {
+        pack_state ps = {rows, row_len, 0, 0};
+        for (;;) {
+            int64_t i = hl_cursor_peek(&c);
+            if (i < 0) {
+                st = hl_fail(HL_ERR_NOMEM, "out of memory for the next epoch's data order");
+                break;
+            }
+            int len = pack_len(&probe, ex, i), row, col;
+            if (!len) {
+                st = HL_ERR_ARG;
+                break;
+            }
+            if (!pack_place(&ps, len, &row, &col))
+                break;
+            hl_cursor_next(&c);
+        }
+        mb++;
+    }
+    hl_cursor_free(&c);
+    if (st)
+        return st;
+    if (micro_batches)
+        *micro_batches = mb;
+    if (steps)
+        *steps = (mb + grad_accum - 1) / grad_accum;
     return HL_OK;
 }

@@ -294,6 +294,26 @@ static int take_value(hl_dataset *ds, rec_store *rs, const cJSON *v, uint32_t li
     r.output_len = (uint32_t)lens[2];
     r.line = line;
     r.index = index;
+    if (ds->tag_field[0]) {
+        /* the label of a mixture: a string, or a number kept as the file spells it */
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(v, ds->tag_field);
+        char num[64];
+        const char *tv = NULL;
+        if (cJSON_IsString(f) && f->valuestring) {
+            tv = f->valuestring;
+        } else if (cJSON_IsNumber(f)) {
+            snprintf(num, sizeof num, "%.17g", f->valuedouble);
+            tv = num;
+        }
+        if (tv) {
+            size_t tl = strlen(tv);
+            if (tl > 1024)
+                tl = 1024; /* a label, not a text: longer values are cut */
+            r.tag = arena_copy(ds, tv, tl, hint);
+            if (!r.tag)
+                return 0;
+        }
+    }
     return push_record(ds, rs, &r);
 }
 
@@ -504,6 +524,13 @@ hl_status hl_records_parse(hl_dataset *ds, const char *data, size_t len, const c
     strcpy(ds->path, name);
     ds->file_bytes = len;
     int map_given = opts && opts->map;
+    if (opts && opts->tag_field && opts->tag_field[0]) {
+        if (strlen(opts->tag_field) >= sizeof ds->tag_field) {
+            hl_dataset_free(ds);
+            return hl_fail(HL_ERR_ARG, "source field name '%.40s...' is too long (max 63 bytes)", opts->tag_field);
+        }
+        snprintf(ds->tag_field, sizeof ds->tag_field, "%s", opts->tag_field);
+    }
     if (map_given) {
         ds->map = *opts->map;
         snprintf(ds->schema, sizeof ds->schema, "custom");

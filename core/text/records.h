@@ -38,6 +38,8 @@ typedef struct {
     uint32_t instruction_len, input_len, output_len; /* bytes, without the NUL */
     uint32_t line;  /* 1-based line in the file where the record starts */
     uint32_t index; /* 0-based position among all elements/lines of the file (incl. skipped) */
+    const char *tag; /* value of the options' tag_field (a string, or a number as written in the file);
+                        NULL when no tag field was asked for or the record has none usable */
 } hl_record;
 
 /* Names of the source fields that feed instruction / input / output. input may be ""
@@ -75,6 +77,7 @@ typedef struct hl_dataset {
     hl_records_format format;
     int gzipped;
     hl_field_map map;            /* the map in effect (given or detected) */
+    char tag_field[64];          /* the options' tag_field ("" none) */
     char schema[32];             /* "alpaca", "gsm8k", "bbh", ... or "custom" */
     hl_record *records;          /* [n_records] */
     size_t n_records;
@@ -92,6 +95,8 @@ typedef struct hl_dataset {
 
 typedef struct {
     const hl_field_map *map; /* NULL: detect the schema */
+    const char *tag_field;   /* NULL/"": none; else each record's `tag` takes this field's value
+                                (e.g. "source", "task", "category": the labels of a mixture) */
 } hl_records_options;
 
 /* Parse a "instruction=FIELD,input=FIELD,output=FIELD" spec (any order; input optional,

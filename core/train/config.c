@@ -93,6 +93,9 @@ const hl_config_field hl_config_fields[] = {
     {"compute", HL_FIELD_ENUM, F(compute), "optim", "auto", UNBOUNDED, 0, 0, compute_choices,
      "base-weight matmuls: auto (bf16 for bf16/f16 models, f32 for f32), bf16 (bf16 inputs, f32 sums; "
      "f32 where the CPU has no bf16 unit) or f32 (exact)"},
+    {"packing", HL_FIELD_BOOL, F(packing), "optim", "true", UNBOUNDED, 0, 0, NULL,
+     "pack whole examples into one row of micro_batch x max_len tokens (attention stays within each "
+     "example; no padding computed); false = one example per row, padded"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
     /* bookkeeping */
@@ -102,6 +105,8 @@ const hl_config_field hl_config_fields[] = {
      "steps between checkpoints (0 = only at the end or on stop)"},
     {"keep_last", HL_FIELD_INT, F(keep_last), "log", "3", 0, 1e6, 0, 0, NULL,
      "keep the newest N checkpoints (0 = keep all)"},
+    {"probe_data", HL_FIELD_PATH, F(probe_data), "log", "", UNBOUNDED, 0, 0, NULL,
+     "probe sets, one source per file (comma list): routing statistics per file at every eval"},
 };
 const int hl_config_n_fields = (int)(sizeof hl_config_fields / sizeof hl_config_fields[0]);
 
@@ -114,7 +119,7 @@ static const struct {
     {"gradient_accumulation_steps", "grad_accum"},        {"batch_size", "micro_batch"},
     {"learning_rate", "lr"},   {"max_length", "max_len"}, {"cutoff_len", "max_len"},
     {"num_epochs", "epochs"},  {"warmup", "warmup_ratio"}, {"lr_scheduler", "schedule"},
-    {"target_modules", "targets"}, {"output_dir", "out_dir"},
+    {"target_modules", "targets"}, {"output_dir", "out_dir"}, {"sample_packing", "packing"},
 };
 
 const hl_config_field *hl_config_field_find(const char *name) {

@@ -78,11 +78,15 @@ typedef struct {
     int threads;       /* 0 = all cores */
     hl_compute compute; /* arithmetic of the frozen-weight products: auto (bf16 for bf16/f16 models), f32, bf16 */
     int grad_checkpoint; /* 1: recompute activations in backward (less memory) */
+    int packing;       /* 1: rows of max_len tokens filled with whole examples (block-diagonal attention);
+                          0: one example per row, padded to the longest of the micro-batch */
 
     /* --- bookkeeping --- */
     int eval_every;    /* steps between eval-loss measurements (0 = only at start and end) */
     int save_every;    /* steps between checkpoints (0 = only at the end / on stop) */
     int keep_last;     /* keep the newest N checkpoints (0 = keep all) */
+    char probe_data[HL_CONFIG_PATH_MAX]; /* held-out probe sets, one source per file (',' list / JSON array):
+                                            routing statistics per file at every eval ("" = none) */
 } hl_run_config;
 
 typedef enum {

@@ -13,6 +13,7 @@
 typedef struct {
     hl_dataset files[HL_TRAIN_MAX_FILES];
     int n_files;
+    char tag_field[64]; /* records' source field to keep (routing by source; "" none) */
 } trainer_data;
 
 struct hl_trainer {
@@ -22,6 +23,10 @@ struct hl_trainer {
     hl_tokenizer *tok;
     trainer_data data;
     hl_examples train, val;
+    int64_t *val_rec;    /* [val.n]: (data file << 32) | index into that file's records[] */
+    hl_examples probe;   /* run config probe_data: held-out sets per file, evaluated at eval intervals */
+    int probe_first, probe_count; /* their files in data.files */
+    int64_t *probe_rec;  /* [probe.n]: like val_rec */
     int64_t n_loaded, n_malformed, n_truncated, n_skipped, n_records_train;
     int max_len_requested; /* > 0: cfg.max_len was this, above the model's context, and was clamped */
     hl_backend *be;
@@ -30,7 +35,9 @@ struct hl_trainer {
     hl_session *sess;   /* own session: adapters initialised from cfg.seed (or the base model) */
     unsigned sess_flags;
     hl_session *alt;    /* evaluation session with a swapped-in adapter set, or NULL */
-    hl_microbatch mb;
+    hl_microbatch mb;   /* padded micro-batches (cfg.packing off) */
+    hl_packed pk;       /* packed micro-batches (cfg.packing on): micro_batch rows of max_len */
+    int packing;
     int32_t *row_start, *row_len; /* [micro_batch]: the example table of hl_batch_padded */
 };
 
@@ -40,7 +47,7 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
 hl_status trainer_create_adapters(hl_trainer *t);
 /* (Re)create the own session with HL_SESSION_* flags for micro_batch × the longest example. */
 hl_status trainer_build_session(hl_trainer *t, unsigned flags);
-/* The micro-batch last filled into t->mb as a seam batch. */
+/* The micro-batch last filled (t->pk when packing, else t->mb) as a seam batch. */
 hl_batch trainer_batch(hl_trainer *t);
 void trainer_data_free(trainer_data *td);
 

@@ -63,6 +63,7 @@ void hl_series_add(hl_series *s, int64_t step, float value); /* non-finite value
  * last optimizer step (source 0) and, at eval intervals, over the validation set (source 1).
  * Variants without a router (LoRA, uniform) report ω = 1/N and have n_experts as configured. */
 #define HL_ROUTING_HIST 64
+#define HL_ROUTING_PROBES 8
 
 typedef struct {
     int n_layers, n_modules, n_experts;   /* all 0 when there is nothing yet */
@@ -78,6 +79,13 @@ typedef struct {
     const int64_t *hist_step;             /* [hist_len] */
     const float *hist_weight_mean;        /* [hist_len][n_layers][n_modules][n_experts] */
     const float *hist_entropy;            /* [hist_len][n_layers][n_modules] */
+    /* Probe sets (run config probe_data), scored at every eval along with the history above: the
+     * first probe_n of them, named by their file names; probe_load[t][p][m][e] is the mean router
+     * weight of head e on module m, averaged over the layers, on probe p at history entry t (NaN
+     * before the probe was first measured). metrics.jsonl has all of them in full ("probe" events). */
+    int probe_n;
+    char probe_name[HL_ROUTING_PROBES][64];
+    const float *probe_load;              /* [hist_len][probe_n][n_modules][n_experts] */
 } hl_snapshot_routing;
 
 /* Index helpers. */
@@ -119,6 +127,7 @@ typedef struct {
     double lr;                /* learning rate used by the last step */
     double grad_norm;         /* global gradient norm before clipping */
     double tokens_per_s;      /* over the last steps (EMA) */
+    double padding_share;     /* of the tokens the last step computed, the share that was padding (0..1) */
     double elapsed_s;         /* training wall time of this job (excludes loading) */
     double eta_s;             /* estimated seconds to finish (NaN if unknown) */
     int64_t mem_bytes;        /* resident memory of the process */

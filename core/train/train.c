@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,7 +40,7 @@ static hl_status load_files(trainer_data *td, const char *list, const hl_run_con
     hl_field_map map;
     int given = 0;
     HL_TRY(field_map(cfg, &map, &given));
-    hl_records_options opts = {.map = given ? &map : NULL};
+    hl_records_options opts = {.map = given ? &map : NULL, .tag_field = td->tag_field[0] ? td->tag_field : NULL};
     *first = td->n_files;
     *count = 0;
     const char *p = list;
@@ -93,9 +94,16 @@ static size_t total_records(const trainer_data *td, int first, int count) {
 }
 
 /* Tokenise records idx[0..n) into ex; count truncations and skipped (no target) ones. */
+/* recs (may be NULL): grown to hold (file << 32) | record index of every example added. */
 static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int count, const size_t *idx, size_t n,
                                const hl_tokenizer *tok, int max_len, int64_t *n_truncated, int64_t *n_skipped,
-                               void (*progress)(void *, size_t, size_t), void *pctx) {
+                               void (*progress)(void *, size_t, size_t), void *pctx, int64_t **recs) {
+    if (recs) {
+        free(*recs);
+        *recs = malloc((n ? n : 1) * sizeof **recs); /* one per record at most */
+        if (!*recs)
+            return hl_fail(HL_ERR_NOMEM, "out of memory");
+    }
     for (size_t i = 0; i < n; i++) {
         int file = 0;
         const hl_record *rec = nth_record(td, first, count, idx ? idx[i] : i, &file);
@@ -110,8 +118,11 @@ static hl_status tokenize_into(hl_examples *ex, trainer_data *td, int first, int
         hl_status st = HL_OK;
         if (targets == 0)
             (*n_skipped)++;
-        else
+        else {
+            if (recs)
+                (*recs)[ex->n] = ((int64_t)file << 32) | (int64_t)(rec - td->files[file].records);
             st = hl_examples_add(ex, tk.ids, tk.labels, (int64_t)tk.n, ((int64_t)file << 32) | rec->line);
+        }
         hl_tokenized_free(&tk);
         if (st)
             return st;
@@ -151,7 +162,7 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
     }
     if (want_train) {
         st = tokenize_into(&t->train, td, tf, tc, train_idx, n_train, t->tok, cfg->max_len, &t->n_truncated,
-                           &t->n_skipped, progress, pctx);
+                           &t->n_skipped, progress, pctx, NULL);
         if (st == HL_OK && t->train.n == 0)
             st = hl_fail(HL_ERR_ARG, "data: no usable training example in %s (%zu records, all without target "
                          "tokens after truncation to max_len %d?)", cfg->data, n_train, cfg->max_len);
@@ -162,13 +173,24 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
             if (cfg->val_max > 0 && n > (size_t)cfg->val_max)
                 n = (size_t)cfg->val_max;
             st = tokenize_into(&t->val, td, vf, vc, NULL, n, t->tok, cfg->max_len, &t->n_truncated, &t->n_skipped,
-                               NULL, NULL);
+                               NULL, NULL, &t->val_rec);
         } else if (split) {
             if (cfg->val_max > 0 && n_val > (size_t)cfg->val_max)
                 n_val = (size_t)cfg->val_max;
             st = tokenize_into(&t->val, td, tf, tc, val_idx, n_val, t->tok, cfg->max_len, &t->n_truncated,
-                               &t->n_skipped, NULL, NULL);
+                               &t->n_skipped, NULL, NULL, &t->val_rec);
         }
+    }
+    /* probe sets (run config probe_data): one source per file, with training only */
+    if (st == HL_OK && want_train && cfg->probe_data[0]) {
+        int64_t trunc = 0, skipped = 0;
+        st = load_files(td, cfg->probe_data, cfg, &t->probe_first, &t->probe_count);
+        if (st)
+            st = hl_fail_context(st, "probe_data");
+        if (st == HL_OK)
+            st = tokenize_into(&t->probe, td, t->probe_first, t->probe_count, NULL,
+                               total_records(td, t->probe_first, t->probe_count), t->tok, cfg->max_len, &trunc,
+                               &skipped, NULL, NULL, &t->probe_rec);
     }
     free(train_idx);
     free(val_idx);
@@ -179,13 +201,21 @@ hl_status trainer_load_examples(hl_trainer *t, unsigned what, void (*progress)(v
 
 static int longest(const hl_trainer *t) {
     int T = t->train.max_len > t->val.max_len ? t->train.max_len : t->val.max_len;
+    T = t->probe.max_len > T ? t->probe.max_len : T;
     return T < 2 ? 2 : T;
+}
+
+/* Columns of a session's rows: packed rows take up to max_len tokens (several examples), padded
+ * rows the longest example. Examples are already cut to max_len when tokenised. */
+static int session_seq(const hl_trainer *t) {
+    int T = longest(t);
+    return t->cfg.packing && t->cfg.max_len > T ? t->cfg.max_len : T;
 }
 
 hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
     hl_session_free(t->sess);
     t->sess = NULL;
-    int T = longest(t);
+    int T = session_seq(t);
     t->sess_flags = flags;
     HL_TRY(hl_session_create(&t->sess, t->be, &t->model, t->with_adapters ? &t->acfg : NULL, (uint64_t)t->cfg.seed,
                              t->cfg.micro_batch, T, flags));
@@ -197,11 +227,25 @@ hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
     t->row_len = malloc((size_t)t->cfg.micro_batch * sizeof *t->row_len);
     if (!t->row_start || !t->row_len)
         return hl_fail(HL_ERR_NOMEM, "out of memory");
+    hl_packed_free(&t->pk);
+    t->packing = t->cfg.packing != 0;
+    /* one row of micro_batch x max_len tokens (the session's token budget) filled with whole examples:
+     * the row ends where its last example ends, so nothing computed is padding; only the space
+     * the next example did not fit into is left unused */
+    if (t->packing && (int64_t)t->cfg.micro_batch * T > INT32_MAX)
+        return hl_fail(HL_ERR_ARG, "packing: micro_batch x max_len = %lld tokens is too many for one packed row "
+                       "(lower micro_batch or max_len)", (long long)t->cfg.micro_batch * T);
+    if (t->packing)
+        return hl_packed_init(&t->pk, 1, t->cfg.micro_batch * T, longest(t));
     return hl_microbatch_init(&t->mb, t->cfg.micro_batch, T);
 }
 
 hl_batch trainer_batch(hl_trainer *t) {
     hl_batch b;
+    if (t->packing) {
+        b = (hl_batch){t->pk.B, t->pk.T, t->pk.tokens, t->pk.labels, t->pk.n_seq, t->pk.seq_start, t->pk.seq_len};
+        return b;
+    }
     hl_batch_padded(&b, t->mb.tokens, t->mb.labels, t->mb.lengths, t->mb.B, t->mb.T, t->row_start, t->row_len);
     return b;
 }
@@ -210,6 +254,7 @@ hl_status trainer_open_base(hl_trainer *t, const hl_run_config *cfg) {
     t->cfg = *cfg;
     hl_examples_init(&t->train);
     hl_examples_init(&t->val);
+    hl_examples_init(&t->probe);
     HL_TRY(hl_backend_open(&t->be, cfg->device[0] ? cfg->device : "auto"));
     HL_TRY(hl_backend_set_threads(t->be, cfg->threads));
     HL_TRY(hl_model_load(&t->model, cfg->model));
@@ -263,10 +308,14 @@ void hl_trainer_close(hl_trainer *t) {
     hl_session_free(t->alt);
     hl_session_free(t->sess);
     hl_microbatch_free(&t->mb);
+    hl_packed_free(&t->pk);
     free(t->row_start);
     free(t->row_len);
     hl_examples_free(&t->train);
     hl_examples_free(&t->val);
+    hl_examples_free(&t->probe);
+    free(t->val_rec);
+    free(t->probe_rec);
     trainer_data_free(&t->data);
     if (t->tok)
         hl_tokenizer_free(t->tok);
@@ -295,7 +344,7 @@ hl_status hl_trainer_use_adapters(hl_trainer *t, const hl_adapters *ad) {
     t->alt = NULL;
     if (!ad)
         return HL_OK;
-    HL_TRY(hl_session_create(&t->alt, t->be, &t->model, &ad->cfg, ad->seed, t->cfg.micro_batch, longest(t), 0));
+    HL_TRY(hl_session_create(&t->alt, t->be, &t->model, &ad->cfg, ad->seed, t->cfg.micro_batch, session_seq(t), 0));
     HL_TRY(hl_session_set_compute(t->alt, t->cfg.compute));
     const hl_adapters *lay = hl_session_layout(t->alt);
     if (lay->n_params != ad->n_params) {
@@ -327,10 +376,11 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
         return hl_fail(HL_ERR_ARG, "no validation examples (set val_split or val_data)");
     hl_session *s = hl_trainer_session(t);
     const hl_adapters *lay = hl_session_layout(s);
-    int B = t->cfg.micro_batch;
+    /* per-example sums of one micro-batch: up to micro_batch examples padded, up to one per token packed */
+    int64_t B = t->packing ? t->pk.cap_seq : t->cfg.micro_batch;
     double *sums = malloc((size_t)B * sizeof *sums);
     int64_t *cnts = malloc((size_t)B * sizeof *cnts);
-    int64_t *which = malloc((size_t)B * sizeof *which);
+    int64_t *which = malloc((size_t)(t->packing ? ex->n : B) * sizeof *which);
     hl_routing_stats pass;
     int stats = routing && lay && lay->has_router && routing->N == lay->N && routing->n_layers == lay->n_layers;
     hl_status st = sums && cnts && which ? HL_OK : hl_fail(HL_ERR_NOMEM, "out of memory");
@@ -348,11 +398,18 @@ hl_status hl_trainer_eval(hl_trainer *t, double *loss, double *per_example, hl_r
     }
     double total = 0;
     int64_t count = 0;
-    for (int64_t i = 0; i < ex->n && st == HL_OK; i += B) {
-        int n = (int)(ex->n - i < B ? ex->n - i : B);
-        for (int b = 0; b < n; b++)
-            which[b] = i + b;
-        st = hl_microbatch_fill(&t->mb, ex, which, n);
+    if (t->packing)
+        for (int64_t i = 0; i < ex->n; i++)
+            which[i] = i;
+    for (int64_t i = 0, n = 0; i < ex->n && st == HL_OK; i += n) {
+        if (t->packing) { /* whole examples in file order, as many as fit the micro-batch's rows */
+            st = hl_packed_fill(&t->pk, ex, which + i, ex->n - i, &n);
+        } else {
+            n = ex->n - i < B ? ex->n - i : B;
+            for (int b = 0; b < n; b++)
+                which[b] = i + b;
+            st = hl_microbatch_fill(&t->mb, ex, which, (int)n);
+        }
         if (st)
             break;
         float l = 0;

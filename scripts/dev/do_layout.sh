@@ -10,8 +10,8 @@
 #     (#include "core/...", comments, scripts, docs): include paths stay rooted at the
 #     repository ("core/model/model.h");
 #  3. rewrites references to the shared reading material (HYDRALORA.md §8, FORMATS.md, ...)
-#     into our docs/ with DOCMAP (lines "HYDRALORA.md §8 -> docs/method.md §8"; default
-#     /work/coord/docmap.txt, skipped when there is none); docs/ itself is left alone;
+#     into our docs/ (not in docs/ or scripts/dev/) with DOCMAP (lines "HYDRALORA.md §8 -> docs/method.md §8"; default
+#     scripts/dev/docmap.txt next to this script, skipped when there is none); docs/ itself is left alone;
 #  4. replaces the "core libraries" block of CMakeLists.txt with one static library per layer,
 #     each linking only the layers below it (hlcore stays as the name of the whole core);
 #     lines elsewhere that modify the old hlcore target (a backend's sources, definitions)
@@ -29,7 +29,7 @@ if [ -z "$top" ] || [ "$top" != "$(pwd -P)" ] || ! grep -q 'project(hydralora' C
     echo "do_layout.sh: run me from the root of the hydralora repository" >&2
     exit 1
 fi
-docmap=${1:-/work/coord/docmap.txt}
+docmap=${1:-$(dirname "$0")/docmap.txt}
 
 # ---- 1. the table: old path -> new path ---------------------------------------------------
 # (Lines for files of other branches that are not merged yet are harmless: a path that does
@@ -229,7 +229,7 @@ for path in sys.argv[1:]:
     new = text
     for rx, repl in path_res:
         new = rx.sub(repl, new)
-    if docmap and not path.startswith("docs/"):
+    if docmap and not path.startswith(("docs/", "scripts/dev/")):  # the map and this script name the old documents on purpose
         new = rewrite_docs(new)
     if new != text:
         open(path, "w", encoding="utf-8").write(new)

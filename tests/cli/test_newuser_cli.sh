@@ -87,6 +87,17 @@ cp "$L2C/stories260K.bin" "$WORK/lonely/"
 rc=$?
 check '[ $rc -ne 0 ] && has $WORK/5d.out "--tokenizer"' "5: no tokenizer: the CLI says to pass --tokenizer: $(cat $WORK/5d.out)"
 
+mkdir -p "$WORK/twotok"
+cp "$L2C/stories260K.bin" "$L2C/tok512.bin" "$WORK/twotok/"
+cp "$L2C/tok512.bin" "$WORK/twotok/tok512-copy.bin"
+"$BIN" tokenize --model "$WORK/twotok/stories260K.bin" --text hi > "$WORK/5e.out" 2>&1
+rc=$?
+check '[ $rc -ne 0 ] && has $WORK/5e.out "several tokenizers" && has $WORK/5e.out "tok512-copy.bin"' \
+    "5: two tokenizers beside the model: the CLI names both and asks for one: $(cat $WORK/5e.out)"
+"$BIN" tokenize --model "$WORK/twotok/stories260K.bin" --tokenizer "$WORK/twotok/tok512.bin" --text hi > "$WORK/5f.out" 2>&1
+rc=$?
+check '[ $rc -eq 0 ]' "5: naming one of the two tokenizers works: $(cat $WORK/5f.out)"
+
 # ---- 6. every --tokenizer / --model flag takes a folder, a model file or a tokenizer file ----
 want=$("$BIN" tokenize --tokenizer "$L2C/tok512.bin" --text "Lily had a cat." 2>&1)
 for form in "$L2C" "$L2C/stories260K.bin" "$L2C/tok512.bin" "$GGUF/stories260K.gguf" "$GGUF" "$HF" "$HF/model.safetensors"; do
@@ -133,7 +144,7 @@ done
 check '"$BIN" train --help | grep -q "exits with status 130"' "11: train --help documents exit status 130"
 check '"$BIN" eval bbh --help | grep -q "status 130"' "11: eval bbh --help documents exit status 130"
 check 'grep -q "130" $HL_SOURCE_DIR/README.md' "11: the README documents exit status 130"
-HL_TEST_STEP_DELAY_MS=300 "$BIN" train --model "$HF" --data "$DATA" --out "$WORK/r11" --set max_steps=50 --set max_len=64 \
+HL_TEST_STEP_DELAY_MS=300 "$TBIN" train --model "$HF" --data "$DATA" --out "$WORK/r11" --set max_steps=50 --set max_len=64 \
     --set grad_accum=1 --set eval_every=0 --set threads=2 --quiet > "$WORK/11.out" 2>&1 &
 pid=$!
 wait_steps "$WORK/r11" 2 120 || fail "11: the run never reached step 2"

@@ -1,6 +1,6 @@
 /* libFuzzer target: record parsing (JSON lines / JSON array / examples object) from
  * arbitrary bytes, with schema detection and with a fixed field map, plus the field-map
- * spec parser. Any input must give a dataset or a clean error, never a crash or leak. */
+ * spec parser, and with a source field (the tag of each record). Any input must give a dataset or a clean error, never a crash or leak. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hl_records_options o = {.map = &map};
     if (hl_records_parse(&ds, (const char *)data, size, "fuzz", &o) == HL_OK)
         hl_dataset_free(&ds);
+    /* with a source field (routing by source): every tag is NULL or a NUL-terminated label */
+    hl_records_options ot = {.tag_field = "task"};
+    if (hl_records_parse(&ds, (const char *)data, size, "fuzz", &ot) == HL_OK) {
+        size_t sum = 0;
+        for (size_t i = 0; i < ds.n_records; i++)
+            if (ds.records[i].tag)
+                sum += strlen(ds.records[i].tag);
+        (void)sum;
+        hl_dataset_free(&ds);
+    }
     /* the --fields spec parser on the first line of the input */
     char spec[256];
     size_t n = 0;

@@ -7,7 +7,10 @@
  * runs everything there;
  * reads  CASE_DIR/model/ (HF dir), CASE_DIR/adapter_init.safetensors, CASE_DIR/job.json
  * writes CASE_DIR/out.safetensors (F32): "logits" [B*T, V], "loss" [1], "grad.<export key>"
- *        for every adapter tensor, "step_losses" [steps], "grad_norms" [steps], "lrs" [steps]. */
+ *        for every adapter tensor, "step_losses" [steps], "grad_norms" [steps], "lrs" [steps],
+ *        "seq_loss_sum" [examples] and "seq_count" [examples] (eval's per-example sums).
+ * A batch (the job's own, or one of train.batches) is right padded ("lengths": one example per
+ * row) or packed ("seq_start" + "seq_len": examples as segments of the rows, hl_llama_batch). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,35 @@ static int32_t *int_array(const cJSON *a, int *n) {
 }
 
 static double num(const cJSON *o, const char *k) { return cJSON_GetObjectItem(o, k)->valuedouble; }
+
+/* One batch of the job, padded ("lengths": one example per row) or packed ("seq_start" +
+ * "seq_len"), as the seam's hl_batch. */
+typedef struct {
+    int32_t *tokens, *labels, *start, *len;
+    hl_batch b;
+} job_batch;
+
+static void batch_read(const cJSON *o, job_batch *jb) {
+    int n;
+    memset(jb, 0, sizeof *jb);
+    int B = cJSON_GetObjectItem(o, "B")->valueint, T = cJSON_GetObjectItem(o, "T")->valueint;
+    jb->tokens = int_array(cJSON_GetObjectItem(o, "tokens"), &n);
+    jb->labels = int_array(cJSON_GetObjectItem(o, "labels"), &n);
+    if (cJSON_GetObjectItem(o, "seq_start")) {
+        int n_seq;
+        jb->start = int_array(cJSON_GetObjectItem(o, "seq_start"), &n_seq);
+        jb->len = int_array(cJSON_GetObjectItem(o, "seq_len"), &n);
+        jb->b = (hl_batch){B, T, jb->tokens, jb->labels, n_seq, jb->start, jb->len};
+    } else {
+        int32_t *lengths = int_array(cJSON_GetObjectItem(o, "lengths"), &n);
+        jb->start = malloc((size_t)B * sizeof *jb->start);
+        jb->len = malloc((size_t)B * sizeof *jb->len);
+        hl_batch_padded(&jb->b, jb->tokens, jb->labels, lengths, B, T, jb->start, jb->len);
+        free(lengths);
+    }
+}
+
+static void batch_free(job_batch *jb) { free(jb->tokens), free(jb->labels), free(jb->start), free(jb->len); }
 
 static hl_status load_init(hl_adapters *ad, const char *path) {
     hl_safetensors *st;
@@ -112,10 +144,9 @@ int main(int argc, char **argv) {
         return die("loading initial adapter weights");
     const size_t np = ad.n_params;
 
-    int B = cJSON_GetObjectItem(job, "B")->valueint, T = cJSON_GetObjectItem(job, "T")->valueint, n;
-    int32_t *tokens = int_array(cJSON_GetObjectItem(job, "tokens"), &n);
-    int32_t *labels = int_array(cJSON_GetObjectItem(job, "labels"), &n);
-    int32_t *lengths = int_array(cJSON_GetObjectItem(job, "lengths"), &n);
+    job_batch main_b;
+    batch_read(job, &main_b);
+    const int B = main_b.b.B, T = main_b.b.T;
     unsigned flags = HL_SESSION_TRAIN |
                      (cJSON_GetObjectItem(job, "checkpoint")->valueint ? HL_SESSION_CHECKPOINT : 0);
     hl_session *ctx;
@@ -136,13 +167,19 @@ int main(int argc, char **argv) {
         return die("writing the initial parameters");
     const int64_t V = model.cfg.vocab_size;
     float *logits = malloc((size_t)(B * T * V) * sizeof(float));
-    int32_t *starts = malloc((size_t)max_B * sizeof *starts), *lens = malloc((size_t)max_B * sizeof *lens);
-    hl_batch batch;
-    hl_batch_padded(&batch, tokens, labels, lengths, B, T, starts, lens);
-    if (hl_session_logits(ctx, &batch, logits))
+    if (hl_session_logits(ctx, &main_b.b, logits))
         return die("logits");
+    const int n_seq = main_b.b.n_seq;
+    double *seq_sum = calloc((size_t)n_seq + 1, sizeof(double));
+    int64_t *seq_cnt = calloc((size_t)n_seq + 1, sizeof(int64_t));
+    float *seq_sum_f = calloc((size_t)n_seq + 1, sizeof(float)), *seq_cnt_f = calloc((size_t)n_seq + 1, sizeof(float));
+    float eval_loss;
+    if (hl_session_eval(ctx, &main_b.b, &eval_loss, NULL, seq_sum, seq_cnt))
+        return die("eval");
+    for (int e = 0; e < n_seq; e++)
+        seq_sum_f[e] = (float)seq_sum[e], seq_cnt_f[e] = (float)seq_cnt[e];
     float loss;
-    if (hl_session_zero_grad(ctx) || hl_session_train_microbatch(ctx, &batch, 1.0f, &loss, NULL))
+    if (hl_session_zero_grad(ctx) || hl_session_train_microbatch(ctx, &main_b.b, 1.0f, &loss, NULL))
         return die("forward_backward");
     float *grads = malloc(np * sizeof(float));
     if (hl_session_read_slab(ctx, HL_SLAB_GRADS, 0, np, grads))
@@ -170,18 +207,13 @@ int main(int argc, char **argv) {
             return die("zero_grad");
         double acc = 0.0;
         for (int a = 0; a < accum; a++) {
-            const cJSON *mb = cJSON_GetArrayItem(batches, s * accum + a);
-            int mB = cJSON_GetObjectItem(mb, "B")->valueint, mT = cJSON_GetObjectItem(mb, "T")->valueint;
-            int32_t *tk = int_array(cJSON_GetObjectItem(mb, "tokens"), &n);
-            int32_t *lb = int_array(cJSON_GetObjectItem(mb, "labels"), &n);
-            int32_t *ln = int_array(cJSON_GetObjectItem(mb, "lengths"), &n);
+            job_batch mb;
+            batch_read(cJSON_GetArrayItem(batches, s * accum + a), &mb);
             float l;
-            hl_batch mbatch;
-            hl_batch_padded(&mbatch, tk, lb, ln, mB, mT, starts, lens);
-            if (hl_session_train_microbatch(ctx, &mbatch, 1.0f / (float)accum, &l, NULL))
+            if (hl_session_train_microbatch(ctx, &mb.b, 1.0f / (float)accum, &l, NULL))
                 return die("training micro-batch");
             acc += l;
-            free(tk), free(lb), free(ln);
+            batch_free(&mb);
         }
         step_losses[s] = (float)(acc / accum);
         lrs[s] = hl_lr_at(&oc, s);
@@ -200,6 +232,8 @@ int main(int argc, char **argv) {
     e[ne++] = (hl_st_entry){.name = "step_losses", .data = step_losses, .ndim = 1, .shape = {steps}};
     e[ne++] = (hl_st_entry){.name = "grad_norms", .data = norms, .ndim = 1, .shape = {steps}};
     e[ne++] = (hl_st_entry){.name = "lrs", .data = lrs, .ndim = 1, .shape = {steps}};
+    e[ne++] = (hl_st_entry){.name = "seq_loss_sum", .data = seq_sum_f, .ndim = 1, .shape = {n_seq}};
+    e[ne++] = (hl_st_entry){.name = "seq_count", .data = seq_cnt_f, .ndim = 1, .shape = {n_seq}};
     for (int i = 0; i < ad.n_views; i++) {
         snprintf(names[i], sizeof names[i], "grad.%s", ad.views[i].name);
         e[ne++] = (hl_st_entry){.name = names[i], .data = grads + ad.views[i].offset, .ndim = 2,
@@ -216,6 +250,7 @@ int main(int argc, char **argv) {
     hl_backend_close(be);
     cJSON_Delete(job);
     free(text), free(logits), free(grads), free(step_losses), free(norms), free(lrs), free(e), free(names);
-    free(tokens), free(labels), free(lengths), free(starts), free(lens), free(zeros);
+    free(seq_sum), free(seq_cnt), free(seq_sum_f), free(seq_cnt_f), free(zeros);
+    batch_free(&main_b);
     return 0;
 }

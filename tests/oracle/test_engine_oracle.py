@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Engine oracle: an independent PyTorch (float64) implementation of LLaMA-2 + HydraLoRA
-checks the C engine's logits, loss, every adapter gradient, and the losses of 10 AdamW
-steps (linear warmup + cosine, global-norm clipping, gradient accumulation 2).
+checks the C engine's logits, loss, per-example eval loss sums, every adapter gradient, and the
+losses of 10 AdamW steps (linear warmup + cosine, global-norm clipping, gradient accumulation 2).
+Batches are right padded (one example per row) or, in the packed case, several examples per row
+(segments): the reference then builds its own block-diagonal causal mask, positions restarting
+at 0 in every example and targets that never cross an example boundary.
 
 For each case this script builds a tiny random model, writes it as a Hugging Face
 directory (config.json + model.safetensors written by hand below) in F32/F16/BF16, writes
@@ -12,7 +15,7 @@ HL_ORACLE_DEVICE, default cpu), and compares. Nothing here calls the C code for 
 
 Tolerances (C computes in f32, this reference in f64 from the same stored weights):
   logits   max|c - t| / max|t|          <= 1e-4   (over non-padding rows)
-  loss     |c - t| / |t|                <= 1e-5
+  loss     |c - t| / |t|                <= 1e-5   (also each example's eval loss sum; counts exact)
   grads    max|c - t| / max|t| per tensor <= 1e-3
   training step losses, relative       <= 1e-4   (also grad norms 1e-3, learning rates 1e-6)
 """
@@ -102,6 +105,16 @@ def rotate_half(x):
     return torch.cat([-x[..., h:], x[..., :h]], dim=-1)
 
 
+def segments_of(B, T, starts, lens):
+    """Example index of every position (-1 on padding) and the position inside its example."""
+    seg = torch.full((B * T,), -1, dtype=torch.long)
+    pos = torch.zeros(B * T, dtype=torch.long)
+    for e, (a, n) in enumerate(zip(starts, lens)):
+        seg[a:a + n] = e
+        pos[a:a + n] = torch.arange(n)
+    return seg.view(B, T), pos.view(B, T)
+
+
 class Reference:
     def __init__(self, cfg, weights, case, adapters):
         self.c, self.W, self.case, self.A = cfg, weights, case, adapters
@@ -132,13 +145,36 @@ class Reference:
         D, H, KV = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
         hd = D // H if "head_dim" not in c else c["head_dim"]
         eps = c["rms_norm_eps"]
-        x = self.W["model.embed_tokens.weight"][tokens]
         inv = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
         ang = torch.arange(T, dtype=torch.float64)[:, None] * inv[None, :]
         cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()
         i = torch.arange(T)
         lens = torch.tensor(lengths)
         allowed = (i[None, None, :] <= i[None, :, None]) & (i[None, None, :] < lens[:, None, None])  # [B,Tq,Tk]
+        return self.blocks(tokens, cos, sin, allowed)
+
+    def forward_packed(self, tokens, starts, lens):
+        """Several examples per row: each attends causally within itself only (block-diagonal
+        mask) and its positions start at 0. Padding rows attend to padding (never read)."""
+        c = self.c
+        B, T = tokens.shape
+        hd = c["hidden_size"] // c["num_attention_heads"] if "head_dim" not in c else c["head_dim"]
+        seg, pos = segments_of(B, T, starts, lens)
+        inv = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+        ang = pos.to(torch.float64)[..., None] * inv  # [B, T, hd/2]
+        cos = torch.cat([ang, ang], -1).cos()[:, None]  # [B, 1, T, hd]: broadcast over heads
+        sin = torch.cat([ang, ang], -1).sin()[:, None]
+        i = torch.arange(T)
+        allowed = (seg[:, :, None] == seg[:, None, :]) & (i[None, None, :] <= i[None, :, None])  # [B,Tq,Tk]
+        return self.blocks(tokens, cos, sin, allowed)
+
+    def blocks(self, tokens, cos, sin, allowed):
+        c = self.c
+        B, T = tokens.shape
+        D, H, KV = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
+        hd = D // H if "head_dim" not in c else c["head_dim"]
+        eps = c["rms_norm_eps"]
+        x = self.W["model.embed_tokens.weight"][tokens]
         for l in range(c["num_hidden_layers"]):
             p = f"model.layers.{l}."
             h = rmsnorm(x, self.W[p + "input_layernorm.weight"], eps)
@@ -167,6 +203,22 @@ class Reference:
         return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1),
                                                  ignore_index=-100)
 
+    def loss_packed(self, tokens, labels, starts, lens):
+        """Mean target CE of a packed batch, and per example (sums, counts): position t predicts
+        the label of t + 1 only when both are in the same example."""
+        logits = self.forward_packed(tokens, starts, lens)
+        B, T, V = logits.shape
+        seg, _ = segments_of(B, T, starts, lens)
+        tgt = torch.full((B, T), -100, dtype=torch.long)
+        same = (seg[:, 1:] == seg[:, :-1]) & (seg[:, :-1] >= 0)
+        tgt[:, :-1] = torch.where(same, labels[:, 1:], torch.full_like(labels[:, 1:], -100))
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), ignore_index=-100,
+                                               reduction="none")
+        mask = tgt.reshape(-1) != -100
+        sums = [float(ce[mask & (seg.reshape(-1) == e)].sum()) for e in range(len(starts))]
+        counts = [int((mask & (seg.reshape(-1) == e)).sum()) for e in range(len(starts))]
+        return ce[mask].sum() / mask.sum(), sums, counts
+
 
 # ---------------------------------------------------------------- cases
 
@@ -189,6 +241,20 @@ CASES = [
     dict(name="uniform_gate", dim=40, hidden=72, layers=3, heads=5, kv_heads=5, head_dim=8, vocab=50,
          tie=False, dtype="F32", eps=1e-5, theta=10000.0, variant="uniform", n_heads=4, r=3, alpha=6.0,
          targets=["k_proj", "gate_proj", "up_proj"], checkpoint=0, B=2, T=7, lengths=[7, 7]),
+    # packed rows: examples of 5, 7 and 4 tokens fill row 0; row 1 holds one of a single token and
+    # one of 9, then padding; half the examples are all target (a shift across a boundary would
+    # add targets). GQA, HydraLoRA N=3 on all seven projections, BF16 storage, checkpointing on;
+    # the 20 training micro-batches are packed at random too.
+    dict(name="packed_gqa_hydra", dim=48, hidden=100, layers=2, heads=4, kv_heads=2, head_dim=12, vocab=97,
+         tie=False, dtype="BF16", eps=1e-5, theta=10000.0, variant="hydra", n_heads=3, r=4, alpha=8.0,
+         targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], checkpoint=1,
+         B=2, T=16, packed=[[5, 7, 4], [1, 9]]),
+    # the trainer's packed layout: one row holding whole examples (6, 1, 11, 3, 9 tokens) with
+    # nothing after the last; GQA, HydraLoRA N=2 on all seven projections, F32, no checkpointing
+    dict(name="packed_one_row", dim=32, hidden=64, layers=2, heads=4, kv_heads=2, head_dim=8, vocab=61,
+         tie=False, dtype="F32", eps=1e-5, theta=10000.0, variant="hydra", n_heads=2, r=3, alpha=6.0,
+         targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], checkpoint=0,
+         B=1, T=30, packed=[[6, 1, 11, 3, 9]]),
 ]
 
 TRAIN = dict(lr=5e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, clip=0.5, warmup=2, steps=10, accum=2)
@@ -277,6 +343,40 @@ def make_batch(case, rng):
     return tokens, labels, lengths
 
 
+def make_packed_batch(case, rng):
+    """A packed batch: the case's row layout (rng None) or random examples filling each row up
+    to a random point. Returns tokens, labels [B, T], seq_start, seq_len."""
+    B, T, V = case["B"], case["T"], case["vocab"]
+    if rng is None:
+        rows = case["packed"]
+        rng = np.random.default_rng(7)
+    else:
+        rows = []
+        for _ in range(B):
+            room, row = int(rng.integers(T // 2, T + 1)), []
+            while room > 0:
+                n = int(rng.integers(1, min(room, 8) + 1))
+                row.append(n)
+                room -= n
+            rows.append(row)
+    tokens = np.zeros((B, T), dtype=np.int64)
+    labels = np.full((B, T), -100, dtype=np.int64)
+    starts, lens = [], []
+    for b, row in enumerate(rows):
+        col = 0
+        for n in row:
+            ids = rng.integers(0, V, n)
+            lab = ids.copy()
+            if rng.integers(0, 2):  # a masked "prompt" prefix; else the whole example is target
+                lab[:int(rng.integers(1, n // 2 + 2))] = -100
+            tokens[b, col:col + n] = ids
+            labels[b, col:col + n] = lab
+            starts.append(b * T + col)
+            lens.append(n)
+            col += n
+    return tokens, labels, starts, lens
+
+
 def hf_lr_lambda(step, warmup, total):
     if step < warmup:
         return step / max(1, warmup)
@@ -296,9 +396,21 @@ def run_case(case, engine, root):
     A_np = make_adapters(case, cfg, rng)
     st_write(os.path.join(cdir, "adapter_init.safetensors"), A_np, "F32")
     A_init = {k: torch.tensor(v.astype(np.float32).astype(np.float64)) for k, v in A_np.items()}
-    tokens, labels, lengths = make_batch(case, None)
+    packed = "packed" in case
+    B, T = case["B"], case["T"]
+    if packed:
+        tokens, labels, starts, lens = make_packed_batch(case, None)
+        lengths = None
+    else:
+        tokens, labels, lengths = make_batch(case, None)
+        starts, lens = [b * T for b in range(B)], list(lengths)  # the same batch as segments
     batches = []
     for _ in range(TRAIN["steps"] * TRAIN["accum"]):
+        if packed:
+            t, lb, st, ln = make_packed_batch(case, rng)
+            batches.append(dict(B=B, T=T, tokens=t.flatten().tolist(), labels=lb.flatten().tolist(), seq_start=st,
+                                seq_len=ln))
+            continue
         t, lb, ln = make_batch(case, rng)
         batches.append(dict(B=case["B"], T=case["T"], tokens=t.flatten().tolist(), labels=lb.flatten().tolist(),
                             lengths=ln))
@@ -306,6 +418,8 @@ def run_case(case, engine, root):
                targets=case["targets"], checkpoint=case["checkpoint"], B=case["B"], T=case["T"],
                tokens=tokens.flatten().tolist(), labels=labels.flatten().tolist(), lengths=lengths,
                train=dict(TRAIN, batches=batches))
+    if packed:
+        job["seq_start"], job["seq_len"] = starts, lens
     with open(os.path.join(cdir, "job.json"), "w") as f:
         json.dump(job, f)
     res = subprocess.run([engine, "--device", DEVICE, cdir], capture_output=True, text=True)
@@ -319,16 +433,29 @@ def run_case(case, engine, root):
     ref = Reference(cfg, W, case, params)
     tk, lb = torch.tensor(tokens), torch.tensor(labels)
     with torch.no_grad():
-        logits = ref.forward(tk, lengths).numpy().reshape(case["B"] * case["T"], -1)
-    valid = np.array([t < lengths[b] for b in range(case["B"]) for t in range(case["T"])])
+        if packed:
+            logits = ref.forward_packed(tk, starts, lens).numpy().reshape(B * T, -1)
+        else:
+            logits = ref.forward(tk, lengths).numpy().reshape(case["B"] * case["T"], -1)
+        _, ref_sums, ref_counts = ref.loss_packed(tk, lb, starts, lens)  # per example (padded: per row)
+    if packed:
+        valid = segments_of(B, T, starts, lens)[0].reshape(-1).numpy() >= 0
+    else:
+        valid = np.array([t < lengths[b] for b in range(case["B"]) for t in range(case["T"])])
     e = rel_max(out["logits"][valid], logits[valid])
     check(e <= 1e-4, f"{case['name']}: logits relative error {e:.3g} > 1e-4")
     pad_zero = np.all(out["logits"][~valid] == 0) if (~valid).any() else True
     check(pad_zero, f"{case['name']}: padding rows of the logits are not zero")
-    loss = ref.loss(tk, lb, lengths)
+    loss = ref.loss_packed(tk, lb, starts, lens)[0] if packed else ref.loss(tk, lb, lengths)
     loss.backward()
     e = abs(float(out["loss"][0]) - loss.item()) / abs(loss.item())
     check(e <= 1e-5, f"{case['name']}: loss {float(out['loss'][0]):.8f} vs {loss.item():.8f} (rel {e:.3g})")
+    check(list(out["seq_count"].astype(int)) == ref_counts,
+          f"{case['name']}: per-example target counts {list(out['seq_count'].astype(int))} vs {ref_counts}")
+    check(sum(1 for c in ref_counts if c) >= 2, f"{case['name']}: fewer than 2 examples with targets")
+    for ex, (cs, rs) in enumerate(zip(out["seq_loss_sum"], ref_sums)):
+        check(abs(cs - rs) <= 1e-5 * max(abs(rs), 1e-3),
+              f"{case['name']}: example {ex} eval loss sum {cs:.7f} vs {rs:.7f}")
     worst, worst_k = 0.0, ""
     for k, p in params.items():
         g = p.grad.numpy()
@@ -356,7 +483,10 @@ def run_case(case, engine, root):
             mb = batches[s * TRAIN["accum"] + a]
             t = torch.tensor(mb["tokens"]).view(mb["B"], mb["T"])
             y = torch.tensor(mb["labels"]).view(mb["B"], mb["T"])
-            l = ref.loss(t, y, mb["lengths"])
+            if "seq_start" in mb:
+                l = ref.loss_packed(t, y, mb["seq_start"], mb["seq_len"])[0]
+            else:
+                l = ref.loss(t, y, mb["lengths"])
             (l / TRAIN["accum"]).backward()
             acc += l.item()
         step_losses.append(acc / TRAIN["accum"])

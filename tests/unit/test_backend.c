@@ -215,8 +215,45 @@ static void test_session(hl_backend *be, const hl_model *m) {
     bb.n_seq = 3;
     bb.seq_start = pst;
     bb.seq_len = psl;
-    CHECK(hl_session_train_microbatch(s, &bb, 1.0f, NULL, NULL) == HL_ERR_ARG && strstr(hl_last_error(), "packed"),
-          "packed rows: cpu says it does not take them yet: %s", hl_last_error());
+    { /* packed rows go through the seam: each example's eval sum equals that example run alone */
+        double psum[3], one_sum;
+        int64_t pcnt[3], one_cnt;
+        CHECK(hl_session_eval(s, &bb, NULL, NULL, psum, pcnt) == HL_OK, "packed rows taken: %s", hl_last_error());
+        for (int e = 0; e < 3; e++) {
+            hl_batch ob;
+            int32_t ol = psl[e], ost, osl;
+            hl_batch_padded(&ob, tokens + pst[e], labels + pst[e], &ol, 1, psl[e], &ost, &osl);
+            CHECK(hl_session_eval(s, &ob, NULL, NULL, &one_sum, &one_cnt) == HL_OK, "alone: %s", hl_last_error());
+            CHECK(pcnt[e] == one_cnt && fabs(psum[e] - one_sum) <= 1e-6 * fabs(one_sum),
+                  "packed example %d: sum %.9g over %lld targets, alone %.9g over %lld", e, psum[e],
+                  (long long)pcnt[e], one_sum, (long long)one_cnt);
+        }
+        CHECK(hl_session_train_microbatch(s, &bb, 1.0f, NULL, NULL) == HL_OK, "packed training micro-batch: %s",
+              hl_last_error());
+    }
+    { /* one row longer than the planned seq (the trainer's packed layout): taken while the tokens fit
+       * (B*T <= batch*seq) and every example is <= seq; each example's sum equals it alone */
+        int32_t rst[2] = {0, MT}, rsl[2] = {MT, 5};
+        hl_batch rb = {1, MB * MT, tokens, labels, 2, rst, rsl};
+        double rsum[2], one_sum;
+        int64_t rcnt[2], one_cnt;
+        CHECK(hl_session_eval(s, &rb, NULL, NULL, rsum, rcnt) == HL_OK, "one row of %d: %s", MB * MT, hl_last_error());
+        for (int e = 0; e < 2; e++) {
+            hl_batch ob;
+            int32_t ol = rsl[e], ost, osl;
+            hl_batch_padded(&ob, tokens + rst[e], labels + rst[e], &ol, 1, rsl[e], &ost, &osl);
+            CHECK(hl_session_eval(s, &ob, NULL, NULL, &one_sum, &one_cnt) == HL_OK, "alone: %s", hl_last_error());
+            CHECK(rcnt[e] == one_cnt && fabs(rsum[e] - one_sum) <= 1e-6 * fabs(one_sum),
+                  "long-row example %d: sum %.9g over %lld targets, alone %.9g", e, rsum[e], (long long)rcnt[e],
+                  one_sum);
+        }
+        int32_t lst[1] = {0}, lsl[1] = {MT + 1};
+        hl_batch lb = {1, MB * MT, tokens, labels, 1, lst, lsl};
+        CHECK(hl_session_eval(s, &lb, NULL, NULL, NULL, NULL) == HL_ERR_ARG && strstr(hl_last_error(), "at most"),
+              "an example longer than the planned seq refused: %s", hl_last_error());
+        rb.T = MB * MT + 1;
+        CHECK(hl_session_eval(s, &rb, NULL, NULL, NULL, NULL) == HL_ERR_ARG, "more tokens than planned refused");
+    }
     int32_t gap_st[3] = {0, 4, MT}, gap_sl[3] = {3, 3, 5};
     bb.seq_start = gap_st;
     bb.seq_len = gap_sl;

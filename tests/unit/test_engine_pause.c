@@ -105,13 +105,14 @@ int main(void) {
     for (int i = 0; i < 40; i++)
         fprintf(f, "{\"instruction\": \"What is %d plus %d?\", \"output\": \"It is %d.\"}\n", i, i % 7, i + i % 7);
     fclose(f);
-    setenv("HL_TEST_STEP_DELAY_MS", "40", 1);
 
     /* 1. one micro-batch per step: the pause lands between steps */
     hl_run_config cfg;
     make_config(&cfg, model, data, run1, "1", "400");
     hl_engine *e;
     CHECK(hl_engine_create(&e) == HL_OK, "create");
+    hl_faults slow = {.step_delay_ms = 40}; /* steps slow enough that the pause lands between them */
+    hl_engine_set_faults(e, &slow);
     CHECK(hl_engine_start(e, &cfg, HL_START_NEW) == HL_OK, "start: %s", hl_last_error());
     CHECK(wait_for(e, step_at_least, 3, 120) == HL_JOB_RUNNING, "reaches step 3");
     CHECK(hl_engine_pause(e) == HL_OK, "pause");
@@ -157,7 +158,7 @@ int main(void) {
     /* 2. sixteen micro-batches per step: a pause usually lands inside a step (a fresh engine: a new
      * job's first snapshot still shows the previous job's step) */
     CHECK(hl_engine_create(&e) == HL_OK, "create 2");
-    unsetenv("HL_TEST_STEP_DELAY_MS"); /* most of the time inside steps: pauses land there */
+    /* no step delay here: most of the time is inside steps, so pauses land there */
     make_config(&cfg, model, data, run2, "16", "2000");
     CHECK(hl_engine_start(e, &cfg, HL_START_NEW) == HL_OK, "start 2: %s", hl_last_error());
     CHECK(wait_for(e, step_at_least, 2, 120) == HL_JOB_RUNNING, "run 2 reaches step 2");

@@ -207,6 +207,182 @@ static void test_attention(void) {
     free(q), free(k), free(v), free(out), free(c), free(lse), free(dq), free(dk), free(dv), free(a.scratch);
 }
 
+/* ---- rope with per-token positions (packed rows restart at 0 in every example) ---- */
+typedef struct {
+    float *x, *y, *c;
+    const int *pos;
+    int rows, H, hd;
+    hl_rope_table *rt;
+} rope_pos_ctx;
+static double rope_pos_obj(void *p) {
+    rope_pos_ctx *r = p;
+    int64_t n = (int64_t)r->rows * r->H * r->hd;
+    memcpy(r->y, r->x, (size_t)n * sizeof(float));
+    hl_rope_forward(r->y, r->rows, r->H, r->hd, r->pos, r->rt);
+    return dotc(r->c, r->y, n);
+}
+static void test_rope_positions(void) {
+    enum { ROWS = 9, H = 2, HD = 8, N = ROWS * H * HD };
+    const int pos[ROWS] = {0, 1, 2, 3, 0, 1, 0, 1, 2}; /* three examples back to back */
+    hl_rope_table rt;
+    CHECK(hl_rope_table_init(&rt, 8, HD, 10000.0f) == 0, "rope table");
+    float x[N], y[N], c[N], dx[N];
+    fill(x, N, 1.0f);
+    fill(c, N, 1.0f);
+    rope_pos_ctx r = {x, y, c, pos, ROWS, H, HD, &rt};
+    rope_pos_obj(&r);
+    /* row 5 (second token of the second example) rotates by position 1, in double */
+    for (int h = 0; h < H; h++)
+        for (int j = 0; j < HD / 2; j++) {
+            double th = 1.0 * pow(10000.0, -2.0 * j / HD);
+            const float *xi = x + (5 * H + h) * HD, *yi = y + (5 * H + h) * HD;
+            CHECK_CLOSE(yi[j], xi[j] * cos(th) - xi[j + HD / 2] * sin(th), 1e-6, "rope position 1, first half");
+            CHECK_CLOSE(yi[j + HD / 2], xi[j + HD / 2] * cos(th) + xi[j] * sin(th), 1e-6,
+                        "rope position 1, second half");
+        }
+    memcpy(dx, c, sizeof dx);
+    hl_rope_backward(dx, ROWS, H, HD, pos, &rt);
+    check_grad("rope dx, per-token positions", x, dx, N, rope_pos_obj, &r);
+    /* with the positions of B sequences from pos0 it is the (B, T, pos0) backward, bit for bit */
+    {
+        int p2[ROWS];
+        for (int i = 0; i < ROWS; i++)
+            p2[i] = 2 + i % 3;
+        float a[N], b[N];
+        memcpy(a, c, sizeof a);
+        memcpy(b, c, sizeof b);
+        hl_rope_backward(a, ROWS, H, HD, p2, &rt);
+        hl_rope_backward_bt(b, 3, 3, H, HD, 2, &rt);
+        CHECK(!memcmp(a, b, sizeof a), "per-token rope backward equals the batched form");
+    }
+    hl_rope_table_free(&rt);
+}
+
+/* ---- attention over packed rows (block-diagonal causal mask, GQA) ---- */
+
+/* Direct double computation of one output row of a segment: query row r (flat) of head h sees
+ * the keys of rows seg0 .. r. */
+static double attn_ref(const float *q, const float *k, const float *v, int H, int KVH, int HD, int r, int seg0, int h,
+                       int e) {
+    int g = h / (H / KVH), n = r - seg0 + 1;
+    double s[256], mx = -1e300, sum = 0, o = 0;
+    for (int j = 0; j < n; j++) {
+        double dot = 0;
+        for (int c = 0; c < HD; c++)
+            dot += (double)q[(r * H + h) * HD + c] * k[((seg0 + j) * KVH + g) * HD + c];
+        s[j] = dot / sqrt((double)HD);
+        mx = s[j] > mx ? s[j] : mx;
+    }
+    for (int j = 0; j < n; j++)
+        sum += exp(s[j] - mx);
+    for (int j = 0; j < n; j++)
+        o += exp(s[j] - mx) / sum * v[((seg0 + j) * KVH + g) * HD + e];
+    return o;
+}
+
+static void test_attention_packed(void) {
+    /* 2 rows of 9: row 0 holds examples of 4 and 5 tokens (full), row 1 one of 1 and one of 5,
+     * then 3 padding columns */
+    enum { B = 2, T = 9, H = 4, KVH = 2, HD = 6, NSEG = 4 };
+    const int32_t st[NSEG] = {0, 4, 9, 10}, ln[NSEG] = {4, 5, 1, 5};
+    const int64_t nq = B * T * H * HD, nkv = B * T * KVH * HD;
+    float *q = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4), *out = malloc(nq * 4);
+    float *c = malloc(nq * 4), *lse = malloc(B * H * T * 4), *dq = malloc(nq * 4), *dk = calloc(nkv, 4),
+          *dv = calloc(nkv, 4);
+    fill(q, nq, 1.0f);
+    fill(k, nkv, 1.0f);
+    fill(v, nkv, 1.0f);
+    fill(c, nq, 1.0f);
+    for (int i = 0; i < B * H * T; i++)
+        lse[i] = 7.0f; /* must be overwritten (padding: 0) */
+    for (int64_t i = 0; i < nq; i++)
+        out[i] = dq[i] = 7.0f;
+    attn_ctx a = {q, k, v, out, lse, c, NULL, {0}, nq};
+    a.d = (hl_attn_dims){.B = B, .Tq = T, .Tk = T, .n_heads = H, .n_kv_heads = KVH, .head_dim = HD, .n_seg = NSEG,
+                         .seg_start = st, .seg_len = ln, .seg_max = T};
+    a.scratch = malloc((size_t)hl_attention_scratch_floats(&a.d) * 4);
+    attn_obj(&a);
+    double worst = 0;
+    for (int e = 0; e < NSEG; e++)
+        for (int r = st[e]; r < st[e] + ln[e]; r++)
+            for (int h = 0; h < H; h++)
+                for (int x = 0; x < HD; x++)
+                    worst = fmax(worst,
+                                 fabs(out[(r * H + h) * HD + x] - attn_ref(q, k, v, H, KVH, HD, r, st[e], h, x)));
+    CHECK(worst < 1e-5, "packed attention forward against the block-diagonal definition (max diff %g)", worst);
+    int pad_zero = 1;
+    for (int r = 15; r < 18; r++)
+        for (int i = 0; i < H * HD; i++)
+            pad_zero &= out[r * H * HD + i] == 0.0f;
+    for (int h = 0; h < H; h++)
+        for (int t = 6; t < 9; t++)
+            pad_zero &= lse[(1 * H + h) * T + t] == 0.0f;
+    CHECK(pad_zero, "padding rows of the output and their lse are zero");
+    hl_attention_backward(dq, dk, dv, c, out, lse, q, k, v, &a.d, a.scratch);
+    for (int r = 15; r < 18; r++)
+        for (int i = 0; i < H * HD; i++)
+            pad_zero &= dq[r * H * HD + i] == 0.0f;
+    CHECK(pad_zero, "padding rows of dq are zero");
+    check_grad("packed attention dq", q, dq, nq, attn_obj, &a);
+    check_grad("packed attention dk (GQA, block-diagonal)", k, dk, nkv, attn_obj, &a);
+    check_grad("packed attention dv (GQA, block-diagonal)", v, dv, nkv, attn_obj, &a);
+    free(q), free(k), free(v), free(out), free(c), free(lse), free(dq), free(dk), free(dv), free(a.scratch);
+}
+
+/* Segments longer than a query block, in one row longer than seg_max, with more work than the
+ * parallel threshold: every segment equals itself run alone as a plain causal sequence
+ * (outputs, lse and all gradients). */
+static void test_attention_packed_long(void) {
+    enum { T = 160, H = 4, KVH = 2, HD = 16, NSEG = 3, SEGMAX = 80 }; /* 3·4·160·80·16 > 2e6 */
+    const int32_t st[NSEG] = {0, 70, 136}, ln[NSEG] = {70, 66, 20}; /* 4 padding columns */
+    const int64_t qw = H * HD, kw = KVH * HD;
+    float *q = malloc(T * qw * 4), *k = malloc(T * kw * 4), *v = malloc(T * kw * 4), *out = malloc(T * qw * 4);
+    float *dout = malloc(T * qw * 4), *lse = malloc(H * T * 4), *dq = malloc(T * qw * 4), *dk = calloc(T * kw, 4),
+          *dv = calloc(T * kw, 4);
+    float *o1 = malloc(T * qw * 4), *l1 = malloc(H * T * 4), *dq1 = malloc(T * qw * 4), *dk1 = calloc(T * kw, 4),
+          *dv1 = calloc(T * kw, 4);
+    fill(q, T * qw, 1.0f);
+    fill(k, T * kw, 1.0f);
+    fill(v, T * kw, 1.0f);
+    fill(dout, T * qw, 1.0f);
+    hl_attn_dims d = {.B = 1, .Tq = T, .Tk = T, .n_heads = H, .n_kv_heads = KVH, .head_dim = HD, .lanes = 2,
+                      .n_seg = NSEG, .seg_start = st, .seg_len = ln, .seg_max = SEGMAX};
+    hl_attn_dims d1 = {.B = 1, .Tq = SEGMAX, .Tk = SEGMAX, .n_heads = H, .n_kv_heads = KVH, .head_dim = HD};
+    float *scratch = malloc((size_t)hl_attention_scratch_floats(&d) * 4);
+    CHECK(hl_attention_scratch_floats(&d) == hl_attention_scratch_floats(&(hl_attn_dims){
+                                                 .B = 2, .Tq = SEGMAX, .Tk = SEGMAX, .lanes = 2}),
+          "packed scratch is sized by seg_max like a padded batch of seg_max columns");
+    hl_attention_forward(out, lse, q, k, v, &d, scratch);
+    hl_attention_backward(dq, dk, dv, dout, out, lse, q, k, v, &d, scratch);
+    for (int e = 0; e < NSEG; e++) {
+        int64_t r0 = st[e];
+        d1.Tq = d1.Tk = ln[e];
+        hl_attention_forward(o1 + r0 * qw, l1, q + r0 * qw, k + r0 * kw, v + r0 * kw, &d1, scratch);
+        hl_attention_backward(dq1 + r0 * qw, dk1 + r0 * kw, dv1 + r0 * kw, dout + r0 * qw, o1 + r0 * qw, l1,
+                              q + r0 * qw, k + r0 * kw, v + r0 * kw, &d1, scratch);
+        double wl = 0;
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < ln[e]; t++)
+                wl = fmax(wl, fabs(l1[h * ln[e] + t] - lse[h * T + r0 + t]));
+        CHECK(wl < 1e-6, "segment %d: lse equals the segment alone (max diff %g)", e, wl);
+    }
+    double w[4] = {0, 0, 0, 0}, m[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < 156 * qw; i++) {
+        w[0] = fmax(w[0], fabs(out[i] - o1[i])), m[0] = fmax(m[0], fabs(o1[i]));
+        w[1] = fmax(w[1], fabs(dq[i] - dq1[i])), m[1] = fmax(m[1], fabs(dq1[i]));
+    }
+    for (int64_t i = 0; i < 156 * kw; i++) {
+        w[2] = fmax(w[2], fabs(dk[i] - dk1[i])), m[2] = fmax(m[2], fabs(dk1[i]));
+        w[3] = fmax(w[3], fabs(dv[i] - dv1[i])), m[3] = fmax(m[3], fabs(dv1[i]));
+    }
+    const char *nm[4] = {"out", "dq", "dk", "dv"};
+    for (int i = 0; i < 4; i++)
+        CHECK(w[i] <= 1e-6 * m[i], "long packed segments: %s equals each segment alone (max diff %g of %g)", nm[i],
+              w[i], m[i]);
+    free(q), free(k), free(v), free(out), free(dout), free(lse), free(dq), free(dk), free(dv);
+    free(o1), free(l1), free(dq1), free(dk1), free(dv1), free(scratch);
+}
+
 /* ---- swiglu ---- */
 typedef struct {
     float *g, *u, *h, *c;
@@ -389,6 +565,9 @@ int main(void) {
     test_rmsnorm();
     test_rope();
     test_attention();
+    test_rope_positions();
+    test_attention_packed();
+    test_attention_packed_long();
     test_swiglu();
     test_softmax();
     test_cross_entropy();

@@ -363,6 +363,42 @@ static void test_inspect(void) {
     CHECK(hl_utf8_chars("h\xc3\xa9\xe2\x82\xac!", 7) == 4, "utf8 chars");
 }
 
+/* The source field (routing by source): strings and numbers become each record's tag, a missing
+ * field or another type leaves it NULL; without a tag field nothing is kept; in all three layouts. */
+static void test_tag_field(void) {
+    const char *p = write_tmp("tags.jsonl", "{\"instruction\": \"a\", \"output\": \"b\", \"task\": \"math\"}\n"
+                                            "{\"instruction\": \"c\", \"output\": \"d\", \"task\": 7}\n"
+                                            "{\"instruction\": \"e\", \"output\": \"f\"}\n"
+                                            "{\"instruction\": \"g\", \"output\": \"h\", \"task\": [1]}\n"
+                                            "{\"instruction\": \"i\", \"output\": \"j\", \"task\": \"\"}\n");
+    hl_records_options o = {.tag_field = "task"};
+    hl_dataset ds;
+    CHECK(hl_records_load(&ds, p, &o) == HL_OK, "tag load: %s", hl_last_error());
+    CHECK(ds.n_records == 5, "tag records %zu", ds.n_records);
+    if (ds.n_records == 5) {
+        CHECK(ds.records[0].tag && !strcmp(ds.records[0].tag, "math"), "string tag");
+        CHECK(ds.records[1].tag && !strcmp(ds.records[1].tag, "7"), "number tag '%s'", ds.records[1].tag);
+        CHECK(!ds.records[2].tag, "missing tag is NULL");
+        CHECK(!ds.records[3].tag, "a list is not a tag");
+        CHECK(ds.records[4].tag && !strcmp(ds.records[4].tag, ""), "empty string tag");
+    }
+    hl_dataset_free(&ds);
+    CHECK(hl_records_load(&ds, p, NULL) == HL_OK && ds.n_records == 5 && !ds.records[0].tag, "no tag field: no tags");
+    hl_dataset_free(&ds);
+    const char *b = write_tmp("tags.json", "{\"examples\": [{\"input\": \"x\", \"target\": \"y\", \"category\": \"c1\"}]}");
+    hl_records_options oc = {.tag_field = "category"};
+    CHECK(hl_records_load(&ds, b, &oc) == HL_OK && ds.n_records == 1 && ds.records[0].tag &&
+              !strcmp(ds.records[0].tag, "c1"),
+          "tag in a BBH-style file");
+    hl_dataset_free(&ds);
+    const char *a = write_tmp("tags_array.json", "[{\"instruction\": \"x\", \"output\": \"y\", \"source\": \"dolly\"}]");
+    hl_records_options os = {.tag_field = "source"};
+    CHECK(hl_records_load(&ds, a, &os) == HL_OK && ds.n_records == 1 && ds.records[0].tag &&
+              !strcmp(ds.records[0].tag, "dolly"),
+          "tag in a JSON array");
+    hl_dataset_free(&ds);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/hl_test_records_XXXXXX");
     if (!mkdtemp(g_dir)) {
@@ -376,6 +412,7 @@ int main(void) {
     test_split();
     test_tokenize();
     test_inspect();
+    test_tag_field();
     hl_test_remove_dir(g_dir);
     return hl_test_finish();
 }

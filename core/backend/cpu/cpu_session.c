@@ -54,25 +54,19 @@ void cpu_session_free(hl_session *s) {
     s->impl = NULL;
 }
 
-/* The engine takes right-padded rows: one example per row starting at column 0. Packed rows
- * (several examples per row) are not implemented on the CPU yet. */
-static hl_status padded_lengths(const hl_batch *b, const int **lengths) {
-    if (b->n_seq != b->B)
-        return hl_fail(HL_ERR_ARG, "the cpu backend takes one example per batch row (got %d examples in %d rows): "
-                       "packed batches are not supported on cpu yet", b->n_seq, b->B);
-    for (int r = 0; r < b->B; r++)
-        if (b->seq_start[r] != (int64_t)r * b->T)
-            return hl_fail(HL_ERR_ARG, "the cpu backend takes one example per batch row starting at column 0");
-    *lengths = (const int *)b->seq_len;
-    return HL_OK;
+/* The seam's batch is the engine's packed layout (hl_llama_batch: rows of whole examples in
+ * the cu_seqlens convention); backend.c has checked it against the session's plan. A padded
+ * batch (one example per row) runs the same products as the lengths-based engine calls. */
+static hl_llama_batch engine_batch(const hl_batch *b) {
+    hl_llama_batch lb = {b->B, b->T, b->tokens, b->labels, b->n_seq, b->seq_start, b->seq_len};
+    return lb;
 }
 
 hl_status cpu_train_microbatch(hl_session *s, const hl_batch *b, float grad_scale, float *loss, int64_t *n_targets) {
     cpu_session *cs = s->impl;
-    const int *lengths = NULL;
-    HL_TRY(padded_lengths(b, &lengths));
+    hl_llama_batch lb = engine_batch(b);
     cpu_enter(s->be);
-    return hl_llama_forward_backward(cs->ctx, b->tokens, b->labels, lengths, b->B, b->T, grad_scale, loss, n_targets);
+    return hl_llama_forward_backward_packed(cs->ctx, &lb, grad_scale, loss, n_targets);
 }
 
 hl_status cpu_zero_grad(hl_session *s) {
@@ -83,22 +77,19 @@ hl_status cpu_zero_grad(hl_session *s) {
 hl_status cpu_eval(hl_session *s, const hl_batch *b, float *loss, int64_t *n_targets, double *seq_loss_sum,
                    int64_t *seq_count) {
     cpu_session *cs = s->impl;
-    const int *lengths = NULL;
-    HL_TRY(padded_lengths(b, &lengths));
+    hl_llama_batch lb = engine_batch(b);
     cpu_enter(s->be);
     hl_llama_set_eval_stats(cs->ctx, cs->collect_eval && cs->has_eval_stats ? &cs->eval_stats : NULL);
-    hl_status st = hl_llama_eval(cs->ctx, b->tokens, b->labels, lengths, b->B, b->T, loss, n_targets, seq_loss_sum,
-                                 seq_count);
+    hl_status st = hl_llama_eval_packed(cs->ctx, &lb, loss, n_targets, seq_loss_sum, seq_count);
     hl_llama_set_eval_stats(cs->ctx, NULL);
     return st;
 }
 
 hl_status cpu_logits(hl_session *s, const hl_batch *b, float *logits) {
     cpu_session *cs = s->impl;
-    const int *lengths = NULL;
-    HL_TRY(padded_lengths(b, &lengths));
+    hl_llama_batch lb = engine_batch(b);
     cpu_enter(s->be);
-    return hl_llama_logits(cs->ctx, b->tokens, lengths, b->B, b->T, logits);
+    return hl_llama_logits_packed(cs->ctx, &lb, logits);
 }
 
 hl_status cpu_reduce_grads(hl_session *s, struct hl_comm *comm) {

@@ -86,9 +86,11 @@ struct hl_llama {
     float *xn, *hbuf, *dres, *dxn, *datt, *dq, *dk, *dv, *dh;
     float *attn_s, *ad_s, *logits, *gx;
     hl_gemm_ws ws; /* weight-conversion workspace */
-    int64_t *rows;
-    int *tgt, *lens;
-    unsigned char *valid;
+    int64_t *rows;       /* [M] target rows of the current call */
+    int *tgt, *tseq;     /* [M] their labels and examples */
+    int *pos;            /* [M] RoPE position of every row (0 on padding) */
+    int32_t *pad_start, *pad_len; /* [batch] segments of a lengths-based (one example per row) call */
+    unsigned char *valid; /* [M] row holds a token of an example */
 
     hl_routing_stats stats;
     int has_stats;
@@ -283,7 +285,10 @@ void hl_llama_free(hl_llama *ctx) {
     free(ctx->acts);
     free(ctx->rows);
     free(ctx->tgt);
-    free(ctx->lens);
+    free(ctx->tseq);
+    free(ctx->pos);
+    free(ctx->pad_start);
+    free(ctx->pad_len);
     free(ctx->valid);
     if (ctx->has_stats)
         hl_routing_stats_free(&ctx->stats);
@@ -357,10 +362,14 @@ hl_status hl_llama_create(hl_llama **out, const hl_model *model, hl_adapters *ad
     ctx->scratch_slab = malloc((size_t)carve_scratch(d, ad ? &ad->cfg : NULL, NULL, NULL) * sizeof(float) + 64);
     ctx->rows = malloc((size_t)d->M * sizeof *ctx->rows);
     ctx->tgt = malloc((size_t)d->M * sizeof *ctx->tgt);
+    ctx->tseq = malloc((size_t)d->M * sizeof *ctx->tseq);
+    ctx->pos = malloc((size_t)d->M * sizeof *ctx->pos);
     ctx->valid = malloc((size_t)d->M);
-    ctx->lens = malloc((size_t)d->B * sizeof *ctx->lens);
-    if (!ctx->lens || !ctx->acts || !ctx->norms || !ctx->act_slab || !ctx->scratch_slab || !ctx->rows || !ctx->tgt ||
-        !ctx->valid || hl_rope_table_init(&ctx->rope, seq, c->head_dim, c->rope_theta)) {
+    ctx->pad_start = malloc((size_t)d->B * sizeof *ctx->pad_start);
+    ctx->pad_len = malloc((size_t)d->B * sizeof *ctx->pad_len);
+    if (!ctx->acts || !ctx->norms || !ctx->act_slab || !ctx->scratch_slab || !ctx->rows || !ctx->tgt || !ctx->tseq ||
+        !ctx->pos || !ctx->valid || !ctx->pad_start || !ctx->pad_len ||
+        hl_rope_table_init(&ctx->rope, seq, c->head_dim, c->rope_theta)) {
         size_t want = ctx->plan.total;
         hl_llama_free(ctx);
         return hl_fail(HL_ERR_NOMEM, "cannot allocate %.1f MiB for batch %d x seq %d: lower the batch or sequence "
@@ -396,11 +405,13 @@ static float *xbuf(hl_llama *ctx, int l) {
 
 static layer_acts *acts_of(hl_llama *ctx, int l) { return ctx->d.train && !ctx->d.ckpt ? &ctx->acts[l] : ctx->acts; }
 
-/* Per-call state of a forward. */
+/* Per-call state of a forward: B rows of T, examples as segments (see hl_llama_batch). */
 typedef struct {
     int B, T;
     int64_t M;
-    const int *len;   /* [B] */
+    int n_seq;
+    const int32_t *seq_start, *seq_len; /* [n_seq] */
+    int seg_max;      /* bound on seq_len: min(T, planned seq) */
     int dropout;      /* training forward: adapter dropout on */
     hl_routing_stats *stats;
 } fwd_call;
@@ -427,10 +438,13 @@ static void project(hl_llama *ctx, const fwd_call *fc, layer_acts *la, int l, in
     PF(PF_AD_FWD);
 }
 
+/* Attention over the call's segments (one per row for lengths-based calls, which then runs
+ * exactly the products the per-row q_len form does). */
 static hl_attn_dims attn_dims(hl_llama *ctx, const fwd_call *fc) {
     hl_attn_dims ad = {.B = fc->B, .Tq = fc->T, .Tk = fc->T, .n_heads = ctx->cfg.n_heads,
-                       .n_kv_heads = ctx->cfg.n_kv_heads, .head_dim = ctx->cfg.head_dim, .q_len = fc->len,
-                       .lanes = ctx->d.lanes};
+                       .n_kv_heads = ctx->cfg.n_kv_heads, .head_dim = ctx->cfg.head_dim, .lanes = ctx->d.lanes,
+                       .n_seg = fc->n_seq, .seg_start = fc->seq_start, .seg_len = fc->seq_len,
+                       .seg_max = fc->seg_max};
     return ad;
 }
 
@@ -444,8 +458,8 @@ static void block_forward(hl_llama *ctx, const fwd_call *fc, int l) {
     project(ctx, fc, la, l, 0, &w->wq, la->q, 0.0f, ctx->xn);
     project(ctx, fc, la, l, 1, &w->wk, la->k, 0.0f, ctx->xn);
     project(ctx, fc, la, l, 2, &w->wv, la->v, 0.0f, ctx->xn);
-    hl_rope_forward_bt(la->q, fc->B, fc->T, ctx->cfg.n_heads, ctx->cfg.head_dim, 0, &ctx->rope);
-    hl_rope_forward_bt(la->k, fc->B, fc->T, ctx->cfg.n_kv_heads, ctx->cfg.head_dim, 0, &ctx->rope);
+    hl_rope_forward(la->q, M, ctx->cfg.n_heads, ctx->cfg.head_dim, ctx->pos, &ctx->rope);
+    hl_rope_forward(la->k, M, ctx->cfg.n_kv_heads, ctx->cfg.head_dim, ctx->pos, &ctx->rope);
     hl_attn_dims ad = attn_dims(ctx, fc);
     PF(PF_OTHER);
     hl_attention_forward(la->att, la->lse, la->q, la->k, la->v, &ad, ctx->attn_s);
@@ -508,8 +522,8 @@ static void block_backward(hl_llama *ctx, const fwd_call *fc, int l) {
     hl_attention_backward(ctx->dq, ctx->dk, ctx->dv, ctx->datt, la->att, la->lse, la->q, la->k, la->v, &ad,
                           ctx->attn_s);
     PF(PF_ATTN_BWD);
-    hl_rope_backward_bt(ctx->dq, fc->B, fc->T, ctx->cfg.n_heads, ctx->cfg.head_dim, 0, &ctx->rope);
-    hl_rope_backward_bt(ctx->dk, fc->B, fc->T, ctx->cfg.n_kv_heads, ctx->cfg.head_dim, 0, &ctx->rope);
+    hl_rope_backward(ctx->dq, M, ctx->cfg.n_heads, ctx->cfg.head_dim, ctx->pos, &ctx->rope);
+    hl_rope_backward(ctx->dk, M, ctx->cfg.n_kv_heads, ctx->cfg.head_dim, ctx->pos, &ctx->rope);
     hl_rmsnorm_forward(ctx->xn, NULL, x, ctx->norms + 2 * l * d->D, M, (int)d->D, ctx->cfg.rms_norm_eps);
     memset(ctx->dxn, 0, nD);
     project_backward(ctx, fc, la, l, 0, &w->wq, ctx->dxn, ctx->dq, ctx->xn);
@@ -518,57 +532,111 @@ static void block_backward(hl_llama *ctx, const fwd_call *fc, int l) {
     hl_rmsnorm_backward(ctx->dres, NULL, ctx->dxn, x, ctx->norms + 2 * l * d->D, la->rstd1, M, (int)d->D);
 }
 
-/* Checks the batch, embeds the tokens into x[0] and fills the valid-row mask. */
-static hl_status begin_call(hl_llama *ctx, fwd_call *fc, const int *tokens, const int *lengths, int B, int T) {
-    int *len_store = ctx->lens;
+/* A lengths-based call (B right-padded rows, one example each): the old checks and messages,
+ * then one segment per row. */
+static hl_status padded_call(hl_llama *ctx, fwd_call *fc, const int *lengths, int B, int T) {
     const dims *d = &ctx->d;
     if (B < 1 || T < 1 || B > d->B || T > d->T || (int64_t)B * T > d->M)
         return hl_fail(HL_ERR_ARG, "batch %d x %d does not fit the context planned for %lld x %lld", B, T,
                        (long long)d->B, (long long)d->T);
-    fc->B = B, fc->T = T, fc->M = (int64_t)B * T;
     for (int b = 0; b < B; b++) {
         int n = lengths ? lengths[b] : T;
         if (n < 0 || n > T)
             return hl_fail(HL_ERR_ARG, "sequence %d has length %d, outside 0..%d", b, n, T);
-        len_store[b] = n;
+        ctx->pad_start[b] = b * T;
+        ctx->pad_len[b] = n;
     }
-    fc->len = len_store;
-    const int V = ctx->cfg.vocab_size;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < len_store[b]; t++) {
-            int id = tokens[b * T + t];
-            if (id < 0 || id >= V)
-                return hl_fail(HL_ERR_RANGE, "token id %d at sequence %d position %d is outside the vocabulary "
-                                             "(0..%d)",
-                               id, b, t, V - 1);
-        }
-    float *x = xbuf(ctx, 0);
-    const int64_t D = d->D;
-#pragma omp parallel for schedule(static) if (fc->M * D > 131072)
-    for (int64_t m = 0; m < fc->M; m++) {
-        int b = (int)(m / T), t = (int)(m % T);
-        int valid = t < len_store[b];
-        ctx->valid[m] = (unsigned char)valid;
-        hl_weight_rows_to_f32(&ctx->model->tok_embed, valid ? tokens[m] : 0, 1, x + m * D);
-    }
+    fc->B = B, fc->T = T, fc->M = (int64_t)B * T;
+    fc->n_seq = B, fc->seq_start = ctx->pad_start, fc->seq_len = ctx->pad_len;
+    fc->seg_max = T;
     return HL_OK;
 }
 
-/* Target rows: position t of sequence b predicts labels[b*T + t + 1]. */
+/* A packed batch: rows within the planned tokens, segments ascending, each inside one row and
+ * no longer than the planned sequence length (the RoPE table and attention scratch). */
+static hl_status packed_call(hl_llama *ctx, fwd_call *fc, const hl_llama_batch *bt) {
+    const dims *d = &ctx->d;
+    const int B = bt->B, T = bt->T;
+    if (B < 1 || T < 1 || (int64_t)B * T > d->M)
+        return hl_fail(HL_ERR_ARG, "packed batch %d x %d holds more than the %lld tokens the context was planned for "
+                                   "(%lld x %lld)",
+                       B, T, (long long)d->M, (long long)d->B, (long long)d->T);
+    if (bt->n_seq < 0 || bt->n_seq > (int64_t)B * T || (bt->n_seq && (!bt->seq_start || !bt->seq_len)))
+        return hl_fail(HL_ERR_ARG, "packed batch %d x %d: %d examples", B, T, bt->n_seq);
+    int64_t end = 0;
+    for (int e = 0; e < bt->n_seq; e++) {
+        int64_t a = bt->seq_start[e], n = bt->seq_len[e];
+        if (n < 1)
+            return hl_fail(HL_ERR_ARG, "example %d of the packed batch is empty (length %lld)", e, (long long)n);
+        if (a < end)
+            return hl_fail(HL_ERR_ARG, "example %d of the packed batch (start %lld) overlaps the one before (which "
+                                       "ends at %lld), or the starts are not ascending",
+                           e, (long long)a, (long long)end);
+        if (a < 0 || a + n > (int64_t)B * T)
+            return hl_fail(HL_ERR_ARG, "example %d of the packed batch (start %lld, length %lld) runs past the batch "
+                                       "(%d x %d)",
+                           e, (long long)a, (long long)n, B, T);
+        if (a / T != (a + n - 1) / T)
+            return hl_fail(HL_ERR_ARG, "example %d of the packed batch (start %lld, length %lld) crosses the end of "
+                                       "row %lld (rows of %d)",
+                           e, (long long)a, (long long)n, (long long)(a / T), T);
+        if (n > d->T)
+            return hl_fail(HL_ERR_ARG, "example %d of the packed batch has %lld tokens; the context was planned for "
+                                       "sequences of at most %lld",
+                           e, (long long)n, (long long)d->T);
+        end = a + n;
+    }
+    fc->B = B, fc->T = T, fc->M = (int64_t)B * T;
+    fc->n_seq = bt->n_seq, fc->seq_start = bt->seq_start, fc->seq_len = bt->seq_len;
+    fc->seg_max = T < d->T ? T : (int)d->T;
+    return HL_OK;
+}
+
+/* Checks the token ids, embeds them into x[0] and fills the valid-row mask and the positions
+ * (restarting at 0 in every example; padding rows: id 0 at position 0, never read by a
+ * valid row). */
+static hl_status begin_call(hl_llama *ctx, const fwd_call *fc, const int *tokens) {
+    const int V = ctx->cfg.vocab_size;
+    for (int e = 0; e < fc->n_seq; e++)
+        for (int t = 0; t < fc->seq_len[e]; t++) {
+            int id = tokens[fc->seq_start[e] + t];
+            if (id < 0 || id >= V)
+                return hl_fail(HL_ERR_RANGE, "token id %d at sequence %d position %d is outside the vocabulary "
+                                             "(0..%d)",
+                               id, e, t, V - 1);
+        }
+    memset(ctx->valid, 0, (size_t)fc->M);
+    memset(ctx->pos, 0, (size_t)fc->M * sizeof *ctx->pos);
+    for (int e = 0; e < fc->n_seq; e++)
+        for (int t = 0; t < fc->seq_len[e]; t++) {
+            ctx->valid[fc->seq_start[e] + t] = 1;
+            ctx->pos[fc->seq_start[e] + t] = t;
+        }
+    float *x = xbuf(ctx, 0);
+    const int64_t D = ctx->d.D;
+#pragma omp parallel for schedule(static) if (fc->M * D > 131072)
+    for (int64_t m = 0; m < fc->M; m++)
+        hl_weight_rows_to_f32(&ctx->model->tok_embed, ctx->valid[m] ? tokens[m] : 0, 1, x + m * D);
+    return HL_OK;
+}
+
+/* Target rows: position t of example e predicts the label of its position t + 1 (never across
+ * the end of the example, so an example's first token is never a target). */
 static hl_status collect_targets(hl_llama *ctx, const fwd_call *fc, const int *labels, int64_t *n_out) {
-    const int V = ctx->cfg.vocab_size, T = fc->T;
+    const int V = ctx->cfg.vocab_size;
     int64_t n = 0;
-    for (int b = 0; b < fc->B; b++)
-        for (int t = 0; t + 1 < fc->len[b]; t++) {
-            int y = labels[b * T + t + 1];
+    for (int e = 0; e < fc->n_seq; e++)
+        for (int t = 0; t + 1 < fc->seq_len[e]; t++) {
+            int y = labels[fc->seq_start[e] + t + 1];
             if (y == -100)
                 continue;
             if (y < 0 || y >= V)
                 return hl_fail(HL_ERR_RANGE, "label %d at sequence %d position %d is neither -100 nor a token id "
                                              "(0..%d)",
-                               y, b, t + 1, V - 1);
-            ctx->rows[n] = (int64_t)b * T + t;
+                               y, e, t + 1, V - 1);
+            ctx->rows[n] = (int64_t)fc->seq_start[e] + t;
             ctx->tgt[n] = y;
+            ctx->tseq[n] = e;
             n++;
         }
     *n_out = n;
@@ -607,11 +675,11 @@ static double head_loss(hl_llama *ctx, const fwd_call *fc, int64_t n, float grad
                     dst[j] += dgx[i * D + j];
             }
         } else {
-            /* runs of rows of one sequence, so per-sequence sums come out too */
+            /* runs of rows of one example, so per-example sums come out too */
             for (int64_t i = 0; i < nc;) {
-                int b = (int)(ctx->rows[c0 + i] / fc->T);
+                int b = ctx->tseq[c0 + i];
                 int64_t j = i;
-                while (j < nc && (int)(ctx->rows[c0 + j] / fc->T) == b)
+                while (j < nc && ctx->tseq[c0 + j] == b)
                     j++;
                 double s = hl_cross_entropy(NULL, ctx->logits + i * V, ctx->tgt + c0 + i, j - i, (int)V, 1.0f, NULL);
                 total += s;
@@ -631,27 +699,22 @@ static double head_loss(hl_llama *ctx, const fwd_call *fc, int64_t n, float grad
     return total;
 }
 
-hl_status hl_llama_forward_backward(hl_llama *ctx, const int *tokens, const int *labels, const int *lengths, int B,
-                                    int T, float grad_scale, float *loss, int64_t *n_targets) {
-    if (!ctx->d.train)
-        return hl_fail(HL_ERR_STATE, "this compute context was created for evaluation only (no HL_LLAMA_TRAIN)");
-    if (!ctx->ad)
-        return hl_fail(HL_ERR_STATE, "training needs adapters: the base model is frozen");
-    fwd_call fc = {0};
-    HL_TRY(begin_call(ctx, &fc, tokens, lengths, B, T));
+static hl_status train_call(hl_llama *ctx, fwd_call *fc, const int *tokens, const int *labels, float grad_scale,
+                            float *loss, int64_t *n_targets) {
+    HL_TRY(begin_call(ctx, fc, tokens));
     int64_t n;
-    HL_TRY(collect_targets(ctx, &fc, labels, &n));
-    fc.dropout = 1;
-    fc.stats = (ctx->flags & HL_LLAMA_STATS) && ctx->has_stats ? &ctx->stats : NULL;
+    HL_TRY(collect_targets(ctx, fc, labels, &n));
+    fc->dropout = 1;
+    fc->stats = (ctx->flags & HL_LLAMA_STATS) && ctx->has_stats ? &ctx->stats : NULL;
     PF_START();
-    forward_all(ctx, &fc);
+    forward_all(ctx, fc);
     double sum = 0.0;
     if (n > 0) {
         PF(PF_OTHER);
-        sum = head_loss(ctx, &fc, n, grad_scale, 1, NULL, NULL);
+        sum = head_loss(ctx, fc, n, grad_scale, 1, NULL, NULL);
         PF(PF_HEAD);
         for (int l = ctx->cfg.n_layers - 1; l >= 0; l--)
-            block_backward(ctx, &fc, l);
+            block_backward(ctx, fc, l);
         PF(PF_OTHER);
     }
     ctx->ad->dropout_step++; /* next micro-batch, next masks (after backward: recompute uses the same) */
@@ -664,19 +727,44 @@ hl_status hl_llama_forward_backward(hl_llama *ctx, const int *tokens, const int 
     return HL_OK;
 }
 
-hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, const int *lengths, int B, int T,
-                        float *loss, int64_t *n_targets, double *seq_loss_sum, int64_t *seq_count) {
+static hl_status train_ready(const hl_llama *ctx) {
+    if (!ctx->d.train)
+        return hl_fail(HL_ERR_STATE, "this compute context was created for evaluation only (no HL_LLAMA_TRAIN)");
+    if (!ctx->ad)
+        return hl_fail(HL_ERR_STATE, "training needs adapters: the base model is frozen");
+    return HL_OK;
+}
+
+hl_status hl_llama_forward_backward(hl_llama *ctx, const int *tokens, const int *labels, const int *lengths, int B,
+                                    int T, float grad_scale, float *loss, int64_t *n_targets) {
+    HL_TRY(train_ready(ctx));
     fwd_call fc = {0};
-    HL_TRY(begin_call(ctx, &fc, tokens, lengths, B, T));
+    HL_TRY(padded_call(ctx, &fc, lengths, B, T));
+    return train_call(ctx, &fc, tokens, labels, grad_scale, loss, n_targets);
+}
+
+hl_status hl_llama_forward_backward_packed(hl_llama *ctx, const hl_llama_batch *b, float grad_scale, float *loss,
+                                           int64_t *n_targets) {
+    HL_TRY(train_ready(ctx));
+    if (!b->labels)
+        return hl_fail(HL_ERR_ARG, "a training batch needs labels");
+    fwd_call fc = {0};
+    HL_TRY(packed_call(ctx, &fc, b));
+    return train_call(ctx, &fc, b->tokens, b->labels, grad_scale, loss, n_targets);
+}
+
+static hl_status eval_call(hl_llama *ctx, fwd_call *fc, const int *tokens, const int *labels, float *loss,
+                           int64_t *n_targets, double *seq_loss_sum, int64_t *seq_count) {
+    HL_TRY(begin_call(ctx, fc, tokens));
     int64_t n;
-    HL_TRY(collect_targets(ctx, &fc, labels, &n));
-    fc.stats = ctx->has_stats ? ctx->eval_stats : NULL;
+    HL_TRY(collect_targets(ctx, fc, labels, &n));
+    fc->stats = ctx->has_stats ? ctx->eval_stats : NULL;
     if (seq_loss_sum)
-        memset(seq_loss_sum, 0, (size_t)B * sizeof *seq_loss_sum);
+        memset(seq_loss_sum, 0, (size_t)fc->n_seq * sizeof *seq_loss_sum);
     if (seq_count)
-        memset(seq_count, 0, (size_t)B * sizeof *seq_count);
-    forward_all(ctx, &fc);
-    double sum = n ? head_loss(ctx, &fc, n, 1.0f, 0, seq_loss_sum, seq_count) : 0.0;
+        memset(seq_count, 0, (size_t)fc->n_seq * sizeof *seq_count);
+    forward_all(ctx, fc);
+    double sum = n ? head_loss(ctx, fc, n, 1.0f, 0, seq_loss_sum, seq_count) : 0.0;
     if (loss)
         *loss = n ? (float)(sum / (double)n) : 0.0f;
     if (n_targets)
@@ -684,14 +772,41 @@ hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, con
     return HL_OK;
 }
 
-hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, int B, int T, float *logits) {
+hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, const int *lengths, int B, int T,
+                        float *loss, int64_t *n_targets, double *seq_loss_sum, int64_t *seq_count) {
     fwd_call fc = {0};
-    HL_TRY(begin_call(ctx, &fc, tokens, lengths, B, T));
-    forward_all(ctx, &fc);
-    hl_gemm_xwt(logits, ctx->xf, &ctx->model->lm_head, fc.M, 0.0f, &ctx->ws);
+    HL_TRY(padded_call(ctx, &fc, lengths, B, T));
+    return eval_call(ctx, &fc, tokens, labels, loss, n_targets, seq_loss_sum, seq_count);
+}
+
+hl_status hl_llama_eval_packed(hl_llama *ctx, const hl_llama_batch *b, float *loss, int64_t *n_targets,
+                               double *seq_loss_sum, int64_t *seq_count) {
+    if (!b->labels)
+        return hl_fail(HL_ERR_ARG, "an eval batch needs labels");
+    fwd_call fc = {0};
+    HL_TRY(packed_call(ctx, &fc, b));
+    return eval_call(ctx, &fc, b->tokens, b->labels, loss, n_targets, seq_loss_sum, seq_count);
+}
+
+static hl_status logits_call(hl_llama *ctx, fwd_call *fc, const int *tokens, float *logits) {
+    HL_TRY(begin_call(ctx, fc, tokens));
+    forward_all(ctx, fc);
+    hl_gemm_xwt(logits, ctx->xf, &ctx->model->lm_head, fc->M, 0.0f, &ctx->ws);
     const int64_t V = ctx->d.V;
-    for (int64_t m = 0; m < fc.M; m++)
+    for (int64_t m = 0; m < fc->M; m++)
         if (!ctx->valid[m])
             memset(logits + m * V, 0, (size_t)V * sizeof(float));
     return HL_OK;
+}
+
+hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, int B, int T, float *logits) {
+    fwd_call fc = {0};
+    HL_TRY(padded_call(ctx, &fc, lengths, B, T));
+    return logits_call(ctx, &fc, tokens, logits);
+}
+
+hl_status hl_llama_logits_packed(hl_llama *ctx, const hl_llama_batch *b, float *logits) {
+    fwd_call fc = {0};
+    HL_TRY(packed_call(ctx, &fc, b));
+    return logits_call(ctx, &fc, b->tokens, logits);
 }

@@ -3,7 +3,8 @@
  * which exposes it through the seam (core/backend/backend.h); nothing else includes it.
  *
  * Batches are B sequences of T token ids, right padded: sequence b holds lengths[b]
- * real tokens, positions t >= lengths[b] are padding (any valid id, e.g. 0).
+ * real tokens, positions t >= lengths[b] are padding (any valid id, e.g. 0); or packed
+ * batches, several examples per row (hl_llama_batch below).
  * Labels follow Hugging Face: labels[b*T + t] is the label OF token t (labels = input
  * ids with −100 where no loss is wanted); the engine shifts internally, position t
  * predicts labels[b*T + t + 1]. labels[b*T + 0] is never a target, padding positions
@@ -66,6 +67,34 @@ hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, 
 /* Arithmetic of the frozen-weight products (gemm.h: HL_COMPUTE_AUTO by default, F32 for the
  * exact path). Takes effect from the next call. */
 void hl_llama_set_compute(hl_llama *ctx, hl_compute compute);
+/* ---- Packed batches (the layout of hl_batch in the backend seam) ----------------------
+ * B rows of T columns (row stride T). Each row holds one or more examples ("segments")
+ * packed from column 0, the rest of the row is padding. Example e occupies the flat positions
+ * [seq_start[e], seq_start[e] + seq_len[e]) of one row (the cu_seqlens convention with padding
+ * allowed at row ends). Inside an example positions (RoPE) start at 0, attention is causal and
+ * never crosses into another example, and labels follow Hugging Face as above: position i
+ * predicts the label of position i + 1 OF THE SAME EXAMPLE, so an example's first token is
+ * never a target and padding never is. Routing statistics count every token of every example.
+ * Limits: B·T <= batch·seq of the context and every seq_len <= seq (a row may be longer than
+ * seq, e.g. one row of batch·seq tokens). Right-padded batches are the special case n_seq = B,
+ * seq_start[b] = b·T, seq_len[b] = lengths[b], and give the same bits as the lengths-based
+ * functions. */
+typedef struct {
+    int B, T;
+    const int32_t *tokens;    /* [B*T] ids (padding: any valid id) */
+    const int32_t *labels;    /* [B*T] (-100 = no loss); may be NULL for logits */
+    int n_seq;
+    const int32_t *seq_start; /* [n_seq] ascending, not overlapping */
+    const int32_t *seq_len;   /* [n_seq] >= 1 */
+} hl_llama_batch;
+
+/* As hl_llama_forward_backward / hl_llama_eval / hl_llama_logits over a packed batch. Eval's
+ * per-example sums: seq_loss_sum[e], seq_count[e] for e < n_seq (index = example). */
+hl_status hl_llama_forward_backward_packed(hl_llama *ctx, const hl_llama_batch *b, float grad_scale, float *loss,
+                                           int64_t *n_targets);
+hl_status hl_llama_eval_packed(hl_llama *ctx, const hl_llama_batch *b, float *loss, int64_t *n_targets,
+                               double *seq_loss_sum, int64_t *seq_count);
+hl_status hl_llama_logits_packed(hl_llama *ctx, const hl_llama_batch *b, float *logits);
 
 /* Routing statistics gathered by training forwards (flag HL_LLAMA_STATS); NULL without a
  * router. hl_llama_eval adds its statistics to `dst` while one is set (NULL: none). */

@@ -172,13 +172,22 @@ static void rope_row(float *x, int n_heads, int head_dim, const float *c, const 
     }
 }
 
-void hl_rope_forward(float *x, int64_t rows, int n_heads, int head_dim, const int *pos, const hl_rope_table *rt) {
+static void rope_rows(float *x, int64_t rows, int n_heads, int head_dim, const int *pos, const hl_rope_table *rt,
+                      float sign) {
     int64_t width = (int64_t)n_heads * head_dim;
 #pragma omp parallel for schedule(static) if (rows * width > 131072)
     for (int64_t i = 0; i < rows; i++) {
         size_t o = (size_t)pos[i] * rt->half;
-        rope_row(x + i * width, n_heads, head_dim, rt->cos + o, rt->sin + o, 1.0f);
+        rope_row(x + i * width, n_heads, head_dim, rt->cos + o, rt->sin + o, sign);
     }
+}
+
+void hl_rope_forward(float *x, int64_t rows, int n_heads, int head_dim, const int *pos, const hl_rope_table *rt) {
+    rope_rows(x, rows, n_heads, head_dim, pos, rt, 1.0f);
+}
+
+void hl_rope_backward(float *dx, int64_t rows, int n_heads, int head_dim, const int *pos, const hl_rope_table *rt) {
+    rope_rows(dx, rows, n_heads, head_dim, pos, rt, -1.0f);
 }
 
 static void rope_bt(float *x, int B, int T, int n_heads, int head_dim, int pos0, const hl_rope_table *rt,
@@ -220,8 +229,9 @@ static void attn_extent(const hl_attn_dims *d, int b, int *pos0, int *nq, int *k
 
 int64_t hl_attention_scratch_floats(const hl_attn_dims *d) {
     int lanes = d->lanes > 0 ? d->lanes : 1;
-    int64_t qb = d->Tq < HL_ATTN_QBLOCK ? d->Tq : HL_ATTN_QBLOCK;
-    return (int64_t)lanes * 2 * qb * d->Tk + 64;
+    int64_t tq = d->n_seg > 0 ? d->seg_max : d->Tq, tk = d->n_seg > 0 ? d->seg_max : d->Tk;
+    int64_t qb = tq < HL_ATTN_QBLOCK ? tq : HL_ATTN_QBLOCK;
+    return (int64_t)lanes * 2 * qb * tk + 64;
 }
 
 /* Geometry shared by forward and backward. */
@@ -237,8 +247,9 @@ static attn_geom attn_geometry(const hl_attn_dims *d) {
     g.lanes = d->lanes > 0 ? d->lanes : 1;
     g.qw = (int64_t)g.H * g.hd, g.kw = (int64_t)d->n_kv_heads * g.hd;
     g.qbs = d->q_bstride ? d->q_bstride : d->Tq, g.kbs = d->kv_bstride ? d->kv_bstride : d->Tk;
-    int64_t qb = d->Tq < HL_ATTN_QBLOCK ? d->Tq : HL_ATTN_QBLOCK;
-    g.lane_floats = 2 * qb * d->Tk;
+    int64_t tq = d->n_seg > 0 ? d->seg_max : d->Tq, tk = d->n_seg > 0 ? d->seg_max : d->Tk;
+    int64_t qb = tq < HL_ATTN_QBLOCK ? tq : HL_ATTN_QBLOCK;
+    g.lane_floats = 2 * qb * tk;
     g.scale = 1.0f / sqrtf((float)g.hd);
     return g;
 }
@@ -263,9 +274,93 @@ static void attn_softmax_rows(float *S, int64_t nk, int t0, int t1, int p0, int 
     }
 }
 
+/* One (query sequence, head): queries 0..nq-1 at positions p0 + t over keys < kvl (nk keys in
+ * reach). Q, O: this head's column block (row stride qw); K, V: its kv head's (stride kw); L:
+ * this head's lse row or NULL. Returns the query rows written. */
+static int attn_forward_item(const attn_geom *g, const float *Q, const float *K, const float *V, float *O, float *L,
+                             int p0, int nq, int kvl, int nk, float *S) {
+    int done = 0;
+    for (int t0 = 0; t0 < nq && nk > 0; t0 += HL_ATTN_QBLOCK) {
+        int t1 = nq - t0 < HL_ATTN_QBLOCK ? nq : t0 + HL_ATTN_QBLOCK;
+        int64_t kb = p0 + t1 < kvl ? p0 + t1 : kvl; /* keys this block can see */
+        hl_sgemm(0, 1, t1 - t0, kb, g->hd, g->scale, Q + t0 * g->qw, g->qw, K, g->kw, 0.0f, S, kb); /* S = s Q Kᵀ */
+        attn_softmax_rows(S, kb, t0, t1, p0, kvl, L);
+        hl_sgemm(0, 0, t1 - t0, g->hd, kb, 1.0f, S, kb, V, g->kw, 0.0f, O + t0 * g->qw, g->qw); /* O = P V */
+        done = t1;
+    }
+    return done;
+}
+
+/* Backward of one (query sequence, query head) as attn_forward_item: dQ WRITTEN for the rows
+ * done (returned), dK/dV += (the kv head's column block). P, dP: one lane's scratch halves. */
+static int attn_backward_item(const attn_geom *g, const float *Q, const float *K, const float *V, const float *O,
+                              const float *dO, const float *L, float *dQ, float *dK, float *dV, int p0, int nq,
+                              int kvl, int nk, float *P, float *dP) {
+    int done = 0;
+    for (int t0 = 0; t0 < nq && nk > 0; t0 += HL_ATTN_QBLOCK) {
+        int t1 = nq - t0 < HL_ATTN_QBLOCK ? nq : t0 + HL_ATTN_QBLOCK;
+        int64_t kb = p0 + t1 < kvl ? p0 + t1 : kvl;
+        int nb = t1 - t0;
+        hl_sgemm(0, 1, nb, kb, g->hd, g->scale, Q + t0 * g->qw, g->qw, K, g->kw, 0.0f, P, kb); /* scores again */
+        hl_sgemm(0, 1, nb, kb, g->hd, 1.0f, dO + t0 * g->qw, g->qw, V, g->kw, 0.0f, dP, kb); /* dP = dO Vᵀ */
+        for (int t = t0; t < t1; t++) {
+            float *p = P + (int64_t)(t - t0) * kb, *dp = dP + (int64_t)(t - t0) * kb;
+            int jn = p0 + t + 1 < kvl ? p0 + t + 1 : kvl;
+            /* D_t = <dO_t, O_t> = Σ_j P_tj dP_tj (the softmax Jacobian's row term) */
+            float D = 0.0f;
+            for (int c = 0; c < g->hd; c++)
+                D += dO[(int64_t)t * g->qw + c] * O[(int64_t)t * g->qw + c];
+            for (int j = 0; j < jn; j++) {
+                p[j] = fast_expf(p[j] - L[t]);
+                dp[j] = p[j] * (dp[j] - D);
+            }
+            for (int64_t j = jn; j < kb; j++)
+                p[j] = dp[j] = 0.0f;
+        }
+        hl_sgemm(0, 0, nb, g->hd, kb, g->scale, dP, kb, K, g->kw, 0.0f, dQ + t0 * g->qw, g->qw); /* dQ = s dS K */
+        hl_sgemm(1, 0, kb, g->hd, nb, g->scale, dP, kb, Q + t0 * g->qw, g->qw, 1.0f, dK, g->kw); /* dK += s dSᵀQ */
+        hl_sgemm(1, 0, kb, g->hd, nb, 1.0f, P, kb, dO + t0 * g->qw, g->qw, 1.0f, dV, g->kw);   /* dV += PᵀdO */
+        done = t1;
+    }
+    return done;
+}
+
+/* Packed rows: zero the rows outside every segment (x: `width` floats per row; lse: the
+ * [B, H, Tq] entries of those rows, when non-NULL). */
+static void attn_zero_gaps(const hl_attn_dims *d, float *x, int64_t width, float *lse) {
+    int64_t end = (int64_t)d->B * d->Tq, prev = 0;
+    for (int e = 0; e <= d->n_seg; e++) {
+        int64_t a = e < d->n_seg ? d->seg_start[e] : end;
+        if (a > prev) {
+            memset(x + prev * width, 0, (size_t)((a - prev) * width) * sizeof(float));
+            if (lse)
+                for (int64_t p = prev; p < a; p++)
+                    for (int h = 0; h < d->n_heads; h++)
+                        lse[((p / d->Tq) * d->n_heads + h) * d->Tq + p % d->Tq] = 0.0f;
+        }
+        if (e < d->n_seg && d->seg_start[e] + d->seg_len[e] > prev)
+            prev = d->seg_start[e] + d->seg_len[e];
+    }
+}
+
 void hl_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const hl_attn_dims *d, float *scratch) {
     const attn_geom g = attn_geometry(d);
+    if (d->n_seg > 0) {
+        const int items = d->n_seg * g.H;
+        attn_zero_gaps(d, out, g.qw, lse);
+        /* one (segment, head) per work item; items are independent, so any schedule gives the same bits */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g.lanes) if (g.lanes > 1 && items > 1 && (double)items * d->Tq * d->seg_max * g.hd > 2e6)
+        for (int it = 0; it < items; it++) {
+            int e = it / g.H, h = it % g.H, n = d->seg_len[e];
+            int64_t r0 = d->seg_start[e], b = r0 / d->Tq, c = r0 % d->Tq;
+            float *S = scratch + (int64_t)omp_get_thread_num() * g.lane_floats;
+            float *L = lse ? lse + (b * g.H + h) * d->Tq + c : NULL;
+            attn_forward_item(&g, q + r0 * g.qw + h * g.hd, k + r0 * g.kw + (h / g.kv_mul) * g.hd,
+                              v + r0 * g.kw + (h / g.kv_mul) * g.hd, out + r0 * g.qw + h * g.hd, L, 0, n, n, n, S);
+        }
+        return;
+    }
     const int items = d->B * g.H;
     /* one (sequence, head) per work item; a lane's scratch is owned by its thread */
 #pragma omp parallel for schedule(static) num_threads(g.lanes) if (g.lanes > 1 && items > 1 && (double)items * d->Tq * d->Tk * g.hd > 2e6)
@@ -279,15 +374,7 @@ void hl_attention_forward(float *out, float *lse, const float *q, const float *k
         const float *V = v + b * g.kbs * g.kw + (h / g.kv_mul) * g.hd;
         float *O = out + b * g.qbs * g.qw + h * g.hd;
         float *L = lse ? lse + ((int64_t)b * g.H + h) * d->Tq : NULL;
-        int done = 0;
-        for (int t0 = 0; t0 < nq && nk > 0; t0 += HL_ATTN_QBLOCK) {
-            int t1 = nq - t0 < HL_ATTN_QBLOCK ? nq : t0 + HL_ATTN_QBLOCK;
-            int64_t kb = p0 + t1 < kvl ? p0 + t1 : kvl; /* keys this block can see */
-            hl_sgemm(0, 1, t1 - t0, kb, g.hd, g.scale, Q + t0 * g.qw, g.qw, K, g.kw, 0.0f, S, kb); /* S = s Q Kᵀ */
-            attn_softmax_rows(S, kb, t0, t1, p0, kvl, L);
-            hl_sgemm(0, 0, t1 - t0, g.hd, kb, 1.0f, S, kb, V, g.kw, 0.0f, O + t0 * g.qw, g.qw); /* O = P V */
-            done = t1;
-        }
+        int done = attn_forward_item(&g, Q, K, V, O, L, p0, nq, kvl, nk, S);
         for (int t = done; t < d->Tq; t++) {
             memset(O + t * g.qw, 0, (size_t)g.hd * sizeof(float));
             if (L)
@@ -299,7 +386,29 @@ void hl_attention_forward(float *out, float *lse, const float *q, const float *k
 void hl_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,
                            const float *q, const float *k, const float *v, const hl_attn_dims *d, float *scratch) {
     const attn_geom g = attn_geometry(d);
-    const int G = d->n_kv_heads, items = d->B * G;
+    const int G = d->n_kv_heads;
+    if (d->n_seg > 0) {
+        const int items = d->n_seg * G;
+        attn_zero_gaps(d, dq, g.qw, NULL);
+        /* one (segment, kv head) per work item: its query heads add into the segment's dk/dv rows
+         * in a fixed order, and no two items touch the same rows */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(g.lanes) if (g.lanes > 1 && items > 1 && (double)items * d->Tq * d->seg_max * g.hd > 2e6)
+        for (int it = 0; it < items; it++) {
+            int e = it / G, kvh = it % G, n = d->seg_len[e];
+            int64_t r0 = d->seg_start[e], b = r0 / d->Tq, c = r0 % d->Tq;
+            float *P = scratch + (int64_t)omp_get_thread_num() * g.lane_floats;
+            float *dP = P + g.lane_floats / 2;
+            const float *K = k + r0 * g.kw + kvh * g.hd, *V = v + r0 * g.kw + kvh * g.hd;
+            float *dK = dk + r0 * g.kw + kvh * g.hd, *dV = dv + r0 * g.kw + kvh * g.hd;
+            for (int h = kvh * g.kv_mul; h < (kvh + 1) * g.kv_mul; h++) {
+                int64_t qo = r0 * g.qw + h * g.hd;
+                attn_backward_item(&g, q + qo, K, V, out + qo, dout + qo, lse + (b * g.H + h) * d->Tq + c, dq + qo,
+                                   dK, dV, 0, n, n, n, P, dP);
+            }
+        }
+        return;
+    }
+    const int items = d->B * G;
     /* One (sequence, kv head) per work item: the query heads sharing that kv head add into its
      * dk/dv in a fixed order, and no two items touch the same rows. */
 #pragma omp parallel for schedule(static) num_threads(g.lanes) if (g.lanes > 1 && items > 1 && (double)items * d->Tq * d->Tk * g.hd > 2e6)
@@ -319,32 +428,7 @@ void hl_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
             const float *dO = dout + b * g.qbs * g.qw + h * g.hd;
             const float *L = lse + ((int64_t)b * g.H + h) * d->Tq;
             float *dQ = dq + b * g.qbs * g.qw + h * g.hd;
-            int done = 0;
-            for (int t0 = 0; t0 < nq && nk > 0; t0 += HL_ATTN_QBLOCK) {
-                int t1 = nq - t0 < HL_ATTN_QBLOCK ? nq : t0 + HL_ATTN_QBLOCK;
-                int64_t kb = p0 + t1 < kvl ? p0 + t1 : kvl;
-                int nb = t1 - t0;
-                hl_sgemm(0, 1, nb, kb, g.hd, g.scale, Q + t0 * g.qw, g.qw, K, g.kw, 0.0f, P, kb); /* scores again */
-                hl_sgemm(0, 1, nb, kb, g.hd, 1.0f, dO + t0 * g.qw, g.qw, V, g.kw, 0.0f, dP, kb); /* dP = dO Vᵀ */
-                for (int t = t0; t < t1; t++) {
-                    float *p = P + (int64_t)(t - t0) * kb, *dp = dP + (int64_t)(t - t0) * kb;
-                    int jn = p0 + t + 1 < kvl ? p0 + t + 1 : kvl;
-                    /* D_t = <dO_t, O_t> = Σ_j P_tj dP_tj (the softmax Jacobian's row term) */
-                    float D = 0.0f;
-                    for (int c = 0; c < g.hd; c++)
-                        D += dO[(int64_t)t * g.qw + c] * O[(int64_t)t * g.qw + c];
-                    for (int j = 0; j < jn; j++) {
-                        p[j] = fast_expf(p[j] - L[t]);
-                        dp[j] = p[j] * (dp[j] - D);
-                    }
-                    for (int64_t j = jn; j < kb; j++)
-                        p[j] = dp[j] = 0.0f;
-                }
-                hl_sgemm(0, 0, nb, g.hd, kb, g.scale, dP, kb, K, g.kw, 0.0f, dQ + t0 * g.qw, g.qw); /* dQ = s dS K */
-                hl_sgemm(1, 0, kb, g.hd, nb, g.scale, dP, kb, Q + t0 * g.qw, g.qw, 1.0f, dK, g.kw); /* dK += s dSᵀQ */
-                hl_sgemm(1, 0, kb, g.hd, nb, 1.0f, P, kb, dO + t0 * g.qw, g.qw, 1.0f, dV, g.kw);   /* dV += PᵀdO */
-                done = t1;
-            }
+            int done = attn_backward_item(&g, Q, K, V, O, dO, L, dQ, dK, dV, p0, nq, kvl, nk, P, dP);
             for (int t = done; t < d->Tq; t++)
                 memset(dQ + t * g.qw, 0, (size_t)g.hd * sizeof(float));
         }

@@ -24,6 +24,8 @@ int hl_rope_table_init(hl_rope_table *rt, int max_pos, int head_dim, float theta
 void hl_rope_table_free(hl_rope_table *rt);
 /* x: [rows, n_heads*head_dim] in place; row i is at position pos[i] (< max_pos). */
 void hl_rope_forward(float *x, int64_t rows, int n_heads, int head_dim, const int *pos, const hl_rope_table *rt);
+/* In place on the gradient of hl_rope_forward: dx = Rᵀ(θ_pos[i]) · dy per row. NOT accumulating. */
+void hl_rope_backward(float *dx, int64_t rows, int n_heads, int head_dim, const int *pos, const hl_rope_table *rt);
 /* Convenience: B sequences of T rows each, row (b, t) at position pos0 + t. */
 void hl_rope_forward_bt(float *x, int B, int T, int n_heads, int head_dim, int pos0, const hl_rope_table *rt);
 /* In place on the gradient: dx = Rᵀ(θ) · dy (rotation by −θ). NOT accumulating. */
@@ -34,7 +36,19 @@ void hl_rope_backward_bt(float *dx, int B, int T, int n_heads, int head_dim, int
  * 0..Tk-1 (training: Tk = Tq = T, pos0 = 0; KV-cache decoding: Tk = cache rows).
  * Query head h reads kv head h / (n_heads / n_kv_heads). Key j is visible to query t
  * iff j <= pos0[b] + t and j < kv_len[b]. Query rows with pos0[b] + t >= q_len[b]
- * (right padding) are skipped and their output rows set to 0. */
+ * (right padding) are skipped and their output rows set to 0.
+ *
+ * Packed rows (n_seg > 0; the cu_seqlens convention with padding allowed at row ends):
+ * q, k, v and out share one row numbering, B rows of Tq (flat row p = b*Tq + t; strides
+ * q_bstride/kv_bstride must be 0). Segment e is the rows [seg_start[e], seg_start[e] +
+ * seg_len[e]) of one row b; its rows are at positions 0..seg_len[e]-1 and see only the keys of
+ * the same segment at positions <= their own (a block-diagonal causal mask). Segments are
+ * ascending and do not overlap; rows outside every segment are padding: their output, lse and
+ * dq rows are set to 0. seg_max bounds every seg_len and sizes the scratch in place of Tk
+ * (Tk, pos0, q_len and kv_len are not used). One segment per row starting at column 0 with
+ * seg_max = Tq computes exactly what q_len = seg_len does (same products, same bits). Work
+ * (and scratch) stays linear in the context: nothing T×T exists, segments are cut in blocks of
+ * HL_ATTN_QBLOCK query rows. */
 typedef struct {
     int B, Tq, Tk;
     int n_heads, n_kv_heads, head_dim;
@@ -44,14 +58,20 @@ typedef struct {
     int64_t q_bstride;  /* rows between sequences in q / out; 0 means Tq */
     int64_t kv_bstride; /* rows between sequences in k / v; 0 means Tk */
     int lanes;          /* heads processed in parallel (threads); the scratch is sized for it; 0 = 1 */
+    int n_seg;                /* > 0: packed rows (see above) */
+    const int32_t *seg_start; /* [n_seg] flat first row of each segment, ascending */
+    const int32_t *seg_len;   /* [n_seg] rows of each segment (0 allowed: nothing) */
+    int seg_max;              /* >= every seg_len */
 } hl_attn_dims;
 
 /* Scratch floats needed by forward/backward: per lane, score blocks of HL_ATTN_QBLOCK query
- * rows × Tk keys (queries are processed in blocks, so memory is linear in the context). */
+ * rows × Tk keys (queries are processed in blocks, so memory is linear in the context); with
+ * segments, seg_max takes the place of both Tq and Tk here. */
 #define HL_ATTN_QBLOCK 64
 int64_t hl_attention_scratch_floats(const hl_attn_dims *d);
 /* q: [.., n_heads*hd] rows, k/v: [.., n_kv_heads*hd] rows, out like q.
- * lse: [B, n_heads, Tq] log-sum-exp of each softmax row (saved for backward), may be NULL. */
+ * lse: [B, n_heads, Tq] log-sum-exp of each softmax row (saved for backward), may be NULL
+ * (packed rows: the entry of flat row p = b*Tq + t and head h is lse[(b*n_heads + h)*Tq + t]). */
 void hl_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                           const hl_attn_dims *d, float *scratch);
 /* Recomputes the probabilities from q, k and lse (nothing T×T is kept between passes).
