@@ -214,7 +214,7 @@ static int model_info(int argc, char **argv) {
             printf("%s\"%s\":", i ? "," : "", hl_compute_name(modes[i]));
             hl_json_write_string(stdout, paths[i]);
         }
-        printf("},\"memory\":%lld}}\n", (long long)bi.mem_total);
+        printf("},\"memory\":%lld,\"memory_free\":%lld}}\n", (long long)bi.mem_total, (long long)bi.mem_free);
         if (st == HL_OK)
             hl_model_free(&m);
         hl_backend_close(be);
@@ -268,6 +268,17 @@ static int model_info(int argc, char **argv) {
         human(a, sizeof a, (double)train_total);
         human(b, sizeof b, (double)train_ckpt_total);
         printf("  total                  %12s   (%s with gradient checkpointing)\n", a, b);
+        if (bi.is_gpu && bi.mem_free >= 0) {
+            /* what a session compares before it allocates anything: plan + headroom vs free */
+            size_t fr = (size_t)bi.mem_free;
+            human(a, sizeof a, (double)bi.mem_free);
+            human(b, sizeof b, (double)e.train.headroom);
+            const char *verdict = train_total + e.train.headroom <= fr ? "fits"
+                                  : train_ckpt_total + e.train_ckpt.headroom <= fr
+                                      ? "fits only with gradient checkpointing"
+                                      : "does NOT fit: lower --batch or --seq";
+            printf("  free on %-14s %12s   the plan + %s headroom %s\n", bi.name, a, b, verdict);
+        }
     } else {
         printf("  activations            (no plan: %s)\n", hl_last_error());
     }
@@ -291,9 +302,16 @@ int cmd_model(int argc, char **argv) {
         argv[1] = name;
         return model_info(argc - 1, argv + 1);
     }
+    if (argc >= 2 && !strcmp(argv[1], "synth")) {
+        static char name[] = "model synth";
+        argv[1] = name;
+        return cmd_model_synth(argc - 1, argv + 1);
+    }
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     fprintf(help ? stdout : stderr, "usage: hydralora model info PATH [--json]\n"
                                     "  show a model's format, configuration, parameters and memory estimates\n"
-                                    "  (run `hydralora model info --help` for all options)\n");
+                                    "  (run `hydralora model info --help` for all options)\n"
+                                    "usage: hydralora model synth --shape 7b|13b|tiny --out DIR [options]\n"
+                                    "  write a RANDOM-weight model directory of a LLaMA-2 shape (for testing)\n");
     return help ? 0 : 2;
 }

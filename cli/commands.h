@@ -17,6 +17,7 @@ typedef struct {
 extern const hl_command hl_commands[];
 
 int cmd_workbench(int argc, char **argv); /* no arguments: the curses workbench */
+int cmd_model_synth(int argc, char **argv); /* `model synth` (cli/cmd_model_synth.c) */
 int cmd_bbh_eval(int argc, char **argv);  /* `eval bbh` and `bbh eval` (cli/cmd_eval.c) */
 
 /* Failures for training runs to inject: always NULL in `hydralora`; the test-only program

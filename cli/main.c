@@ -10,7 +10,7 @@
 /* Subcommands. Add a line here and a cli/cmd_<name>.c file. */
 #define HL_COMMAND_LIST(X) \
     X("data", cmd_data, "data sets and models: list, get (download), inspect, show") \
-    X("model", cmd_model, "inspect a model: model info PATH (format, config, parameters, memory estimate)") \
+    X("model", cmd_model, "inspect a model: model info PATH (format, config, memory estimate); model synth (random weights)") \
     X("tokenize", cmd_tokenize, "text to token ids and back (SentencePiece-exact): --tokenizer PATH --text STR [--decode]") \
     X("cluster", cmd_cluster, "propose N (number of heads): TF-IDF + k-means elbow or Ward dendrogram") \
     X("train", cmd_train, "train an adapter (HydraLoRA, LoRA, ...): --config FILE | --model PATH --data FILE | --resume RUNDIR") \

@@ -85,7 +85,9 @@ else
         src=$(echo "$o" | sed 's|.*/CMakeFiles/[^/]*\.dir/||; s|\.o$||')
         case $src in core/* | cli/* | tui/* | datasets/*) ;; *) continue ;; esac
         [ -f "$src" ] || continue # an object left behind by a file that moved
-        nm --defined-only -g "$o" | awk -v s="$src" 'NF >= 3 && $2 ~ /^[TDRBCVW]$/ { print $3, s }' >> "$tmp/defs"
+        # weak definitions (V, W: C++ runtime references such as DW.ref.__gxx_personality_v0 that
+        # every CUDA object carries, template instances) may repeat; they make no call edges
+        nm --defined-only -g "$o" | awk -v s="$src" 'NF >= 3 && $2 ~ /^[TDRBC]$/ { print $3, s }' >> "$tmp/defs"
         nm -u "$o" | awk -v s="$src" '{ print $NF, s }' >> "$tmp/uses"
     done
     sort -u "$tmp/defs" -o "$tmp/defs"

@@ -35,6 +35,7 @@ typedef struct {
     hl_mem_plan plan;
     int plan_holds_weights; /* a GPU's plan counts its copy of the weights */
     char plan_device[32];
+    int64_t plan_free; /* bytes free on that device when planned (-1 unknown; GPUs only) */
     size_t n_trainable;
     char est_err[512];
     char valid_msg[512];
@@ -184,6 +185,7 @@ static void estimate(config_scr *s) {
         return;
     }
     s->plan_holds_weights = bi.is_gpu;
+    s->plan_free = bi.is_gpu ? bi.mem_free : -1;
     snprintf(s->plan_device, sizeof s->plan_device, "%s", bi.name);
     s->est_ok = 1;
 }
@@ -442,6 +444,12 @@ static void draw_side(config_scr *s, tui_rect r) {
     double total = (s->plan_holds_weights ? 0.0 : wb) + (double)s->plan.total;
     if (y < bottom)
         ui_textf(y++, x, w, ST_TITLE, "memory    %s on %s", fmt_bytes(a, sizeof a, total), s->plan_device);
+    /* a GPU session refuses to start unless plan + headroom are free: say so before r is pressed */
+    if (s->plan_free >= 0 && y < bottom) {
+        int fits = (double)s->plan.total + (double)s->plan.headroom <= (double)s->plan_free;
+        ui_textf(y++, x, w, fits ? ST_DIM : ST_ERR, "  %s free on the GPU%s", fmt_bytes(a, sizeof a, (double)s->plan_free),
+                 fits ? "" : ": does not fit, lower micro_batch or max_len, or turn on grad_checkpoint");
+    }
     if (y < bottom)
         ui_textf(y++, x, w, ST_DIM, "  weights %s, activations %s", fmt_bytes(a, sizeof a, wb),
                  fmt_bytes(b, sizeof b, (double)s->plan.activations));

@@ -18,6 +18,10 @@ typedef struct {
     tui_app *app;
     int logy, zoom, aux;
     int ev_scroll;
+    /* the config's device when it is a GPU: name, memory, utilisation (read at most once a second) */
+    hl_backend_info gpu;
+    int gpu_ok;
+    double gpu_at;
 } train_scr;
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -58,7 +62,32 @@ static const char *nan_or(char *buf, size_t n, double v) {
     return fmt_float(buf, n, v);
 }
 
+/* The device line: only for GPUs, refreshed once a second (memory and utilisation move). */
+static void gpu_refresh(train_scr *s) {
+    double now = ui_now();
+    if (now - s->gpu_at < 1.0)
+        return;
+    s->gpu_at = now;
+    hl_backend *be = app_backend(s->app);
+    s->gpu_ok = be && hl_backend_get_info(be, &s->gpu) == HL_OK && s->gpu.is_gpu;
+}
+
 /* ---- drawing ------------------------------------------------------------------------------- */
+
+static void draw_gpu(train_scr *s, int y, int x, int w) {
+    char a[32], b[32];
+    int xx = x;
+    xx += ui_text(y, xx, w, ST_DIM, "gpu ");
+    xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s ", s->gpu.name);
+    xx += ui_textf(y, xx, x + w - xx, ST_MAIN, "%s  ", s->gpu.device);
+    xx += ui_text(y, xx, x + w - xx, ST_DIM, "memory ");
+    xx += ui_textf(y, xx, x + w - xx, ST_TITLE, "%s", fmt_bytes(a, sizeof a, (double)(s->gpu.mem_total - s->gpu.mem_free)));
+    xx += ui_textf(y, xx, x + w - xx, ST_DIM, " / %s", fmt_bytes(b, sizeof b, (double)s->gpu.mem_total));
+    if (s->gpu.util_percent >= 0) {
+        xx += ui_text(y, xx, x + w - xx, ST_DIM, "  utilisation ");
+        ui_textf(y, xx, x + w - xx, ST_TITLE, "%d%%", s->gpu.util_percent);
+    }
+}
 
 static void draw_header(train_scr *s, tui_rect r) {
     const hl_snapshot *sn = s->app->snap;
@@ -90,6 +119,8 @@ static void draw_header(train_scr *s, tui_rect r) {
         paths_display(cfg->data[0] ? cfg->data : "(no data)", dd, sizeof dd, 40, ui_utf8);
         ui_textf(y++, x, w, ST_DIM, "model %s   data %s   %s r=%d N=%d lr %g", m, dd,
                  hl_config_variant_name(cfg->variant), cfg->r, cfg->n_heads, cfg->lr);
+        if (s->gpu_ok && r.h >= 6)
+            draw_gpu(s, y + 1, x, w);
         return;
     }
     double f = sn->total_steps > 0 ? (double)sn->step / (double)sn->total_steps : 0;
@@ -138,6 +169,8 @@ static void draw_header(train_scr *s, tui_rect r) {
                    (long long)sn->n_val, fmt_si(e, sizeof e, (double)sn->trainable_params));
     if (sn->last_checkpoint_step >= 0)
         ui_textf(y, xx, x + w - xx, ST_DIM, "  ckpt @%lld", (long long)sn->last_checkpoint_step);
+    if (s->gpu_ok && r.h >= 6)
+        draw_gpu(s, y + 1, x, w);
 }
 
 static void draw_loss(train_scr *s, tui_rect r) {
@@ -268,7 +301,8 @@ static void draw_events(train_scr *s, tui_rect r) {
 static void draw(void *self, tui_app *app, tui_rect r) {
     train_scr *s = self;
     (void)app;
-    int hh = 5;
+    gpu_refresh(s);
+    int hh = s->gpu_ok ? 6 : 5;
     draw_header(s, (tui_rect){r.y, r.x, hh, r.w});
     int rest = r.h - hh;
     int lossh = rest * 3 / 5;

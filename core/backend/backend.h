@@ -106,6 +106,8 @@ typedef struct {
     size_t activations; /* kept for backward (block inputs only with checkpointing) */
     size_t scratch;     /* temporaries (attention tiles, logits chunk, backward buffers, workspaces) */
     size_t total;       /* what the backend allocates (weights included on a GPU, excluded on the CPU) */
+    size_t headroom;    /* left free beyond total (GPU: context, library workspaces): a session
+                           refuses to start unless total + headroom are free on the device */
 } hl_mem_plan;
 
 enum {

@@ -90,12 +90,12 @@ const hl_config_field hl_config_fields[] = {
     {"device", HL_FIELD_STRING, F(device), "optim", "auto", UNBOUNDED, 0, 0, NULL,
      "where to compute: cpu, cuda, cuda:N, or auto (the first usable GPU, else cpu)"},
     {"threads", HL_FIELD_INT, F(threads), "optim", "0", 0, 4096, 0, 0, NULL, "compute threads (0 = all cores)"},
-    {"compute", HL_FIELD_ENUM, F(compute), "optim", "auto", UNBOUNDED, 0, 0, compute_choices,
-     "base-weight matmuls: auto (bf16 for bf16/f16 models, f32 for f32), bf16 (bf16 inputs, f32 sums; "
-     "f32 where the CPU has no bf16 unit) or f32 (exact)"},
     {"packing", HL_FIELD_BOOL, F(packing), "optim", "true", UNBOUNDED, 0, 0, NULL,
      "pack whole examples into one row of micro_batch x max_len tokens (attention stays within each "
      "example; no padding computed); false = one example per row, padded"},
+    {"compute", HL_FIELD_ENUM, F(compute), "optim", "auto", UNBOUNDED, 0, 0, compute_choices,
+     "base-weight matmuls: auto (bf16 for bf16/f16 models, f32 for f32), bf16 (bf16 inputs, f32 sums; "
+     "f32 where the CPU has no bf16 unit) or f32 (exact)"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
     /* bookkeeping */

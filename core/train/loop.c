@@ -400,7 +400,7 @@ static hl_status do_probe(job *j) {
     hl_trainer *t = j->t;
     hl_routing_report *rep = &j->probe_rep;
     double t0 = now_s();
-    HL_TRY(hl_routing_eval_groups(t->sess, &t->mb, &t->probe, j->probe_group, rep->n_sources, rep->src, NULL, NULL));
+    HL_TRY(hl_routing_eval_groups(t->sess, &t->mb, t->packing ? &t->pk : NULL, &t->probe, j->probe_group, rep->n_sources, rep->src, NULL, NULL));
     if (j->h_len > 0) {
         size_t pmn = (size_t)j->n_probe_shown * j->n_modules * j->N;
         float *row = j->h_probe + (size_t)(j->h_len - 1) * pmn;

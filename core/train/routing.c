@@ -56,9 +56,12 @@ void hl_routing_report_free(hl_routing_report *rep) {
 
 /* ---- scoring source by source ---------------------------------------------------------------- */
 
-hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, const hl_examples *ex, const int *group,
+hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, hl_packed *pk, const hl_examples *ex, const int *group,
                                  int n_sources, hl_routing_source *out, hl_routing_progress_fn progress, void *user) {
-    int cap = mb->cap_b;
+    /* packed: one source's examples are listed whole (which) and packed in order, up to one
+     * example per token of the micro-batch; padded: up to cap_b examples at a time */
+    int64_t cap = pk ? (ex->n > pk->cap_seq ? ex->n : pk->cap_seq) : mb->cap_b;
+    cap = cap > 0 ? cap : 1;
     int64_t *which = malloc((size_t)cap * sizeof *which);
     int32_t *starts = malloc((size_t)cap * sizeof *starts), *lens = malloc((size_t)cap * sizeof *lens);
     double *sums = malloc((size_t)cap * sizeof *sums);
@@ -71,27 +74,41 @@ hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, const hl_exam
         o->records = o->positions = o->targets = 0;
         st = hl_session_routing_reset(s, HL_STATS_EVAL);
         hl_session_collect_eval_stats(s, 1);
-        int64_t i = 0;
+        int64_t i = 0, listed = 0, next = 0;
+        if (pk) /* this source's examples, in file order */
+            for (int64_t k = 0; k < ex->n; k++)
+                if (group[k] == g)
+                    which[listed++] = k;
         while (st == HL_OK) {
-            int n = 0;
-            for (; i < ex->n && n < cap; i++)
-                if (group[i] == g)
-                    which[n++] = i;
-            if (n == 0)
-                break;
-            st = hl_microbatch_fill(mb, ex, which, n);
-            if (st)
-                break;
+            int64_t n = 0;
             hl_batch b;
-            hl_batch_padded(&b, mb->tokens, mb->labels, mb->lengths, mb->B, mb->T, starts, lens);
+            if (pk) {
+                if (next >= listed)
+                    break;
+                st = hl_packed_fill(pk, ex, which + next, listed - next, &n);
+                if (st)
+                    break;
+                b = (hl_batch){pk->B, pk->T, pk->tokens, pk->labels, pk->n_seq, pk->seq_start, pk->seq_len};
+            } else {
+                for (; i < ex->n && n < cap; i++)
+                    if (group[i] == g)
+                        which[n++] = i;
+                if (n == 0)
+                    break;
+                st = hl_microbatch_fill(mb, ex, which, (int)n);
+                if (st)
+                    break;
+                hl_batch_padded(&b, mb->tokens, mb->labels, mb->lengths, mb->B, mb->T, starts, lens);
+            }
             st = hl_session_eval(s, &b, NULL, NULL, sums, cnts);
             if (st)
                 break;
-            for (int k = 0; k < n; k++) {
+            for (int64_t k = 0; k < n; k++) {
                 loss_sum += sums[k];
                 o->targets += cnts[k];
-                o->positions += mb->lengths[k];
+                o->positions += pk ? pk->seq_len[k] : mb->lengths[k];
             }
+            next += n;
             o->records += n;
             done += n;
             if (progress && progress(user, "scoring", (double)done, (double)ex->n))
@@ -214,7 +231,7 @@ static hl_status by_source_ids(const hl_routing_request *rq, hl_routing_report *
     if (st == HL_OK && (st = hl_microbatch_init(&mb, B, ex.max_len)) == HL_OK)
         mb_ok = 1;
     if (st == HL_OK)
-        st = hl_routing_eval_groups(s, &mb, &ex, group, rq->n_files, rep->src, progress, user);
+        st = hl_routing_eval_groups(s, &mb, NULL, &ex, group, rq->n_files, rep->src, progress, user);
     if (st == HL_OK)
         report_pool(rep);
     if (mb_ok)
@@ -366,7 +383,7 @@ static hl_status by_source_records(const hl_routing_request *rq, hl_routing_repo
         free(names);
     }
     if (st == HL_OK)
-        st = hl_routing_eval_groups(hl_trainer_session(t), &t->mb, &t->val, group, n, rep->src, progress, user);
+        st = hl_routing_eval_groups(hl_trainer_session(t), &t->mb, t->packing ? &t->pk : NULL, &t->val, group, n, rep->src, progress, user);
     if (st == HL_OK) {
         report_pool(rep);
         hl_trainer_skipped(t, NULL, &rep->n_skipped);

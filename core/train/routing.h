@@ -78,10 +78,11 @@ hl_status hl_routing_by_source(const hl_routing_request *rq, hl_routing_report *
                                void *user);
 
 /* The engine of it, shared with the trainer's probe sets: score examples ex on session s, source by
- * source (group[i] in [0, n_sources) for example i), with micro-batches from mb (capacity: rows
- * and the longest example). Fills out[g].records/positions/targets/loss/stats (stats initialised
+ * source (group[i] in [0, n_sources) for example i), with packed micro-batches from pk when pk
+ * is not NULL (whole examples in order, as the trainer packs them), else padded ones from mb
+ * (capacity: rows and the longest example). Fills out[g].records/positions/targets/loss/stats (stats initialised
  * by the caller; REPLACED). The session's eval accumulator is reset and left off. */
-hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, const hl_examples *ex, const int *group,
+hl_status hl_routing_eval_groups(hl_session *s, hl_microbatch *mb, hl_packed *pk, const hl_examples *ex, const int *group,
                                  int n_sources, hl_routing_source *out, hl_routing_progress_fn progress, void *user);
 
 /* JSON of one source (one line, no newline): {"file","source","records","positions","targets","loss",

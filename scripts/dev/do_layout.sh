@@ -76,6 +76,8 @@ core/model.h                 core/model/model.h
 core/model_build.c           core/model/build.c
 core/model_build.h           core/model/build.h
 core/model_load.c            core/model/load.c
+core/model_synth.c           core/model/synth.c
+core/model_synth.h           core/model/synth.h
 core/llama2c.c               core/model/llama2c.c
 core/llama2c.h               core/model/llama2c.h
 core/gguf_model.c            core/model/gguf_model.c

@@ -1,0 +1,124 @@
+/* Device helpers shared by the .cu files: dtype load/store with the dtype as a run-time value,
+ * deterministic block reductions, the dropout hash (bit-identical to core/base/rng.c). */
+#ifndef HL_CUDA_DEV_CUH
+#define HL_CUDA_DEV_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "core/backend/cuda/cuda_check.h"
+#include "core/backend/cuda/cuda_kernels.h"
+
+/* hl_dtype values (core/base/tensor.h), repeated here so device code needs no host header. */
+#define DT_F32 0
+#define DT_F16 1
+#define DT_BF16 2
+
+static __device__ __forceinline__ float ld_act(const void *p, int64_t i, int dt) {
+    if (dt == DT_F32)
+        return ((const float *)p)[i];
+    if (dt == DT_BF16)
+        return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return __half2float(((const __half *)p)[i]);
+}
+
+static __device__ __forceinline__ void st_act(void *p, int64_t i, int dt, float x) {
+    if (dt == DT_F32)
+        ((float *)p)[i] = x;
+    else if (dt == DT_BF16)
+        ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(x);
+    else
+        ((__half *)p)[i] = __float2half_rn(x);
+}
+
+/* 8 consecutive 16-bit values (one 16-byte access; p 16-byte aligned) <-> f32. */
+static __device__ __forceinline__ void ld8(const void *p, int dt, float *f) {
+    uint4 v = *reinterpret_cast<const uint4 *>(p);
+    const uint16_t *e = reinterpret_cast<const uint16_t *>(&v);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        f[k] = dt == DT_BF16 ? __bfloat162float(__ushort_as_bfloat16(e[k])) : __half2float(__ushort_as_half(e[k]));
+}
+static __device__ __forceinline__ void st8(void *p, int dt, const float *f) {
+    uint4 v;
+    uint16_t *e = reinterpret_cast<uint16_t *>(&v);
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        e[k] = dt == DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(f[k])) : __half_as_ushort(__float2half_rn(f[k]));
+    *reinterpret_cast<uint4 *>(p) = v;
+}
+static inline int hl_cu_vec8(int dt, int64_t n, const void *a, const void *b, const void *c) {
+    return dt != DT_F32 && n % 8 == 0 && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 == 0;
+}
+
+/* core/base/rng.c hl_rng_hash / hl_rng_hash_uniform, the same integer arithmetic. */
+static __device__ __forceinline__ uint64_t dev_hash(uint64_t key, uint64_t idx) {
+    uint64_t z = key + (idx + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static __device__ __forceinline__ float dev_hash_uniform(uint64_t key, uint64_t idx) {
+    return (float)(dev_hash(key, idx) >> 40) * (1.0f / 16777216.0f);
+}
+/* Dropout factor of element idx: 0 or 1/(1−p) (1 when p == 0). */
+static __device__ __forceinline__ float drop_factor(hlk_drop d, uint64_t idx, float keep_scale) {
+    if (d.p <= 0.0f)
+        return 1.0f;
+    return dev_hash_uniform(d.key, idx) >= d.p ? keep_scale : 0.0f;
+}
+
+static __device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+static __device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+static __device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Block-wide sums/max for blockDim.x a multiple of 32 (<= 1024); every thread gets the result.
+ * `sh` holds 32 values. The combination order is fixed by the thread layout. */
+static __device__ __forceinline__ double block_sum_d(double v, double *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    double t = lane < nw ? sh[lane] : 0.0;
+    return warp_sum_d(t);
+}
+static __device__ __forceinline__ float block_sum(float v, float *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    float t = lane < nw ? sh[lane] : 0.0f;
+    return warp_sum(t);
+}
+static __device__ __forceinline__ float block_max(float v, float *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        sh[w] = v;
+    __syncthreads();
+    float t = lane < nw ? sh[lane] : -INFINITY;
+    return warp_max(t);
+}
+
+static inline unsigned hl_cu_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
+
+#endif
