@@ -1,11 +1,13 @@
 /* Decode benchmark: tokens/s of KV-cache generation (core/eval/generate.h) for batch 1 and
- * batch 16, next to the memory bandwidth of this machine measured in the same run.
+ * batch 16, next to the memory bandwidth of this machine measured in the same run, and which
+ * matrix path ran.
  *
  *   bench_decode [--threads N] [--layers L] [--tokens N] [--quick] [--shared DIR] [--no-pytorch]
  *
  * PyTorch reference: bench/pytorch_decode.py on the same shapes, threads and token counts
- * (random weights; bf16 for the 7B shape, f32 for stories260K) runs as a subprocess when
- * /usr/bin/python3 has torch (skip with --no-pytorch or HL_BENCH_PYTORCH=0), and a line
+ * (random weights; for the 7B shape bf16 where the CPU has native bf16, else f32, PyTorch's fast
+ * path there; f32 for stories260K) runs as a subprocess when the Python ($HL_BENCH_PYTHON,
+ * default /usr/bin/python3) has torch (skip with --no-pytorch or HL_BENCH_PYTORCH=0), and a line
  * "C tok/s, PyTorch tok/s, ratio" follows each model.
  *
  * Models: stories260K (from ../shared/models or --shared, if present) and a LLaMA-2-7B-shaped
@@ -27,6 +29,7 @@
 
 #include "core/backend/backend.h"
 #include "core/backend/cpu/gemm.h" /* the weight-product table and thread count only; decoding runs through the seam */
+#include "core/backend/cpu/gemm_internal.h" /* which kernels this build has, for the weight-product table */
 #include "core/eval/generate.h"
 #include "core/model/model.h"
 #include "core/formats/safetensors.h"
@@ -98,7 +101,7 @@ static double run_decode(const hl_model *m, int batch, int prompt_len, int token
     return tps;
 }
 
-static double report(const char *name, const hl_model *m, int batch, int tokens, double bw) {
+static double report(const char *name, const hl_model *m, int batch, int tokens, double bw, double *pct) {
     double kvb = 0;
     int prompt_len = 16;
     run_decode(m, batch, prompt_len, tokens < 8 ? tokens : 8, &kvb); /* warm-up: page in the mmapped weights */
@@ -112,6 +115,8 @@ static double report(const char *name, const hl_model *m, int batch, int tokens,
     double bound = batch * bw * 1e9 / step_bytes;
     printf("%-28s batch %2d: %9.1f tok/s   (%.3g GB read per step, bound %9.1f tok/s, %5.1f%% of bandwidth bound)\n",
            name, batch, tps, step_bytes / 1e9, bound, 100.0 * tps / bound);
+    if (pct)
+        *pct = 100.0 * tps / bound;
     return tps;
 }
 
@@ -131,37 +136,71 @@ static void compare_pytorch(const char *shape, int layers, int tokens, const dou
                c_tps[i], pt[i], pt[i] > 0 ? c_tps[i] / pt[i] : 0.0);
 }
 
-/* The frozen-weight product alone at decode row counts: y[M, N] = x[M, K] · Wᵀ on a bf16
- * weight (hl_gemm_xwt; up to a few dozen rows it reads and converts W once per call). */
-static void report_weight_product(const hl_weight *w, double bw) {
-    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(w->cols) * sizeof(float)), (int64_t)hl_gemm_ws_floats(w->cols)};
-    float *x = malloc((size_t)64 * w->cols * sizeof(float)), *y = malloc((size_t)64 * w->rows * sizeof(float));
-    for (int64_t i = 0; i < 64 * w->cols; i++)
+/* The frozen-weight product alone at decode row counts: y[M, N] = x[M, K] · Wᵀ on a bf16 weight,
+ * through every kernel this build and CPU have (columns), best of 3 after a warm-up call each;
+ * "default" is what decoding uses (compute auto). Returns the default's GFLOP/s at M = 32 and
+ * M = 128 in g32 / g128. */
+typedef struct {
+    const char *name;
+    hl_compute compute;
+    hl_gemm_kernel kernel;
+} wp_kernel;
+
+static void report_weight_product(const hl_weight *w, double bw, double *g32, double *g128) {
+    wp_kernel ks[5];
+    int nk = 0;
+    ks[nk++] = (wp_kernel){"default", HL_COMPUTE_AUTO, HL_GEMM_KERNEL_AUTO};
+    ks[nk++] = (wp_kernel){"f32 fused", HL_COMPUTE_F32, HL_GEMM_KERNEL_FUSED};
+    ks[nk++] = (wp_kernel){"f32 OpenBLAS", HL_COMPUTE_F32, HL_GEMM_KERNEL_BLOCKED};
+    if (hl_gemm_bf16_native()) {
+        if (hl_gemm_fused_bf16_built())
+            ks[nk++] = (wp_kernel){"bf16 fused", HL_COMPUTE_BF16, HL_GEMM_KERNEL_FUSED};
+        ks[nk++] = (wp_kernel){"oneDNN bf16", HL_COMPUTE_BF16, HL_GEMM_KERNEL_BLOCKED};
+    }
+    size_t wsf = hl_gemm_ws_floats(w->cols);
+    hl_gemm_ws ws = {malloc(wsf * sizeof(float)), (int64_t)wsf, HL_COMPUTE_AUTO};
+    const int Mmax = 128;
+    float *x = malloc((size_t)Mmax * w->cols * sizeof(float)), *y = malloc((size_t)Mmax * w->rows * sizeof(float));
+    for (int64_t i = 0; i < Mmax * w->cols; i++)
         x[i] = (float)(i % 17) * 0.01f;
     double bytes = (double)w->rows * w->cols * hl_dtype_size(w->dtype);
+    char path[96];
+    printf("weight product x[M, %lld] · W[%lld, %lld]ᵀ (%s); default = compute auto: %s\n", (long long)w->cols,
+           (long long)w->rows, (long long)w->cols, hl_dtype_name(w->dtype),
+           hl_gemm_describe(HL_COMPUTE_AUTO, w->dtype, path, sizeof path));
+    printf("  GFLOP/s (weights streamed as %% of the %.1f GB/s bandwidth)\n  M   ", bw);
+    for (int k = 0; k < nk; k++)
+        printf(" %20s", ks[k].name);
+    printf("\n");
     static const int ms[] = {1, 4, 8, 16, 32, 64, 128};
-    printf("weight product x[M, %lld] · W[%lld, %lld]ᵀ (%s):\n", (long long)w->cols, (long long)w->rows,
-           (long long)w->cols, hl_dtype_name(w->dtype));
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
         int M = ms[i];
-        if (M > 64) {
-            free(x);
-            x = calloc((size_t)M * w->cols, sizeof(float));
-            free(y);
-            y = malloc((size_t)M * w->rows * sizeof(float));
-        }
-        hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
-        double best = 1e30;
-        for (int r = 0; r < 3; r++) {
-            double t0 = bench_now_s();
+        printf("  %3d ", M);
+        for (int k = 0; k < nk; k++) {
+            ws.compute = ks[k].compute;
+            hl_gemm_set_kernel(ks[k].kernel);
             hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
-            double dt = bench_now_s() - t0;
-            best = dt < best ? dt : best;
+            double best = 1e30;
+            for (int r = 0; r < 3; r++) {
+                double t0 = bench_now_s();
+                hl_gemm_xwt(y, x, w, M, 0.0f, &ws);
+                double dt = bench_now_s() - t0;
+                best = dt < best ? dt : best;
+            }
+            double g = 2.0 * M * w->rows * w->cols / best * 1e-9;
+            printf(" %10.1f (%5.1f%%)", g, 100.0 * bytes / best * 1e-9 / bw);
+            if (k == 0 && M == 32)
+                *g32 = g;
+            if (k == 0 && M == 128)
+                *g128 = g;
         }
-        printf("  M = %3d: %7.2f ms, %6.1f GFLOP/s, weights at %5.1f GB/s = %5.1f%% of bandwidth\n", M, best * 1e3,
-               2.0 * M * w->rows * w->cols / best * 1e-9, bytes / best * 1e-9, 100.0 * bytes / best * 1e-9 / bw);
+        printf("\n");
     }
+    hl_gemm_set_kernel(HL_GEMM_KERNEL_AUTO);
     free(x), free(y), free(ws.buf);
+    char impl[256];
+    if (hl_gemm_dnnl_version())
+        printf("  oneDNN implementations used: %s\n", hl_dnnl_impls(impl, sizeof impl));
 }
 
 int main(int argc, char **argv) {
@@ -201,6 +240,10 @@ int main(int argc, char **argv) {
     hl_backend_get_info(bench_be, &bi);
     hl_set_threads(bi.threads); /* the weight-product table uses the same count */
     printf("bench_decode: %d threads\n", hl_get_threads());
+    const char *dv = hl_gemm_dnnl_version();
+    char path[96];
+    printf("oneDNN: %s%s%s; decoding bf16 weights runs %s\n", dv ? dv : "not built in", dv ? ", effective ISA " : "",
+           dv ? hl_gemm_dnnl_isa() : "", hl_gemm_describe(HL_COMPUTE_AUTO, HL_DTYPE_BF16, path, sizeof path));
     double bw = bench_read_bandwidth(quick ? ((size_t)256 << 20) : ((size_t)1 << 30), 5);
     printf("memory read bandwidth: %.1f GB/s (parallel sum over %d MiB, best of 5)\n", bw, quick ? 256 : 1024);
     int with_pt = pytorch_available(no_pytorch);
@@ -212,7 +255,7 @@ int main(int argc, char **argv) {
     hl_model m;
     if (access(p, R_OK) == 0 && hl_model_load(&m, p) == HL_OK) {
         int st = quick ? 64 : 256;
-        double c[2] = {report("stories260K (F32)", &m, 1, st, bw), report("stories260K (F32)", &m, 16, st, bw)};
+        double c[2] = {report("stories260K (F32)", &m, 1, st, bw, NULL), report("stories260K (F32)", &m, 16, st, bw, NULL)};
         if (with_pt)
             compare_pytorch("stories260K", 0, st, c);
         hl_model_free(&m);
@@ -307,10 +350,14 @@ int main(int argc, char **argv) {
     char name[64];
     snprintf(name, sizeof name, "7B-shaped %dL (BF16)", layers);
     int nt7 = quick ? 8 : tokens;
-    double c7[2] = {report(name, &m, 1, nt7, bw), report(name, &m, 16, nt7, bw)};
+    double p1 = 0, p16 = 0, g32 = 0, g128 = 0;
+    double c7[2] = {report(name, &m, 1, nt7, bw, &p1), report(name, &m, 16, nt7, bw, &p16)};
     if (with_pt)
         compare_pytorch("7b", layers, nt7, c7);
-    report_weight_product(&m.layers[0].w_gate, bw);
+    report_weight_product(&m.layers[0].w_gate, bw, &g32, &g128);
+    printf("\n7B-shaped decode against its goals: batch 1 at %.0f%% of the bandwidth bound (goal >= 80%%), batch 16 "
+           "at %.0f%% (goal >= 60%%); weight product M=128 / M=32 = %.2f (goal >= 1)\n",
+           p1, p16, g32 > 0 ? g128 / g32 : 0.0);
     double per_layer = (double)(hl_model_weight_bytes(&m) - 2.0 * V * D * 2) / layers;
     double full_step = per_layer * 32 + (double)V * D * 2;
     printf("\nfull LLaMA-2-7B (32 layers, BF16) at this bandwidth: bound %.1f tok/s at batch 1 (%.2f GB read per "

@@ -310,7 +310,7 @@ static double matrix_peak(void) {
     free(w);
     bench_model bm = {0};
     hl_weight wb = bench_rand_weight(&bm, N, K, HL_DTYPE_BF16, 0.0f, 0.01f);
-    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(K) * 4), (int64_t)hl_gemm_ws_floats(K)};
+    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(K) * 4), (int64_t)hl_gemm_ws_floats(K), HL_COMPUTE_AUTO}; /* as training */
     hl_gemm_xwt(y, x, &wb, M, 0.0f, &ws);
     double a = bench_now_s();
     hl_gemm_xwt(y, x, &wb, M, 0.0f, &ws);

@@ -1,13 +1,15 @@
 /* Training-step benchmark: tokens/s and achieved GFLOP/s of a training micro-batch + AdamW
  * through the backend seam (hl_session_train_microbatch + hl_session_optim_step on the cpu
- * backend) on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run.
+ * backend) on random-weight models, next to OpenBLAS sgemm GFLOP/s measured in the same run, and
+ * which matrix path ran (OpenBLAS f32 or oneDNN bf16 with the CPU's ISA).
  *
- *   bench_train [--threads N] [--steps N] [--quick] [--no-pytorch]
+ *   bench_train [--threads N] [--steps N] [--quick] [--no-pytorch] [--compute auto|f32|bf16]
  *
  * PyTorch reference: bench/pytorch_train_step.py times the same step (same shapes, HydraLoRA
- * r=8 N=4 on gate/up/down, f32 trainable adapters, AdamW; frozen weights bf16 for the 7B shape,
- * f32 for stories260K) as a subprocess when /usr/bin/python3 has torch (skip with --no-pytorch
- * or HL_BENCH_PYTORCH=0); "C tok/s, PyTorch tok/s, ratio" is printed after each model.
+ * r=8 N=4 on gate/up/down, f32 trainable adapters, AdamW; frozen weights for the 7B shape bf16
+ * where the CPU has native bf16, else f32 (PyTorch's fast path there), f32 for stories260K) as a
+ * subprocess when the Python ($HL_BENCH_PYTHON, default /usr/bin/python3) has torch (skip with
+ * --no-pytorch or HL_BENCH_PYTORCH=0); "C tok/s, PyTorch tok/s, ratio" follows each model.
  *
  * Shapes: stories260K (dim 64, 5 layers, F32) and LLaMA-2-7B blocks (dim 4096, hidden
  * 11008, 32 heads, vocab 32000, BF16 weights, 2 layers), seq 512, batch 1, HydraLoRA r=8
@@ -23,7 +25,8 @@
 
 #include "core/adapter/adapter.h"
 #include "core/backend/backend.h"
-#include "core/backend/cpu/gemm.h" /* the machine's sgemm reference only; the steps run through the seam */
+#include "core/backend/cpu/gemm.h" /* the machine's sgemm reference and the product table; the steps run through the seam */
+#include "core/backend/cpu/gemm_internal.h" /* oneDNN implementations used */
 #include "core/model/model.h"
 #include "core/adapter/optim.h"
 #include "bench_common.h"
@@ -117,10 +120,13 @@ static double step_flops(const hl_llama_config *c, const hl_adapter_config *a, i
 }
 
 static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl_dtype dt, int steps,
-                  double sgemm_gf) {
+                  double sgemm_gf, hl_compute compute) {
     const int B = 1, T = 512;
+    char path[96];
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, hl_dtype_name(dt), B, T);
+    printf("compute %s: frozen products run %s\n", hl_compute_name(compute),
+           (hl_backend_compute_path(be, compute, c, dt, path, sizeof path), path));
     double t0 = bench_now_s();
     bench_model bm;
     build(&bm, c, dt);
@@ -128,6 +134,10 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
                             .alpha = 32.0f, .dropout = 0.05f};
     hl_session *sess;
     if (hl_session_create(&sess, be, &bm.m, &ac, 41, B, T, HL_SESSION_TRAIN | HL_SESSION_STATS) != HL_OK) {
+        fprintf(stderr, "bench_train: %s\n", hl_last_error());
+        exit(1);
+    }
+    if (hl_session_set_compute(sess, compute) != HL_OK) {
         fprintf(stderr, "bench_train: %s\n", hl_last_error());
         exit(1);
     }
@@ -175,13 +185,17 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
 #ifdef HL_ENGINE_PROFILE
     const char *const *pn;
     double *ps;
-    int np = hl_llama_profile(&pn, &ps);
+    int npf = hl_llama_profile(&pn, &ps);
     double all = 0;
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < npf; i++)
         all += ps[i];
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < npf; i++)
         printf("  %-28s %8.3f s  %5.1f%%\n", pn[i], ps[i], 100.0 * ps[i] / all), ps[i] = 0;
 #endif
+    char impl[256];
+    if (hl_gemm_dnnl_version())
+        printf("oneDNN implementations used so far: %s (%d primitives)\n", hl_dnnl_impls(impl, sizeof impl),
+               hl_dnnl_cached_primitives());
     free(tokens), free(labels);
     hl_session_free(sess);
     unbuild(&bm);
@@ -201,9 +215,12 @@ static void compare_pytorch(const char *shape, int steps, double c_tps) {
 
 int main(int argc, char **argv) {
     int threads = 0, steps = 2, quick = 0, no_pytorch = 0;
+    hl_compute compute = HL_COMPUTE_AUTO;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
             threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--compute") && i + 1 < argc && hl_compute_parse(argv[i + 1], &compute) == 0)
+            i++;
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick"))
@@ -212,7 +229,8 @@ int main(int argc, char **argv) {
             no_pytorch = 1;
         else {
             int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-            fprintf(help ? stdout : stderr, "usage: bench_train [--threads N] [--steps N] [--quick] [--no-pytorch]\n");
+            fprintf(help ? stdout : stderr,
+                    "usage: bench_train [--threads N] [--steps N] [--quick] [--no-pytorch] [--compute auto|f32|bf16]\n");
             return help ? 0 : 2;
         }
     }
@@ -226,6 +244,9 @@ int main(int argc, char **argv) {
     hl_backend_get_info(be, &bi);
     hl_set_threads(bi.threads); /* the sgemm references below use the same count */
     printf("threads: %d (%s, %s)\n", bi.threads, bi.device, bi.compute);
+    const char *dv = hl_gemm_dnnl_version();
+    printf("oneDNN: %s%s%s; native bf16 matmul: %s\n", dv ? dv : "not built in", dv ? ", effective ISA " : "",
+           dv ? hl_gemm_dnnl_isa() : "", hl_gemm_bf16_native() ? "yes" : "no");
     int with_pt = pytorch_available(no_pytorch);
     double gsq = hl_sgemm_gflops(1024, 3);
     printf("OpenBLAS sgemm 1024^3 (split over our threads): %.1f GFLOP/s\n", gsq);
@@ -250,37 +271,61 @@ int main(int argc, char **argv) {
         free(x), free(w), free(y);
     }
 
-    /* the weight-product path alone: bf16 tiles converted + sgemm, the 7B gate shape */
+    /* the frozen-weight products alone at the 7B FFN shape, bf16 weights: forward x·Wᵀ and input
+     * gradient dY·W, on the f32 path and (where the CPU has it) the bf16 path */
     {
         const int M = 512, N = 11008, K = 4096;
         bench_model bm = {0};
         hl_weight w = rand_weight(&bm, N, K, HL_DTYPE_BF16, 0.0f, 0.01f);
-        float *x = calloc((size_t)M * K, 4), *y = malloc((size_t)M * N * 4);
-        hl_gemm_ws sc = {malloc(hl_gemm_ws_floats(K) * 4), (int64_t)hl_gemm_ws_floats(K)};
+        float *x = calloc((size_t)M * K, 4), *y = malloc((size_t)M * N * 4), *dy = malloc((size_t)M * N * 4);
+        size_t wsf = hl_gemm_ws_floats(N);
+        hl_gemm_ws sc = {malloc(wsf * 4), (int64_t)wsf, HL_COMPUTE_F32};
         for (int i = 0; i < M * K; i++)
             x[i] = (float)(i % 17) * 0.01f;
-        hl_gemm_xwt(y, x, &w, M, 0.0f, &sc);
-        double a = bench_now_s();
-        hl_gemm_xwt(y, x, &w, M, 0.0f, &sc);
-        double t = bench_now_s() - a;
-        double g = 2.0 * M * N * K / t * 1e-9;
-        printf("bf16 weight product 512x4096 · (11008x4096)ᵀ: %.1f GFLOP/s = %.0f%% of sgemm\n", g, 100.0 * g / gf);
-        free(x), free(y), free(sc.buf);
+        for (int i = 0; i < M * N; i++)
+            dy[i] = (float)(i % 13) * 0.01f;
+        for (int mode = 0; mode < 2; mode++) {
+            sc.compute = mode ? HL_COMPUTE_BF16 : HL_COMPUTE_F32;
+            if (mode && !hl_gemm_bf16_native())
+                break;
+            char path[96];
+            hl_gemm_describe(sc.compute, HL_DTYPE_BF16, path, sizeof path);
+            for (int kind = 0; kind < 2; kind++) {
+                double best = 1e30;
+                for (int r = 0; r < 3; r++) { /* the first call also builds oneDNN's kernels */
+                    double a = bench_now_s();
+                    if (kind == 0)
+                        hl_gemm_xwt(y, x, &w, M, 0.0f, &sc);
+                    else
+                        hl_gemm_dx_acc(x, dy, &w, M, &sc);
+                    double t = bench_now_s() - a;
+                    best = r > 0 && t < best ? t : best;
+                }
+                double g = 2.0 * M * N * K / best * 1e-9;
+                printf("bf16 weight, %s %s: %.1f GFLOP/s = %.0f%% of f32 sgemm (%s)\n",
+                       kind ? "input gradient dY[512x11008]·W" : "forward x[512x4096]·Wᵀ", "[11008x4096]", g,
+                       100.0 * g / gf, path);
+            }
+        }
+        free(x), free(y), free(dy), free(sc.buf);
         unbuild(&bm);
+        char impl[256];
+        if (hl_gemm_dnnl_version())
+            printf("oneDNN implementations used so far: %s\n", hl_dnnl_impls(impl, sizeof impl));
     }
 
     hl_llama_config stories = {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4,
                                .head_dim = 8, .vocab_size = 512, .max_seq_len = 512, .rms_norm_eps = 1e-5f,
                                .rope_theta = 10000.0f, .tie_word_embeddings = 1};
     int st = quick ? 2 : 5;
-    double c_st = run(be, "stories260K-shaped", &stories, HL_DTYPE_F32, st, gf);
+    double c_st = run(be, "stories260K-shaped", &stories, HL_DTYPE_F32, st, gf, compute);
     if (with_pt)
         compare_pytorch("stories260K", st, c_st);
     if (!quick) {
         hl_llama_config l7 = {.dim = 4096, .hidden_dim = 11008, .n_layers = 2, .n_heads = 32, .n_kv_heads = 32,
                               .head_dim = 128, .vocab_size = 32000, .max_seq_len = 4096, .rms_norm_eps = 1e-5f,
                               .rope_theta = 10000.0f, .tie_word_embeddings = 0};
-        double c7 = run(be, "LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf);
+        double c7 = run(be, "LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf, compute);
         if (with_pt)
             compare_pytorch("7b", steps, c7);
     }

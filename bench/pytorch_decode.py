@@ -3,10 +3,11 @@ weights, batch B prompts of 16 tokens, `tokens` new tokens each (timed from the 
 token, prefill excluded, as bench_decode does).
 
   /usr/bin/python3 bench/pytorch_decode.py [--shape 7b|stories260K] [--layers L] [--threads N]
-                                           [--tokens N] [--batch 1,16] [--dtype bf16|f32]
+                                           [--tokens N] [--batch 1,16] [--dtype auto|bf16|f32]
 
-Weights: bf16 for 7b (the C bench decodes the same bf16 weights; torch computes in bf16),
-f32 for stories260K. Final machine-readable line per batch size:
+Weights (--dtype auto): for 7b bf16 where the CPU multiplies bf16 natively (the C bench decodes
+the same bf16 weights; torch computes in bf16), else f32 (PyTorch's bf16 matmul is a scalar
+fallback on AVX2); f32 for stories260K. Final machine-readable line per batch size:
   PYTORCH_DECODE <shape> <batch> <tokens/s>
 """
 import argparse
@@ -14,7 +15,7 @@ import time
 
 import torch
 
-from pytorch_llama import SHAPES, Llama
+from pytorch_llama import SHAPES, Llama, frozen_dtype
 
 
 @torch.no_grad()
@@ -39,7 +40,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--batch", default="1,16")
-    ap.add_argument("--dtype", default=None, choices=["bf16", "f32"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "bf16", "f32"])
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -47,8 +48,8 @@ def main():
         s = list(SHAPES[a.shape])
         s[2] = a.layers
         SHAPES[a.shape] = tuple(s)
-    dts = a.dtype or ("bf16" if a.shape == "7b" else "f32")
-    dtype = torch.bfloat16 if dts == "bf16" else torch.float32
+    dtype, dts, why = frozen_dtype(a.shape, a.dtype)
+    print("pytorch %s: frozen weights %s (%s)" % (torch.__version__, dts, why), flush=True)
     m = Llama(a.shape, dtype)
     m.eval()
     for b in [int(x) for x in a.batch.split(",")]:

@@ -18,6 +18,34 @@ SHAPES = {
 }
 
 
+def cpu_has_native_bf16():
+    """True when the CPU multiplies bf16 natively (AVX512-BF16 or AMX): there PyTorch's bf16
+    linears go through oneDNN at full speed; elsewhere (AVX2) PyTorch 1.13 runs bf16 matmuls in
+    a scalar fallback (measured 0.45 GFLOP/s on a Zen 3 core pair), so f32 is its fast path."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split()
+                    return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        pass
+    return False
+
+
+def frozen_dtype(shape, requested):
+    """(torch dtype, name, reason) of the frozen weights for `shape` and --dtype auto|bf16|f32."""
+    if requested in ("bf16", "f32"):
+        name, why = requested, "as asked"
+    elif shape != "7b":
+        name, why = "f32", "the C bench uses f32 weights for this shape"
+    elif cpu_has_native_bf16():
+        name, why = "bf16", "native bf16 on this CPU (PyTorch runs bf16 linears on it through oneDNN)"
+    else:
+        name, why = "f32", "no native bf16 on this CPU: PyTorch's bf16 matmul is a scalar fallback here, f32 is its fast path"
+    return (torch.bfloat16 if name == "bf16" else torch.float32), name, why
+
+
 def rms_norm(x, w, eps=1e-5):
     xf = x.float()
     return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype) * w

@@ -1,9 +1,10 @@
 /* Running the PyTorch reference scripts (bench/pytorch_*.py) from a C benchmark, so one run
  * prints C and PyTorch figures side by side. Header-only, for bench/ programs only.
  *
- * The reference runs when /usr/bin/python3 can import torch, unless --no-pytorch was given or
- * HL_BENCH_PYTORCH=0. Scripts are found under $HL_SOURCE_DIR/bench, else next to this header
- * (__FILE__ is the absolute source path under CMake). */
+ * The reference runs when the Python ($HL_BENCH_PYTHON, default Debian's /usr/bin/python3) can
+ * import torch, unless --no-pytorch was given or HL_BENCH_PYTORCH=0. Scripts are found under
+ * $HL_SOURCE_DIR/bench, else next to this header (__FILE__ is the absolute source path under
+ * CMake). Extra arguments for every script: $HL_BENCH_PYTORCH_ARGS (e.g. "--dtype bf16"). */
 #ifndef HL_BENCH_PYTORCH_REF_H
 #define HL_BENCH_PYTORCH_REF_H
 
@@ -12,7 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HL_PYTHON "/usr/bin/python3"
+static const char *pytorch_python(void) {
+    const char *p = getenv("HL_BENCH_PYTHON");
+    return p && *p ? p : "/usr/bin/python3";
+}
 
 /* 1 if the reference should run (prints why not otherwise). */
 static int pytorch_available(int disabled_by_flag) {
@@ -21,8 +25,10 @@ static int pytorch_available(int disabled_by_flag) {
         printf("PyTorch reference: skipped (--no-pytorch / HL_BENCH_PYTORCH=0)\n");
         return 0;
     }
-    if (access(HL_PYTHON, X_OK) != 0 || system(HL_PYTHON " -c 'import torch' >/dev/null 2>&1") != 0) {
-        printf("PyTorch reference: skipped (" HL_PYTHON " with torch not found)\n");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", pytorch_python());
+    if (system(cmd) != 0) {
+        printf("PyTorch reference: skipped (%s with torch not found; set HL_BENCH_PYTHON)\n", pytorch_python());
         return 0;
     }
     return 1;
@@ -52,8 +58,9 @@ static const char *pytorch_script_dir(char *buf, size_t n) {
 static int pytorch_run(const char *script, const char *args, const char *key, const char *match,
                        const char *const *sel, int nsel, int idx, double *out) {
     char dir[2048], cmd[4096], line[1024];
-    snprintf(cmd, sizeof cmd, "cd '%s' && " HL_PYTHON " %s %s 2>&1", pytorch_script_dir(dir, sizeof dir), script,
-             args);
+    const char *extra = getenv("HL_BENCH_PYTORCH_ARGS");
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s %s %s 2>&1", pytorch_script_dir(dir, sizeof dir), pytorch_python(),
+             script, args, extra ? extra : "");
     fflush(stdout);
     FILE *p = popen(cmd, "r");
     if (!p) {

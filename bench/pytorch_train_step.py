@@ -3,10 +3,11 @@ LLaMA-2 block stack with HydraLoRA r=8 N=4 on gate/up/down (trainable A, B_i, ro
 frozen base), batch 1 x seq 512, loss = cross-entropy over every position.
 
   /usr/bin/python3 bench/pytorch_train_step.py [--shape 7b|stories260K] [--threads N] [--steps N]
-                                               [--dtype bf16|f32]
+                                               [--dtype auto|bf16|f32]
 
-Frozen weights: bf16 for 7b (what torch's oneDNN path is fastest at on CPUs with AVX512-BF16;
-activations then run in bf16 too), f32 for stories260K (the C bench uses f32 there).
+Frozen weights (--dtype auto): for 7b bf16 where the CPU multiplies bf16 natively (AVX512-BF16 /
+AMX: torch's oneDNN path, activations in bf16 too), else f32 (PyTorch's bf16 matmul is a scalar
+fallback on AVX2); f32 for stories260K (the C bench uses f32 there).
 Prints one line per step and a final machine-readable line:
   PYTORCH_TRAIN <shape> <tokens/s mean> <seconds per step mean>
 """
@@ -16,7 +17,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from pytorch_llama import Llama
+from pytorch_llama import Llama, frozen_dtype
 
 
 def main():
@@ -24,12 +25,12 @@ def main():
     ap.add_argument("--shape", default="7b", choices=["7b", "stories260K"])
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--dtype", default=None, choices=["bf16", "f32"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "bf16", "f32"])
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
-    dts = a.dtype or ("bf16" if a.shape == "7b" else "f32")
-    dtype = torch.bfloat16 if dts == "bf16" else torch.float32
+    dtype, dts, why = frozen_dtype(a.shape, a.dtype)
+    print("pytorch %s: frozen weights %s (%s)" % (torch.__version__, dts, why), flush=True)
     torch.manual_seed(0)
     m = Llama(a.shape, dtype, adapters=True)
     m.train()

@@ -25,7 +25,8 @@ static int on_token(void *user, int seq, int token, const char *text, size_t len
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *prompt = NULL, *device = NULL;
+    const char *model_path = NULL, *adapter = NULL, *tok_path = NULL, *prompt = NULL, *device = NULL,
+               *compute_name = "auto";
     int max_tokens = 256, top_k = 0, no_stop_bos = 0, quiet = 0, show_ids = 0, threads = 0;
     double temperature = 0.0, top_p = 0.9;
     long long seed = -1;
@@ -46,6 +47,8 @@ int cmd_generate(int argc, char **argv) {
         {"ids", 0, HL_OPT_FLAG, &show_ids, NULL, "print the token ids after the text"},
         {"device", 0, HL_OPT_STRING, &device, "NAME", HL_CLI_DEVICE_HELP},
         {"threads", 0, HL_OPT_INT, &threads, "N", "compute threads on the cpu (default: all cores)"},
+        {"compute", 0, HL_OPT_STRING, &compute_name, "MODE",
+         "base-weight matmuls: auto (default: bf16 for bf16/f16 models), bf16 or f32 (exact)"},
         {"quiet", 'q', HL_OPT_FLAG, &quiet, NULL, "no statistics line on stderr"},
         {0}};
     hl_args args = {
@@ -70,6 +73,11 @@ int cmd_generate(int argc, char **argv) {
     if (max_tokens < 0 || temperature < 0 || top_k < 0 || threads < 0) {
         fprintf(stderr, "hydralora generate: error: --max-tokens, --temperature, --top-k and --threads must not be "
                         "negative\n");
+        return 2;
+    }
+    hl_compute compute;
+    if (hl_compute_parse(compute_name, &compute) != 0) {
+        fprintf(stderr, "hydralora generate: error: --compute: '%s' is not one of auto, bf16, f32\n", compute_name);
         return 2;
     }
     hl_backend *be = hl_cli_open_device("generate", device, threads);
@@ -107,6 +115,8 @@ int cmd_generate(int argc, char **argv) {
     }
     hl_generator *g = NULL;
     st = hl_generator_create(&g, be, &model, have_ad ? &ad : NULL, tok);
+    if (st == HL_OK)
+        st = hl_generator_set_compute(g, compute);
     hl_gen_params p;
     hl_gen_params_default(&p);
     p.max_new_tokens = max_tokens;

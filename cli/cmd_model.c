@@ -154,6 +154,12 @@ static int model_info(int argc, char **argv) {
     if (seq == 0) /* training's default max_len, clamped to the context as training does */
         seq = cfg.max_seq_len > 0 && cfg.max_seq_len < 1024 ? cfg.max_seq_len : 1024;
     estimate_memory(be, &cfg, dtype, weights, &ac, batch, seq, &e);
+    /* the base-weight matmuls under each compute mode, as chosen on this machine at run time */
+    static const hl_compute modes[3] = {HL_COMPUTE_AUTO, HL_COMPUTE_F32, HL_COMPUTE_BF16};
+    char paths[3][96];
+    for (int i = 0; i < 3; i++)
+        if (hl_backend_compute_path(be, modes[i], &cfg, dtype, paths[i], sizeof paths[i]) != HL_OK)
+            snprintf(paths[i], sizeof paths[i], "unknown (%s)", hl_last_error());
     size_t ad_bytes = e.train.params + e.train.grads + e.train.moments;
     /* the CPU maps the weights (not in its plan's total); a GPU's total holds its copy */
     size_t outside = bi.is_gpu ? 0 : weights;
@@ -203,7 +209,12 @@ static int model_info(int argc, char **argv) {
         hl_json_write_string(stdout, bi.device);
         printf(",\"compute\":");
         hl_json_write_string(stdout, bi.compute);
-        printf(",\"memory\":%lld,\"memory_free\":%lld}}\n", (long long)bi.mem_total, (long long)bi.mem_free);
+        printf(",\"matmuls\":{"); /* what each compute mode runs for this model here */
+        for (int i = 0; i < 3; i++) {
+            printf("%s\"%s\":", i ? "," : "", hl_compute_name(modes[i]));
+            hl_json_write_string(stdout, paths[i]);
+        }
+        printf("},\"memory\":%lld,\"memory_free\":%lld}}\n", (long long)bi.mem_total, (long long)bi.mem_free);
         if (st == HL_OK)
             hl_model_free(&m);
         hl_backend_close(be);
@@ -238,7 +249,9 @@ static int model_info(int argc, char **argv) {
     else
         printf("tokenizer    none: %s; name one with --tokenizer (commands) or \"tokenizer\" (run config)\n", tok_why);
     human(a, sizeof a, (double)bi.mem_total);
-    printf("device       %s: %s, %s, %s %s\n", bi.name, bi.device, bi.compute, a, bi.is_gpu ? "memory" : "RAM");
+    printf("device       %s: %s, %s %s\n", bi.name, bi.device, a, bi.is_gpu ? "memory" : "RAM");
+    printf("matmuls      compute auto (default): %s\n", paths[0]);
+    printf("             compute bf16: %s; f32: %s\n", paths[2], paths[1]);
     printf("\nmemory estimate: training (HydraLoRA gate/up/down, r=%d, N=%d, micro-batch %d x %d tokens) on %s\n",
            rank, experts, batch, seq, bi.name);
     human(a, sizeof a, (double)(bi.is_gpu ? e.train.weights : weights));

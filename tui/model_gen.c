@@ -13,6 +13,7 @@ typedef struct {
     tui_job *job;
     char device[32];
     int threads;
+    hl_compute compute; /* the run config's */
     const hl_model *model;
     const hl_tokenizer *tok;
     char prompt[4096];
@@ -51,6 +52,8 @@ static hl_status gen_main(tui_job *j, void *p) {
     }
     hl_generator *g = NULL;
     hl_status st = hl_generator_create(&g, be, a->model, a->use_adapter ? &ad : NULL, a->tok);
+    if (st == HL_OK)
+        st = hl_generator_set_compute(g, a->compute);
     if (st == HL_OK) {
         hl_gen_params gp;
         hl_gen_params_default(&gp);
@@ -116,6 +119,7 @@ int tui_model_gen_start(tui_model_gen *g, struct tui_app *app, const char *promp
     a->job = &g->job;
     snprintf(a->device, sizeof a->device, "%s", app->cfg.device);
     a->threads = app->cfg.threads;
+    a->compute = app->cfg.compute;
     a->model = app->model;
     a->tok = app->tok;
     a->max_new = 256;

@@ -35,6 +35,7 @@ typedef struct {
     char est_err[512];
     size_t weight_bytes;
     size_t adapter_params;
+    char matmuls[128]; /* what the config's `compute` runs here ("bf16: oneDNN ... (avx512_core_amx)") */
 
     /* generation */
     tui_edit prompt;
@@ -147,6 +148,11 @@ static void update_estimates(model_scr *s) {
         return;
     }
     s->plan_holds_weights = bi.is_gpu;
+    char path[96];
+    if (hl_backend_compute_path(be, app->cfg.compute, mc, app->model->dtype, path, sizeof path) == HL_OK)
+        snprintf(s->matmuls, sizeof s->matmuls, "%s: %s", hl_compute_name(app->cfg.compute), path);
+    else
+        snprintf(s->matmuls, sizeof s->matmuls, "%s", hl_last_error());
     s->est_ok_inf = hl_backend_plan(be, mc, app->model->dtype, NULL, 1, seq, 0, &s->plan_inf) == HL_OK;
     hl_adapter_config ac = hl_config_adapter(&app->cfg);
     s->adapter_params = hl_adapter_config_check(&ac) == HL_OK ? hl_adapter_param_count(mc, &ac) : 0;
@@ -200,6 +206,7 @@ static void draw_info(model_scr *s, tui_rect r) {
         }
         return;
     }
+    update_estimates(s); /* the matmul path row below comes from there too */
     const hl_model *m = app->model;
     const hl_llama_config *c = &m->cfg;
     char b[128], shown[4096];
@@ -213,6 +220,8 @@ static void draw_info(model_scr *s, tui_rect r) {
     kv(y++, x, w, "parameters", b);
     fmt_bytes(b, sizeof b, (double)s->weight_bytes);
     kv(y++, x, w, "weights", b);
+    if (s->matmuls[0])
+        kv(y++, x, w, "matmuls", s->matmuls);
     struct {
         const char *k;
         long v;

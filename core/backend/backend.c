@@ -189,6 +189,46 @@ hl_status hl_backend_set_threads(hl_backend *be, int n) {
     return HL_OK;
 }
 
+/* ---- compute modes -------------------------------------------------------------------------- */
+
+const char *hl_compute_name(hl_compute c) {
+    switch (c) {
+    case HL_COMPUTE_AUTO: return "auto";
+    case HL_COMPUTE_F32: return "f32";
+    case HL_COMPUTE_BF16: return "bf16";
+    }
+    return "?";
+}
+
+int hl_compute_parse(const char *s, hl_compute *out) {
+    static const hl_compute all[] = {HL_COMPUTE_AUTO, HL_COMPUTE_F32, HL_COMPUTE_BF16};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(s, hl_compute_name(all[i]))) {
+            *out = all[i];
+            return 0;
+        }
+    return -1;
+}
+
+static hl_status check_compute(hl_compute c) {
+    if (c != HL_COMPUTE_AUTO && c != HL_COMPUTE_F32 && c != HL_COMPUTE_BF16)
+        return hl_fail(HL_ERR_ARG, "unknown compute mode %d (auto, f32 or bf16)", (int)c);
+    return HL_OK;
+}
+
+hl_status hl_backend_compute_path(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                                  char *buf, size_t size) {
+    if (!be || !buf || !size)
+        return hl_fail(HL_ERR_ARG, "hl_backend_compute_path: missing argument");
+    HL_TRY(check_compute(c));
+    if (be->ops->compute_path)
+        return be->ops->compute_path(be, c, cfg, weight_dtype, buf, size);
+    hl_backend_info info;
+    HL_TRY(hl_backend_get_info(be, &info));
+    snprintf(buf, size, "%s", info.compute);
+    return HL_OK;
+}
+
 /* ---- memory plan --------------------------------------------------------------------------- */
 
 static const unsigned all_flags = HL_SESSION_TRAIN | HL_SESSION_CHECKPOINT | HL_SESSION_STATS;
@@ -328,6 +368,18 @@ void hl_session_free(hl_session *s) {
 }
 
 const hl_mem_plan *hl_session_mem_plan(const hl_session *s) { return s ? &s->plan : NULL; }
+
+hl_status hl_session_set_compute(hl_session *s, hl_compute c) {
+    if (!s)
+        return hl_fail(HL_ERR_ARG, "hl_session_set_compute: no session");
+    HL_TRY(check_compute(c));
+    if (s->ops->session_set_compute)
+        HL_TRY(s->ops->session_set_compute(s, c));
+    s->compute = c;
+    return HL_OK;
+}
+
+hl_compute hl_session_compute(const hl_session *s) { return s ? s->compute : HL_COMPUTE_AUTO; }
 
 const hl_adapters *hl_session_layout(const hl_session *s) { return s && s->has_adapters ? &s->layout : NULL; }
 
@@ -503,6 +555,16 @@ void hl_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_
         *peak_bytes = peak;
     if (pool_bytes)
         *pool_bytes = pool;
+}
+
+hl_status hl_decoder_set_compute(hl_decoder *d, hl_compute c) {
+    if (!d)
+        return hl_fail(HL_ERR_ARG, "hl_decoder_set_compute: no decoder");
+    HL_TRY(check_compute(c));
+    if (d->ops->decoder_set_compute)
+        HL_TRY(d->ops->decoder_set_compute(d, c));
+    d->compute = c;
+    return HL_OK;
 }
 
 hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,

@@ -11,7 +11,8 @@
  * seed, the hash-based dropout key/step: core/adapter), the optimizer schedule (hl_lr_at) and
  * the routing-statistics container (hl_routing_stats).
  *
- * The CPU implementation is core/backend/cpu/ (OpenBLAS f32 tiles on OpenMP threads);
+ * The CPU implementation is core/backend/cpu/ (OpenBLAS f32 tiles on OpenMP threads, oneDNN bf16
+ * matmuls where the CPU has AMX or AVX512-BF16);
  * backend.c owns the registry, the name parsing and the device-independent argument checks.
  *
  * Threading: a session is used by one thread at a time. Backends may run work asynchronously
@@ -69,6 +70,29 @@ hl_status hl_backend_get_info(hl_backend *be, hl_backend_info *info);
 /* Compute threads for this backend's sessions (n <= 0: all cores). Replaces the process-wide
  * hl_set_threads for callers. */
 hl_status hl_backend_set_threads(hl_backend *be, int n);
+
+/* ---- arithmetic of the frozen-weight products -------------------------------------------
+ * The run config's `compute`, set per session and per decoder (two sessions of one process may
+ * differ). Only the products with the frozen base weights change: adapters, router, norms,
+ * softmax, attention, the loss and the optimizer are f32 in every mode. */
+typedef enum {
+    HL_COMPUTE_AUTO = 0, /* bf16 for models stored in bf16/f16 (their large weight matrices), f32 for f32
+                            models; the default of every session and decoder */
+    HL_COMPUTE_F32 = 1,  /* f32 arithmetic, weights widened exactly: the path the oracle tests check */
+    HL_COMPUTE_BF16 = 2, /* activations rounded to bf16, bf16 x bf16 products, f32 accumulation (what
+                            PyTorch does with bf16 weights) */
+} hl_compute;
+
+/* "auto", "f32", "bf16"; parse returns 0, or -1 for an unknown name (or NULL). */
+const char *hl_compute_name(hl_compute c);
+int hl_compute_parse(const char *s, hl_compute *out);
+
+/* What the large products (the FFN matrices) of a model of config `cfg` (NULL: a large one) stored in
+ * `weight_dtype` run under `c` on this backend and machine, in one line (< 96 bytes), the fallback
+ * chosen at run time included: "oneDNN 2.6.3 bf16, f32 accumulate (avx512_core_amx)", "OpenBLAS f32
+ * (no bf16 matmul on this CPU: oneDNN 2.6.3 sees avx2)". For `model info`, the workbench and logs. */
+hl_status hl_backend_compute_path(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                                  char *buf, size_t size);
 
 /* ---- memory plan ------------------------------------------------------------------------ */
 
@@ -141,6 +165,12 @@ hl_status hl_session_create(hl_session **out, hl_backend *be, const hl_model *mo
 void hl_session_free(hl_session *s);
 const hl_mem_plan *hl_session_mem_plan(const hl_session *s);
 
+/* The session's compute mode (HL_COMPUTE_AUTO until set); takes effect from the next call. An
+ * unknown mode is HL_ERR_ARG. A mode the machine cannot run natively falls back as
+ * hl_backend_compute_path says (never an error). */
+hl_status hl_session_set_compute(hl_session *s, hl_compute c);
+hl_compute hl_session_compute(const hl_session *s);
+
 /* The adapter layout (config, views with export keys, offsets, N, n_params, dropout seed/key):
  * the host structure whose slab pointers are NOT to be read for current values — use
  * hl_session_read_slab. NULL for a base-model session. */
@@ -211,6 +241,8 @@ size_t hl_decoder_bytes(const hl_decoder *d);
 /* KV-cache bytes: the most in use at once so far (a paged cache: blocks; a fixed cache: all of it)
  * and what the cache holds allocated. */
 void hl_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_bytes);
+/* As hl_session_set_compute, for this decoder. */
+hl_status hl_decoder_set_compute(hl_decoder *d, hl_compute c);
 hl_status hl_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
                              float *logits, int all_logits, int32_t *argmax);
 /* Several sequences with different numbers of new tokens in one call (batched prefill):

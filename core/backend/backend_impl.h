@@ -31,6 +31,7 @@ struct hl_session {
     int has_adapters;
     int batch, seq;
     unsigned flags;
+    hl_compute compute; /* hl_session_set_compute (backend.c stores it after the backend accepted it) */
     hl_mem_plan plan;
     void *impl;
 };
@@ -40,6 +41,7 @@ struct hl_decoder {
     hl_backend *be;
     const hl_model *model;
     int slots, max_seq, max_rows;
+    hl_compute compute;
     void *impl;
 };
 
@@ -54,6 +56,10 @@ struct hl_backend_ops {
     void (*close)(hl_backend *be);
     hl_status (*get_info)(hl_backend *be, hl_backend_info *info);
     hl_status (*set_threads)(hl_backend *be, int n);
+    /* Compute modes (optional: NULL = the backend has one arithmetic; set_compute then accepts
+     * every mode and compute_path reports nothing more than get_info's `compute`). */
+    hl_status (*compute_path)(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                              char *buf, size_t size);
     hl_status (*plan)(hl_backend *be, const hl_llama_config *cfg, hl_dtype weight_dtype, const hl_adapter_config *acfg,
                       int batch, int seq, unsigned flags, hl_mem_plan *plan);
 
@@ -92,6 +98,7 @@ struct hl_backend_ops {
     hl_status (*write_slab)(hl_session *s, hl_slab which, size_t offset, size_t n, const float *src);
     uint64_t (*dropout_step)(const hl_session *s);
     void (*set_dropout_step)(hl_session *s, uint64_t step);
+    hl_status (*session_set_compute)(hl_session *s, hl_compute c); /* optional */
 
     /* Decoder: backend.c fills the common fields first. */
     hl_status (*decoder_init)(hl_decoder *d, const hl_adapters *ad);
@@ -106,6 +113,7 @@ struct hl_backend_ops {
     hl_status (*decoder_forward_varlen)(hl_decoder *d, const int32_t *tokens, int B, const int *n_new,
                                         const int *pos0, const int *slot, float *logits, int32_t *argmax);
     hl_status (*decoder_release)(hl_decoder *d, int slot);
+    hl_status (*decoder_set_compute)(hl_decoder *d, hl_compute c); /* optional */
 };
 
 /* The tables (backend.c registers them). */

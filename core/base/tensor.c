@@ -62,25 +62,3 @@ uint16_t hl_f32_to_f16(float f) {
         half++;
     return (uint16_t)(sign | half);
 }
-
-void hl_weight_rows_to_f32(const hl_weight *w, int64_t row0, int64_t nrows, float *dst) {
-    size_t n = (size_t)nrows * (size_t)w->cols;
-    const void *src = hl_weight_row_ptr(w, row0);
-    switch (w->dtype) {
-    case HL_DTYPE_F32:
-        memcpy(dst, src, n * 4);
-        break;
-    case HL_DTYPE_F16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = hl_f16_to_f32(s[i]);
-        break;
-    }
-    case HL_DTYPE_BF16: {
-        const uint16_t *s = src;
-        for (size_t i = 0; i < n; i++)
-            dst[i] = hl_bf16_to_f32(s[i]);
-        break;
-    }
-    }
-}

@@ -46,8 +46,7 @@ static inline uint16_t hl_f32_to_bf16(float f) {
 float hl_f16_to_f32(uint16_t h);
 uint16_t hl_f32_to_f16(float f); /* round to nearest even, overflow to inf */
 
-/* dst[i*cols + j] = (float) w[(row0+i), j] for i < nrows: converts a block of rows to f32. */
-void hl_weight_rows_to_f32(const hl_weight *w, int64_t row0, int64_t nrows, float *dst);
+/* hl_weight_rows_to_f32 (a block of weight rows to f32) is in core/base/convert.h. */
 
 /* Pointer to the first byte of row `row`. */
 static inline const void *hl_weight_row_ptr(const hl_weight *w, int64_t row) {

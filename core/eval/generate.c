@@ -71,6 +71,7 @@ struct hl_generator {
     int32_t *argmax; /* [dec_slots] */
     void *work;      /* sampler scratch */
     long prefilled, reused;
+    hl_compute compute; /* for every decoder this generator makes */
 };
 
 hl_status hl_generator_create(hl_generator **out, hl_backend *be, const hl_model *model, const hl_adapters *ad,
@@ -125,6 +126,17 @@ void hl_generator_counts(const hl_generator *g, long *prefilled, long *reused) {
         *reused = g->reused;
 }
 
+hl_status hl_generator_set_compute(hl_generator *g, hl_compute c) {
+    if (!g)
+        return hl_fail(HL_ERR_ARG, "hl_generator_set_compute: no generator");
+    if (g->dec)
+        HL_TRY(hl_decoder_set_compute(g->dec, c));
+    else if (hl_compute_name(c)[0] == '?')
+        return hl_fail(HL_ERR_ARG, "unknown compute mode %d (auto, f32 or bf16)", (int)c);
+    g->compute = c;
+    return HL_OK;
+}
+
 /* Make sure the decoder holds `slots` sequences of `seq` positions and calls of `rows` rows;
  * a big enough one from an earlier call is reused. */
 static hl_status ensure_decoder(hl_generator *g, int slots, int seq, int rows) {
@@ -139,6 +151,7 @@ static hl_status ensure_decoder(hl_generator *g, int slots, int seq, int rows) {
     if (!g->logits || !g->argmax)
         return hl_fail(HL_ERR_NOMEM, "out of memory for %d logits rows", slots);
     HL_TRY(hl_decoder_create(&g->dec, g->be, g->model, g->ad, slots, seq, rows));
+    HL_TRY(hl_decoder_set_compute(g->dec, g->compute));
     g->dec_slots = slots;
     g->dec_seq = seq;
     g->dec_rows = rows;

@@ -99,6 +99,9 @@ typedef struct hl_generator hl_generator;
 hl_status hl_generator_create(hl_generator **out, hl_backend *be, const hl_model *model, const hl_adapters *ad,
                               const hl_tokenizer *tok);
 void hl_generator_free(hl_generator *g);
+/* Arithmetic of the base-weight products for this generator's decoding (default auto; see
+ * hl_compute in core/backend/backend.h). */
+hl_status hl_generator_set_compute(hl_generator *g, hl_compute c);
 size_t hl_generator_bytes(const hl_generator *g); /* KV cache + scratch currently allocated */
 /* KV cache in use at the peak and allocated (hl_decoder_cache_use of the current decoder). */
 void hl_generator_cache_use(const hl_generator *g, size_t *peak_bytes, size_t *pool_bytes);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "core/base/convert.h"
 #include "core/base/fileio.h"
 #include "core/base/mapped_file.h"
 

@@ -17,6 +17,10 @@
 
 static const char *const variant_choices[] = {"hydra", "lora", "lora-split", "uniform", NULL};
 static const char *const schedule_choices[] = {"cosine", "linear", "constant", NULL};
+/* index = hl_compute value (HL_COMPUTE_AUTO, _F32, _BF16) */
+static const char *const compute_choices[] = {"auto", "f32", "bf16", NULL};
+_Static_assert(HL_COMPUTE_AUTO == 0 && HL_COMPUTE_F32 == 1 && HL_COMPUTE_BF16 == 2, "compute_choices order");
+_Static_assert(sizeof(hl_compute) == sizeof(int), "enum fields are int-sized");
 /* Bit i of `targets` is HL_TARGET_* with the same index (q=0 ... down=6). */
 static const char *const target_choices[] = {"q", "k", "v", "o", "gate", "up", "down", NULL};
 
@@ -89,6 +93,9 @@ const hl_config_field hl_config_fields[] = {
     {"packing", HL_FIELD_BOOL, F(packing), "optim", "true", UNBOUNDED, 0, 0, NULL,
      "pack whole examples into one row of micro_batch x max_len tokens (attention stays within each "
      "example; no padding computed); false = one example per row, padded"},
+    {"compute", HL_FIELD_ENUM, F(compute), "optim", "auto", UNBOUNDED, 0, 0, compute_choices,
+     "base-weight matmuls: auto (bf16 for bf16/f16 models, f32 for f32), bf16 (bf16 inputs, f32 sums; "
+     "f32 where the CPU has no bf16 unit) or f32 (exact)"},
     {"grad_checkpoint", HL_FIELD_BOOL, F(grad_checkpoint), "optim", "false", UNBOUNDED, 0, 0, NULL,
      "recompute activations in backward to save memory"},
     /* bookkeeping */

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/adapter/adapter.h"
+#include "core/backend/backend.h" /* hl_compute */
 #include "core/base/status.h"
 
 #define HL_CONFIG_PATH_MAX 4096
@@ -75,6 +76,7 @@ typedef struct {
     int64_t seed;
     char device[32];   /* backend: "cpu", "cuda", "cuda:N" or "auto" (core/backend/backend.h) */
     int threads;       /* 0 = all cores */
+    hl_compute compute; /* arithmetic of the frozen-weight products: auto (bf16 for bf16/f16 models), f32, bf16 */
     int grad_checkpoint; /* 1: recompute activations in backward (less memory) */
     int packing;       /* 1: rows of max_len tokens filled with whole examples (block-diagonal attention);
                           0: one example per row, padded to the longest of the micro-batch */

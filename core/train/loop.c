@@ -1067,7 +1067,9 @@ static hl_status load_all(job *j, const hl_run_config *cfg_in, hl_start_mode mod
     HL_TRY(hl_backend_get_info(t->be, &bi));
     const hl_mem_plan *mp = hl_session_mem_plan(t->sess);
     s->mem_planned = (int64_t)mp->total;
-    job_event(j, 0, "device %s: %s, %s", bi.name, bi.device, bi.compute);
+    char products[96];
+    HL_TRY(hl_backend_compute_path(t->be, cfg->compute, &t->model.cfg, t->model.dtype, products, sizeof products));
+    job_event(j, 0, "device %s: %s; compute %s: %s", bi.name, bi.device, hl_compute_name(cfg->compute), products);
     job_event(j, 0, "memory plan: %.1f MiB (adapter params+grads+moments %.1f, activations %.1f, scratch %.1f; base "
               "weights %.1f MiB%s); %lld trainable parameters",
               mp->total / 1048576.0, (mp->params + mp->grads + mp->moments) / 1048576.0, mp->activations / 1048576.0,

@@ -219,6 +219,7 @@ hl_status trainer_build_session(hl_trainer *t, unsigned flags) {
     t->sess_flags = flags;
     HL_TRY(hl_session_create(&t->sess, t->be, &t->model, t->with_adapters ? &t->acfg : NULL, (uint64_t)t->cfg.seed,
                              t->cfg.micro_batch, T, flags));
+    HL_TRY(hl_session_set_compute(t->sess, t->cfg.compute));
     hl_microbatch_free(&t->mb);
     free(t->row_start);
     free(t->row_len);
@@ -344,6 +345,7 @@ hl_status hl_trainer_use_adapters(hl_trainer *t, const hl_adapters *ad) {
     if (!ad)
         return HL_OK;
     HL_TRY(hl_session_create(&t->alt, t->be, &t->model, &ad->cfg, ad->seed, t->cfg.micro_batch, session_seq(t), 0));
+    HL_TRY(hl_session_set_compute(t->alt, t->cfg.compute));
     const hl_adapters *lay = hl_session_layout(t->alt);
     if (lay->n_params != ad->n_params) {
         hl_session_free(t->alt);

@@ -40,6 +40,11 @@ run model info --json "$M/stories260K-gguf/stories260K.gguf"
 check '[ "$(jget "d[\"config\"][\"max_seq_len\"], d[\"tokenizer\"][\"pieces\"]")" = "2048 512" ]' "gguf context 2048 and embedded vocab"
 run model info "$M/stories260K-hf"
 check '[ $(rc) -eq 0 ] && grep -q "260,032" $WORK/out && grep -q "tokenizer.model" $WORK/out' "text output"
+check 'grep -q "^matmuls      compute auto (default): OpenBLAS f32$" $WORK/out' "f32 model: auto runs the f32 matmuls"
+# the matmul path of each compute mode, chosen on this machine (oneDNN bf16 only where the CPU has bf16)
+run model info --json "$M/stories260K-hf-f16-sharded"
+check '[ "$(jget "d[\"device\"][\"matmuls\"][\"f32\"], d[\"device\"][\"matmuls\"][\"auto\"]")" = "OpenBLAS f32 OpenBLAS f32 (matrices too small to gain from bf16)" ]' "tiny f16 model: auto stays f32 and says why"
+check '[ "$(jget "int(d[\"device\"][\"matmuls\"][\"bf16\"].startswith((\"oneDNN\", \"OpenBLAS f32 (no bf16 matmul on this CPU\", \"OpenBLAS f32 (built without oneDNN\")))")" = "1" ]' "bf16: oneDNN or the named fallback"
 
 # LLaMA-2-7B planning from config.json alone (docs/formats.md §6 config, bf16 storage).
 mkdir -p "$WORK/llama7b"
@@ -57,6 +62,7 @@ check '[ "$(jget "d[\"training\"][\"adapter\"][\"params\"]")" = "34111488" ]' "7
 # KV cache f32 at 4096 context: 2 * 32 layers * 4096 * 4096 * 4 B
 check '[ "$(jget "d[\"inference\"][\"kv_cache\"]")" = "4294967296" ]' "7B KV cache"
 check '[ "$(jget "int(14e9 < d[\"training\"][\"total_checkpointing\"] < 24e9 and 17e9 < d[\"inference\"][\"total\"] < 19e9)")" = "1" ]' "7B totals are realistic"
+check '[ "$(jget "int(d[\"device\"][\"matmuls\"][\"auto\"] == d[\"device\"][\"matmuls\"][\"bf16\"])")" = "1" ]' "7B bf16: auto is bf16 compute"
 
 # generate: the golden greedy story (docs/formats.md §7.1) streamed to stdout.
 cat > "$WORK/golden" <<'TXT'
@@ -67,6 +73,12 @@ Lily didn't want to help her mom, so she said, "I'm sorry, mom. I didn't know wh
 TXT
 run generate -m "$M/stories260K/stories260K.bin" -z "$M/stories260K/tok512.bin" -q
 check '[ $(rc) -eq 0 ] && cmp -s $WORK/out $WORK/golden' "generate from the .bin reproduces the golden story"
+run generate -m "$M/stories260K/stories260K.bin" -z "$M/stories260K/tok512.bin" -q --compute f32
+check '[ $(rc) -eq 0 ] && cmp -s $WORK/out $WORK/golden' "generate --compute f32 reproduces the golden story"
+run generate -m "$M/stories260K/stories260K.bin" -z "$M/stories260K/tok512.bin" -q --compute bf16 --max-tokens 8
+check '[ $(rc) -eq 0 ] && grep -q "^Once upon a time" $WORK/out' "generate --compute bf16"
+run generate -m "$M/stories260K/stories260K.bin" --compute fp8
+check '[ $(rc) -eq 2 ] && grep -q "auto, bf16, f32" $WORK/err' "generate --compute fp8: usage error naming the modes"
 run generate -m "$M/stories260K-gguf/stories260K.gguf" --max-tokens 10
 check '[ $(rc) -eq 0 ] && grep -q "^Once upon a time" $WORK/out && grep -q "10 generated" $WORK/err' "generate from gguf with its embedded tokenizer"
 run generate -m "$M/stories260K-hf" -p "Once upon a time" --stop "Lily" -q

@@ -161,6 +161,8 @@ int main(int argc, char **argv) {
     }
     if (hl_session_create(&ctx, be, &model, &ac, 1, max_B, max_T, flags))
         return die("creating the session");
+    if (hl_session_set_compute(ctx, HL_COMPUTE_F32)) /* the exact path is what PyTorch in f32 checks */
+        return die("choosing f32 compute");
     if (hl_session_write_slab(ctx, HL_SLAB_PARAMS, 0, np, ad.params))
         return die("writing the initial parameters");
     const int64_t V = model.cfg.vocab_size;

@@ -9,6 +9,7 @@ t_config "$T_DIR/run.json" 10
 t_start 100 30 C.UTF-8 workbench --config "$T_DIR/run.json"
 t_keys 2
 t_wait "parameters      260,032" 15 "the model from the config is open (stories260K: 260,032 parameters)"
+t_wait "matmuls         auto: OpenBLAS f32" 5 "the matmul path of the config's compute mode (f32 model: f32)"
 t_keys 3
 t_wait "Run config" 5 "config form"
 t_wait "config is valid" 5 "the loaded config validates"

@@ -56,6 +56,13 @@ int main(void) {
     CHECK(hl_config_set(&c, "micro_batch=0") == HL_ERR_RANGE && has(hl_last_error(), "micro_batch: 0"), "mb=0");
     CHECK(hl_config_set(&c, "schedule=step") == HL_ERR_ARG && has(hl_last_error(), "cosine, linear, constant"),
           "schedule: %s", hl_last_error());
+    CHECK(c.compute == HL_COMPUTE_AUTO, "compute defaults to auto");
+    CHECK(hl_config_set(&c, "compute=bf16") == HL_OK && c.compute == HL_COMPUTE_BF16, "compute=bf16");
+    CHECK(hl_config_set(&c, "compute=f32") == HL_OK && c.compute == HL_COMPUTE_F32, "compute=f32");
+    CHECK(hl_config_set(&c, "compute=fp8") == HL_ERR_ARG && has(hl_last_error(), "auto, f32, bf16"), "compute: %s",
+          hl_last_error());
+    CHECK(c.compute == HL_COMPUTE_F32, "a refused compute value leaves the field alone");
+    hl_config_set(&c, "compute=auto");
     CHECK(hl_config_set(&c, "targets=gate,ffn") == HL_ERR_ARG && has(hl_last_error(), "'ffn'"), "targets: %s",
           hl_last_error());
     CHECK(hl_config_set(&c, "targets=") == HL_ERR_ARG, "empty targets");

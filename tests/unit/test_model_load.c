@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/base/convert.h"
 #include "core/formats/gguf.h"
 #include "core/base/mapped_file.h"
 #include "core/model/model.h"

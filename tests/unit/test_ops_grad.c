@@ -478,12 +478,13 @@ static void test_cross_entropy(void) {
 
 /* ---- weight gemm for every dtype ---- */
 static void test_gemm_dtypes(void) {
-    enum { M = 7, N = 300, K = 70 };
+    enum { M = 130, N = 300, K = 70 };
     static float x[M * K], w32[N * K], y[M * N], dy[M * N], dx[M * K];
     static uint16_t w16[N * K];
     fill(x, M * K, 1.0f);
     fill(dy, M * N, 1.0f);
-    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(K) * 4), (int64_t)hl_gemm_ws_floats(K)};
+    /* the f32 path (bf16 arithmetic is checked in test_gemm_paths) */
+    hl_gemm_ws ws = {malloc(hl_gemm_ws_floats(K) * 4), (int64_t)hl_gemm_ws_floats(K), HL_COMPUTE_F32};
     for (int dt = 0; dt < 3; dt++) {
         for (int i = 0; i < N * K; i++) {
             float f = frand();
@@ -495,7 +496,9 @@ static void test_gemm_dtypes(void) {
                 w32[i] = f;
         }
         hl_weight W = {(hl_dtype)dt, dt ? (const void *)w16 : (const void *)w32, N, K};
-        for (int m = 1; m <= M; m += 3) { /* m = 1, 4 use the small-M path, 7 the tiles */
+        static const int ms[] = {1, 4, 7, M}; /* up to HL_GEMM_FUSED_ROWS the fused kernel, M the tiles */
+        for (size_t mi = 0; mi < sizeof ms / sizeof ms[0]; mi++) {
+            int m = ms[mi];
             hl_gemm_xwt(y, x, &W, m, 0.0f, &ws);
             double worst = 0;
             for (int i = 0; i < m; i++)
@@ -525,7 +528,7 @@ static void test_gemm_dtypes(void) {
 /* Large enough to run in parallel lanes, with a workspace so small that every lane
  * converts many blocks (forward: 16 rows; backward: a few rows of its column range). */
 static void test_gemm_blocks(void) {
-    enum { M = 64, N = 300, K = 700 };
+    enum { M = HL_GEMM_FUSED_ROWS + 32, N = 300, K = 700 }; /* more rows than the fused kernel takes */
     float *x = malloc(M * K * 4), *w32 = malloc(N * K * 4), *y = malloc(M * N * 4), *dy = malloc(M * N * 4);
     float *dx = calloc(M * K, 4);
     uint16_t *w16 = malloc(N * K * 2);
@@ -533,7 +536,7 @@ static void test_gemm_blocks(void) {
     fill(dy, M * N, 1.0f);
     for (int i = 0; i < N * K; i++)
         w16[i] = hl_f32_to_bf16(frand()), w32[i] = hl_bf16_to_f32(w16[i]);
-    hl_gemm_ws ws = {malloc(2 * 16 * K * 4), 2 * 16 * K};
+    hl_gemm_ws ws = {malloc(2 * 16 * K * 4), 2 * 16 * K, HL_COMPUTE_F32};
     hl_weight W = {HL_DTYPE_BF16, w16, N, K};
     hl_gemm_xwt(y, x, &W, M, 0.0f, &ws);
     hl_gemm_dx_acc(dx, dy, &W, M, &ws);

@@ -2,7 +2,8 @@
  *
  * The CPU backend runs the engine of core/backend/cpu/llama.c (training, eval, logits) and
  * core/backend/cpu/llama_infer.c (KV-cache decoding) on OpenMP threads + single-threaded OpenBLAS tiles
- * (core/backend/cpu/gemm.h). Weights stay views of the mmapped model; the adapter slabs are the host slabs
+ * or oneDNN bf16 matmuls (core/backend/cpu/gemm.h; the mode is per session/decoder, kept in the
+ * engine context's gemm workspace). Weights stay views of the mmapped model; the adapter slabs are the host slabs
  * of the session's layout. OpenMP's thread count is a property of the calling thread, so every
  * entry point sets the backend's count first (cpu_enter): two backends with different counts
  * can compute in two threads of one process. */
@@ -34,6 +35,7 @@ hl_status cpu_read_slab(hl_session *s, hl_slab which, size_t offset, size_t n, f
 hl_status cpu_write_slab(hl_session *s, hl_slab which, size_t offset, size_t n, const float *src);
 uint64_t cpu_dropout_step(const hl_session *s);
 void cpu_set_dropout_step(hl_session *s, uint64_t step);
+hl_status cpu_session_set_compute(hl_session *s, hl_compute c);
 
 hl_status cpu_decoder_init(hl_decoder *d, const hl_adapters *ad);
 void cpu_decoder_free(hl_decoder *d);
@@ -42,5 +44,6 @@ hl_status cpu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int T
                               float *logits, int all_logits, int32_t *argmax);
 hl_status cpu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n);
 hl_status cpu_decoder_release(hl_decoder *d, int slot);
+hl_status cpu_decoder_set_compute(hl_decoder *d, hl_compute c);
 
 #endif

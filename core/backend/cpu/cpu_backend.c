@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "core/backend/cpu/cpu.h"
+#include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/llama.h"
 
 static int cpu_count(void) { return 1; }
@@ -80,7 +81,8 @@ static hl_status cpu_get_info(hl_backend *be, hl_backend_info *info) {
     info->threads = cpu_threads(be);
     snprintf(info->device, sizeof info->device, "%s (%d thread%s)", model[0] ? model : "CPU", info->threads,
              info->threads == 1 ? "" : "s");
-    snprintf(info->compute, sizeof info->compute, "OpenBLAS f32");
+    /* what bf16 compute runs here: oneDNN with the CPU's ISA, or the f32 fallback and why */
+    hl_gemm_describe(HL_COMPUTE_BF16, HL_DTYPE_BF16, info->compute, sizeof info->compute);
     info->is_gpu = 0;
     long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
     info->mem_total = pages > 0 && psize > 0 ? (int64_t)pages * psize : -1;
@@ -93,6 +95,14 @@ static hl_status cpu_get_info(hl_backend *be, hl_backend_info *info) {
 static hl_status cpu_set_threads(hl_backend *be, int n) {
     (void)be;
     (void)n; /* stored by backend.c; applied by cpu_enter at every call */
+    return HL_OK;
+}
+
+static hl_status cpu_compute_path(hl_backend *be, hl_compute c, const hl_llama_config *cfg, hl_dtype weight_dtype,
+                                  char *buf, size_t size) {
+    (void)be;
+    const int64_t big = (int64_t)1 << 20; /* no config: a large model */
+    hl_gemm_describe_shape(c, weight_dtype, cfg ? cfg->hidden_dim : big, cfg ? cfg->dim : big, buf, size);
     return HL_OK;
 }
 
@@ -112,6 +122,7 @@ const hl_backend_ops hl_backend_cpu_ops = {
     .close = cpu_close,
     .get_info = cpu_get_info,
     .set_threads = cpu_set_threads,
+    .compute_path = cpu_compute_path,
     .plan = cpu_plan,
     .session_init = cpu_session_init,
     .session_free = cpu_session_free,
@@ -128,10 +139,12 @@ const hl_backend_ops hl_backend_cpu_ops = {
     .write_slab = cpu_write_slab,
     .dropout_step = cpu_dropout_step,
     .set_dropout_step = cpu_set_dropout_step,
+    .session_set_compute = cpu_session_set_compute,
     .decoder_init = cpu_decoder_init,
     .decoder_free = cpu_decoder_free,
     .decoder_bytes = cpu_decoder_bytes,
     .decoder_forward = cpu_decoder_forward,
     .decoder_share_prefix = cpu_decoder_share_prefix,
     .decoder_release = cpu_decoder_release,
+    .decoder_set_compute = cpu_decoder_set_compute,
 };

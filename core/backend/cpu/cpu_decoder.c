@@ -121,3 +121,9 @@ hl_status cpu_decoder_release(hl_decoder *d, int slot) {
     (void)slot; /* the cache is one fixed array: nothing to return */
     return HL_OK;
 }
+
+hl_status cpu_decoder_set_compute(hl_decoder *d, hl_compute c) {
+    cpu_decoder *cd = d->impl;
+    hl_infer_set_compute(cd->inf, c);
+    return HL_OK;
+}

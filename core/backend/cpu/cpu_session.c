@@ -160,3 +160,9 @@ hl_status cpu_write_slab(hl_session *s, hl_slab which, size_t offset, size_t n, 
 uint64_t cpu_dropout_step(const hl_session *s) { return s->layout.dropout_step; }
 
 void cpu_set_dropout_step(hl_session *s, uint64_t step) { s->layout.dropout_step = step; }
+
+hl_status cpu_session_set_compute(hl_session *s, hl_compute c) {
+    cpu_session *cs = s->impl;
+    hl_llama_set_compute(cs->ctx, c);
+    return HL_OK;
+}

@@ -1,19 +1,23 @@
-/* The one place that talks to OpenBLAS (see gemm.h). */
+/* Frozen-weight products: compute mode → path → kernel (see gemm.h), and the one place that
+ * calls OpenBLAS. Kernels live beside this file: gemm_fused.c (few rows), gemm_dnnl.c (oneDNN). */
 #include "core/backend/cpu/gemm.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
-#if defined(__F16C__) || defined(__AVX2__) || defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+
+#include "core/base/convert.h"
+#include "core/backend/cpu/gemm_internal.h"
 
 /* Threading model: ONE pool of threads, OpenMP's. OpenBLAS runs single-threaded inside our
  * parallel regions (each thread multiplies its own block of C), so two runtimes never
  * compete for the cores (on a busy 2-core machine, OpenBLAS threads plus spinning OpenMP
- * workers made small models ~10x slower). */
+ * workers made small models ~10x slower). oneDNN is built on the same OpenMP runtime and
+ * runs its primitives on these threads. */
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_single(void) { openblas_set_num_threads(1); }
 static inline void blas_init(void) { pthread_once(&blas_once, blas_single); }
@@ -27,10 +31,70 @@ void hl_set_threads(int n) {
 
 int hl_get_threads(void) { return omp_get_max_threads(); }
 
-/* Per-lane workspace: at least 2 MiB (a converted block stays in L2 while sgemm streams X
+/* ---- compute modes and paths ------------------------------------------------------------- */
+
+static int bf16_forced = -1;             /* hl_gemm_set_bf16_path; -1: the default choice */
+static hl_gemm_kernel kernel_choice;     /* hl_gemm_set_kernel */
+
+int hl_gemm_bf16_native(void) { return hl_dnnl_bf16_native(); }
+
+static hl_gemm_path bf16_path(void) {
+    if (bf16_forced >= 0)
+        return (hl_gemm_path)bf16_forced;
+    return hl_gemm_bf16_native() ? HL_GEMM_PATH_DNNL_BF16 : HL_GEMM_PATH_F32;
+}
+
+int hl_gemm_set_bf16_path(hl_gemm_path p) {
+    if (p == HL_GEMM_PATH_DNNL_BF16 && !hl_gemm_bf16_native())
+        return -1;
+    bf16_forced = p == HL_GEMM_PATH_F32 ? -1 : (int)p;
+    return 0;
+}
+
+void hl_gemm_set_kernel(hl_gemm_kernel k) { kernel_choice = k; }
+
+hl_gemm_path hl_gemm_path_for(hl_compute c, hl_dtype wdt, int64_t rows, int64_t cols) {
+    if (c == HL_COMPUTE_F32)
+        return HL_GEMM_PATH_F32;
+    if (c != HL_COMPUTE_BF16 && (wdt == HL_DTYPE_F32 || rows * cols < HL_GEMM_AUTO_BF16_MIN))
+        return HL_GEMM_PATH_F32;
+    return bf16_path();
+}
+
+const char *hl_gemm_dnnl_version(void) { return hl_dnnl_version_str(); }
+const char *hl_gemm_dnnl_isa(void) { return hl_dnnl_isa_str(); }
+
+const char *hl_gemm_describe(hl_compute c, hl_dtype wdt, char *buf, size_t n) {
+    return hl_gemm_describe_shape(c, wdt, (int64_t)1 << 20, (int64_t)1 << 20, buf, n);
+}
+
+const char *hl_gemm_describe_shape(hl_compute c, hl_dtype wdt, int64_t rows, int64_t cols, char *buf, size_t n) {
+    hl_gemm_path p = hl_gemm_path_for(c, wdt, rows, cols);
+    const char *ver = hl_dnnl_version_str(), *isa = hl_dnnl_isa_str();
+    if (p == HL_GEMM_PATH_DNNL_BF16)
+        snprintf(buf, n, "oneDNN %s bf16, f32 accumulate (%s)", ver, isa);
+    else if (p == HL_GEMM_PATH_REF_BF16)
+        snprintf(buf, n, "bf16 reference (rounded inputs, f32 arithmetic)");
+    else if (c == HL_COMPUTE_F32 || (c == HL_COMPUTE_AUTO && wdt == HL_DTYPE_F32))
+        snprintf(buf, n, "OpenBLAS f32");
+    else if (c == HL_COMPUTE_AUTO && rows * cols < HL_GEMM_AUTO_BF16_MIN)
+        snprintf(buf, n, "OpenBLAS f32 (matrices too small to gain from bf16)");
+    else if (ver) /* bf16 asked for (or auto on 16-bit weights) but this CPU has no bf16 path */
+        snprintf(buf, n, "OpenBLAS f32 (no bf16 matmul on this CPU: oneDNN %s sees %s)", ver, isa);
+    else
+        snprintf(buf, n, "OpenBLAS f32 (built without oneDNN: no bf16 matmul)");
+    return buf;
+}
+
+/* ---- workspace ----------------------------------------------------------------------------- */
+
+/* f32 path, per lane: at least 2 MiB (a converted block stays in L2 while sgemm streams X
  * past it) and at least 16 weight rows. */
 #define HL_LANE_MIN_FLOATS ((int64_t)1 << 19)
 #define HL_MAX_LANES 64
+/* bf16 path: activation rows converted per chunk (enough rows for the matrix units to run at
+ * speed; longer inputs are done chunk by chunk). */
+#define HL_BF16_CHUNK_ROWS 512
 
 static int64_t lane_floats(int64_t cols) {
     int64_t f = 16 * cols;
@@ -40,33 +104,19 @@ static int64_t lane_floats(int64_t cols) {
 size_t hl_gemm_ws_floats(int64_t cols) {
     int lanes = omp_get_max_threads();
     lanes = lanes < 1 ? 1 : lanes > HL_MAX_LANES ? HL_MAX_LANES : lanes;
-    return (size_t)(lanes * lane_floats(cols));
+    int64_t f = lanes * lane_floats(cols);
+    /* bf16: a chunk of activation rows and as many weight rows, both in bf16 (or rounded f32 on
+     * the reference path: half the rows each) */
+    int64_t b = HL_BF16_CHUNK_ROWS * cols;
+    if (bf16_path() != HL_GEMM_PATH_F32 && b > f)
+        f = b;
+    return (size_t)f;
 }
 
-/* Convert n elements of a 16-bit dtype to f32 (vectorised; called inside parallel loops). */
-static void convert_span(float *dst, const uint16_t *src, int64_t n, hl_dtype dt) {
-    int64_t i = 0;
-    if (dt == HL_DTYPE_BF16) {
-        for (; i < n; i++) { /* plain shift: gcc vectorises this */
-            uint32_t u = (uint32_t)src[i] << 16;
-            memcpy(&dst[i], &u, 4);
-        }
-        return;
-    }
-#if defined(__F16C__)
-    for (; i + 8 <= n; i += 8) {
-        __m128i h = _mm_loadu_si128((const __m128i *)(src + i));
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(h));
-    }
-#endif
-    for (; i < n; i++)
-        dst[i] = hl_f16_to_f32(src[i]);
-}
-
-/* dst[nrows, ncols] = W[row0 .. row0+nrows, col0 .. col0+ncols) as f32 (one thread). */
+/* Convert 16-bit weight rows [row0, row0 + nrows), columns [col0, col0 + ncols) to f32 (one thread). */
 static void convert_block(float *dst, const hl_weight *W, int64_t row0, int64_t nrows, int64_t col0, int64_t ncols) {
     for (int64_t r = 0; r < nrows; r++)
-        convert_span(dst + r * ncols, (const uint16_t *)W->data + (row0 + r) * W->cols + col0, ncols, W->dtype);
+        hl_to_f32_n(dst + r * ncols, (const uint16_t *)W->data + (row0 + r) * W->cols + col0, W->dtype, ncols);
 }
 
 /* Products below this many flops run on the calling thread (~100 µs of work per thread at
@@ -117,146 +167,6 @@ void hl_sgemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
     }
 }
 
-/* Few rows (decoding, batched decoding): y[m, n] = Σ_k x[m, k] w[n, k] without a workspace.
- * Each thread owns blocks of HL_FUSED_NR weight rows; a block is converted to f32 one K chunk
- * at a time into a stack buffer (L1-sized) and dotted with all M input rows, so every weight
- * element is read from memory and converted exactly once per call, whatever M is (the tiled
- * path below converts the whole matrix and then runs a small-M sgemm, which loses for a
- * handful of rows). Partial sums: 16 lanes per (m, n), lane j holding k ≡ j (mod 16), then the
- * K % 16 tail, then the lanes in order. That order depends neither on M nor on the thread
- * count, so a row of X gets the same bits alone or in a batch (batched decoding equals
- * one-by-one) and run after run. With AVX-512 the lanes are one register updated by fused
- * multiply-adds (MB × NR register blocks, or one row at a time: same arithmetic per lane);
- * elsewhere plain mul+add loops over 16 lanes, vectorised by the compiler.
- * HL_SMALL_M (rows up to which this path is used) was chosen by measurement on the 7B shapes
- * (bf16 4096×4096, 11008×4096, 4096×11008; 2 threads, AVX-512): fused 1.3-2x faster than
- * convert+sgemm from 2 to 48 rows, still ahead or level at 64. bench_decode prints the
- * "weight product" figures for M = 1..64 to re-check on another machine. */
-#ifndef HL_SMALL_M
-#define HL_SMALL_M 64
-#endif
-#ifndef HL_FUSED_NR
-#define HL_FUSED_NR 8 /* weight rows per block (8 × 512 × 4 B = 16 KiB converted per K chunk) */
-#endif
-#ifndef HL_FUSED_MB
-#define HL_FUSED_MB 2 /* input rows per register block (MB × NR accumulators of 16 lanes) */
-#endif
-#define HL_FUSED_KC 512 /* K chunk */
-
-/* One block: rows [n0, n0 + nr) of W (nr <= HL_FUSED_NR) against all M rows of X. Inlined
- * with nr == HL_FUSED_NR for the full blocks so the row loop unrolls. */
-static inline __attribute__((always_inline)) void fused_block(float *Y, int64_t ldy, const float *X, int64_t ldx,
-                                                              const hl_weight *W, int64_t M, float beta, int64_t n0,
-                                                              int nr, float (*acc)[HL_FUSED_NR][16],
-                                                              float (*tail)[HL_FUSED_NR]) {
-    const int64_t K = W->cols;
-    float wbuf[HL_FUSED_NR][HL_FUSED_KC];
-    for (int64_t m = 0; m < M; m++)
-        for (int r = 0; r < nr; r++) {
-            tail[m][r] = 0.0f;
-            for (int j = 0; j < 16; j++)
-                acc[m][r][j] = 0.0f;
-        }
-    for (int64_t k0 = 0; k0 < K; k0 += HL_FUSED_KC) {
-        const int64_t kn = K - k0 < HL_FUSED_KC ? K - k0 : HL_FUSED_KC;
-        const int64_t kv = kn & ~(int64_t)15;
-        const float *w[HL_FUSED_NR];
-        for (int r = 0; r < nr; r++) {
-            if (W->dtype == HL_DTYPE_F32) {
-                w[r] = (const float *)W->data + (n0 + r) * K + k0;
-            } else {
-                convert_span(wbuf[r], (const uint16_t *)W->data + (n0 + r) * K + k0, kn, W->dtype);
-                w[r] = wbuf[r];
-            }
-        }
-        int64_t m = 0;
-#if defined(__AVX512F__)
-        /* MB input rows × NR weight rows in registers: MB + NR loads per MB·NR FMAs. */
-        if (nr == HL_FUSED_NR)
-            for (; m + HL_FUSED_MB <= M; m += HL_FUSED_MB) {
-                __m512 a[HL_FUSED_MB][HL_FUSED_NR];
-                for (int i = 0; i < HL_FUSED_MB; i++)
-                    for (int r = 0; r < HL_FUSED_NR; r++)
-                        a[i][r] = _mm512_loadu_ps(acc[m + i][r]);
-                const float *x = X + m * ldx + k0;
-                for (int64_t k = 0; k < kv; k += 16) {
-                    __m512 xv[HL_FUSED_MB];
-                    for (int i = 0; i < HL_FUSED_MB; i++)
-                        xv[i] = _mm512_loadu_ps(x + i * ldx + k);
-                    for (int r = 0; r < HL_FUSED_NR; r++) {
-                        __m512 wv = _mm512_loadu_ps(w[r] + k);
-                        for (int i = 0; i < HL_FUSED_MB; i++)
-                            a[i][r] = _mm512_fmadd_ps(xv[i], wv, a[i][r]);
-                    }
-                }
-                for (int i = 0; i < HL_FUSED_MB; i++)
-                    for (int r = 0; r < HL_FUSED_NR; r++)
-                        _mm512_storeu_ps(acc[m + i][r], a[i][r]);
-            }
-        /* Remaining input rows one at a time, same per-lane arithmetic (fused multiply-add in
-         * lane j for k ≡ j mod 16), so a row's bits do not depend on where it falls. */
-        for (; m < M; m++) {
-            const float *x = X + m * ldx + k0;
-            __m512 a[HL_FUSED_NR];
-            for (int r = 0; r < nr; r++)
-                a[r] = _mm512_loadu_ps(acc[m][r]);
-            for (int64_t k = 0; k < kv; k += 16) {
-                __m512 xv = _mm512_loadu_ps(x + k);
-                for (int r = 0; r < nr; r++)
-                    a[r] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w[r] + k), a[r]);
-            }
-            for (int r = 0; r < nr; r++)
-                _mm512_storeu_ps(acc[m][r], a[r]);
-        }
-#else
-        for (; m < M; m++) {
-            const float *x = X + m * ldx + k0;
-            float a[HL_FUSED_NR][16];
-            for (int r = 0; r < nr; r++)
-                for (int j = 0; j < 16; j++)
-                    a[r][j] = acc[m][r][j];
-            for (int64_t k = 0; k < kv; k += 16)
-                for (int r = 0; r < nr; r++)
-                    for (int j = 0; j < 16; j++)
-                        a[r][j] += x[k + j] * w[r][k + j];
-            for (int r = 0; r < nr; r++)
-                for (int j = 0; j < 16; j++)
-                    acc[m][r][j] = a[r][j];
-        }
-#endif
-        for (m = 0; m < M; m++) {
-            const float *x = X + m * ldx + k0;
-            for (int r = 0; r < nr; r++)
-                for (int64_t k = kv; k < kn; k++)
-                    tail[m][r] += x[k] * w[r][k];
-        }
-    }
-    for (int64_t m = 0; m < M; m++)
-        for (int r = 0; r < nr; r++) {
-            float s = tail[m][r];
-            for (int j = 0; j < 16; j++)
-                s += acc[m][r][j];
-            float *y = &Y[m * ldy + n0 + r];
-            *y = beta == 0.0f ? s : beta * *y + s;
-        }
-}
-
-static void gemm_small_m(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M,
-                         float beta) {
-    const int64_t N = W->rows, K = W->cols;
-    const int64_t blocks = (N + HL_FUSED_NR - 1) / HL_FUSED_NR;
-#pragma omp parallel for schedule(static) if (N * K > 131072 && !omp_in_parallel())
-    for (int64_t b = 0; b < blocks; b++) {
-        float acc[HL_SMALL_M][HL_FUSED_NR][16]; /* 32 KiB */
-        float tail[HL_SMALL_M][HL_FUSED_NR];
-        int64_t n0 = b * HL_FUSED_NR;
-        if (N - n0 >= HL_FUSED_NR)
-            fused_block(Y, ldy, X, ldx, W, M, beta, n0, HL_FUSED_NR, acc, tail);
-        else
-            fused_block(Y, ldy, X, ldx, W, M, beta, n0, (int)(N - n0), acc, tail);
-    }
-}
-
 /* Lanes usable with this workspace and thread count. */
 static int ws_lanes(const hl_gemm_ws *ws, int64_t per_lane) {
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -265,17 +175,21 @@ static int ws_lanes(const hl_gemm_ws *ws, int64_t per_lane) {
     return lanes < 1 ? 1 : lanes;
 }
 
-void hl_gemm_xwt_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M, float beta,
+/* ---- f32 path -------------------------------------------------------------------------------- */
+
+static int use_fused_f32(int64_t M) {
+    return M <= HL_GEMM_FUSED_ROWS && kernel_choice != HL_GEMM_KERNEL_BLOCKED;
+}
+
+static void xwt_f32(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M, float beta,
                     const hl_gemm_ws *ws) {
     const int64_t N = W->rows, K = W->cols;
-    if (M <= 0 || N <= 0)
-        return;
     if (W->dtype == HL_DTYPE_F32) {
         hl_sgemm(0, 1, M, N, K, 1.0f, X, ldx, (const float *)W->data, K, beta, Y, ldy);
         return;
     }
-    if (M <= HL_SMALL_M) {
-        gemm_small_m(Y, ldy, X, ldx, W, M, beta);
+    if (use_fused_f32(M)) {
+        hl_gemm_fused_f32(Y, ldy, X, ldx, W, M, beta);
         return;
     }
     int64_t per = lane_floats(K);
@@ -300,14 +214,8 @@ void hl_gemm_xwt_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl
     }
 }
 
-void hl_gemm_xwt(float *Y, const float *X, const hl_weight *W, int64_t M, float beta, const hl_gemm_ws *ws) {
-    hl_gemm_xwt_ld(Y, W->rows, X, W->cols, W, M, beta, ws);
-}
-
-void hl_gemm_dx_acc(float *dX, const float *dY, const hl_weight *W, int64_t M, const hl_gemm_ws *ws) {
+static void dx_f32(float *dX, const float *dY, const hl_weight *W, int64_t M, const hl_gemm_ws *ws) {
     const int64_t N = W->rows, K = W->cols;
-    if (M <= 0 || N <= 0)
-        return;
     if (W->dtype == HL_DTYPE_F32) {
         hl_sgemm(0, 0, M, K, N, 1.0f, dY, N, (const float *)W->data, K, 1.0f, dX, K);
         return;
@@ -333,6 +241,221 @@ void hl_gemm_dx_acc(float *dX, const float *dY, const hl_weight *W, int64_t M, c
             hl_sgemm(0, 0, M, kn, nb, 1.0f, dY + n0, N, slice, kn, 1.0f, dX + k0, K);
         }
     }
+}
+
+/* ---- bf16 paths ------------------------------------------------------------------------------ *
+ * One driver for both products, C = beta·C + A · op(W):
+ *   xwt: A = X [M, K], C = Y [M, N], op(W) = Wᵀ            (reduction over K)
+ *   dx:  A = dY [M, N], C = dX [M, K], op(W) = W, beta = 1  (reduction over N)
+ * Rows of A are converted chunk by chunk into the front of the workspace; weights that are not
+ * bf16 already (and every weight on the reference path, which works in f32) are converted block
+ * by block of rows into the back. oneDNN multiplies (or, on the reference path, OpenBLAS on the
+ * rounded f32 values: the same arithmetic, since a product of two bf16 numbers is exact in f32). */
+
+typedef struct {
+    int dx;        /* 0: xwt, 1: dx */
+    int ref;       /* reference path (f32 elements) instead of oneDNN (bf16 elements) */
+    int conv_w;    /* weights converted block by block */
+    int64_t Kr;    /* reduction length = columns of A */
+    int64_t mb;    /* rows of A per chunk */
+    int64_t nb;    /* weight rows per block (conv_w), else W->rows */
+    size_t es;     /* element size in the workspace */
+    char *wpart;   /* weight blocks (conv_w) */
+} bf16_plan;
+
+static int bf16_plan_make(bf16_plan *pl, int dx, hl_gemm_path path, const hl_weight *W, int64_t M,
+                          const hl_gemm_ws *ws) {
+    memset(pl, 0, sizeof *pl);
+    pl->dx = dx;
+    pl->ref = path == HL_GEMM_PATH_REF_BF16;
+    pl->conv_w = pl->ref || W->dtype != HL_DTYPE_BF16;
+    pl->es = pl->ref ? sizeof(float) : sizeof(uint16_t);
+    pl->Kr = dx ? W->rows : W->cols;
+    if (!ws || !ws->buf || ws->floats <= 0)
+        return -1;
+    size_t cap = (size_t)ws->floats * sizeof(float);
+    size_t xcap = pl->conv_w ? cap / 2 : cap;
+    int64_t mb = (int64_t)(xcap / (pl->es * (size_t)pl->Kr));
+    mb = mb < M ? mb : M;
+    pl->mb = mb < HL_BF16_CHUNK_ROWS ? mb : HL_BF16_CHUNK_ROWS;
+    pl->nb = W->rows;
+    if (pl->conv_w) {
+        size_t off = (xcap + 63) / 64 * 64;
+        pl->wpart = (char *)ws->buf + off;
+        int64_t nb = (int64_t)((cap - off) / (pl->es * (size_t)W->cols));
+        nb = nb >= 16 ? nb / 16 * 16 : nb;
+        pl->nb = nb < W->rows ? nb : W->rows;
+    }
+    return pl->mb >= 1 && pl->nb >= 1 ? 0 : -1;
+}
+
+/* A's rows [m0, m0 + mc) → workspace (bf16, or rounded f32 on the reference path), row stride Kr. */
+static void bf16_convert_rows(const bf16_plan *pl, void *dst, const float *A, int64_t lda, int64_t m0, int64_t mc) {
+#pragma omp parallel for schedule(static) if (mc * pl->Kr > 131072 && !omp_in_parallel())
+    for (int64_t i = 0; i < mc; i++) {
+        if (pl->ref)
+            hl_round_bf16_n((float *)dst + i * pl->Kr, A + (m0 + i) * lda, pl->Kr);
+        else
+            hl_f32_to_bf16_n((uint16_t *)dst + i * pl->Kr, A + (m0 + i) * lda, pl->Kr);
+    }
+}
+
+/* Weight rows [n0, n0 + nc) → the workspace's weight part, row stride W->cols. */
+static void bf16_convert_weights(const bf16_plan *pl, const hl_weight *W, int64_t n0, int64_t nc) {
+    const int64_t K = W->cols;
+    const size_t wes = hl_dtype_size(W->dtype);
+#pragma omp parallel for schedule(static) if (nc * K > 131072 && !omp_in_parallel())
+    for (int64_t r = 0; r < nc; r++) {
+        const void *src = (const char *)W->data + (size_t)(n0 + r) * (size_t)K * wes;
+        if (pl->ref) {
+            float *d = (float *)pl->wpart + r * K;
+            hl_to_f32_n(d, src, W->dtype, K);
+            hl_round_bf16_n(d, d, K);
+        } else {
+            hl_to_bf16_n((uint16_t *)pl->wpart + r * K, src, W->dtype, K);
+        }
+    }
+}
+
+/* The arguments of one product of the driver: rows [m0, m0 + mc) of A against weight rows
+ * [n0, n0 + nc) (all of W without conv_w). */
+typedef struct {
+    int64_t M, N, K, lda, ldb, ldc;
+    int trans_b;
+    float beta;
+    const void *A, *B;
+    float *C;
+} mm_args;
+
+static mm_args bf16_args(const bf16_plan *pl, const void *xa, const hl_weight *W, float *C, int64_t ldc, float beta,
+                         int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+    const int64_t K = W->cols;
+    const void *B = pl->conv_w ? (const void *)pl->wpart : (const char *)W->data + (size_t)n0 * (size_t)K * pl->es;
+    mm_args a;
+    if (!pl->dx) /* C[m0.., n0..] = beta·C + A_chunk · Wblkᵀ */
+        a = (mm_args){mc, nc, K, pl->Kr, K, ldc, 1, beta, xa, B, C + m0 * ldc + n0};
+    else /* C[m0.., :] += A_chunk[:, n0..] · Wblk */
+        a = (mm_args){mc, K, nc, pl->Kr, K, ldc, 0, 1.0f, (const char *)xa + (size_t)n0 * pl->es, B, C + m0 * ldc};
+    return a;
+}
+
+/* What oneDNN computes, in plain loops: the last resort when executing a primitive fails after
+ * it was created (a small allocation inside oneDNN), so the product is still right. */
+static void bf16_plain(const mm_args *a) {
+#pragma omp parallel for schedule(static) if (!omp_in_parallel())
+    for (int64_t m = 0; m < a->M; m++)
+        for (int64_t n = 0; n < a->N; n++) {
+            float s = 0.0f;
+            for (int64_t k = 0; k < a->K; k++) {
+                uint16_t x = ((const uint16_t *)a->A)[m * a->lda + k];
+                uint16_t w = ((const uint16_t *)a->B)[a->trans_b ? n * a->ldb + k : k * a->ldb + n];
+                s += hl_bf16_to_f32(x) * hl_bf16_to_f32(w);
+            }
+            float *c = &a->C[m * a->ldc + n];
+            *c = a->beta == 0.0f ? s : a->beta * *c + s;
+        }
+}
+
+static void bf16_run(const bf16_plan *pl, const mm_args *a) {
+    if (pl->ref) {
+        hl_sgemm(0, a->trans_b, a->M, a->N, a->K, 1.0f, a->A, a->lda, a->B, a->ldb, a->beta, a->C, a->ldc);
+        return;
+    }
+    if (hl_dnnl_matmul(1, a->M, a->N, a->K, a->A, a->lda, a->B, a->ldb, a->trans_b, a->beta, a->C, a->ldc))
+        bf16_plain(a);
+}
+
+/* 0 when every oneDNN primitive the product needs exists (checked before anything is written). */
+static int bf16_ready(const bf16_plan *pl, const hl_weight *W, float beta, int64_t ldc, int64_t M) {
+    if (pl->ref)
+        return 0;
+    static float probe[1]; /* stands in for the data: only shapes and strides matter here */
+    const int64_t N = W->rows;
+    const int64_t ms[2] = {pl->mb, M % pl->mb}, ns[2] = {pl->nb, N % pl->nb};
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            if (ms[i] == 0 || ns[j] == 0)
+                continue;
+            mm_args a = bf16_args(pl, probe, W, probe, ldc, beta, 0, ms[i], 0, ns[j]);
+            if (hl_dnnl_matmul_ready(1, a.M, a.N, a.K, a.lda, a.ldb, a.trans_b, a.beta, a.ldc))
+                return -1;
+        }
+    return 0;
+}
+
+/* C = beta·C + A · op(W) on a bf16 path; -1 (nothing written) when it cannot run here. */
+static int bf16_product(int dx, hl_gemm_path path, float *C, int64_t ldc, const float *A, int64_t lda,
+                        const hl_weight *W, int64_t M, float beta, const hl_gemm_ws *ws) {
+    bf16_plan pl;
+    if (bf16_plan_make(&pl, dx, path, W, M, ws) || bf16_ready(&pl, W, beta, ldc, M))
+        return -1;
+    const int64_t N = W->rows;
+    void *xa = ws->buf;
+    for (int64_t m0 = 0; m0 < M; m0 += pl.mb) {
+        int64_t mc = M - m0 < pl.mb ? M - m0 : pl.mb;
+        bf16_convert_rows(&pl, xa, A, lda, m0, mc);
+        for (int64_t n0 = 0; n0 < N; n0 += pl.nb) {
+            int64_t nc = N - n0 < pl.nb ? N - n0 : pl.nb;
+            if (pl.conv_w)
+                bf16_convert_weights(&pl, W, n0, nc);
+            mm_args a = bf16_args(&pl, xa, W, C, ldc, beta, m0, mc, n0, nc);
+            bf16_run(&pl, &a);
+        }
+    }
+    return 0;
+}
+
+/* Rows up to which the fused bf16 dot serves a product by default (gemm_internal.h). */
+static int fused_bf16_rows(void) {
+    const char *isa = hl_dnnl_isa_str(); /* found once per process (gemm_dnnl.c) */
+    return isa && strstr(isa, "amx") ? HL_GEMM_FUSED_BF16_ROWS_AMX : HL_GEMM_FUSED_BF16_ROWS;
+}
+
+/* Few rows of a BF16 weight on a CPU with AVX512-BF16: rows to bf16, then the fused dot. */
+static int bf16_fused(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M, float beta,
+                      const hl_gemm_ws *ws) {
+    const int64_t K = W->cols;
+    int limit = kernel_choice == HL_GEMM_KERNEL_FUSED     ? HL_GEMM_FUSED_ROWS
+                : kernel_choice == HL_GEMM_KERNEL_BLOCKED ? 0
+                                                          : fused_bf16_rows();
+    if (!hl_gemm_fused_bf16_built() || W->dtype != HL_DTYPE_BF16 || M > limit || !ws || !ws->buf ||
+        (size_t)ws->floats * 2 < (size_t)(M * K))
+        return -1;
+    uint16_t *xb = (uint16_t *)ws->buf;
+#pragma omp parallel for schedule(static) if (M * K > 131072 && !omp_in_parallel())
+    for (int64_t m = 0; m < M; m++)
+        hl_f32_to_bf16_n(xb + m * K, X + m * ldx, K);
+    hl_gemm_fused_bf16(Y, ldy, xb, K, W, M, beta);
+    return 0;
+}
+
+/* ---- the products ------------------------------------------------------------------------------ */
+
+void hl_gemm_xwt_ld(float *Y, int64_t ldy, const float *X, int64_t ldx, const hl_weight *W, int64_t M, float beta,
+                    const hl_gemm_ws *ws) {
+    const int64_t N = W->rows, K = W->cols;
+    if (M <= 0 || N <= 0)
+        return;
+    hl_gemm_path p = hl_gemm_path_for(ws ? ws->compute : HL_COMPUTE_AUTO, W->dtype, N, K);
+    if (p == HL_GEMM_PATH_DNNL_BF16 && bf16_fused(Y, ldy, X, ldx, W, M, beta, ws) == 0)
+        return;
+    if (p != HL_GEMM_PATH_F32 && bf16_product(0, p, Y, ldy, X, ldx, W, M, beta, ws) == 0)
+        return;
+    xwt_f32(Y, ldy, X, ldx, W, M, beta, ws);
+}
+
+void hl_gemm_xwt(float *Y, const float *X, const hl_weight *W, int64_t M, float beta, const hl_gemm_ws *ws) {
+    hl_gemm_xwt_ld(Y, W->rows, X, W->cols, W, M, beta, ws);
+}
+
+void hl_gemm_dx_acc(float *dX, const float *dY, const hl_weight *W, int64_t M, const hl_gemm_ws *ws) {
+    const int64_t N = W->rows, K = W->cols;
+    if (M <= 0 || N <= 0)
+        return;
+    hl_gemm_path p = hl_gemm_path_for(ws ? ws->compute : HL_COMPUTE_AUTO, W->dtype, N, K);
+    if (p != HL_GEMM_PATH_F32 && bf16_product(1, p, dX, K, dY, N, W, M, 1.0f, ws) == 0)
+        return;
+    dx_f32(dX, dY, W, M, ws);
 }
 
 static double now_s(void) {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/backend/cpu/cpu_adapter.h"
+#include "core/base/convert.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/ops.h"
 
@@ -393,6 +394,7 @@ hl_status hl_llama_create(hl_llama **out, const hl_model *model, hl_adapters *ad
 const hl_mem_plan *hl_llama_mem_plan(const hl_llama *ctx) { return &ctx->plan; }
 hl_routing_stats *hl_llama_routing(hl_llama *ctx) { return ctx->has_stats ? &ctx->stats : NULL; }
 void hl_llama_set_eval_stats(hl_llama *ctx, hl_routing_stats *dst) { ctx->eval_stats = dst; }
+void hl_llama_set_compute(hl_llama *ctx, hl_compute compute) { ctx->ws.compute = compute; }
 
 /* ---- forward pieces -------------------------------------------------------------------- */
 

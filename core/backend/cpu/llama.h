@@ -64,6 +64,9 @@ hl_status hl_llama_eval(hl_llama *ctx, const int *tokens, const int *labels, con
 /* Full logits [B*T, vocab] of every position (padding rows are 0), no dropout. */
 hl_status hl_llama_logits(hl_llama *ctx, const int *tokens, const int *lengths, int B, int T, float *logits);
 
+/* Arithmetic of the frozen-weight products (gemm.h: HL_COMPUTE_AUTO by default, F32 for the
+ * exact path). Takes effect from the next call. */
+void hl_llama_set_compute(hl_llama *ctx, hl_compute compute);
 /* ---- Packed batches (the layout of hl_batch in the backend seam) ----------------------
  * B rows of T columns (row stride T). Each row holds one or more examples ("segments")
  * packed from column 0, the rest of the row is padding. Example e occupies the flat positions
@@ -114,6 +117,7 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
 size_t hl_infer_bytes(const hl_infer *inf);
 /* Positions [0, n) of slot dst get the keys/values of positions [0, n) of slot src. */
 void hl_infer_copy_prefix(hl_infer *inf, int dst, int src, int n);
+void hl_infer_set_compute(hl_infer *inf, hl_compute compute); /* as hl_llama_set_compute */
 void hl_infer_free(hl_infer *inf);
 
 #endif

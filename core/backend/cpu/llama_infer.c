@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/backend/cpu/cpu_adapter.h"
+#include "core/base/convert.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/llama.h"
 #include "core/backend/cpu/ops.h"
@@ -22,7 +23,8 @@ struct hl_infer {
     float *slab;    /* everything below */
     float *x, *xn, *q, *k, *v, *att, *g, *u, *h, *Z, *W, *tile, *attn_s, *ad_s, *last;
     hl_gemm_ws ws;
-    int *pos;
+    int *pos;        /* [max_rows] position of each new row */
+    int *bpos, *blen; /* [max_rows] per sequence of a call: first new position, positions after the call */
     size_t bytes;
 };
 
@@ -41,6 +43,7 @@ void hl_infer_free(hl_infer *inf) {
 }
 
 size_t hl_infer_bytes(const hl_infer *inf) { return inf->bytes; }
+void hl_infer_set_compute(hl_infer *inf, hl_compute compute) { inf->ws.compute = compute; }
 
 static void norm_f32(float *dst, const hl_weight *w, int64_t D) {
     hl_weight flat = *w;
@@ -110,7 +113,7 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
     inf->kc = calloc(cache ? cache : 1, sizeof(float));
     inf->vc = calloc(cache ? cache : 1, sizeof(float));
     inf->norms = malloc((size_t)((2 * L + 1) * D) * sizeof(float));
-    inf->pos = malloc((size_t)R * sizeof(int));
+    inf->pos = malloc((size_t)R * 3 * sizeof(int));
     inf->bytes = ((size_t)total + 2 * cache + (size_t)((2 * L + 1) * D)) * sizeof(float);
     if (!inf->slab || !inf->kc || !inf->vc || !inf->norms || !inf->pos ||
         hl_rope_table_init(&inf->rope, max_seq, c->head_dim, c->rope_theta)) {
@@ -119,6 +122,8 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
         return hl_fail(HL_ERR_NOMEM, "cannot allocate %.1f MiB for the KV cache (%d slots x %d positions)",
                        (double)want / 1048576.0, slots, max_seq);
     }
+    inf->bpos = inf->pos + R;
+    inf->blen = inf->pos + 2 * R;
     int64_t off = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         *ptrs[i] = inf->slab + off;
@@ -176,18 +181,29 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
         proj(inf, l, 2, &w->wv, inf->v, 0.0f, inf->xn, M);
         hl_rope_forward(inf->q, M, c->n_heads, c->head_dim, inf->pos, &inf->rope);
         hl_rope_forward(inf->k, M, c->n_kv_heads, c->head_dim, inf->pos, &inf->rope);
+        const int64_t slot_floats = (int64_t)inf->max_seq * Dkv;
+        float *kl = inf->kc + (int64_t)l * inf->slots * slot_floats, *vl = inf->vc + (int64_t)l * inf->slots * slot_floats;
         for (int b = 0; b < B; b++) {
             int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0;
-            float *kc = inf->kc + (((int64_t)l * inf->slots + s) * inf->max_seq) * Dkv;
-            float *vc = inf->vc + (((int64_t)l * inf->slots + s) * inf->max_seq) * Dkv;
-            memcpy(kc + (int64_t)p * Dkv, inf->k + (int64_t)b * Tq * Dkv, (size_t)(Tq * Dkv) * sizeof(float));
-            memcpy(vc + (int64_t)p * Dkv, inf->v + (int64_t)b * Tq * Dkv, (size_t)(Tq * Dkv) * sizeof(float));
-            int qlen = p + Tq;
-            hl_attn_dims ad = {.B = 1, .Tq = Tq, .Tk = inf->max_seq, .n_heads = c->n_heads,
-                               .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .pos0 = &p,
-                               .q_len = &qlen, .kv_len = &qlen, .lanes = inf->lanes};
-            hl_attention_forward(inf->att + (int64_t)b * Tq * inf->Dq, NULL, inf->q + (int64_t)b * Tq * inf->Dq, kc,
-                                 vc, &ad, inf->attn_s);
+            memcpy(kl + s * slot_floats + (int64_t)p * Dkv, inf->k + (int64_t)b * Tq * Dkv,
+                   (size_t)(Tq * Dkv) * sizeof(float));
+            memcpy(vl + s * slot_floats + (int64_t)p * Dkv, inf->v + (int64_t)b * Tq * Dkv,
+                   (size_t)(Tq * Dkv) * sizeof(float));
+            inf->bpos[b] = p;
+            inf->blen[b] = p + Tq;
+        }
+        /* Sequences in consecutive slots (slot[b + 1] = slot[b] + 1: the usual batch) attend in one
+         * call, so the (sequence, head) items of a whole decode step share one parallel loop; each
+         * item's arithmetic is the same as alone, so the bits do not depend on the grouping. */
+        for (int b0 = 0, n; b0 < B; b0 += n) {
+            int s0 = slot ? slot[b0] : b0;
+            for (n = 1; b0 + n < B && (slot ? slot[b0 + n] : b0 + n) == s0 + n;)
+                n++;
+            hl_attn_dims ad = {.B = n, .Tq = Tq, .Tk = inf->max_seq, .n_heads = c->n_heads,
+                               .n_kv_heads = c->n_kv_heads, .head_dim = c->head_dim, .pos0 = inf->bpos + b0,
+                               .q_len = inf->blen + b0, .kv_len = inf->blen + b0, .lanes = inf->lanes};
+            hl_attention_forward(inf->att + (int64_t)b0 * Tq * inf->Dq, NULL, inf->q + (int64_t)b0 * Tq * inf->Dq,
+                                 kl + s0 * slot_floats, vl + s0 * slot_floats, &ad, inf->attn_s);
         }
         proj(inf, l, 3, &w->wo, inf->x, 1.0f, inf->att, M); /* x += o(att) */
         hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + (2 * l + 1) * D, M, (int)D, c->rms_norm_eps);

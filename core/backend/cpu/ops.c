@@ -67,6 +67,18 @@ static inline float row_sum(const float *x, int n) {
     return s;
 }
 
+/* Σ x_i² in double over 8 independent lanes (vectorised; fixed order). */
+static inline double sumsq_d(const float *x, int n) {
+    double s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            s[k] += (double)x[i + k] * x[i + k];
+    for (; i < n; i++)
+        s[0] += (double)x[i] * x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
 /* ---- RMSNorm ------------------------------------------------------------------------- */
 
 void hl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int64_t T, int C, float eps) {
@@ -74,9 +86,7 @@ void hl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
     for (int64_t t = 0; t < T; t++) {
         const float *x = inp + t * C;
         float *o = out + t * C;
-        double ss = 0.0;
-        for (int i = 0; i < C; i++)
-            ss += (double)x[i] * x[i];
+        double ss = sumsq_d(x, C);
         float r = (float)(1.0 / sqrt(ss / C + (double)eps));
         for (int i = 0; i < C; i++)
             o[i] = w[i] * (x[i] * r);
@@ -95,8 +105,16 @@ void hl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
         float *dx = dinp + t * C;
         float r = rstd[t];
         double dot = 0.0;
-        for (int i = 0; i < C; i++)
-            dot += (double)w[i] * dy[i] * x[i];
+        {
+            double l[8] = {0}; /* Σ w dy x in 8 double lanes, as sumsq_d */
+            int i = 0;
+            for (; i + 8 <= C; i += 8)
+                for (int k = 0; k < 8; k++)
+                    l[k] += (double)w[i + k] * dy[i + k] * x[i + k];
+            for (; i < C; i++)
+                l[0] += (double)w[i] * dy[i] * x[i];
+            dot = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+        }
         float c = (float)((double)r * r * r * dot / C);
         for (int i = 0; i < C; i++)
             dx[i] += r * w[i] * dy[i] - c * x[i];
@@ -478,6 +496,43 @@ void hl_softmax_backward(float *dinp, const float *dout, const float *out, int64
 
 #define HL_CE_CHUNKS 64 /* fixed partition: the loss sum is independent of the thread count */
 
+/* One row: loss −log softmax(x)[y] in double; with g, g = scale · (softmax(x) − onehot(y)).
+ * e^(x_i − max) once per element (fast_expf, vectorised), the row sum in double over 8 lanes;
+ * g may alias x (x[y] and the sum are taken before g is written). */
+static double ce_row(float *g, const float *x, int y, int V, float scale) {
+    const float mx = row_max(x, V);
+    const float xy = x[y];
+    double l[8] = {0};
+    int i = 0;
+    if (g) { /* keep the exponentials in g, scale them after the sum */
+        for (; i + 8 <= V; i += 8)
+            for (int k = 0; k < 8; k++) {
+                float e = fast_expf(x[i + k] - mx);
+                g[i + k] = e;
+                l[k] += (double)e;
+            }
+        for (; i < V; i++) {
+            float e = fast_expf(x[i] - mx);
+            g[i] = e;
+            l[0] += (double)e;
+        }
+    } else {
+        for (; i + 8 <= V; i += 8)
+            for (int k = 0; k < 8; k++)
+                l[k] += (double)fast_expf(x[i + k] - mx);
+        for (; i < V; i++)
+            l[0] += (double)fast_expf(x[i] - mx);
+    }
+    double sum = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+    if (g) {
+        const float f = (float)((double)scale / sum);
+        for (i = 0; i < V; i++)
+            g[i] *= f;
+        g[y] -= scale;
+    }
+    return (double)mx + log(sum) - (double)xy;
+}
+
 double hl_cross_entropy(float *dlogits, const float *logits, const int *targets, int64_t rows, int V, float scale,
                         int64_t *count) {
     double part[HL_CE_CHUNKS];
@@ -488,28 +543,14 @@ double hl_cross_entropy(float *dlogits, const float *logits, const int *targets,
         double s = 0.0;
         int64_t n = 0;
         for (int64_t r = r0; r < r1; r++) {
-            const float *x = logits + r * V;
             int y = targets[r];
             if (y < 0 || y >= V) { /* −100 (or anything out of range): ignored */
                 if (dlogits)
                     memset(dlogits + r * V, 0, (size_t)V * sizeof(float));
                 continue;
             }
-            float mx = -INFINITY;
-            for (int i = 0; i < V; i++)
-                mx = x[i] > mx ? x[i] : mx;
-            double sum = 0.0;
-            for (int i = 0; i < V; i++)
-                sum += exp((double)(x[i] - mx));
-            double lse = (double)mx + log(sum);
-            s += lse - (double)x[y];
+            s += ce_row(dlogits ? dlogits + r * V : NULL, logits + r * V, y, V, scale);
             n++;
-            if (dlogits) {
-                float *g = dlogits + r * V; /* may alias x: x is not read after this point */
-                for (int i = 0; i < V; i++)
-                    g[i] = scale * (float)exp((double)x[i] - lse);
-                g[y] -= scale;
-            }
         }
         part[c] = s;
         cnt[c] = n;
