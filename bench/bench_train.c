@@ -31,74 +31,11 @@
 #include "core/adapter/optim.h"
 #include "bench_common.h"
 #include "pytorch_ref.h"
+#include "bench_model.h"
 
 #ifdef HL_ENGINE_PROFILE
 int hl_llama_profile(const char *const **names, double **seconds); /* core/backend/cpu/llama.c, profiling builds only */
 #endif
-
-typedef struct {
-    hl_model m;
-    void *bufs[64];
-    int n;
-} bench_model;
-
-/* Random weights U(±scale) in dtype dt, filled in parallel with a per-chunk xorshift. */
-static hl_weight rand_weight(bench_model *bm, int64_t rows, int64_t cols, hl_dtype dt, float center, float scale) {
-    size_t n = (size_t)(rows * cols);
-    void *buf = malloc(n * hl_dtype_size(dt));
-    if (!buf) {
-        fprintf(stderr, "bench_train: out of memory for a %lld x %lld weight\n", (long long)rows, (long long)cols);
-        exit(1);
-    }
-    bm->bufs[bm->n++] = buf;
-    const size_t chunk = 1 << 16;
-#pragma omp parallel for schedule(static)
-    for (size_t c = 0; c < (n + chunk - 1) / chunk; c++) {
-        uint64_t s = 0x9E3779B97F4A7C15ull * (c + 1 + (uint64_t)bm->n * 1000003u);
-        for (size_t i = c * chunk; i < n && i < (c + 1) * chunk; i++) {
-            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-            float f = center + scale * ((float)(s >> 40) * (2.0f / 16777216.0f) - 1.0f);
-            if (dt == HL_DTYPE_F32)
-                ((float *)buf)[i] = f;
-            else
-                ((uint16_t *)buf)[i] = dt == HL_DTYPE_BF16 ? hl_f32_to_bf16(f) : hl_f32_to_f16(f);
-        }
-    }
-    hl_weight w = {dt, buf, rows, cols};
-    return w;
-}
-
-static void build(bench_model *bm, const hl_llama_config *c, hl_dtype dt) {
-    memset(bm, 0, sizeof *bm);
-    hl_model *m = &bm->m;
-    m->cfg = *c;
-    m->dtype = dt;
-    int64_t D = c->dim, F = c->hidden_dim, Dq = (int64_t)c->n_heads * c->head_dim;
-    int64_t Dkv = (int64_t)c->n_kv_heads * c->head_dim;
-    float s = 1.0f / sqrtf((float)D);
-    m->tok_embed = rand_weight(bm, c->vocab_size, D, dt, 0.0f, 1.0f);
-    m->lm_head = c->tie_word_embeddings ? m->tok_embed : rand_weight(bm, c->vocab_size, D, dt, 0.0f, s);
-    m->final_norm = rand_weight(bm, 1, D, dt, 1.0f, 0.1f);
-    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
-    for (int l = 0; l < c->n_layers; l++) {
-        hl_layer_weights *w = &m->layers[l];
-        w->attn_norm = rand_weight(bm, 1, D, dt, 1.0f, 0.1f);
-        w->ffn_norm = rand_weight(bm, 1, D, dt, 1.0f, 0.1f);
-        w->wq = rand_weight(bm, Dq, D, dt, 0.0f, s);
-        w->wk = rand_weight(bm, Dkv, D, dt, 0.0f, s);
-        w->wv = rand_weight(bm, Dkv, D, dt, 0.0f, s);
-        w->wo = rand_weight(bm, D, Dq, dt, 0.0f, 1.0f / sqrtf((float)Dq));
-        w->w_gate = rand_weight(bm, F, D, dt, 0.0f, s);
-        w->w_up = rand_weight(bm, F, D, dt, 0.0f, s);
-        w->w_down = rand_weight(bm, D, F, dt, 0.0f, 1.0f / sqrtf((float)F));
-    }
-}
-
-static void unbuild(bench_model *bm) {
-    for (int i = 0; i < bm->n; i++)
-        free(bm->bufs[i]);
-    free(bm->m.layers);
-}
 
 /* Useful FLOPs of one forward+backward over B*T tokens with `targets` loss rows. */
 static double step_flops(const hl_llama_config *c, const hl_adapter_config *a, int B, int T, int64_t targets) {
@@ -129,7 +66,7 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
            (hl_backend_compute_path(be, compute, c, dt, path, sizeof path), path));
     double t0 = bench_now_s();
     bench_model bm;
-    build(&bm, c, dt);
+    bench_model_build(&bm, c, dt);
     hl_adapter_config ac = {.variant = HL_VARIANT_HYDRA, .targets = HL_TARGETS_DEFAULT, .r = 8, .n_heads = 4,
                             .alpha = 32.0f, .dropout = 0.05f};
     hl_session *sess;
@@ -198,7 +135,7 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
                hl_dnnl_cached_primitives());
     free(tokens), free(labels);
     hl_session_free(sess);
-    unbuild(&bm);
+    bench_model_free(&bm);
     return B * T / mean;
 }
 
@@ -276,7 +213,7 @@ int main(int argc, char **argv) {
     {
         const int M = 512, N = 11008, K = 4096;
         bench_model bm = {0};
-        hl_weight w = rand_weight(&bm, N, K, HL_DTYPE_BF16, 0.0f, 0.01f);
+        hl_weight w = bench_rand_weight(&bm, N, K, HL_DTYPE_BF16, 0.0f, 0.01f);
         float *x = calloc((size_t)M * K, 4), *y = malloc((size_t)M * N * 4), *dy = malloc((size_t)M * N * 4);
         size_t wsf = hl_gemm_ws_floats(N);
         hl_gemm_ws sc = {malloc(wsf * 4), (int64_t)wsf, HL_COMPUTE_F32};
@@ -308,7 +245,7 @@ int main(int argc, char **argv) {
             }
         }
         free(x), free(y), free(dy), free(sc.buf);
-        unbuild(&bm);
+        bench_model_free(&bm);
         char impl[256];
         if (hl_gemm_dnnl_version())
             printf("oneDNN implementations used so far: %s\n", hl_dnnl_impls(impl, sizeof impl));

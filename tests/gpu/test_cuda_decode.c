@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base/convert.h" /* hl_weight_rows_to_f32 */
 #include "core/backend/backend.h"
 #include "core/base/rng.h"
 #include "core/base/tensor.h"

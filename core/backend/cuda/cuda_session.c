@@ -9,6 +9,7 @@
 #include "core/backend/cuda/cuda_session.h"
 /* hl_comm_device_allreduce_f32: the gradient-reduction hook across processes (NCCL) */
 #include "core/comm/comm.h"
+#include "core/base/convert.h" /* hl_weight_rows_to_f32 */
 #include "core/base/tensor.h"
 
 
