@@ -1,7 +1,8 @@
 /* The MPI half of the communicator: start-up, the deterministic reduction (alltoallv of
  * slices, rank-order sum in double, allgatherv), and the other collectives. Every collective is
  * started non-blocking and completed by polling, so that a rank that never arrives turns into
- * an error after the timeout instead of a hang. Stubs without HL_HAVE_MPI. */
+ * an error after the timeout instead of a hang. Built without MPI (no HL_HAVE_MPI),
+ * every entry refuses with "this hydralora was built without MPI" (hl_comm_open never gets there). */
 #include "core/comm/comm_private.h"
 
 #ifdef HL_HAVE_MPI

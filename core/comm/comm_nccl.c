@@ -2,7 +2,8 @@
  * bootstrapped as nccl-tests and llm.c do (rank 0 makes the unique id, MPI broadcasts it,
  * every rank calls ncclCommInitRank), and the in-place sum of one contiguous f32 device
  * buffer. Completion is polled with a deadline and NCCL's asynchronous error state, so a lost
- * peer becomes an error (after ncclCommAbort) instead of a hang. Stubs without HL_HAVE_NCCL. */
+ * peer becomes an error (after ncclCommAbort) instead of a hang. Built without NCCL (no HL_HAVE_NCCL),
+ * every entry refuses with a "built without NCCL" error. */
 #include "core/comm/comm_private.h"
 
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /* PRIVATE to core/comm/: the communicator's fields and the MPI / NCCL halves that comm.c
- * dispatches to. comm_mpi.c and comm_nccl.c compile to stubs without HL_HAVE_MPI / HL_HAVE_NCCL. */
+ * dispatches to. Without HL_HAVE_MPI / HL_HAVE_NCCL, comm_mpi.c and comm_nccl.c
+ * keep their entry points, which refuse with a "built without ..." error. */
 #ifndef HL_COMM_PRIVATE_H
 #define HL_COMM_PRIVATE_H
 

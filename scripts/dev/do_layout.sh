@@ -2,21 +2,18 @@
 # The layout move: core/ becomes one folder per layer. Purely mechanical, idempotent: run it
 # from the repository root (again after merging branches that still edit moved files):
 #
-#   bash scripts/dev/do_layout.sh [DOCMAP]
+#   bash scripts/dev/do_layout.sh
 #
 #  1. `git mv`s every file of the table below (a file already at its new place is left alone;
 #     a file present at both places is an error to sort out by hand);
 #  2. rewrites every reference to a moved path in the tracked text files of the whole tree
 #     (#include "core/...", comments, scripts, docs): include paths stay rooted at the
 #     repository ("core/model/model.h");
-#  3. rewrites references to the shared reading material (HYDRALORA.md §8, FORMATS.md, ...)
-#     into our docs/ (not in docs/ or scripts/dev/) with DOCMAP (lines "HYDRALORA.md §8 -> docs/method.md §8"; default
-#     scripts/dev/docmap.txt next to this script, skipped when there is none); docs/ itself is left alone;
-#  4. replaces the "core libraries" block of CMakeLists.txt with one static library per layer,
+#  3. replaces the "core libraries" block of CMakeLists.txt with one static library per layer,
 #     each linking only the layers below it (hlcore stays as the name of the whole core);
 #     lines elsewhere that modify the old hlcore target (a backend's sources, definitions)
 #     now modify hlbackend;
-#  5. lists files left directly in core/ that the table does not place (new files of other
+#  4. lists files left directly in core/ that the table does not place (new files of other
 #     branches: add a line to the table and run again) and exits 2 if there are any.
 # It changes the working tree and the index only; commit the result yourself.
 set -euo pipefail
@@ -29,7 +26,6 @@ if [ -z "$top" ] || [ "$top" != "$(pwd -P)" ] || ! grep -q 'project(hydralora' C
     echo "do_layout.sh: run me from the root of the hydralora repository" >&2
     exit 1
 fi
-docmap=${1:-$(dirname "$0")/docmap.txt}
 
 # ---- 1. the table: old path -> new path ---------------------------------------------------
 # (Lines for files of other branches that are not merged yet are harmless: a path that does
@@ -185,9 +181,9 @@ done <<< "$MOVES"
 [ "$conflicts" -eq 0 ] || exit 1
 echo "do_layout.sh: $moved file(s) moved"
 
-# ---- 2. + 3. rewrite references in the tracked text files --------------------------------
+# ---- 2. rewrite references in the tracked text files ---------------------------------------
 mapfile -t texts < <(git ls-files -z | xargs -0 grep -Il '' -- 2>/dev/null || true)
-MOVES="$MOVES" DOCMAP="$docmap" /usr/bin/env python3 - "${texts[@]}" <<'PY'
+MOVES="$MOVES" /usr/bin/env python3 - "${texts[@]}" <<'PY'
 import os, re, sys
 
 moves = []
@@ -199,29 +195,6 @@ for line in os.environ["MOVES"].splitlines():
 # "core/ops.h" never matches inside "core/backend/cpu/ops.h") nor followed by a word character.
 path_res = [(re.compile(r'(?<![\w./-])' + re.escape(old) + r'(?![\w])'), new) for old, new in moves]
 
-docmap = []
-dm = os.environ.get("DOCMAP", "")
-if dm and os.path.isfile(dm):
-    for line in open(dm, encoding="utf-8"):
-        line = line.strip()
-        if not line or line.startswith("#") or "->" not in line:
-            continue
-        a, b = (x.strip() for x in line.split("->", 1))
-        if a and b:
-            docmap.append((a, b))
-    docmap.sort(key=lambda ab: -len(ab[0]))  # "HYDRALORA.md §8" before "HYDRALORA.md"
-    print(f"do_layout.sh: {len(docmap)} document references mapped from {dm}")
-else:
-    print(f"do_layout.sh: no document map at {dm!r}: references to the shared documents left as they are")
-
-def rewrite_docs(text):
-    for a, b in docmap:
-        # "../shared/docs/X.md", "docs X.md" and a bare "X.md" all point at the new page
-        for prefix in ("../shared/docs/", "shared/docs/", "docs "):
-            text = text.replace(prefix + a, b)
-        text = re.sub(r'(?<![\w/.-])' + re.escape(a), lambda m: b, text)
-    return text
-
 changed = 0
 for path in sys.argv[1:]:
     if not os.path.isfile(path) or path.startswith(".git/") or os.path.basename(path) == "do_layout.sh":
@@ -231,11 +204,9 @@ for path in sys.argv[1:]:
     except UnicodeDecodeError:
         continue
     new = text
-    if not path.startswith("scripts/dev/"):  # this script's move table and the map keep the old paths
+    if not path.startswith("scripts/dev/"):  # this script's move table keeps the old paths
         for rx, repl in path_res:
             new = rx.sub(repl, new)
-    if docmap and not path.startswith(("docs/", "scripts/dev/")):  # the map and this script name the old documents on purpose
-        new = rewrite_docs(new)
     if new != text:
         open(path, "w", encoding="utf-8").write(new)
         changed += 1
@@ -244,7 +215,7 @@ PY
 # files renamed by step 1 are text too; make git see the edits
 git add -u
 
-# ---- 4. CMakeLists.txt: one library per layer ---------------------------------------------
+# ---- 3. CMakeLists.txt: one library per layer ---------------------------------------------
 python3 - <<'PY'
 import re
 path = "CMakeLists.txt"
@@ -317,7 +288,7 @@ print("do_layout.sh: CMakeLists.txt: one library per layer" + (f"; {notes} line(
 PY
 git add CMakeLists.txt
 
-# ---- 5. anything left without a layer? ------------------------------------------------------
+# ---- 4. anything left without a layer? ------------------------------------------------------
 left=$(git ls-files 'core/*' | awk -F/ 'NF == 2' || true)
 if [ -n "$left" ]; then
     echo "do_layout.sh: these files in core/ have no layer in the table yet (add them and run again):" >&2
