@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/train/train.h"
+#include "core/engine/version_wait.h"
 
 /* ---- snapshots: one allocation holding the struct and the routing arrays ---- */
 
@@ -354,26 +355,7 @@ const hl_snapshot *hl_engine_snapshot(hl_engine *e) {
 }
 
 uint64_t hl_engine_wait_change(hl_engine *e, uint64_t since, int timeout_ms) {
-    pthread_mutex_lock(&e->mu);
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms >= 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
-    while (e->version == since) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&e->changed, &e->mu);
-        else if (pthread_cond_timedwait(&e->changed, &e->mu, &dl) == ETIMEDOUT)
-            break;
-    }
-    uint64_t v = e->version;
-    pthread_mutex_unlock(&e->mu);
-    return v;
+    return hl_wait_version_change(&e->mu, &e->changed, &e->version, since, timeout_ms);
 }
 
 hl_status hl_engine_result(hl_engine *e) {

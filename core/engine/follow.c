@@ -15,6 +15,7 @@
 
 #include "core/adapter/adapter.h"
 #include "core/train/checkpoint.h"
+#include "core/engine/version_wait.h"
 
 #define PREFIX_BYTES 96             /* start of the file, to notice a file restarted in place */
 #define READ_MAX ((size_t)64 << 20) /* bytes read per poll (a huge file is taken in a few polls) */
@@ -600,24 +601,5 @@ const hl_snapshot *hl_follow_snapshot(hl_follow *f) {
 }
 
 uint64_t hl_follow_wait_change(hl_follow *f, uint64_t since, int timeout_ms) {
-    pthread_mutex_lock(&f->mu);
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    if (timeout_ms >= 0) {
-        dl.tv_sec += timeout_ms / 1000;
-        dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
-    }
-    while (f->version == since) {
-        if (timeout_ms < 0)
-            pthread_cond_wait(&f->changed, &f->mu);
-        else if (pthread_cond_timedwait(&f->changed, &f->mu, &dl) == ETIMEDOUT)
-            break;
-    }
-    uint64_t v = f->version;
-    pthread_mutex_unlock(&f->mu);
-    return v;
+    return hl_wait_version_change(&f->mu, &f->changed, &f->version, since, timeout_ms);
 }
