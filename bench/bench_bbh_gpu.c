@@ -4,7 +4,7 @@
  * gate/up/down applied unmerged.
  *
  *   bench_bbh_gpu [--examples N] [--prefill-examples N] [--slots S] [--max-new T] [--layers L] [--chunk C]
- *                 [--no-adapter] [--no-batch1] [--dump-prompts FILE] [--shared DIR]
+ *                 [--no-adapter] [--no-batch1 | --batch1-only] [--dump-prompts FILE] [--shared DIR]
  *
  * Prompts: the 3-shot CoT prompts of all 27 subtasks (6,511 examples), built and tokenized
  * exactly as `eval bbh` does (hl_bbh_build_prompt, LLaMA-2 tokenizer, BOS first); --examples N
@@ -219,6 +219,8 @@ int main(int argc, char **argv) {
             use_ad = 0;
         else if (!strcmp(argv[i], "--no-batch1"))
             b1 = 0;
+        else if (!strcmp(argv[i], "--batch1-only"))
+            b1 = 2;
         else if (!strcmp(argv[i], "--dump-prompts") && i + 1 < argc)
             dump = argv[++i];
         else if (!strcmp(argv[i], "--shared") && i + 1 < argc)
@@ -226,7 +228,7 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: bench_bbh_gpu [--examples N] [--slots S] [--max-new T] [--layers L] [--chunk C] "
-                    "[--prefill-examples N] [--no-adapter] [--no-batch1] [--dump-prompts FILE] [--shared DIR]\n");
+                    "[--prefill-examples N] [--no-adapter] [--no-batch1 | --batch1-only] [--dump-prompts FILE] [--shared DIR]\n");
             return 2;
         }
     }
@@ -351,68 +353,72 @@ int main(int argc, char **argv) {
     printf("workload: %ld examples (%d per subtask%s), %d new tokens each, %d slots, prefill chunk %d, context %d\n",
            w.count, per_task > 100000 ? -1 : per_task, examples ? "" : ": all", max_new, slots, chunk, max_seq);
 
-    /* pass 1: prefill only (one new token per prompt), on every k-th example of the selection
-     * when --prefill-examples is smaller (then scaled by tokens to run) */
-    long pre = 0, reu = 0;
-    size_t bytes = 0;
-    work w1 = w;
-    long stride = pre_ex > 0 && pre_ex < w.count ? (w.count + pre_ex - 1) / pre_ex : 1;
-    long w1_run = 0;
-    if (stride > 1) {
-        w1.ids = calloc((size_t)w.count, sizeof *w1.ids);
-        w1.n = calloc((size_t)w.count, sizeof *w1.n);
-        w1.count = 0;
-        for (long k = 0; k < w.count; k += stride) {
-            w1.ids[w1.count] = w.ids[k];
-            w1.n[w1.count++] = w.n[k];
+    if (b1 != 2) { /* --batch1-only skips both passes */
+        /* pass 1: prefill only (one new token per prompt), on every k-th example of the selection
+         * when --prefill-examples is smaller (then scaled by tokens to run) */
+        long pre = 0, reu = 0;
+        size_t bytes = 0;
+        work w1 = w;
+        long stride = pre_ex > 0 && pre_ex < w.count ? (w.count + pre_ex - 1) / pre_ex : 1;
+        long w1_run = 0;
+        if (stride > 1) {
+            w1.ids = calloc((size_t)w.count, sizeof *w1.ids);
+            w1.n = calloc((size_t)w.count, sizeof *w1.n);
+            w1.count = 0;
+            for (long k = 0; k < w.count; k += stride) {
+                w1.ids[w1.count] = w.ids[k];
+                w1.n[w1.count++] = w.n[k];
+            }
         }
-    }
-    double tp = run_pass(be, &m, adp, &w1, slots, max_seq, 1, chunk, &pre, &reu, &bytes, 1);
-    if (tp < 0)
-        return 1;
-    w1_run = pre;
-    printf("prefill: %ld prompts, %ld prompt tokens run in %.2f s = %.0f tokens/s; prefix reuse %ld of %ld prompt "
-           "tokens (hit rate %.1f%%)\n",
-           w1.count, pre, tp, pre / tp, reu, pre + reu, 100.0 * reu / (double)(pre + reu));
-    printf("RESULT prefill_tok_s=%.0f hit_rate=%.4f\n", pre / tp, reu / (double)(pre + reu));
-    const double prefill_rate = pre / tp;
-    if (stride > 1) {
-        free(w1.ids), free(w1.n);
-        printf("  (prefill pass on every %ld-th example; the full pass's prefill time is taken as its tokens to run "
-               "at this rate)\n",
-               stride);
-    }
-    (void)w1_run;
-    /* pass 2: the whole generation */
-    double tw = run_pass(be, &m, adp, &w, slots, max_seq, max_new, chunk, &pre, &reu, &bytes, 0);
-    if (tw < 0)
-        return 1;
-    long gen = w.gen_tokens;
-    double tpre = (double)pre / prefill_rate; /* this pass's prompt tokens run, at the prefill pass's rate */
-    double tdec = tw - tpre > 1e-3 ? tw - tpre : 1e-3;
-    printf("  full pass: %ld prompt tokens run (%ld reused), prefill ~%.1f s of it at the measured rate\n", pre, reu,
-           tpre);
-    printf("generate: %ld examples, %ld new tokens in %.2f s = %.2f examples/s, %.0f new tokens/s overall; decode "
-           "alone ~%.0f tokens/s (wall minus the prefill time)\n",
-           w.done, gen, tw, w.done / tw, gen / tw, gen / tdec);
-    const double gib = 1073741824.0, need = (double)(bytes - kv_pool + kv_peak) / gib;
-    printf("memory: decoder %.1f GiB allocated (the KV pool takes the free memory: %.1f GiB); KV cache in use at "
-           "the peak %.1f GiB, so weights + adapters + scratch + peak KV = %.1f GiB; device in use %.1f GiB\n",
-           bytes / gib, kv_pool / gib, kv_peak / gib, need, mem_used_gib);
-    printf("RESULT decode_tok_s=%.0f wall_s=%.2f examples=%ld peak_need_gib=%.1f kv_peak_gib=%.1f\n", gen / tdec, tw,
-           w.done, need, kv_peak / gib);
-    if (w.count < all.count) {
-        double est = tpre * (double)all_to_run / (double)sel_to_run + tdec * (double)all.count / (double)w.count;
-        printf("whole set (%ld examples) extrapolated: %.0f s = %.1f min (prefill scaled by tokens to run "
-               "%ld/%ld, decode by examples; an estimate, not a measurement)\n",
-               all.count, est, est / 60, all_to_run, sel_to_run);
-        printf("RESULT wall_est_all_s=%.0f\n", est);
+        double tp = run_pass(be, &m, adp, &w1, slots, max_seq, 1, chunk, &pre, &reu, &bytes, 1);
+        if (tp < 0)
+            return 1;
+        w1_run = pre;
+        printf("prefill: %ld prompts, %ld prompt tokens run in %.2f s = %.0f tokens/s; prefix reuse %ld of %ld prompt "
+               "tokens (hit rate %.1f%%)\n",
+               w1.count, pre, tp, pre / tp, reu, pre + reu, 100.0 * reu / (double)(pre + reu));
+        printf("RESULT prefill_tok_s=%.0f hit_rate=%.4f\n", pre / tp, reu / (double)(pre + reu));
+        const double prefill_rate = pre / tp;
+        if (stride > 1) {
+            free(w1.ids), free(w1.n);
+            printf("  (prefill pass on every %ld-th example; the full pass's prefill time is taken as its tokens to run "
+                   "at this rate)\n",
+                   stride);
+        }
+        (void)w1_run;
+        /* pass 2: the whole generation */
+        double tw = run_pass(be, &m, adp, &w, slots, max_seq, max_new, chunk, &pre, &reu, &bytes, 0);
+        if (tw < 0)
+            return 1;
+        long gen = w.gen_tokens;
+        double tpre = (double)pre / prefill_rate; /* this pass's prompt tokens run, at the prefill pass's rate */
+        double tdec = tw - tpre > 1e-3 ? tw - tpre : 1e-3;
+        printf("  full pass: %ld prompt tokens run (%ld reused), prefill ~%.1f s of it at the measured rate\n", pre, reu,
+               tpre);
+        printf("generate: %ld examples, %ld new tokens in %.2f s = %.2f examples/s, %.0f new tokens/s overall; decode "
+               "alone ~%.0f tokens/s (wall minus the prefill time)\n",
+               w.done, gen, tw, w.done / tw, gen / tw, gen / tdec);
+        const double gib = 1073741824.0, need = (double)(bytes - kv_pool + kv_peak) / gib;
+        printf("memory: decoder %.1f GiB allocated (the KV pool takes the free memory: %.1f GiB); KV cache in use at "
+               "the peak %.1f GiB, so weights + adapters + scratch + peak KV = %.1f GiB; device in use %.1f GiB\n",
+               bytes / gib, kv_pool / gib, kv_peak / gib, need, mem_used_gib);
+        printf("RESULT decode_tok_s=%.0f wall_s=%.2f examples=%ld peak_need_gib=%.1f kv_peak_gib=%.1f\n", gen / tdec, tw,
+               w.done, need, kv_peak / gib);
+        if (w.count < all.count) {
+            double est = tpre * (double)all_to_run / (double)sel_to_run + tdec * (double)all.count / (double)w.count;
+            printf("whole set (%ld examples) extrapolated: %.0f s = %.1f min (prefill scaled by tokens to run "
+                   "%ld/%ld, decode by examples; an estimate, not a measurement)\n",
+                   all.count, est, est / 60, all_to_run, sel_to_run);
+            printf("RESULT wall_est_all_s=%.0f\n", est);
+        }
     }
     if (b1) {
         int ctx = 1000, steps = 64;
         double ms = batch1_ms(be, &m, adp, ctx, steps);
         if (ms > 0) {
-            double wbytes = (double)hl_model_weight_bytes(&m) + (adp ? adp->n_params * 4.0 : 0);
+            /* bytes one token reads: every weight except the embedding table (one row of it), the adapter (f32) */
+            const double emb = (double)m.cfg.vocab_size * m.cfg.dim * 2.0;
+            double wbytes = (double)hl_model_weight_bytes(&m) - emb + m.cfg.dim * 2.0 + (adp ? adp->n_params * 4.0 : 0);
             double kv = 2.0 * m.cfg.n_layers * m.cfg.n_kv_heads * m.cfg.head_dim * 2.0 * (ctx + steps / 2);
             /* the copy moves its bytes twice (read + write): that traffic rate is what HBM sustains,
              * so reading the bytes of one token takes at least bytes / rate */
