@@ -35,11 +35,29 @@
 
 #include "bench/bench_common.h"
 #include "core/backend/backend.h"
+#include "core/backend/cuda/cuda_profile.h"
 #include "core/base/rng.h"
 #include "core/eval/bbh/bbh.h"
 #include "core/eval/generate.h"
 #include "core/model/synth.h"
 #include "core/model/tokenizer/tokenizer.h"
+
+/* With HL_CUDA_PROFILE=1: the decoder's GPU time per phase (eager launches, an event per phase change). */
+static void print_profile(const hl_decoder *d, const char *what, double per) {
+    const char *const *names = NULL;
+    double ms[16];
+    int n = d ? hl_cuda_decoder_profile(d, &names, ms, 1) : 0;
+    if (n <= 0)
+        return;
+    double tot = 0;
+    for (int i = 0; i < n; i++)
+        tot += ms[i];
+    printf("  profile of %s (GPU ms%s):", what, per > 1 ? " per step" : "");
+    for (int i = 0; i < n; i++)
+        if (ms[i] > 0)
+            printf(" %s %.3f (%.0f%%);", names[i], ms[i] / per, 100 * ms[i] / tot);
+    printf(" total %.3f\n", tot / per);
+}
 
 typedef struct {
     int32_t **ids;
@@ -120,6 +138,12 @@ static double run_pass(hl_backend *be, const hl_model *m, const hl_adapters *ad,
     }
     long pre0 = 0, reu0 = 0;
     hl_generator_counts(g, &pre0, &reu0);
+    {
+        const char *const *nm;
+        double ms[16];
+        if (hl_generator_decoder(g))
+            hl_cuda_decoder_profile(hl_generator_decoder(g), &nm, ms, 1); /* the warm-up is not counted */
+    }
     w->next = 0, w->done = 0, w->gen_tokens = 0;
     w->quiet = quiet;
     w->t0 = w->last_print = bench_now_s();
@@ -130,6 +154,7 @@ static double run_pass(hl_backend *be, const hl_model *m, const hl_adapters *ad,
     *reused -= reu0;
     *bytes = hl_generator_bytes(g);
     hl_generator_cache_use(g, &kv_peak, &kv_pool);
+    print_profile(hl_generator_decoder(g), max_new == 1 ? "the prefill pass" : "the generation pass", 1);
     size_t fr = 0, tot = 0;
     cudaMemGetInfo(&fr, &tot);
     mem_used_gib = (double)(tot - fr) / 1073741824.0;
@@ -184,12 +209,17 @@ static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad
     }
     double t0 = 0;
     for (int s = 0; s < steps + 3 && !st; s++) {
-        if (s == 3)
+        if (s == 3) {
             t0 = bench_now_s(); /* 3 warm-up steps */
+            const char *const *nm;
+            double ms[16];
+            hl_cuda_decoder_profile(d, &nm, ms, 1); /* reset */
+        }
         int pos = ctx + s;
         st = hl_decoder_forward(d, &am, 1, 1, &pos, NULL, NULL, 0, &am);
     }
     double el = bench_now_s() - t0;
+    print_profile(d, "batch-1 decode", steps);
     free(ids);
     hl_decoder_free(d);
     if (st) {
@@ -433,6 +463,21 @@ int main(int argc, char **argv) {
             if (me > 0)
                 printf("batch 1 with eager launches (HL_CUDA_GRAPHS=0): %.2f ms/token -> %.1f%% of the bound\n", me,
                        100.0 * bound / me);
+            setenv("HL_CUDA_GEMV", "0", 1); /* the same through the general path (cuBLASLt, separate kernels) */
+            double mg = batch1_ms(be, &m, adp, ctx, steps);
+            unsetenv("HL_CUDA_GEMV");
+            if (mg > 0)
+                printf("batch 1 without the small-batch kernels (HL_CUDA_GEMV=0): %.2f ms/token -> %.1f%% of the "
+                       "bound\n",
+                       mg, 100.0 * bound / mg);
+            if (getenv("HL_BENCH_PROFILE")) { /* where the time goes (eager launches, events per phase) */
+                setenv("HL_CUDA_PROFILE", "1", 1);
+                batch1_ms(be, &m, adp, ctx, steps);
+                setenv("HL_CUDA_GEMV", "0", 1);
+                batch1_ms(be, &m, adp, ctx, steps);
+                unsetenv("HL_CUDA_GEMV");
+                unsetenv("HL_CUDA_PROFILE");
+            }
         }
     }
     if (adp)

@@ -119,6 +119,8 @@ void hl_generator_cache_use(const hl_generator *g, size_t *peak_bytes, size_t *p
     hl_decoder_cache_use(g->dec, peak_bytes, pool_bytes);
 }
 
+const struct hl_decoder *hl_generator_decoder(const hl_generator *g) { return g->dec; }
+
 void hl_generator_counts(const hl_generator *g, long *prefilled, long *reused) {
     if (prefilled)
         *prefilled = g->prefilled;

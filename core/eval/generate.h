@@ -105,6 +105,8 @@ hl_status hl_generator_set_compute(hl_generator *g, hl_compute c);
 size_t hl_generator_bytes(const hl_generator *g); /* KV cache + scratch currently allocated */
 /* KV cache in use at the peak and allocated (hl_decoder_cache_use of the current decoder). */
 void hl_generator_cache_use(const hl_generator *g, size_t *peak_bytes, size_t *pool_bytes);
+/* The current decoder (NULL before the first generation): for backend-specific reports (profiles). */
+const struct hl_decoder *hl_generator_decoder(const hl_generator *g);
 
 /* Generate for n text prompts. results[n] are filled (free each with hl_gen_result_free),
  * also on failure (then partially). */

@@ -60,6 +60,8 @@ static hl_status split_weights(cudaStream_t st, const hlk_adapter *a, wsplit *w)
     w->Ap4 = a->wsp;
     w->Rp3 = w->Ap4 + (size_t)AL(4 * zr * a->d_in) * es;
     w->Bp4 = w->Rp3 + (size_t)AL(3 * Rn * a->d_in) * es;
+    if (a->wsp_ready)
+        return HL_OK;
     static const int p4[4] = {1, 1, 2, 3}, p3[3] = {1, 2, 3};
     HL_TRY(hlk_split_rows(st, w->Ap4, a->dt, v_A(a, a->A), a->d_in, p4, 4));
     if (a->has_router)
@@ -138,6 +140,15 @@ static hl_status bwd16(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, voi
     HL_TRY(hl_cu_gemm_run(a->gemm, st, M, a->d_in, 4 * zr, 1.0f, mdZ, wA4, 0.0f, NULL, a->h, dt, a->d_in));
     return hlk_dx_mix(st, dX, lddx, a->h, dt, M, a->d_in, drop, a->has_router ? a->dl : NULL,
                       a->has_router ? a->R : NULL, a->N);
+}
+
+hl_status hl_cu_adapter_presplit(cudaStream_t st, const hlk_adapter *a) {
+    if (a->dt == HL_DTYPE_F32)
+        return HL_OK;
+    hlk_adapter c = *a;
+    c.wsp_ready = 0;
+    wsplit w;
+    return split_weights(st, &c, &w);
 }
 
 hl_status hl_cu_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *Y, int64_t ldy, const void *X,

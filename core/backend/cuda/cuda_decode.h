@@ -85,6 +85,84 @@ hl_status hlk_argmax(cudaStream_t st, const float *x, int64_t ldx, int64_t rows,
 hl_status hlk_merge_lora(cudaStream_t st, void *W, int dt, const float *A, const float *B, int d_out, int d_in, int r,
                          float s);
 
+
+/* ---- small batches (k_gemv.cu) ------------------------------------------------------------ */
+
+#define HLK_GEMV_MAX_M 8        /* rows of the small-batch kernels */
+#define HLK_ADDOWN_MAX_HEADS 64 /* HydraLoRA heads k_addown routes */
+
+/* One adapter's term in a k_gemv output: Σ_c zw[m, c]·B[c / r][o][c % r], c < nr = N·r. */
+typedef struct {
+    const float *zw; /* [M, nr] f32 (row stride ldz), from hlk_addown_run; NULL-B: no adapter */
+    const float *B;  /* [N, d_out, r] f32 */
+    int nr, r, d_out;
+    int64_t ldz;
+} hlk_gemv_ad;
+
+/* y[m, o] = W[o]·x̂[m] (+ adapter) (+ res[m, o]) for m < M, o < N, weights [rows, K] 16-bit (dt).
+ * x̂ = RMSNorm(x; norm, eps) when norm != NULL (the same bits as hlk_rmsnorm_fwd), else x.
+ * Plain: outputs [0, seg[0]) take adapter ad[0], [seg[0], seg[1]) ad[1], [seg[1], N) ad[2]
+ * (seg = {N, N}: one), the output is 16-bit or f32 (y_f32). SwiGLU (swiglu = 1): y[m, o] =
+ * silu(g)·u with g = W[o]·x̂ + ad[0] and u = W[N + o]·x̂ + ad[1] rounded to 16 bits, W = [gate; up]
+ * [2N, K]. max_blocks caps the grid (0: none); rows are strided over the blocks. */
+typedef struct {
+    int M, K, dt;
+    int64_t N;
+    const void *x;
+    int64_t ldx;
+    const float *norm;
+    float eps;
+    const void *W;
+    int swiglu;
+    int64_t seg[2];
+    hlk_gemv_ad ad[3];
+    const void *res;
+    int64_t ldres;
+    void *y;
+    int64_t ldy;
+    int y_f32;
+    int max_blocks;
+} hlk_gemv;
+int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W);
+hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a);
+
+/* One adapter of hlk_addown: zw[m, i·r + k] = s·ω[m, i]·z[m, (nA > 1 ? i : 0)·r + k] with
+ * z = A x̂ and ω = softmax(R x̂) (R NULL: ω = 1/N); ω also to omega [M, N] when not NULL. */
+typedef struct {
+    const float *A; /* [nA·r, K] f32 */
+    const float *R; /* [N, K] f32 or NULL */
+    int nA, N, r;
+    float s;
+    float *zw;    /* [M, N·r] */
+    float *omega; /* [M, N] or NULL */
+} hlk_addown_ad;
+/* Up to three adapters over the same rows x (M <= HLK_GEMV_MAX_M, 16-bit, x̂ as in hlk_gemv).
+ * The reduction over K runs in blocks of `chunk` columns (at most max_chunks); part holds
+ * hlk_addown_part_floats(n_ad, cmax, max_chunks) floats with cmax >= nA·r + N of every adapter;
+ * count[n_ad] are zero before the call and again after it. */
+typedef struct {
+    int M, K, dt;
+    const void *x;
+    int64_t ldx;
+    const float *norm;
+    float eps;
+    int n_ad;
+    hlk_addown_ad ad[3];
+    float *part;
+    unsigned *count;
+    int chunk, max_chunks, cmax;
+    int64_t part_stride; /* set by hlk_addown_run */
+} hlk_addown;
+size_t hlk_addown_part_floats(int n_ad, int cmax, int n_chunks);
+hl_status hlk_addown_run(cudaStream_t st, const hlk_addown *a);
+
+/* RoPE (sign +1) of the H query and Hkv key heads of rows m < M of qkv ([M, (H + 2·Hkv)·hd],
+ * row stride ld) in place, then the keys and values of row m into cache row rows[m] (16-bit,
+ * hd/2 a multiple of 8): hlk_rope on q and k followed by hlk_kv_write, in one launch. */
+int hlk_rope_kv_supported(int dt, int hd, int64_t ld, const void *qkv);
+hl_status hlk_rope_kv(cudaStream_t st, void *qkv, int64_t ld, int64_t M, int H, int Hkv, int hd, const int32_t *pos,
+                      const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt);
+
 #ifdef __cplusplus
 }
 #endif

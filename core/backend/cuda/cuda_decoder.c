@@ -34,6 +34,7 @@
 
 #include "core/backend/cuda/cuda_check.h"
 #include "core/backend/cuda/cuda_decode.h"
+#include "core/backend/cuda/cuda_profile.h"
 #include "core/backend/cuda/cuda_session.h"
 #include "core/backend/kv_pages.h"
 
@@ -80,6 +81,16 @@ typedef struct {
     cu_graph graphs[CU_GRAPHS];
     long graph_clock;
     int graphs_off;
+    /* small batches (k_gemv.cu): fused weight-streaming products up to HLK_GEMV_MAX_M rows */
+    int small;            /* the model's shapes and dtype allow it (HL_CUDA_GEMV=0: off) */
+    float *ad_zw;         /* [3][HLK_GEMV_MAX_M][N·r] router-weighted adapter inputs */
+    float *ad_part;       /* hlk_addown partials */
+    unsigned *ad_count;   /* [3] hlk_addown block counters (zero between launches) */
+    int ad_chunk, ad_max_chunks, ad_cmax;
+    int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
+    void *presplit;       /* 16-bit parts of every adapter's A, R, B (frozen: split once, not per call) */
+    size_t presplit_bytes;
+    size_t *presplit_off; /* [L·7] byte offset of each adapted projection's parts */
 } cu_decoder;
 
 static size_t al256(size_t b) { return (b + 255) / 256 * 256; }
@@ -148,6 +159,8 @@ static void dec_release(hl_decoder *d, cu_decoder *cd) {
     cu_free(d->be, cd->kpool, cd->pool_bytes);
     cu_free(d->be, cd->vpool, cd->pool_bytes);
     cu_free(d->be, cd->wcopy, cd->wcopy_bytes);
+    cu_free(d->be, cd->presplit, cd->presplit_bytes);
+    free(cd->presplit_off);
     if (cd->h_ints)
         cudaFreeHost(cd->h_ints);
     if (cd->h_idx)
@@ -240,6 +253,44 @@ static hl_status merge_lora(hl_decoder *d, cu_decoder *cd) {
     return HL_OK;
 }
 
+/* 16-bit models with unmerged adapters: the 16-bit parts of every adapted projection's A, R and B
+ * (cuda_adapter.c), made once here instead of in every call (the parameters do not change while
+ * decoding). Products with more rows than the small-batch kernels take then read them. */
+static hlk_adapter adapter_for(const cu_decoder *cd, cu_session *cs, int64_t M, int l, int t);
+
+static hl_status presplit_adapters(hl_decoder *d, cu_decoder *cd) {
+    cu_session *cs = cd->cs;
+    const cu_dims *dm = &cs->d;
+    if (!cd->has_ad || dm->dt == HL_DTYPE_F32)
+        return HL_OK;
+    const int n = (int)dm->L * 7;
+    cd->presplit_off = calloc((size_t)n, sizeof *cd->presplit_off);
+    if (!cd->presplit_off)
+        return hl_fail(HL_ERR_NOMEM, "out of memory");
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        const cu_proj *p = &cs->proj[i];
+        if (!p->on)
+            continue;
+        size_t sz[5];
+        hlk_adapter16_sizes(1, p->d_in, p->d_out, (int)dm->N, (int)dm->r, (int)dm->nA, dm->has_router, sz);
+        cd->presplit_off[i] = total;
+        total += al256(sz[3] * dm->esz);
+    }
+    if (!total)
+        return HL_OK;
+    HL_TRY(cu_malloc(d->be, &cd->presplit, total, "the adapters' 16-bit parts"));
+    cd->presplit_bytes = total;
+    for (int i = 0; i < n; i++) {
+        if (!cs->proj[i].on)
+            continue;
+        hlk_adapter a = adapter_for(NULL, cs, 1, i / 7, i % 7);
+        a.wsp = (char *)cd->presplit + cd->presplit_off[i];
+        HL_TRY(hl_cu_adapter_presplit(cs->st, &a));
+    }
+    return HL_OK;
+}
+
 hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     const hl_model *model = d->model;
     const hl_llama_config *c = &model->cfg;
@@ -300,7 +351,15 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         (size_t)R * 4, (size_t)R * 4,                                                 /* idx, val */
         (size_t)d->slots * dm->H * cd->npc_max * dm->hd * 4,                          /* prefix partials */
         (size_t)d->slots * dm->H * cd->npc_max * 2 * 4,
+        (size_t)3 * HLK_GEMV_MAX_M * (size_t)(dm->N > 0 ? dm->N * dm->r : 1) * 4,     /* small batches: Zw */
+        0,                                                                            /* addown partials */
+        3 * sizeof(unsigned),                                                         /* addown counters */
     };
+    /* small-batch path: the adapters' down products split the widest input into chunks */
+    cd->ad_chunk = 128;
+    cd->ad_max_chunks = (int)(((dm->D > dm->F ? dm->D : dm->F) + cd->ad_chunk - 1) / cd->ad_chunk);
+    cd->ad_cmax = (int)(dm->nA * dm->r + dm->N);
+    sz[14] = hlk_addown_part_floats(3, cd->ad_cmax > 0 ? cd->ad_cmax : 1, cd->ad_max_chunks) * 4;
     size_t total = 0;
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
         total += al256(sz[i]);
@@ -309,18 +368,28 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     char *p = cd->own;
     void **dst[] = {(void **)&cd->rope_cos, (void **)&cd->rope_sin, &cd->cq, &cd->co, (void **)&cd->lse,
                     (void **)&cd->geom, (void **)&cd->part, (void **)&cd->part_ml, (void **)&cd->d_ints,
-                    (void **)&cd->d_idx, (void **)&cd->d_val, (void **)&cd->pre_part, (void **)&cd->pre_ml};
+                    (void **)&cd->d_idx, (void **)&cd->d_val, (void **)&cd->pre_part, (void **)&cd->pre_ml,
+                    (void **)&cd->ad_zw, (void **)&cd->ad_part, (void **)&cd->ad_count};
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
         *dst[i] = p;
         p += al256(sz[i]);
     }
-    if (cudaMemsetAsync(cd->cq, 0, sz[2], cs->st) != cudaSuccess)
-        DTRY(hl_fail(HL_ERR_INTERNAL, "cannot clear the prefill buffer"));
+    if (cudaMemsetAsync(cd->cq, 0, sz[2], cs->st) != cudaSuccess ||
+        cudaMemsetAsync(cd->ad_count, 0, sz[15], cs->st) != cudaSuccess)
+        DTRY(hl_fail(HL_ERR_INTERNAL, "cannot clear the decoder's buffers"));
+    {
+        const char *ge2 = getenv("HL_CUDA_GEMV");
+        const int dt16 = dm->dt == HL_DTYPE_BF16 || dm->dt == HL_DTYPE_F16;
+        cd->rope_kv = dt16 && hlk_rope_kv_supported(dm->dt, (int)dm->hd, dm->Dqkv, cs->acts->qkv);
+        cd->small = dt16 && cd->rope_kv && dm->D % 8 == 0 && dm->F % 8 == 0 && dm->Dq % 8 == 0 &&
+                    dm->N <= HLK_ADDOWN_MAX_HEADS && !(ge2 && !strcmp(ge2, "0"));
+    }
     if (cudaMallocHost((void **)&cd->h_ints, sz[8]) != cudaSuccess ||
         cudaMallocHost((void **)&cd->h_idx, (size_t)R * 8) != cudaSuccess)
         DTRY(hl_fail(HL_ERR_NOMEM, "cannot allocate pinned host memory for the decoder"));
     cd->h_val = (float *)(cd->h_idx + R);
     DTRY(rope_tables(cd, cs->st, c, S));
+    DTRY(presplit_adapters(d, cd));
     /* the pool: every slot at full length if that fits, else what the free memory allows */
     const size_t block_bytes = (size_t)2 * dm->L * cd->bs * dm->Dkv * e;
     int64_t worst = (int64_t)d->slots * cd->max_blocks;
@@ -375,7 +444,7 @@ void cu_decoder_cache_use(const hl_decoder *d, size_t *peak_bytes, size_t *pool_
 
 /* ---- one forward call ------------------------------------------------------------------------ */
 
-static hlk_adapter adapter_for(cu_session *cs, int64_t M, int l, int t) {
+static hlk_adapter adapter_for(const cu_decoder *cd, cu_session *cs, int64_t M, int l, int t) {
     const cu_dims *d = &cs->d;
     const cu_proj *p = &cs->proj[l * 7 + t];
     hlk_adapter a;
@@ -387,14 +456,21 @@ static hlk_adapter adapter_for(cu_session *cs, int64_t M, int l, int t) {
     a.A = cs->params + p->offA, a.B = cs->params + p->offB, a.R = d->has_router ? cs->params + p->offR : NULL;
     a.zw = cs->zw, a.p = cs->ap, a.dz = cs->adz, a.dl = cs->adl, a.partials = cs->apart, a.bt = cs->abt;
     a.gemm = cs->gemm, a.h = cs->ah, a.fp = cs->afp, a.hp = cs->ahp, a.wsp = cs->awsp, a.gp = cs->agp;
+    if (cd && cd->presplit) {
+        a.wsp = (char *)cd->presplit + cd->presplit_off[l * 7 + t];
+        a.wsp_ready = 1;
+    }
     return a;
 }
 
-static hl_status adapt(cu_session *cs, int64_t M, int l, int t, void *Y, int64_t ldy, const void *X, int64_t ldx) {
+static hl_status adapt(const cu_decoder *cd, int64_t M, int l, int t, void *Y, int64_t ldy, const void *X,
+                       int64_t ldx) {
+    cu_session *cs = cd->cs;
     if (!cs->proj[l * 7 + t].on)
         return HL_OK;
-    hlk_adapter a = adapter_for(cs, M, l, t);
+    hlk_adapter a = adapter_for(cd, cs, M, l, t);
     hlk_drop none = {0, 0.0f};
+    cu_prof_mark(cs, CU_P_AD_FWD);
     return hl_cu_adapter_fwd(cs->st, &a, none, Y, ldy, X, ldx, cs->acts->Z[t], cs->acts->W[t]);
 }
 
@@ -444,6 +520,75 @@ static hl_status prefill_attn(cu_decoder *cd, const dcall *fc, int l, int b, con
     return HL_OK;
 }
 
+/* RoPE of the new rows' queries and keys, their keys and values into layer l's cache rows. */
+static hl_status rope_and_cache(cu_decoder *cd, const dcall *fc, int l) {
+    cu_session *cs = cd->cs;
+    const cu_dims *d = &cs->d;
+    cu_acts *la = cs->acts;
+    void *kpool = at(cs, cd->kpool, (int64_t)l * (int64_t)cd->layer_elems);
+    void *vpool = at(cs, cd->vpool, (int64_t)l * (int64_t)cd->layer_elems);
+    cu_prof_mark(cs, CU_P_ELEM);
+    if (cd->rope_kv)
+        return hlk_rope_kv(cs->st, la->qkv, d->Dqkv, fc->M, (int)d->H, (int)d->Hkv, (int)d->hd, fc->dev.pos,
+                           cd->rope_cos, cd->rope_sin, kpool, vpool, fc->dev.rows, d->dt);
+    HL_TRY(hlk_rope(cs->st, la->qkv, d->Dqkv, fc->M, (int)d->H, (int)d->hd, fc->dev.pos, cd->rope_cos, cd->rope_sin,
+                    0, d->dt));
+    HL_TRY(hlk_rope(cs->st, at(cs, la->qkv, d->Dq), d->Dqkv, fc->M, (int)d->Hkv, (int)d->hd, fc->dev.pos,
+                    cd->rope_cos, cd->rope_sin, 0, d->dt));
+    return hlk_kv_write(cs->st, kpool, vpool, at(cs, la->qkv, d->Dq), at(cs, la->qkv, d->Dq + d->Dkv), d->Dqkv,
+                        fc->dev.rows, fc->M, (int)d->Dkv, d->dt);
+}
+
+/* Attention of the call's new rows (qkv, after RoPE) into la->att: the decode kernels (one new
+ * row per sequence, shared prefixes grouped) or per-sequence prefill. */
+static hl_status attend(cu_decoder *cd, const dcall *fc, int l) {
+    cu_session *cs = cd->cs;
+    const cu_dims *d = &cs->d;
+    cu_acts *la = cs->acts;
+    const int dt = d->dt;
+    void *kpool = at(cs, cd->kpool, (int64_t)l * (int64_t)cd->layer_elems);
+    void *vpool = at(cs, cd->vpool, (int64_t)l * (int64_t)cd->layer_elems);
+    cu_prof_mark(cs, CU_P_ATT_FWD);
+    if (fc->Tq != 1) {
+        for (int b = 0; b < fc->B; b++)
+            HL_TRY(prefill_attn(cd, fc, l, b, la->qkv, la->att));
+        return HL_OK;
+    }
+    hlk_decode a;
+    memset(&a, 0, sizeof a);
+    a.B = fc->B, a.H = (int)d->H, a.Hkv = (int)d->Hkv, a.hd = (int)d->hd, a.dt = dt, a.Dkv = (int)d->Dkv;
+    a.q = la->qkv, a.ldq = d->Dqkv;
+    a.out = la->att, a.ldo = d->Dq;
+    a.kpool = kpool, a.vpool = vpool;
+    a.tables = fc->dev.tables, a.max_blocks = cd->max_blocks, a.bs = cd->bs;
+    a.slot = fc->dev.slot, a.len = fc->dev.len;
+    a.n_split = fc->n_split, a.chunk = fc->chunk;
+    a.part = cd->part, a.part_ml = cd->part_ml;
+    if (fc->n_groups > 0) {
+        hlk_prefix pa;
+        memset(&pa, 0, sizeof pa);
+        pa.H = (int)d->H, pa.Hkv = (int)d->Hkv, pa.hd = (int)d->hd, pa.dt = dt, pa.Dkv = (int)d->Dkv;
+        pa.n_groups = fc->n_groups, pa.npc = fc->npc;
+        pa.q = la->qkv, pa.ldq = d->Dqkv;
+        pa.kpool = kpool, pa.vpool = vpool;
+        pa.tables = fc->dev.tables, pa.max_blocks = cd->max_blocks, pa.bs = cd->bs;
+        pa.members = fc->dev.members, pa.first = fc->dev.g_first, pa.count = fc->dev.g_count;
+        pa.plen = fc->dev.g_len, pa.gslot = fc->dev.g_slot;
+        pa.pre_part = cd->pre_part, pa.pre_ml = cd->pre_ml;
+        HL_TRY(hlk_prefix_attn(cs->st, &pa));
+        a.start = fc->dev.start, a.pre_n = fc->dev.pre_n;
+        a.pre_part = cd->pre_part, a.pre_ml = cd->pre_ml, a.npc = fc->npc;
+    }
+    return hlk_decode_attn(cs->st, &a);
+}
+
+/* Products through the frozen weights, marked for the profile. */
+static hl_status dlin(cu_session *cs, int64_t M, int64_t N, int64_t K, const void *X, int64_t ldx, const void *W,
+                      float beta, const void *C, void *Y, int64_t ldy) {
+    cu_prof_mark(cs, CU_P_MM_FWD);
+    return hl_cu_linear(cs->gemm, cs->st, M, N, K, X, ldx, W, cs->d.dt, beta, C, Y, ldy);
+}
+
 static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
     cu_session *cs = cd->cs;
     const cu_dims *d = &cs->d;
@@ -452,59 +597,121 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
     const int64_t M = fc->M, D = d->D, F = d->F;
     const int dt = d->dt;
     void *x = at(cs, cs->xs, (int64_t)(l & 1) * d->M * D), *xo = at(cs, cs->xs, (int64_t)((l + 1) & 1) * d->M * D);
+    cu_prof_mark(cs, CU_P_ELEM);
     HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xn, NULL, x, cs->norms + 2 * l * D, M, (int)D, cs->eps, dt));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, d->Dqkv, D, cs->xn, D, w->wqkv, dt, 0.0f, NULL, la->qkv, d->Dqkv));
-    HL_TRY(adapt(cs, M, l, 0, la->qkv, d->Dqkv, cs->xn, D));
-    HL_TRY(adapt(cs, M, l, 1, at(cs, la->qkv, d->Dq), d->Dqkv, cs->xn, D));
-    HL_TRY(adapt(cs, M, l, 2, at(cs, la->qkv, d->Dq + d->Dkv), d->Dqkv, cs->xn, D));
-    HL_TRY(hlk_rope(cs->st, la->qkv, d->Dqkv, M, (int)d->H, (int)d->hd, fc->dev.pos, cd->rope_cos, cd->rope_sin, 0,
-                    dt));
-    HL_TRY(hlk_rope(cs->st, at(cs, la->qkv, d->Dq), d->Dqkv, M, (int)d->Hkv, (int)d->hd, fc->dev.pos, cd->rope_cos,
-                    cd->rope_sin, 0, dt));
-    void *kpool = at(cs, cd->kpool, (int64_t)l * (int64_t)cd->layer_elems);
-    void *vpool = at(cs, cd->vpool, (int64_t)l * (int64_t)cd->layer_elems);
-    HL_TRY(hlk_kv_write(cs->st, kpool, vpool, at(cs, la->qkv, d->Dq), at(cs, la->qkv, d->Dq + d->Dkv), d->Dqkv,
-                        fc->dev.rows, M, (int)d->Dkv, dt));
-    if (fc->Tq == 1) {
-        hlk_decode a;
-        memset(&a, 0, sizeof a);
-        a.B = fc->B, a.H = (int)d->H, a.Hkv = (int)d->Hkv, a.hd = (int)d->hd, a.dt = dt, a.Dkv = (int)d->Dkv;
-        a.q = la->qkv, a.ldq = d->Dqkv;
-        a.out = la->att, a.ldo = d->Dq;
-        a.kpool = kpool, a.vpool = vpool;
-        a.tables = fc->dev.tables, a.max_blocks = cd->max_blocks, a.bs = cd->bs;
-        a.slot = fc->dev.slot, a.len = fc->dev.len;
-        a.n_split = fc->n_split, a.chunk = fc->chunk;
-        a.part = cd->part, a.part_ml = cd->part_ml;
-        if (fc->n_groups > 0) {
-            hlk_prefix pa;
-            memset(&pa, 0, sizeof pa);
-            pa.H = (int)d->H, pa.Hkv = (int)d->Hkv, pa.hd = (int)d->hd, pa.dt = dt, pa.Dkv = (int)d->Dkv;
-            pa.n_groups = fc->n_groups, pa.npc = fc->npc;
-            pa.q = la->qkv, pa.ldq = d->Dqkv;
-            pa.kpool = kpool, pa.vpool = vpool;
-            pa.tables = fc->dev.tables, pa.max_blocks = cd->max_blocks, pa.bs = cd->bs;
-            pa.members = fc->dev.members, pa.first = fc->dev.g_first, pa.count = fc->dev.g_count;
-            pa.plen = fc->dev.g_len, pa.gslot = fc->dev.g_slot;
-            pa.pre_part = cd->pre_part, pa.pre_ml = cd->pre_ml;
-            HL_TRY(hlk_prefix_attn(cs->st, &pa));
-            a.start = fc->dev.start, a.pre_n = fc->dev.pre_n;
-            a.pre_part = cd->pre_part, a.pre_ml = cd->pre_ml, a.npc = fc->npc;
-        }
-        HL_TRY(hlk_decode_attn(cs->st, &a));
-    } else {
-        for (int b = 0; b < fc->B; b++)
-            HL_TRY(prefill_attn(cd, fc, l, b, la->qkv, la->att));
-    }
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, D, d->Dq, la->att, d->Dq, w->wo, dt, 1.0f, x, la->xmid, D));
-    HL_TRY(adapt(cs, M, l, 3, la->xmid, D, la->att, d->Dq));
+    HL_TRY(dlin(cs, M, d->Dqkv, D, cs->xn, D, w->wqkv, 0.0f, NULL, la->qkv, d->Dqkv));
+    HL_TRY(adapt(cd, M, l, 0, la->qkv, d->Dqkv, cs->xn, D));
+    HL_TRY(adapt(cd, M, l, 1, at(cs, la->qkv, d->Dq), d->Dqkv, cs->xn, D));
+    HL_TRY(adapt(cd, M, l, 2, at(cs, la->qkv, d->Dq + d->Dkv), d->Dqkv, cs->xn, D));
+    HL_TRY(rope_and_cache(cd, fc, l));
+    HL_TRY(attend(cd, fc, l));
+    HL_TRY(dlin(cs, M, D, d->Dq, la->att, d->Dq, w->wo, 1.0f, x, la->xmid, D));
+    HL_TRY(adapt(cd, M, l, 3, la->xmid, D, la->att, d->Dq));
+    cu_prof_mark(cs, CU_P_ELEM);
     HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xn, NULL, la->xmid, cs->norms + (2 * l + 1) * D, M, (int)D, cs->eps, dt));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, 2 * F, D, cs->xn, D, w->wgu, dt, 0.0f, NULL, la->gu, 2 * F));
-    HL_TRY(adapt(cs, M, l, 4, la->gu, 2 * F, cs->xn, D));
-    HL_TRY(adapt(cs, M, l, 5, at(cs, la->gu, F), 2 * F, cs->xn, D));
+    HL_TRY(dlin(cs, M, 2 * F, D, cs->xn, D, w->wgu, 0.0f, NULL, la->gu, 2 * F));
+    HL_TRY(adapt(cd, M, l, 4, la->gu, 2 * F, cs->xn, D));
+    HL_TRY(adapt(cd, M, l, 5, at(cs, la->gu, F), 2 * F, cs->xn, D));
+    cu_prof_mark(cs, CU_P_ELEM);
     HL_TRY(hlk_swiglu_fwd(cs->st, cs->hbuf, la->gu, M, (int)F, dt));
-    HL_TRY(hl_cu_linear(cs->gemm, cs->st, M, D, F, cs->hbuf, F, w->wdown, dt, 1.0f, la->xmid, xo, D));
-    return adapt(cs, M, l, 6, xo, D, cs->hbuf, F);
+    HL_TRY(dlin(cs, M, D, F, cs->hbuf, F, w->wdown, 1.0f, la->xmid, xo, D));
+    return adapt(cd, M, l, 6, xo, D, cs->hbuf, F);
+}
+
+/* ---- small batches: the fused kernels of k_gemv.cu ------------------------------------------- */
+
+/* The router-weighted inputs Zw of the adapters on targets t[0 .. n) (which read the same input
+ * x, RMSNorm'ed with `norm` when not NULL) into ad[i] for hlk_gemv; targets without an adapter
+ * leave ad[i].B NULL. */
+static hl_status small_adapters(cu_decoder *cd, const dcall *fc, int l, const int *t, int n, const void *x,
+                                int64_t ldx, int K, const float *norm, hlk_gemv_ad *ad) {
+    cu_session *cs = cd->cs;
+    const cu_dims *d = &cs->d;
+    hlk_addown a;
+    memset(&a, 0, sizeof a);
+    a.M = (int)fc->M, a.K = K, a.dt = d->dt, a.x = x, a.ldx = ldx, a.norm = norm, a.eps = cs->eps;
+    a.part = cd->ad_part, a.count = cd->ad_count;
+    a.chunk = cd->ad_chunk, a.max_chunks = cd->ad_max_chunks, a.cmax = cd->ad_cmax;
+    const int nr = (int)(d->N * d->r);
+    for (int i = 0; i < n; i++) {
+        memset(&ad[i], 0, sizeof ad[i]);
+        if (!cd->has_ad || !cs->proj[l * 7 + t[i]].on)
+            continue;
+        const cu_proj *p = &cs->proj[l * 7 + t[i]];
+        hlk_addown_ad *q = &a.ad[a.n_ad];
+        q->A = cs->params + p->offA;
+        q->R = d->has_router ? cs->params + p->offR : NULL;
+        q->nA = (int)d->nA, q->N = (int)d->N, q->r = (int)d->r, q->s = cs->ad_scale;
+        q->zw = cd->ad_zw + (size_t)a.n_ad * HLK_GEMV_MAX_M * nr;
+        q->omega = cs->acts->W[t[i]];
+        ad[i].zw = q->zw, ad[i].B = cs->params + p->offB;
+        ad[i].nr = nr, ad[i].r = (int)d->r, ad[i].d_out = p->d_out, ad[i].ldz = nr;
+        a.n_ad++;
+    }
+    if (!a.n_ad)
+        return HL_OK;
+    cu_prof_mark(cs, CU_P_AD_FWD);
+    return hlk_addown_run(cs->st, &a);
+}
+
+static hlk_gemv small_product(cu_decoder *cd, const dcall *fc, int64_t N, int K, const void *x, int64_t ldx,
+                              const float *norm, const void *W, void *y, int64_t ldy) {
+    cu_session *cs = cd->cs;
+    hlk_gemv g;
+    memset(&g, 0, sizeof g);
+    g.M = (int)fc->M, g.K = K, g.dt = cs->d.dt, g.N = N;
+    g.x = x, g.ldx = ldx, g.norm = norm, g.eps = cs->eps, g.W = W;
+    g.seg[0] = g.seg[1] = N;
+    g.y = y, g.ldy = ldy;
+    g.max_blocks = 2 * cd->targ_blocks;
+    return g;
+}
+
+/* The block for M <= HLK_GEMV_MAX_M rows (16-bit): per layer, RMSNorms inside the products,
+ * adapters as one routing launch per input plus a term in the product, SwiGLU inside the gate/up
+ * product, RoPE and the cache writes in one launch, the residual adds inside the products. */
+static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
+    cu_session *cs = cd->cs;
+    const cu_dims *d = &cs->d;
+    const cu_layer_w *w = &cs->lw[l];
+    cu_acts *la = cs->acts;
+    const int64_t D = d->D, F = d->F;
+    void *x = at(cs, cs->xs, (int64_t)(l & 1) * d->M * D), *xo = at(cs, cs->xs, (int64_t)((l + 1) & 1) * d->M * D);
+    const float *n1 = cs->norms + 2 * l * D, *n2 = cs->norms + (2 * l + 1) * D;
+    /* q, k, v */
+    static const int t_qkv[3] = {0, 1, 2}, t_o[1] = {3}, t_gu[2] = {4, 5}, t_down[1] = {6};
+    hlk_gemv g = small_product(cd, fc, d->Dqkv, (int)D, x, D, n1, w->wqkv, la->qkv, d->Dqkv);
+    HL_TRY(small_adapters(cd, fc, l, t_qkv, 3, x, D, (int)D, n1, g.ad));
+    g.seg[0] = d->Dq, g.seg[1] = d->Dq + d->Dkv;
+    cu_prof_mark(cs, CU_P_MM_FWD);
+    HL_TRY(hlk_gemv_run(cs->st, &g));
+    HL_TRY(rope_and_cache(cd, fc, l));
+    HL_TRY(attend(cd, fc, l));
+    /* o, + x */
+    g = small_product(cd, fc, D, (int)d->Dq, la->att, d->Dq, NULL, w->wo, la->xmid, D);
+    HL_TRY(small_adapters(cd, fc, l, t_o, 1, la->att, d->Dq, (int)d->Dq, NULL, g.ad));
+    g.res = x, g.ldres = D;
+    cu_prof_mark(cs, CU_P_MM_FWD);
+    HL_TRY(hlk_gemv_run(cs->st, &g));
+    /* silu(gate) · up */
+    g = small_product(cd, fc, F, (int)D, la->xmid, D, n2, w->wgu, cs->hbuf, F);
+    HL_TRY(small_adapters(cd, fc, l, t_gu, 2, la->xmid, D, (int)D, n2, g.ad));
+    g.swiglu = 1;
+    cu_prof_mark(cs, CU_P_MM_FWD);
+    HL_TRY(hlk_gemv_run(cs->st, &g));
+    /* down, + xmid */
+    g = small_product(cd, fc, D, (int)F, cs->hbuf, F, NULL, w->wdown, xo, D);
+    HL_TRY(small_adapters(cd, fc, l, t_down, 1, cs->hbuf, F, (int)F, NULL, g.ad));
+    g.res = la->xmid, g.ldres = D;
+    cu_prof_mark(cs, CU_P_MM_FWD);
+    return hlk_gemv_run(cs->st, &g);
+}
+
+static int use_small(const cu_decoder *cd, int64_t M) {
+    const cu_session *cs = cd->cs;
+    const cu_dims *d = &cs->d;
+    return cd->small && M <= HLK_GEMV_MAX_M &&
+           hlk_gemv_supported(d->dt, M, (int)(d->F > d->D ? d->F : d->D), cs->hbuf, d->F, cs->lw[0].wdown);
 }
 
 /* Block copies (copy-on-write) of every layer, keys and values. */
@@ -525,9 +732,11 @@ static hl_status enqueue_forward(cu_decoder *cd, const dcall *fc, int all_logits
     const cu_dims *dm = &cs->d;
     const int B = fc->B, Tq = fc->Tq;
     const int64_t M = fc->M, D = dm->D, V = dm->V;
+    cu_prof_mark(cs, CU_P_ELEM);
     HL_TRY(hlk_embed(cs->st, cs->xs, cs->embed, dm->dt, fc->dev.tok, M, (int)D));
+    const int small = use_small(cd, M);
     for (int l = 0; l < dm->L; l++)
-        HL_TRY(layer_forward(cd, fc, l));
+        HL_TRY(small ? layer_forward_small(cd, fc, l) : layer_forward(cd, fc, l));
     void *xL = at(cs, cs->xs, (int64_t)(dm->L & 1) * dm->M * D);
     /* rows whose logits are wanted: all, or the last of each sequence */
     int64_t rows = all_logits ? M : B;
@@ -536,11 +745,23 @@ static hl_status enqueue_forward(cu_decoder *cd, const dcall *fc, int all_logits
         HL_TRY(hlk_gather_rows(cs->st, cs->xn, xL, fc->dev.last, B, (int)D, dm->dt));
         src = cs->xn;
     }
-    HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xf, NULL, src, cs->norms + 2 * dm->L * D, rows, (int)D, cs->eps, dm->dt));
+    /* small batches: the final RMSNorm inside the lm_head product */
+    const int small_head = small && rows <= dm->LC && hlk_gemv_supported(dm->dt, rows, (int)D, src, D, cs->lm_head);
+    cu_prof_mark(cs, CU_P_ELEM);
+    if (!small_head)
+        HL_TRY(hlk_rmsnorm_fwd(cs->st, cs->xf, NULL, src, cs->norms + 2 * dm->L * D, rows, (int)D, cs->eps, dm->dt));
     for (int64_t c0 = 0; c0 < rows; c0 += dm->LC) {
         int64_t nc = rows - c0 < dm->LC ? rows - c0 : dm->LC;
-        hl_cu_mat A = {at(cs, cs->xf, c0 * D), dm->dt, D, 0}, Bm = {cs->lm_head, dm->dt, D, 1};
-        HL_TRY(hl_cu_gemm_run(cs->gemm, cs->st, nc, V, D, 1.0f, A, Bm, 0.0f, NULL, cs->logits, HL_DTYPE_F32, V));
+        cu_prof_mark(cs, CU_P_HEAD);
+        if (small_head) {
+            hlk_gemv g = small_product(cd, fc, V, (int)D, src, D, cs->norms + 2 * dm->L * D, cs->lm_head, cs->logits, V);
+            g.M = (int)nc;
+            g.y_f32 = 1;
+            HL_TRY(hlk_gemv_run(cs->st, &g));
+        } else {
+            hl_cu_mat A = {at(cs, cs->xf, c0 * D), dm->dt, D, 0}, Bm = {cs->lm_head, dm->dt, D, 1};
+            HL_TRY(hl_cu_gemm_run(cs->gemm, cs->st, nc, V, D, 1.0f, A, Bm, 0.0f, NULL, cs->logits, HL_DTYPE_F32, V));
+        }
         if (logits)
             CU_TRY(cudaMemcpyAsync(logits + c0 * V, cs->logits, (size_t)(nc * V) * sizeof(float),
                                    cudaMemcpyDeviceToHost, cs->st));
@@ -564,7 +785,7 @@ static hl_status enqueue_forward(cu_decoder *cd, const dcall *fc, int all_logits
 static hl_status step_graph(cu_decoder *cd, const dcall *fc, int *used) {
     cu_session *cs = cd->cs;
     *used = 0;
-    if (cd->graphs_off || fc->B > cd->cs->d.LC)
+    if (cd->graphs_off || fc->B > cd->cs->d.LC || cs->prof) /* profiled: events need eager launches */
         return HL_OK;
     cu_graph *g = NULL;
     for (int i = 0; i < CU_GRAPHS; i++)
@@ -759,6 +980,7 @@ static hl_status forward_core(hl_decoder *d, const int32_t *tokens, int B, const
         CU_TRY(cudaMemcpyAsync(cd->h_val, cd->d_val, (size_t)B * sizeof(float), cudaMemcpyDeviceToHost, cs->st));
     }
     CU_TRY(cudaStreamSynchronize(cs->st));
+    cu_prof_flush(cs);
     if (argmax)
         for (int b = 0; b < B; b++) {
             if (!isfinite(cd->h_val[b]))
@@ -783,6 +1005,11 @@ hl_status cu_decoder_forward_varlen(hl_decoder *d, const int32_t *tokens, int B,
         if (n_new[b] != Tq)
             Tq = 0;
     return forward_core(d, tokens, B, n_new, Tq, pos0, slot, logits, 0, argmax);
+}
+
+int hl_cuda_decoder_profile(const hl_decoder *d, const char *const **names, double *ms, int reset) {
+    const cu_decoder *cd = d->impl;
+    return cd && cd->ses ? hl_cuda_profile(cd->ses, names, ms, reset) : 0;
 }
 
 hl_status cu_decoder_share_prefix(hl_decoder *d, int dst_slot, int src_slot, int n) {

@@ -123,6 +123,7 @@ typedef struct {
     float *fp; /* f32 product parts (hlk_adapter16_sizes) */
     void *hp;  /* act parts of Zw, dZ, dL */
     void *wsp; /* act parts of A, R, B */
+    int wsp_ready; /* wsp already holds the parts of these A, R, B (frozen adapters: split once) */
     float *gp; /* f32 gradient parts */
 } hlk_adapter;
 /* Y (ldy) += s·Σ_i ω_i B_i A_(i) dropout(X); writes Z [M, nA·r] and ω [M, N]. */
@@ -138,6 +139,8 @@ hl_status hl_cu_adapter_fwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop
                             int64_t ldx, float *Z, float *W);
 hl_status hl_cu_adapter_bwd(cudaStream_t st, const hlk_adapter *a, hlk_drop drop, void *dX, int64_t lddx,
                             const void *G, int64_t ldg, const void *X, int64_t ldx, const float *Z, const float *W);
+/* Split A, R, B into a->wsp (16-bit models) for later calls with wsp_ready = 1. */
+hl_status hl_cu_adapter_presplit(cudaStream_t st, const hlk_adapter *a);
 /* Scratch of the 16-bit path in elements: [0] h (act), [1] fp (f32), [2] hp (act), [3] wsp (act), [4] gp (f32). */
 void hlk_adapter16_sizes(int64_t M, int d_in, int d_out, int N, int r, int nA, int has_router, size_t out[5]);
 

@@ -14,4 +14,9 @@ int hl_cuda_profile_enable(struct hl_session *s, int on);
  * phases and their names, or 0 when the session is not profiled. */
 int hl_cuda_profile(const struct hl_session *s, const char *const **names, double *ms, int reset);
 
+/* The same for a CUDA decoder (its weights' session; HL_CUDA_PROFILE=1 when it was created).
+ * Profiled decoders launch eagerly (no decode-step graphs). */
+struct hl_decoder;
+int hl_cuda_decoder_profile(const struct hl_decoder *d, const char *const **names, double *ms, int reset);
+
 #endif

@@ -1,0 +1,481 @@
+/* Small-batch decoding kernels (M <= HLK_GEMV_MAX_M rows, 16-bit weights): the products through
+ * the frozen weights as weight-streaming dot products with everything around them fused in, so
+ * a decode step of one sequence is a few launches per layer that each read their weights once at
+ * close to the memory bandwidth.
+ *
+ *   k_gemv     Y[m, o] = W[o]·x̂[m] (+ the HydraLoRA term of output o) (+ residual) for m < M.
+ *              x̂ = x, or RMSNorm(x) computed in the prologue with exactly the arithmetic of
+ *              k_basic.cu's k_rmsnorm_fwd8 (same bits); the M rows of x̂ sit in shared memory as
+ *              16-bit values, each warp streams whole weight rows (16-byte loads that bypass L1,
+ *              GV_UNROLL in flight per lane) and reduces its f32 partial sums once per row.
+ *              SwiGLU mode computes output o from rows o (gate) and N + o (up) of [W_gate; W_up]
+ *              and stores silu(g)·u (g and u rounded to 16 bits first, as k_swiglu_fwd8 reads them).
+ *              The adapter term Σ_c Zw[m, c]·B[c / r][o][c % r] (Zw = s·ω ⊗ z from k_addown) is added
+ *              into the lane partials, so it costs no extra reduction.
+ *   k_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) for up to three adapters reading the same input: the
+ *              reduction over d_in is split over blocks (partials in a fixed order; the last block
+ *              to finish sums them and applies the router), so these few rows are read at full
+ *              bandwidth instead of by one block.
+ *   k_rope_kv  RoPE of the new query and key rows (k_rope8's arithmetic) and the keys and values
+ *              written to their cache rows, one launch instead of three.
+ * Arithmetic is f32 with a fixed order everywhere: the same inputs give the same bits. */
+#include "core/backend/cuda/cuda_decode.h"
+#include "core/backend/cuda/cuda_dev.cuh"
+
+#define GV_WARPS 8
+#define GV_THREADS (GV_WARPS * 32)
+#define GV_UNROLL 4
+
+/* A 16-byte weight load that does not allocate in L1: the weights are read once per step. */
+static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
+    uint4 v;
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p));
+    return v;
+}
+
+/* 8 16-bit values (DT_BF16 or DT_F16, compile-time) -> f32. */
+template <int DT> static __device__ __forceinline__ void cvt8(const uint4 v, float *f) {
+    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        if (DT == DT_BF16) {
+            f[2 * k] = __uint_as_float(u[k] << 16);
+            f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+        } else {
+            __half2 h = *reinterpret_cast<const __half2 *>(&u[k]);
+            float2 t = __half22float2(h);
+            f[2 * k] = t.x;
+            f[2 * k + 1] = t.y;
+        }
+    }
+}
+template <int DT> static __device__ __forceinline__ uint16_t round16(float x) {
+    return DT == DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+}
+template <int DT> static __device__ __forceinline__ float widen16(uint16_t h) {
+    return DT == DT_BF16 ? __uint_as_float((uint32_t)h << 16) : __half2float(__ushort_as_half(h));
+}
+template <int DT> static __device__ __forceinline__ uint4 pack8(const float *f) {
+    uint32_t u[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        u[k] = (uint32_t)round16<DT>(f[2 * k]) | ((uint32_t)round16<DT>(f[2 * k + 1]) << 16);
+    return make_uint4(u[0], u[1], u[2], u[3]);
+}
+
+/* Row m of x (K 16-bit values, 16-byte aligned) into xs[0 .. K/8) as x̂: normalised when norm != NULL
+ * with k_rmsnorm_fwd8's sums (double, thread i takes vectors i, i + 256, ...; block_sum_d) and its
+ * products w·(x·r), so the bits equal a separate RMSNorm launch. Every thread of the block calls it. */
+template <int DT>
+static __device__ __forceinline__ void load_row(uint4 *xs, const void *xrow, int K, const float *norm, float eps,
+                                                double *shd) {
+    const int K8 = K / 8;
+    const uint4 *xv = (const uint4 *)xrow;
+    if (!norm) {
+        for (int i = threadIdx.x; i < K8; i += blockDim.x)
+            xs[i] = xv[i];
+        return;
+    }
+    double ss = 0.0;
+    for (int i = threadIdx.x; i < K8; i += blockDim.x) {
+        float v[8];
+        cvt8<DT>(xv[i], v);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            ss += (double)v[k] * v[k];
+    }
+    ss = block_sum_d(ss, shd);
+    const float r = (float)(1.0 / sqrt(ss / K + (double)eps));
+    for (int i = threadIdx.x; i < K8; i += blockDim.x) {
+        float v[8], o[8];
+        cvt8<DT>(xv[i], v);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            o[k] = __fmul_rn(norm[8 * i + k], __fmul_rn(v[k], r));
+        xs[i] = pack8<DT>(o);
+    }
+}
+
+/* The adapter term of output o (its row in B_i) into the lane partials acc[m], m < M. */
+template <int MR>
+static __device__ __forceinline__ void add_adapter(const hlk_gemv_ad &ad, int64_t o, int M, int lane, float *acc) {
+    if (!ad.B)
+        return;
+    for (int c = lane; c < ad.nr; c += 32) {
+        const float b = ad.B[(int64_t)(c / ad.r) * ad.d_out * ad.r + o * ad.r + c % ad.r];
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            if (m < M)
+                acc[m] = fmaf(ad.zw[(int64_t)m * ad.ldz + c], b, acc[m]);
+    }
+}
+
+template <int MR, int DT, int SWIGLU> static __global__ void __launch_bounds__(GV_THREADS) k_gemv(const hlk_gemv a) {
+    extern __shared__ uint4 xs[]; /* [M][K/8]: x̂ */
+    __shared__ double shd[32];
+    const int K8 = a.K / 8, M = a.M;
+    for (int m = 0; m < M; m++)
+        load_row<DT>(xs + (int64_t)m * K8, (const char *)a.x + (int64_t)m * a.ldx * 2, a.K, a.norm, a.eps, shd);
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int64_t o = (int64_t)blockIdx.x * GV_WARPS + warp; o < a.N; o += (int64_t)gridDim.x * GV_WARPS) {
+        float acc0[MR], acc1[MR];
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            acc0[m] = acc1[m] = 0.0f;
+        const uint4 *w0 = (const uint4 *)((const char *)a.W + o * (int64_t)a.K * 2);
+        const uint4 *w1 = SWIGLU ? (const uint4 *)((const char *)a.W + (o + a.N) * (int64_t)a.K * 2) : w0;
+        for (int i0 = lane; i0 < K8; i0 += 32 * GV_UNROLL) {
+            uint4 v0[GV_UNROLL], v1[GV_UNROLL];
+#pragma unroll
+            for (int u = 0; u < GV_UNROLL; u++) {
+                const int i = i0 + 32 * u;
+                if (i < K8) {
+                    v0[u] = ld_stream16(w0 + i);
+                    if (SWIGLU)
+                        v1[u] = ld_stream16(w1 + i);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < GV_UNROLL; u++) {
+                const int i = i0 + 32 * u;
+                if (i < K8) {
+                    float f0[8], f1[8];
+                    cvt8<DT>(v0[u], f0);
+                    if (SWIGLU)
+                        cvt8<DT>(v1[u], f1);
+#pragma unroll
+                    for (int m = 0; m < MR; m++) {
+                        if (m < M) {
+                            float xf[8];
+                            cvt8<DT>(xs[(int64_t)m * K8 + i], xf);
+#pragma unroll
+                            for (int k = 0; k < 8; k++) {
+                                acc0[m] = fmaf(f0[k], xf[k], acc0[m]);
+                                if (SWIGLU)
+                                    acc1[m] = fmaf(f1[k], xf[k], acc1[m]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        int64_t ol = o; /* output o's row in its adapter's B */
+        if (SWIGLU) {
+            add_adapter<MR>(a.ad[0], o, M, lane, acc0);
+            add_adapter<MR>(a.ad[1], o, M, lane, acc1);
+        } else {
+            int t = 0;
+            while (t < 2 && o >= a.seg[t])
+                t++;
+            if (t > 0)
+                ol = o - a.seg[t - 1];
+            add_adapter<MR>(a.ad[t], ol, M, lane, acc0);
+        }
+#pragma unroll
+        for (int m = 0; m < MR; m++) {
+            acc0[m] = warp_sum(acc0[m]);
+            if (SWIGLU)
+                acc1[m] = warp_sum(acc1[m]);
+        }
+        /* lane m stores row m (the sums are in every lane) */
+#pragma unroll
+        for (int m = 0; m < MR; m++) {
+            if (m < M && lane == m) {
+                if (SWIGLU) {
+                    const float g = widen16<DT>(round16<DT>(acc0[m])), u = widen16<DT>(round16<DT>(acc1[m]));
+                    ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] =
+                        round16<DT>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u));
+                } else {
+                    float v = acc0[m];
+                    if (a.res)
+                        v += widen16<DT>(((const uint16_t *)a.res)[(int64_t)m * a.ldres + o]);
+                    if (a.y_f32)
+                        ((float *)a.y)[(int64_t)m * a.ldy + o] = v;
+                    else
+                        ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] = round16<DT>(v);
+                }
+            }
+        }
+    }
+}
+
+/* Shared memory a block may have on this device (x̂ must fit: M·K 16-bit values). */
+static size_t gemv_smem_limit(void) {
+    static size_t limit = 0;
+    if (!limit) {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) {
+            cudaGetLastError();
+            v = 48 * 1024;
+        }
+        limit = (size_t)v - 1024; /* the static shared memory of the kernels */
+    }
+    return limit;
+}
+
+int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W) {
+    return (dt == DT_BF16 || dt == DT_F16) && M >= 1 && M <= HLK_GEMV_MAX_M && K % 8 == 0 && ldx % 8 == 0 &&
+           (size_t)M * K * 2 <= gemv_smem_limit() && ((uintptr_t)x | (uintptr_t)W) % 16 == 0;
+}
+
+template <int MR, int DT, int SW> static hl_status launch_gemv(cudaStream_t st, const hlk_gemv *a, unsigned grid) {
+    static size_t allowed = 48 * 1024; /* dynamic shared memory this instantiation may use so far */
+    const size_t smem = (size_t)a->M * a->K * 2;
+    if (smem > allowed) {
+        CU_TRY(cudaFuncSetAttribute(k_gemv<MR, DT, SW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)gemv_smem_limit()));
+        allowed = gemv_smem_limit();
+    }
+    k_gemv<MR, DT, SW><<<grid, GV_THREADS, smem, st>>>(*a);
+    CU_LAUNCHED("gemv");
+    return HL_OK;
+}
+
+template <int DT, int SW> static hl_status gemv_m(cudaStream_t st, const hlk_gemv *a, unsigned grid) {
+    if (a->M <= 1)
+        return launch_gemv<1, DT, SW>(st, a, grid);
+    if (a->M <= 2)
+        return launch_gemv<2, DT, SW>(st, a, grid);
+    if (a->M <= 4)
+        return launch_gemv<4, DT, SW>(st, a, grid);
+    return launch_gemv<8, DT, SW>(st, a, grid);
+}
+
+hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
+    if (!hlk_gemv_supported(a->dt, a->M, a->K, a->x, a->ldx, a->W) || a->N <= 0 || (a->swiglu && a->y_f32))
+        return hl_fail(HL_ERR_INTERNAL, "gemv: unsupported shape (M %d, K %d, dtype %d)", a->M, a->K, a->dt);
+    /* one warp per output row at a time; at most max_blocks blocks (a few per SM), rows strided over them */
+    int64_t g = (a->N + GV_WARPS - 1) / GV_WARPS;
+    if (a->max_blocks > 0 && g > a->max_blocks)
+        g = a->max_blocks;
+    const unsigned grid = (unsigned)g;
+    if (a->dt == DT_BF16)
+        return a->swiglu ? gemv_m<DT_BF16, 1>(st, a, grid) : gemv_m<DT_BF16, 0>(st, a, grid);
+    return a->swiglu ? gemv_m<DT_F16, 1>(st, a, grid) : gemv_m<DT_F16, 0>(st, a, grid);
+}
+
+/* ---- k_addown: Zw of up to three adapters over the same input ------------------------------ */
+
+#define AD_THREADS 256
+#define AD_CT 8 /* adapter rows per pass */
+
+template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(const hlk_addown a) {
+    extern __shared__ float xsl[]; /* [M][chunk]: this block's slice of x̂ (f32 of the 16-bit values) */
+    __shared__ double shd[32];
+    __shared__ float red[AD_THREADS / 32][HLK_GEMV_MAX_M * AD_CT];
+    __shared__ float rstd[HLK_GEMV_MAX_M];
+    __shared__ int last;
+    const int t = blockIdx.y, M = a.M, K = a.K;
+    const hlk_addown_ad ad = a.ad[t];
+    const int zr = ad.nA * ad.r, C = zr + (ad.R ? ad.N : 0);
+    const int k0 = blockIdx.x * a.chunk, k1 = min(K, k0 + a.chunk), n = k1 - k0;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    /* x̂ slice: the row's RMS needs the whole row (k_rmsnorm_fwd8's sums, see load_row) */
+    for (int m = 0; m < M; m++) {
+        const uint16_t *xr = (const uint16_t *)a.x + (int64_t)m * a.ldx;
+        if (a.norm) {
+            const uint4 *xv = (const uint4 *)xr;
+            double ss = 0.0;
+            for (int i = threadIdx.x; i < K / 8; i += AD_THREADS) {
+                float v[8];
+                cvt8<DT>(xv[i], v);
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    ss += (double)v[k] * v[k];
+            }
+            ss = block_sum_d(ss, shd);
+            if (threadIdx.x == 0)
+                rstd[m] = (float)(1.0 / sqrt(ss / K + (double)a.eps));
+            __syncthreads();
+        }
+        for (int j = threadIdx.x; j < n; j += AD_THREADS) {
+            float v = widen16<DT>(xr[k0 + j]);
+            if (a.norm)
+                v = widen16<DT>(round16<DT>(__fmul_rn(a.norm[k0 + j], __fmul_rn(v, rstd[m]))));
+            xsl[m * a.chunk + j] = v;
+        }
+    }
+    __syncthreads();
+    float *part = a.part + (int64_t)t * a.part_stride;
+    for (int c0 = 0; c0 < C; c0 += AD_CT) {
+        float acc[HLK_GEMV_MAX_M][AD_CT];
+#pragma unroll
+        for (int m = 0; m < HLK_GEMV_MAX_M; m++)
+#pragma unroll
+            for (int c = 0; c < AD_CT; c++)
+                acc[m][c] = 0.0f;
+        for (int j = threadIdx.x; j < n; j += AD_THREADS) {
+#pragma unroll
+            for (int c = 0; c < AD_CT; c++) {
+                const int row = c0 + c;
+                if (row < C) {
+                    const float w = row < zr ? ad.A[(int64_t)row * K + k0 + j] : ad.R[(int64_t)(row - zr) * K + k0 + j];
+#pragma unroll
+                    for (int m = 0; m < HLK_GEMV_MAX_M; m++)
+                        if (m < M)
+                            acc[m][c] = fmaf(xsl[m * a.chunk + j], w, acc[m][c]);
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < HLK_GEMV_MAX_M; m++)
+#pragma unroll
+            for (int c = 0; c < AD_CT; c++) {
+                float s = warp_sum(acc[m][c]);
+                if (lane == 0)
+                    red[warp][m * AD_CT + c] = s;
+            }
+        __syncthreads();
+        if (threadIdx.x < HLK_GEMV_MAX_M * AD_CT) {
+            const int m = threadIdx.x / AD_CT, c = threadIdx.x % AD_CT;
+            if (m < M && c0 + c < C) {
+                float s = 0.0f;
+                for (int w = 0; w < AD_THREADS / 32; w++)
+                    s += red[w][threadIdx.x];
+                part[((int64_t)blockIdx.x * HLK_GEMV_MAX_M + m) * a.cmax + c0 + c] = s;
+            }
+        }
+        __syncthreads();
+    }
+    /* the last block of this adapter sums the partials in block order and applies the router */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0)
+        last = atomicAdd(&a.count[t], 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    for (int i = threadIdx.x; i < M * C; i += AD_THREADS) {
+        const int m = i / C, c = i % C;
+        float s = 0.0f;
+        for (int b = 0; b < (int)gridDim.x; b++)
+            s += part[((int64_t)b * HLK_GEMV_MAX_M + m) * a.cmax + c];
+        part[(int64_t)m * a.cmax + c] = s; /* block 0's slot of the same (m, c): read only by this thread */
+    }
+    __syncthreads();
+    /* ω (core/backend/cpu/ops.c hl_softmax_forward, as k_route_fwd) and Zw, one thread per row */
+    if (threadIdx.x < M) {
+        const int m = threadIdx.x;
+        const float *z = part + (int64_t)m * a.cmax, *lg = z + zr;
+        float om[HLK_ADDOWN_MAX_HEADS];
+        if (ad.R) {
+            float mx = -INFINITY;
+            for (int i = 0; i < ad.N; i++)
+                mx = fmaxf(mx, lg[i]);
+            float sum = 0.0f;
+            for (int i = 0; i < ad.N; i++) {
+                om[i] = expf(lg[i] - mx);
+                sum += om[i];
+            }
+            const float inv = 1.0f / sum;
+            for (int i = 0; i < ad.N; i++)
+                om[i] *= inv;
+        } else {
+            for (int i = 0; i < ad.N; i++)
+                om[i] = 1.0f / (float)ad.N; /* LoRA: 1; uniform gate: 1/N */
+        }
+        for (int i = 0; i < ad.N; i++) {
+            const float wi = ad.s * om[i];
+            if (ad.omega)
+                ad.omega[(int64_t)m * ad.N + i] = om[i];
+            const float *zi = z + (ad.nA > 1 ? i : 0) * ad.r;
+            for (int k = 0; k < ad.r; k++)
+                ad.zw[(int64_t)m * ad.N * ad.r + i * ad.r + k] = wi * zi[k];
+        }
+    }
+    if (threadIdx.x == 0)
+        a.count[t] = 0; /* ready for the next launch (a later kernel on the stream) */
+}
+
+size_t hlk_addown_part_floats(int n_ad, int cmax, int n_chunks) {
+    return (size_t)n_ad * n_chunks * HLK_GEMV_MAX_M * cmax;
+}
+
+hl_status hlk_addown_run(cudaStream_t st, const hlk_addown *a) {
+    if (a->M < 1 || a->M > HLK_GEMV_MAX_M || a->n_ad < 1 || a->n_ad > 3 || (a->dt != DT_BF16 && a->dt != DT_F16) ||
+        a->chunk < 1 || (a->norm && (a->K % 8 || a->ldx % 8 || (uintptr_t)a->x % 16)))
+        return hl_fail(HL_ERR_INTERNAL, "addown: unsupported call (M %d, %d adapters)", a->M, a->n_ad);
+    const int n_chunks = (a->K + a->chunk - 1) / a->chunk;
+    if (n_chunks > a->max_chunks)
+        return hl_fail(HL_ERR_INTERNAL, "addown: %d chunks, room for %d", n_chunks, a->max_chunks);
+    for (int t = 0; t < a->n_ad; t++) {
+        const hlk_addown_ad *d = &a->ad[t];
+        if (d->nA * d->r + (d->R ? d->N : 0) > a->cmax || d->N > HLK_ADDOWN_MAX_HEADS)
+            return hl_fail(HL_ERR_INTERNAL, "addown: adapter %d larger than its scratch", t);
+    }
+    hlk_addown c = *a;
+    c.part_stride = (int64_t)n_chunks * HLK_GEMV_MAX_M * a->cmax;
+    const size_t smem = (size_t)a->M * a->chunk * 4;
+    dim3 grid((unsigned)n_chunks, (unsigned)a->n_ad);
+    if (a->dt == DT_BF16)
+        k_addown<DT_BF16><<<grid, AD_THREADS, smem, st>>>(c);
+    else
+        k_addown<DT_F16><<<grid, AD_THREADS, smem, st>>>(c);
+    CU_LAUNCHED("addown");
+    return HL_OK;
+}
+
+/* ---- k_rope_kv: RoPE of q and k in place, k and v into the cache ---------------------------- */
+
+template <int DT>
+static __global__ void k_rope_kv(void *qkv, int64_t ld, int64_t M, int H, int Hkv, int hd, const int32_t *pos,
+                                 const float *ct, const float *stab, void *kpool, void *vpool, const int32_t *rows) {
+    const int half = hd / 2, nv = half / 8, Dq = H * hd, Dkv = Hkv * hd;
+    const int64_t n_rope = M * (H + Hkv) * nv, n_v = M * (Dkv / 8);
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_rope) {
+        const int j0 = (int)(i % nv) * 8, h = (int)((i / nv) % (H + Hkv));
+        const int64_t m = i / ((int64_t)nv * (H + Hkv));
+        const int p = pos[m] > 0 ? pos[m] : 0;
+        const int col = h < H ? h * hd : Dq + (h - H) * hd; /* k heads follow the q heads */
+        uint4 *p1 = (uint4 *)((char *)qkv + (m * ld + col + j0) * 2), *p2 = (uint4 *)((char *)p1 + (int64_t)half * 2);
+        float a[8], b[8], o1[8], o2[8];
+        cvt8<DT>(*p1, a);
+        cvt8<DT>(*p2, b);
+#pragma unroll
+        for (int k = 0; k < 8; k++) { /* k_rope8, sign +1 */
+            const float c = ct[(int64_t)p * half + j0 + k], s = stab[(int64_t)p * half + j0 + k];
+            o1[k] = __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], s));
+            o2[k] = __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], s));
+        }
+        const uint4 r1 = pack8<DT>(o1), r2 = pack8<DT>(o2);
+        *p1 = r1;
+        *p2 = r2;
+        if (h >= H) {
+            char *dst = (char *)kpool + ((int64_t)rows[m] * Dkv + (h - H) * hd + j0) * 2;
+            *(uint4 *)dst = r1;
+            *(uint4 *)(dst + (int64_t)half * 2) = r2;
+        }
+    } else if (i < n_rope + n_v) {
+        const int64_t k = i - n_rope, m = k / (Dkv / 8);
+        const int j = (int)(k % (Dkv / 8)) * 8;
+        *(uint4 *)((char *)vpool + ((int64_t)rows[m] * Dkv + j) * 2) =
+            *(const uint4 *)((const char *)qkv + (m * ld + Dq + Dkv + j) * 2);
+    }
+}
+
+int hlk_rope_kv_supported(int dt, int hd, int64_t ld, const void *qkv) {
+    return (dt == DT_BF16 || dt == DT_F16) && (hd / 2) % 8 == 0 && ld % 8 == 0 && (uintptr_t)qkv % 16 == 0;
+}
+
+hl_status hlk_rope_kv(cudaStream_t st, void *qkv, int64_t ld, int64_t M, int H, int Hkv, int hd, const int32_t *pos,
+                      const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt) {
+    if (M <= 0)
+        return HL_OK;
+    if (!hlk_rope_kv_supported(dt, hd, ld, qkv))
+        return hl_fail(HL_ERR_INTERNAL, "rope_kv: unsupported layout");
+    const int64_t n = M * (H + Hkv) * (hd / 16) + M * (Hkv * hd / 8);
+    if (dt == DT_BF16)
+        k_rope_kv<DT_BF16><<<hl_cu_blocks(n, 256), 256, 0, st>>>(qkv, ld, M, H, Hkv, hd, pos, cos_t, sin_t, kpool,
+                                                                 vpool, rows);
+    else
+        k_rope_kv<DT_F16><<<hl_cu_blocks(n, 256), 256, 0, st>>>(qkv, ld, M, H, Hkv, hd, pos, cos_t, sin_t, kpool,
+                                                                vpool, rows);
+    CU_LAUNCHED("rope_kv");
+    return HL_OK;
+}
