@@ -353,8 +353,8 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
     for (int i = threadIdx.x; i < M * C; i += AD_THREADS) {
         const int m = i / C, c = i % C;
         float s = 0.0f;
-        for (int b = 0; b < (int)gridDim.x; b++)
-            s += part[((int64_t)b * HLK_GEMV_MAX_M + m) * a.cmax + c];
+        for (int b = 0; b < (int)gridDim.x; b++) /* other blocks' writes: read past L1 */
+            s += __ldcg(part + ((int64_t)b * HLK_GEMV_MAX_M + m) * a.cmax + c);
         part[(int64_t)m * a.cmax + c] = s; /* block 0's slot of the same (m, c): read only by this thread */
     }
     __syncthreads();
