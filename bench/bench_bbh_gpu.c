@@ -4,7 +4,7 @@
  * gate/up/down applied unmerged.
  *
  *   bench_bbh_gpu [--examples N] [--prefill-examples N] [--slots S] [--max-new T] [--layers L] [--chunk C]
- *                 [--no-adapter] [--no-batch1 | --batch1-only] [--dump-prompts FILE] [--shared DIR]
+ *                 [--no-adapter] [--no-batch1 | --batch1-only] [--kernels] [--dump-prompts FILE] [--shared DIR]
  *
  * Prompts: the 3-shot CoT prompts of all 27 subtasks (6,511 examples), built and tokenized
  * exactly as `eval bbh` does (hl_bbh_build_prompt, LLaMA-2 tokenizer, BOS first); --examples N
@@ -35,6 +35,7 @@
 
 #include "bench/bench_common.h"
 #include "core/backend/backend.h"
+#include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_profile.h"
 #include "core/base/rng.h"
 #include "core/eval/bbh/bbh.h"
@@ -192,6 +193,72 @@ static double d2d_rate(void) {
     return 2.0 * (double)bytes / (best * 1e-3) / 1e9;
 }
 
+
+/* --kernels: the small-batch product alone at the 7B shapes, M rows, weights streamed from HBM
+ * (a fresh weight buffer per call, larger than L2 together), as GB/s of weight bytes and % of the
+ * copy's traffic rate. */
+static void kernel_rates(double bw, int M) {
+    struct {
+        const char *name;
+        int64_t N;
+        int K, norm, swiglu, res, f32;
+    } sh[] = {{"qkv 12288x4096 +norm", 12288, 4096, 1, 0, 0, 0}, {"o 4096x4096 +res", 4096, 4096, 0, 0, 1, 0},
+              {"gate/up 2x11008x4096 +norm +swiglu", 11008, 4096, 1, 1, 0, 0},
+              {"down 4096x11008 +res", 4096, 11008, 0, 0, 1, 0}, {"lm_head 32000x4096 +norm f32", 32000, 4096, 1, 0, 0, 1}};
+    cudaStream_t st;
+    cudaStreamCreate(&st);
+    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
+        const int64_t rows = sh[i].swiglu ? 2 * sh[i].N : sh[i].N;
+        const size_t wbytes = (size_t)rows * sh[i].K * 2;
+        const int copies = (int)(400000000 / wbytes) + 2; /* > 400 MB in rotation: never served by L2 */
+        void **W = calloc((size_t)copies, sizeof *W), *x = NULL, *y = NULL, *res = NULL;
+        float *nw = NULL;
+        int ok = 1;
+        for (int c = 0; c < copies && ok; c++)
+            ok = cudaMalloc(&W[c], wbytes) == cudaSuccess && cudaMemset(W[c], 0x3c, wbytes) == cudaSuccess;
+        ok = ok && cudaMalloc(&x, (size_t)M * 11008 * 2) == cudaSuccess && cudaMemset(x, 0x3c, (size_t)M * 11008 * 2) == cudaSuccess;
+        ok = ok && cudaMalloc(&y, (size_t)M * 32000 * 4) == cudaSuccess && cudaMalloc(&res, (size_t)M * 32000 * 2) == cudaSuccess;
+        ok = ok && cudaMalloc((void **)&nw, 11008 * 4) == cudaSuccess && cudaMemset(nw, 0, 11008 * 4) == cudaSuccess;
+        ok = ok && cudaMemset(res, 0, (size_t)M * 32000 * 2) == cudaSuccess;
+        if (ok) {
+            hlk_gemv g;
+            memset(&g, 0, sizeof g);
+            g.M = M, g.K = sh[i].K, g.dt = HL_DTYPE_BF16, g.N = sh[i].N, g.x = x, g.ldx = sh[i].K;
+            g.norm = sh[i].norm ? nw : NULL, g.eps = 1e-5f, g.swiglu = sh[i].swiglu, g.seg[0] = g.seg[1] = sh[i].N;
+            g.res = sh[i].res ? res : NULL, g.ldres = sh[i].N, g.y = y, g.ldy = sh[i].N, g.y_f32 = sh[i].f32;
+            g.max_blocks = 8 * 132;
+            cudaEvent_t e0, e1;
+            cudaEventCreate(&e0), cudaEventCreate(&e1);
+            const int reps = 60;
+            hl_status rc = HL_OK;
+            for (int r = 0; r < reps + 5 && rc == HL_OK; r++) {
+                if (r == 5)
+                    cudaEventRecord(e0, st);
+                g.W = W[r % copies];
+                rc = hlk_gemv_run(st, &g);
+            }
+            cudaEventRecord(e1, st);
+            cudaEventSynchronize(e1);
+            float ms = 0;
+            cudaEventElapsedTime(&ms, e0, e1);
+            const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
+            if (rc == HL_OK)
+                printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate\n", M, sh[i].name, us, gbs,
+                       100.0 * gbs / bw);
+            else
+                printf("  gemv M=%d %s: %s\n", M, sh[i].name, hl_last_error());
+            cudaEventDestroy(e0), cudaEventDestroy(e1);
+        } else {
+            printf("  gemv %s: no memory\n", sh[i].name);
+        }
+        for (int c = 0; c < copies; c++)
+            cudaFree(W[c]);
+        free(W);
+        cudaFree(x), cudaFree(y), cudaFree(res), cudaFree(nw);
+    }
+    cudaStreamDestroy(st);
+}
+
 /* ms per token of one sequence decoding at `ctx` cached positions. */
 static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad, int ctx, int steps) {
     hl_decoder *d = NULL;
@@ -230,7 +297,7 @@ static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad
 }
 
 int main(int argc, char **argv) {
-    int examples = 0, slots = 256, max_new = 256, layers = 32, chunk = 512, use_ad = 1, b1 = 1, pre_ex = 0;
+    int examples = 0, slots = 256, max_new = 256, layers = 32, chunk = 512, use_ad = 1, b1 = 1, pre_ex = 0, kern = 0;
     const char *dump = NULL, *shared = bench_shared_dir();
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--examples") && i + 1 < argc)
@@ -251,6 +318,8 @@ int main(int argc, char **argv) {
             b1 = 0;
         else if (!strcmp(argv[i], "--batch1-only"))
             b1 = 2;
+        else if (!strcmp(argv[i], "--kernels"))
+            kern = 1;
         else if (!strcmp(argv[i], "--dump-prompts") && i + 1 < argc)
             dump = argv[++i];
         else if (!strcmp(argv[i], "--shared") && i + 1 < argc)
@@ -258,7 +327,7 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: bench_bbh_gpu [--examples N] [--slots S] [--max-new T] [--layers L] [--chunk C] "
-                    "[--prefill-examples N] [--no-adapter] [--no-batch1 | --batch1-only] [--dump-prompts FILE] [--shared DIR]\n");
+                    "[--prefill-examples N] [--no-adapter] [--no-batch1 | --batch1-only] [--kernels] [--dump-prompts FILE] [--shared DIR]\n");
             return 2;
         }
     }
@@ -349,6 +418,10 @@ int main(int argc, char **argv) {
     printf("device: %s, %.1f GiB\n", info.device, info.mem_total / 1073741824.0);
     double bw = d2d_rate();
     printf("device-to-device copy: %.0f GB/s (read + write)\n", bw);
+    if (kern) {
+        kernel_rates(bw, 1);
+        kernel_rates(bw, 8);
+    }
 
     hl_llama_config cfg;
     hl_synth_shape("7b", &cfg);

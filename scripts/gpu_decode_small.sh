@@ -13,6 +13,7 @@ export PATH=/usr/local/cuda/bin:$PATH
 export HL_SHARED=${HL_SHARED:-$PWD/../shared}
 build=${HL_GPU_BUILD:-/tmp/hl-small-build}
 t0=$(date +%s)
+src=$PWD
 if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_CUDA=ON -DHL_BENCH=ON \
          -DCMAKE_CUDA_ARCHITECTURES=90 -DHL_SHARED_DIR="$HL_SHARED" &&
        cmake --build "$build" -j"$(nproc)" --target hydralora test_cuda_gemv test_cuda_decode bench_bbh_gpu; } \
@@ -28,12 +29,12 @@ echo "== test_cuda_decode"
 grep -E "FAIL|passed" "$out/test_decode.log" | head -20
 if [ "${HL_SMALL_BBH_TEST:-1}" = 1 ]; then
   echo "== test_cuda_bbh.sh"
-  (cd "$build" && HL_BIN="$build/hydralora" timeout 150 bash "$PWD/tests/gpu/test_cuda_bbh.sh") > "$out/test_bbh.log" 2>&1
+  (cd "$build" && HL_BIN="$build/hydralora" timeout 150 bash "$src/tests/gpu/test_cuda_bbh.sh") > "$out/test_bbh.log" 2>&1
   echo "exit $?"; tail -5 "$out/test_bbh.log"
 fi
 echo "== batch 1 ($(( $(date +%s) - t0 )) s)"
-HL_BENCH_PROFILE=1 timeout 150 stdbuf -oL "$build/bench_bbh_gpu" --batch1-only 2>&1 | tee "$out/b1.log" |
-  grep -E "batch 1|profile|RESULT|copy"
+HL_BENCH_PROFILE=1 timeout 150 stdbuf -oL "$build/bench_bbh_gpu" --batch1-only --kernels 2>&1 | tee "$out/b1.log" |
+  grep -E "batch 1|profile|RESULT|copy|gemv"
 if [ "${HL_SMALL_BIG:-1}" = 1 ]; then
   echo "== profiled pass, 270 examples x 64 tokens ($(( $(date +%s) - t0 )) s)"
   HL_CUDA_PROFILE=1 timeout 150 stdbuf -oL "$build/bench_bbh_gpu" --examples 270 --max-new 64 --prefill-examples 54 \

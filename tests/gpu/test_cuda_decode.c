@@ -487,7 +487,7 @@ static hl_status logits_trace(hl_backend *be, const hl_model *m, const hl_adapte
         int n = P0 - off < 100 ? P0 - off : 100;
         st = hl_decoder_forward(d, ids + off, 1, n, &off, &zero, out, 0, NULL);
     }
-    int len[8];
+    int len[16];
     len[0] = P0;
     for (int k = 1; k < ns && st == HL_OK; k++) {
         st = hl_decoder_share_prefix(d, k, 0, share);
@@ -499,8 +499,8 @@ static hl_status logits_trace(hl_backend *be, const hl_model *m, const hl_adapte
         len[k] = share + 30;
     }
     for (int step = 0; step < 16 && st == HL_OK; step++) {
-        int32_t nt[8];
-        int pos[8], sl[8];
+        int32_t nt[16];
+        int pos[16], sl[16];
         for (int k = 0; k < ns; k++) {
             nt[k] = (int32_t)((step * 7 + k * 3) % V);
             pos[k] = len[k] + step;
@@ -604,6 +604,7 @@ int main(void) {
     adapter_cases(&m);
     tiny_logits(128, 2, 150, 120);
     tiny_logits(64, 5, 260, 200);
+    tiny_logits(128, 12, 150, 130); /* more rows than the small-batch kernels take: the general products */
     hl_model_free(&m);
     hl_backend_close(cpu_be);
     hl_backend_close(cuda_be);

@@ -14,6 +14,9 @@
 #include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_dev.cuh"
 
+#include <mma.h>
+#include <type_traits>
+
 #define DEC_WARPS 4
 
 /* ---- pool writes and gathers ------------------------------------------------------------- */
@@ -220,6 +223,181 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decod
     }
 }
 
+
+/* 16-bit keys/values, hd 64 or 128: the same semantics with the loads spread for bandwidth. A
+ * key or value row is read by HD/8 lanes (16 bytes each), so a warp covers 32/(HD/8) positions
+ * at once and DA_UNROLL steps are in flight per lane. The block's positions go in pieces of
+ * DA_SUB: scores of the piece into shared memory, the running max/sum updated once per piece,
+ * then Σ p_j v_j with thread t owning 8 dims of every (t / (HD/8))-th position, summed over the
+ * thread groups at the end in a fixed order. */
+#define DA_THREADS 128
+#define DA_SUB 256
+#define DA_UNROLL 4
+template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k_decode_attn16(hlk_decode a) {
+    constexpr int LPR = HD / 8;              /* lanes per row */
+    constexpr int RPB = DA_THREADS / LPR;    /* rows per block step */
+    __shared__ float sc[DA_SUB];
+    __shared__ float red[DA_THREADS / 32];
+    __shared__ float accs[RPB][HD];
+    const int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int sub = threadIdx.x % LPR, grp = threadIdx.x / LPR, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int kvh = h / (a.H / a.Hkv);
+    const int len = a.len[b];
+    const int p_lo = (a.start ? a.start[b] : 0) + s * a.chunk, p_hi = min(len, p_lo + a.chunk);
+    const bool partial = a.n_split > 1 || a.pre_n;
+    const int32_t *table = a.tables + (int64_t)a.slot[b] * a.max_blocks;
+    const float scale = 1.0f / sqrtf((float)HD);
+    float q[8], acc[8];
+    {
+        const uint4 qv = *(const uint4 *)((const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD + sub * 8);
+        const uint32_t u[4] = {qv.x, qv.y, qv.z, qv.w};
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            if (DT == DT_BF16) {
+                q[2 * k] = __uint_as_float(u[k] << 16), q[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+            } else {
+                float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&u[k]));
+                q[2 * k] = t.x, q[2 * k + 1] = t.y;
+            }
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        acc[k] = 0.0f;
+    float m = -INFINITY, l = 0.0f; /* running max and sum (every thread holds them) */
+    const int64_t col = (int64_t)kvh * HD + sub * 8;
+    for (int base = p_lo; base < p_hi; base += DA_SUB) {
+        const int n = min(DA_SUB, p_hi - base);
+        /* scores of positions base + j, j < n */
+        for (int j0 = 0; j0 < n; j0 += RPB * DA_UNROLL) { /* warp-uniform trip count: the shuffles below */
+            uint4 kv[DA_UNROLL];
+#pragma unroll
+            for (int u = 0; u < DA_UNROLL; u++) {
+                const int j = j0 + u * RPB + grp;
+                if (j < n) {
+                    const int p = base + j;
+                    const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
+                    kv[u] = *(const uint4 *)((const uint16_t *)a.kpool + row * a.Dkv + col);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < DA_UNROLL; u++) {
+                const int j = j0 + u * RPB + grp;
+                float k8[8];
+                const uint4 kk = j < n ? kv[u] : make_uint4(0, 0, 0, 0);
+                const uint32_t w[4] = {kk.x, kk.y, kk.z, kk.w};
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    if (DT == DT_BF16) {
+                        k8[2 * k] = __uint_as_float(w[k] << 16), k8[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+                    } else {
+                        float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
+                        k8[2 * k] = t.x, k8[2 * k + 1] = t.y;
+                    }
+                }
+                float dot = 0.0f;
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    dot = fmaf(q[k], k8[k], dot);
+#pragma unroll
+                for (int o = LPR / 2; o > 0; o >>= 1) /* within the row's lanes */
+                    dot += __shfl_xor_sync(0xffffffffu, dot, o);
+                if (j < n && sub == 0)
+                    sc[j] = dot * scale;
+            }
+        }
+        __syncthreads();
+        /* the piece's max, the new running max, p_j = exp(s_j − m), their sum */
+        float pm = -INFINITY;
+        for (int j = threadIdx.x; j < n; j += DA_THREADS)
+            pm = fmaxf(pm, sc[j]);
+        pm = warp_max(pm);
+        if (lane == 0)
+            red[warp] = pm;
+        __syncthreads();
+        pm = red[0];
+#pragma unroll
+        for (int w = 1; w < DA_THREADS / 32; w++)
+            pm = fmaxf(pm, red[w]);
+        const float mn = fmaxf(m, pm);
+        const float corr = m == -INFINITY ? 0.0f : expf(m - mn);
+        __syncthreads(); /* red is reused */
+        float ps = 0.0f;
+        for (int j = threadIdx.x; j < n; j += DA_THREADS) {
+            const float e = expf(sc[j] - mn);
+            sc[j] = e;
+            ps += e;
+        }
+        ps = warp_sum(ps);
+        if (lane == 0)
+            red[warp] = ps;
+        __syncthreads();
+        ps = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DA_THREADS / 32; w++)
+            ps += red[w];
+        l = l * corr + ps;
+        m = mn;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            acc[k] *= corr;
+        /* Σ p_j v_j over this thread's positions */
+        for (int j0 = 0; j0 < n; j0 += RPB * DA_UNROLL) {
+            uint4 vv[DA_UNROLL];
+#pragma unroll
+            for (int u = 0; u < DA_UNROLL; u++) {
+                const int j = j0 + u * RPB + grp;
+                if (j < n) {
+                    const int p = base + j;
+                    const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
+                    vv[u] = *(const uint4 *)((const uint16_t *)a.vpool + row * a.Dkv + col);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < DA_UNROLL; u++) {
+                const int j = j0 + u * RPB + grp;
+                if (j < n) {
+                    const float pj = sc[j];
+                    const uint32_t w[4] = {vv[u].x, vv[u].y, vv[u].z, vv[u].w};
+#pragma unroll
+                    for (int k = 0; k < 4; k++) {
+                        float v0, v1;
+                        if (DT == DT_BF16) {
+                            v0 = __uint_as_float(w[k] << 16), v1 = __uint_as_float(w[k] & 0xffff0000u);
+                        } else {
+                            float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
+                            v0 = t.x, v1 = t.y;
+                        }
+                        acc[2 * k] = fmaf(pj, v0, acc[2 * k]);
+                        acc[2 * k + 1] = fmaf(pj, v1, acc[2 * k + 1]);
+                    }
+                }
+            }
+        }
+        __syncthreads(); /* sc is rewritten by the next piece */
+    }
+    /* sum the thread groups' accumulators in group order */
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+        accs[grp][sub * 8 + k] = acc[k];
+    __syncthreads();
+    const int64_t item = ((int64_t)b * a.H + h) * a.n_split + s;
+    for (int d = threadIdx.x; d < HD; d += DA_THREADS) {
+        float o = 0.0f;
+#pragma unroll
+        for (int g = 0; g < RPB; g++)
+            o += accs[g][d];
+        if (!partial)
+            st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * HD + d, DT, p_hi > p_lo ? o / l : 0.0f);
+        else
+            a.part[item * HD + d] = o;
+    }
+    if (partial && threadIdx.x == 0) {
+        a.part_ml[2 * item] = m;
+        a.part_ml[2 * item + 1] = l;
+    }
+}
+
 /* grid (H, B), threads over hd: merge the chunks of (b, h) in chunk order (shared-prefix
  * chunks first, when there are any). */
 static __global__ void k_decode_merge(hlk_decode a) {
@@ -266,7 +444,18 @@ hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
         return hl_fail(HL_ERR_ARG, "decode attention: head size %d, %d chunks of %d", a->hd, a->n_split, a->chunk);
     dim3 grid((unsigned)a->n_split, (unsigned)a->H, (unsigned)a->B);
     const int epl = (a->hd + 31) / 32;
-    if (epl <= 1)
+    const int vec16 = a->dt != DT_F32 && (a->hd == 64 || a->hd == 128) && a->ldq % 8 == 0 && a->Dkv % 8 == 0 &&
+                      (uintptr_t)a->q % 16 == 0;
+    if (vec16) {
+        if (a->hd == 128 && a->dt == DT_BF16)
+            k_decode_attn16<128, DT_BF16><<<grid, DA_THREADS, 0, st>>>(*a);
+        else if (a->hd == 128)
+            k_decode_attn16<128, DT_F16><<<grid, DA_THREADS, 0, st>>>(*a);
+        else if (a->dt == DT_BF16)
+            k_decode_attn16<64, DT_BF16><<<grid, DA_THREADS, 0, st>>>(*a);
+        else
+            k_decode_attn16<64, DT_F16><<<grid, DA_THREADS, 0, st>>>(*a);
+    } else if (epl <= 1)
         k_decode_attn<1><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
     else if (epl <= 2)
         k_decode_attn<2><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
@@ -379,6 +568,121 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_prefix_attn(hlk_prefi
     }
 }
 
+
+/* Tensor-core version of the same (sm_80 and later): per block the chunk's keys and values sit in
+ * shared memory once, and the group's members go through in tiles of 16 rows as two small
+ * products on the tensor cores (WMMA 16×16×16, f32 accumulation): S = Q·Kᵀ (16 × 64), the
+ * per-row max and exp in f32, P rounded to 16 bits, O = P·V (16 × HD). Each member row writes its
+ * unnormalised partial and (max, Σ exp) exactly as k_prefix_attn does, so the merge is unchanged.
+ * This is the part of a batched decode step whose work grows with the batch (every member row
+ * against every shared position), so it belongs on the tensor cores. */
+#define PX_LD(HD) ((HD) + 8) /* 16-bit row stride of K, V, Q in shared memory (bank spread, WMMA ld % 8) */
+#define PX_SLD 68            /* f32 row stride of S */
+#define PX_PLD 72            /* 16-bit row stride of P */
+template <int HD> static size_t prefix_tc_smem(void) {
+    return (size_t)(2 * HLK_PREFIX_CHUNK + 16) * PX_LD(HD) * 2 /* K, V, Q */ + (size_t)16 * (HD + 4) * 4 /* S / O */ +
+           (size_t)16 * PX_PLD * 2 /* P */ + 32 * 4;                                                  /* row max, sum */
+}
+
+template <int HD, int DT> static __global__ void __launch_bounds__(DEC_WARPS * 32) k_prefix_attn_tc(hlk_prefix a) {
+#if __CUDA_ARCH__ >= 800
+    using T = typename std::conditional<DT == DT_BF16, __nv_bfloat16, __half>::type;
+    constexpr int PC = HLK_PREFIX_CHUNK, LD = PX_LD(HD);
+    extern __shared__ __align__(16) unsigned char px_smem[];
+    T *sK = (T *)px_smem, *sV = sK + PC * LD, *sQ = sV + PC * LD;
+    float *sS = (float *)(sQ + 16 * LD); /* [16][PX_SLD] scores, later [16][HD + 4] outputs */
+    T *sP = (T *)(sS + 16 * (HD + 4));
+    float *sM = (float *)(sP + 16 * PX_PLD), *sL = sM + 16;
+    const int c = blockIdx.x, h = blockIdx.y, g = blockIdx.z;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int G = a.count[g], P = a.plen[g], p0 = c * PC;
+    if (G <= 0 || p0 >= P)
+        return;
+    const int np = min(PC, P - p0), kvh = h / (a.H / a.Hkv);
+    const int32_t *table = a.tables + (int64_t)a.gslot[g] * a.max_blocks;
+    constexpr int V8 = HD / 8; /* 16-byte pieces per row */
+    for (int i = threadIdx.x; i < PC * V8; i += blockDim.x) {
+        const int r = i / V8, w = i % V8, pos = p0 + r;
+        uint4 k4 = make_uint4(0, 0, 0, 0), v4 = k4; /* rows past the prefix: zeros (their p is 0) */
+        if (r < np) {
+            const int64_t row = (int64_t)table[pos / a.bs] * a.bs + pos % a.bs;
+            const int64_t off = row * a.Dkv + (int64_t)kvh * HD + w * 8;
+            k4 = *(const uint4 *)((const uint16_t *)a.kpool + off);
+            v4 = *(const uint4 *)((const uint16_t *)a.vpool + off);
+        }
+        *(uint4 *)(sK + r * LD + w * 8) = k4;
+        *(uint4 *)(sV + r * LD + w * 8) = v4;
+    }
+    const float scale = 1.0f / sqrtf((float)HD);
+    for (int t0 = 0; t0 < G; t0 += 16) {
+        const int nt = min(16, G - t0);
+        __syncthreads(); /* K/V written; the previous tile's sQ / sS / sP are free */
+        for (int i = threadIdx.x; i < 16 * V8; i += blockDim.x) {
+            const int r = i / V8, w = i % V8;
+            uint4 q4 = make_uint4(0, 0, 0, 0);
+            if (r < nt) {
+                const int b = a.members[a.first[g] + t0 + r];
+                q4 = *(const uint4 *)((const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD + w * 8);
+            }
+            *(uint4 *)(sQ + r * LD + w * 8) = q4;
+        }
+        __syncthreads();
+        { /* S = Q·Kᵀ: warp w takes columns [16w, 16w + 16) */
+            nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc;
+            nvcuda::wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int k0 = 0; k0 < HD; k0 += 16) {
+                nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, T, nvcuda::wmma::row_major> fa;
+                nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, T, nvcuda::wmma::col_major> fb;
+                nvcuda::wmma::load_matrix_sync(fa, sQ + k0, LD);
+                nvcuda::wmma::load_matrix_sync(fb, sK + warp * 16 * LD + k0, LD);
+                nvcuda::wmma::mma_sync(acc, fa, fb, acc);
+            }
+            nvcuda::wmma::store_matrix_sync(sS + warp * 16, acc, PX_SLD, nvcuda::wmma::mem_row_major);
+        }
+        __syncthreads();
+        /* per member row: max over the chunk's positions, exp, sum; P in 16 bits */
+        for (int r = warp; r < 16; r += DEC_WARPS) {
+            float s0 = lane < np ? sS[r * PX_SLD + lane] * scale : -INFINITY;
+            float s1 = lane + 32 < np ? sS[r * PX_SLD + lane + 32] * scale : -INFINITY;
+            const float mx = warp_max(fmaxf(s0, s1));
+            const float e0 = s0 == -INFINITY ? 0.0f : expf(s0 - mx), e1 = s1 == -INFINITY ? 0.0f : expf(s1 - mx);
+            const float l = warp_sum(e0 + e1);
+            sP[r * PX_PLD + lane] = (T)e0;
+            sP[r * PX_PLD + lane + 32] = (T)e1;
+            if (lane == 0)
+                sM[r] = mx, sL[r] = l;
+        }
+        __syncthreads();
+        /* O = P·V into sS (as [16][HD + 4]): warp w takes column tiles w, w + 4, ... */
+        for (int n0 = warp * 16; n0 < HD; n0 += DEC_WARPS * 16) {
+            nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> acc;
+            nvcuda::wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int k0 = 0; k0 < PC; k0 += 16) {
+                nvcuda::wmma::fragment<nvcuda::wmma::matrix_a, 16, 16, 16, T, nvcuda::wmma::row_major> fa;
+                nvcuda::wmma::fragment<nvcuda::wmma::matrix_b, 16, 16, 16, T, nvcuda::wmma::row_major> fb;
+                nvcuda::wmma::load_matrix_sync(fa, sP + k0, PX_PLD);
+                nvcuda::wmma::load_matrix_sync(fb, sV + k0 * LD + n0, LD);
+                nvcuda::wmma::mma_sync(acc, fa, fb, acc);
+            }
+            nvcuda::wmma::store_matrix_sync(sS + n0, acc, HD + 4, nvcuda::wmma::mem_row_major);
+        }
+        __syncthreads();
+        for (int i = threadIdx.x; i < nt * HD; i += blockDim.x) {
+            const int r = i / HD, d = i % HD;
+            const int b = a.members[a.first[g] + t0 + r];
+            const int64_t item = ((int64_t)b * a.H + h) * a.npc + c;
+            a.pre_part[item * HD + d] = sS[r * (HD + 4) + d];
+            if (d == 0) {
+                a.pre_ml[2 * item] = sM[r];
+                a.pre_ml[2 * item + 1] = sL[r];
+            }
+        }
+    }
+#endif
+}
+
 int hlk_prefix_supported(int dt, int hd) { return dt != DT_F32 && (hd == 64 || hd == 128); }
 
 hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a) {
@@ -387,6 +691,24 @@ hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a) {
     if (!hlk_prefix_supported(a->dt, a->hd))
         return hl_fail(HL_ERR_ARG, "shared-prefix attention needs 16-bit keys and head size 64 or 128 (got %d)", a->hd);
     dim3 grid((unsigned)a->npc, (unsigned)a->H, (unsigned)a->n_groups);
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) ==
+                                                 cudaSuccess &&
+        major >= 8) {
+        static int attr_done[4]; /* dynamic shared memory above 48 KB is allowed once per instantiation */
+        const int which = (a->hd == 128) * 2 + (a->dt == DT_BF16);
+        const size_t smem = a->hd == 128 ? prefix_tc_smem<128>() : prefix_tc_smem<64>();
+        void (*k)(hlk_prefix) = a->hd == 128 ? (a->dt == DT_BF16 ? k_prefix_attn_tc<128, DT_BF16> : k_prefix_attn_tc<128, DT_F16>)
+                                             : (a->dt == DT_BF16 ? k_prefix_attn_tc<64, DT_BF16> : k_prefix_attn_tc<64, DT_F16>);
+        if (!attr_done[which]) {
+            CU_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+            attr_done[which] = 1;
+        }
+        k<<<grid, DEC_WARPS * 32, smem, st>>>(*a);
+        CU_LAUNCHED("prefix_attn_tc");
+        return HL_OK;
+    }
+    cudaGetLastError();
     if (a->hd == 64)
         k_prefix_attn<64><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
     else

@@ -116,10 +116,21 @@ template <int MR, int DT, int SWIGLU> static __global__ void __launch_bounds__(G
     extern __shared__ uint4 xs[]; /* [M][K/8]: x̂ */
     __shared__ double shd[32];
     const int K8 = a.K / 8, M = a.M;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    { /* the warp's first weight row(s) on their way into L2 while the prologue builds x̂ */
+        const int64_t o0 = (int64_t)blockIdx.x * GV_WARPS + warp;
+        if (o0 < a.N) {
+            const char *r0 = (const char *)a.W + o0 * (int64_t)a.K * 2, *r1 = r0 + a.N * (int64_t)a.K * 2;
+            for (int off = lane * 128; off < a.K * 2; off += 32 * 128) {
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(r0 + off));
+                if (SWIGLU)
+                    asm volatile("prefetch.global.L2 [%0];" ::"l"(r1 + off));
+            }
+        }
+    }
     for (int m = 0; m < M; m++)
         load_row<DT>(xs + (int64_t)m * K8, (const char *)a.x + (int64_t)m * a.ldx * 2, a.K, a.norm, a.eps, shd);
     __syncthreads();
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int64_t o = (int64_t)blockIdx.x * GV_WARPS + warp; o < a.N; o += (int64_t)gridDim.x * GV_WARPS) {
         float acc0[MR], acc1[MR];
 #pragma unroll
@@ -350,12 +361,14 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
     if (!last)
         return;
     __threadfence();
-    for (int i = threadIdx.x; i < M * C; i += AD_THREADS) {
+    for (int i = warp; i < M * C; i += AD_THREADS / 32) { /* a warp per (m, c), lanes over the blocks */
         const int m = i / C, c = i % C;
         float s = 0.0f;
-        for (int b = 0; b < (int)gridDim.x; b++) /* other blocks' writes: read past L1 */
+        for (int b = lane; b < (int)gridDim.x; b += 32) /* other blocks' writes: read past L1 */
             s += __ldcg(part + ((int64_t)b * HLK_GEMV_MAX_M + m) * a.cmax + c);
-        part[(int64_t)m * a.cmax + c] = s; /* block 0's slot of the same (m, c): read only by this thread */
+        s = warp_sum(s);
+        if (lane == 0)
+            part[(int64_t)m * a.cmax + c] = s; /* block 0's slot of the same (m, c): read only by this warp */
     }
     __syncthreads();
     /* ω (core/backend/cpu/ops.c hl_softmax_forward, as k_route_fwd) and Zw, one thread per row */
