@@ -36,6 +36,7 @@
 #include "bench/bench_common.h"
 #include "core/backend/backend.h"
 #include "core/backend/cuda/cuda_decode.h"
+#include "core/backend/cuda/gemm_lt.h"
 #include "core/backend/cuda/cuda_profile.h"
 #include "core/base/rng.h"
 #include "core/eval/bbh/bbh.h"
@@ -207,6 +208,10 @@ static void kernel_rates(double bw, int M) {
               {"down 4096x11008 +res", 4096, 11008, 0, 0, 1, 0}, {"lm_head 32000x4096 +norm f32", 32000, 4096, 1, 0, 0, 1}};
     cudaStream_t st;
     cudaStreamCreate(&st);
+    hl_cu_gemm *gm = NULL;
+    void *ws = NULL;
+    if (cudaMalloc(&ws, HL_CU_GEMM_WORKSPACE) != cudaSuccess || hl_cu_gemm_create(&gm, ws, HL_CU_GEMM_WORKSPACE) != HL_OK)
+        gm = NULL;
     for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
         const int64_t rows = sh[i].swiglu ? 2 * sh[i].N : sh[i].N;
         const size_t wbytes = (size_t)rows * sh[i].K * 2;
@@ -230,23 +235,36 @@ static void kernel_rates(double bw, int M) {
             cudaEvent_t e0, e1;
             cudaEventCreate(&e0), cudaEventCreate(&e1);
             const int reps = 60;
-            hl_status rc = HL_OK;
-            for (int r = 0; r < reps + 5 && rc == HL_OK; r++) {
-                if (r == 5)
-                    cudaEventRecord(e0, st);
-                g.W = W[r % copies];
-                rc = hlk_gemv_run(st, &g);
+            /* variant 0: the decoder's kernel; 1: the shared-memory kernel (M <= 2 normally takes the
+             * register one); 2: cuBLASLt, the plain product only (no norm, SwiGLU, residual) */
+            for (int var = 0; var < 3; var++) {
+                if (var == 1 && M > 2)
+                    continue;
+                if (var == 1)
+                    setenv("HL_CUDA_GEMV_SMEM", "1", 1);
+                hl_status rc = HL_OK;
+                for (int r = 0; r < reps + 5 && rc == HL_OK; r++) {
+                    if (r == 5)
+                        cudaEventRecord(e0, st);
+                    g.W = W[r % copies];
+                    if (var < 2)
+                        rc = hlk_gemv_run(st, &g);
+                    else if (gm)
+                        rc = hl_cu_linear(gm, st, M, rows, sh[i].K, x, sh[i].K, g.W, HL_DTYPE_BF16, 0.0f, NULL, y, rows);
+                }
+                unsetenv("HL_CUDA_GEMV_SMEM");
+                cudaEventRecord(e1, st);
+                cudaEventSynchronize(e1);
+                float ms = 0;
+                cudaEventElapsedTime(&ms, e0, e1);
+                const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
+                const char *vn[3] = {"", " [shared-memory kernel]", " [cuBLASLt, plain]"};
+                if (rc == HL_OK && (var < 2 || gm))
+                    printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate%s\n", M, sh[i].name, us,
+                           gbs, 100.0 * gbs / bw, vn[var]);
+                else if (rc != HL_OK)
+                    printf("  gemv M=%d %s%s: %s\n", M, sh[i].name, vn[var], hl_last_error());
             }
-            cudaEventRecord(e1, st);
-            cudaEventSynchronize(e1);
-            float ms = 0;
-            cudaEventElapsedTime(&ms, e0, e1);
-            const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
-            if (rc == HL_OK)
-                printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate\n", M, sh[i].name, us, gbs,
-                       100.0 * gbs / bw);
-            else
-                printf("  gemv M=%d %s: %s\n", M, sh[i].name, hl_last_error());
             cudaEventDestroy(e0), cudaEventDestroy(e1);
         } else {
             printf("  gemv %s: no memory\n", sh[i].name);
@@ -256,6 +274,9 @@ static void kernel_rates(double bw, int M) {
         free(W);
         cudaFree(x), cudaFree(y), cudaFree(res), cudaFree(nw);
     }
+    if (gm)
+        hl_cu_gemm_free(gm);
+    cudaFree(ws);
     cudaStreamDestroy(st);
 }
 
@@ -420,6 +441,7 @@ int main(int argc, char **argv) {
     printf("device-to-device copy: %.0f GB/s (read + write)\n", bw);
     if (kern) {
         kernel_rates(bw, 1);
+        kernel_rates(bw, 2);
         kernel_rates(bw, 8);
     }
 

@@ -2,8 +2,9 @@
  * inputs, one line per case (the test-backend-ops pattern):
  *   hlk_gemv     vs a double-precision CPU product of the 16-bit-rounded inputs: RMSNorm prologue
  *                (x̂ rounded to 16 bits like the separate kernel), adapter terms per output segment,
- *                residual, SwiGLU pairs, f32 output; M = 1..8, odd N, K not a multiple of 256, and
- *                the widest input (K = 11008) at M = 8. Element-wise tolerance: the output's own
+ *                residual, SwiGLU pairs, f32 output; M = 1..8 (one or two rows take the kernel that
+ *                keeps x̂ in registers, more rows the shared-memory one), odd N, K not a multiple of
+ *                256, K = 11008 (LLaMA-2-7B's hidden size) and 16384 (the register kernel's most). Element-wise tolerance: the output's own
  *                rounding (2^-8 bf16, 2^-11 f16, relative) plus 1e-3 of the row's largest |value|
  *                for f32 accumulation; f32 outputs 1e-4 of the largest |value|.
  *   hlk_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) and ω vs the CPU in double (HydraLoRA with a shared A,
@@ -358,6 +359,9 @@ int main(void) {
         test_gemv(dt, 3, 1, 5000, 4096);
         test_gemv(dt, 3, 4, 777, 4096);
         test_gemv(dt, 0, 8, 256, 11008); /* the widest input at the most rows: 176 KB of x̂ */
+        test_gemv(dt, 0, 1, 300, 11008);  /* one or two rows: x̂ in registers, 6 pieces per thread */
+        test_gemv(dt, 2, 2, 136, 11008);
+        test_gemv(dt, 1, 2, 520, 16384);  /* the most a thread keeps (8 pieces) */
         const adshape hydra = {1, 4, 8, 1, 2.0f}, split = {4, 4, 8, 1, 0.5f}, lora = {1, 1, 16, 0, 1.0f};
         const adshape three[3] = {hydra, split, lora};
         test_addown(dt, 1, 4096, 1, 2, three);

@@ -226,13 +226,13 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decod
 
 /* 16-bit keys/values, hd 64 or 128: the same semantics with the loads spread for bandwidth. A
  * key or value row is read by HD/8 lanes (16 bytes each), so a warp covers 32/(HD/8) positions
- * at once and DA_UNROLL steps are in flight per lane. The block's positions go in pieces of
- * DA_SUB: scores of the piece into shared memory, the running max/sum updated once per piece,
- * then Σ p_j v_j with thread t owning 8 dims of every (t / (HD/8))-th position, summed over the
- * thread groups at the end in a fixed order. */
+ * at once. The block's positions go in pieces of DA_SUB whose keys AND values are all loaded
+ * before anything waits on them (one memory round trip per piece): scores of the piece into
+ * shared memory, the running max/sum updated once per piece, then Σ p_j v_j with thread t owning
+ * 8 dims of every (t / (HD/8))-th position, summed over the thread groups at the end in a fixed
+ * order. */
 #define DA_THREADS 128
-#define DA_SUB 256
-#define DA_UNROLL 4
+#define DA_SUB 64 /* positions per piece: all their keys and values are loaded at once */
 template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k_decode_attn16(hlk_decode a) {
     constexpr int LPR = HD / 8;              /* lanes per row */
     constexpr int RPB = DA_THREADS / LPR;    /* rows per block step */
@@ -266,45 +266,46 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
         acc[k] = 0.0f;
     float m = -INFINITY, l = 0.0f; /* running max and sum (every thread holds them) */
     const int64_t col = (int64_t)kvh * HD + sub * 8;
+    constexpr int NU = DA_SUB / RPB; /* positions per thread and piece */
     for (int base = p_lo; base < p_hi; base += DA_SUB) {
         const int n = min(DA_SUB, p_hi - base);
-        /* scores of positions base + j, j < n */
-        for (int j0 = 0; j0 < n; j0 += RPB * DA_UNROLL) { /* warp-uniform trip count: the shuffles below */
-            uint4 kv[DA_UNROLL];
+        /* every key and value row of the piece in flight at once (thread: positions grp + RPB·u) */
+        uint4 kv[NU], vv[NU];
 #pragma unroll
-            for (int u = 0; u < DA_UNROLL; u++) {
-                const int j = j0 + u * RPB + grp;
-                if (j < n) {
-                    const int p = base + j;
-                    const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
-                    kv[u] = *(const uint4 *)((const uint16_t *)a.kpool + row * a.Dkv + col);
+        for (int u = 0; u < NU; u++) {
+            const int j = grp + u * RPB;
+            kv[u] = vv[u] = make_uint4(0, 0, 0, 0);
+            if (j < n) {
+                const int p = base + j;
+                const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
+                kv[u] = *(const uint4 *)((const uint16_t *)a.kpool + row * a.Dkv + col);
+                vv[u] = *(const uint4 *)((const uint16_t *)a.vpool + row * a.Dkv + col);
+            }
+        }
+        /* scores (every lane of a row group takes part in its shuffles: uniform trip count) */
+#pragma unroll
+        for (int u = 0; u < NU; u++) {
+            const int j = grp + u * RPB;
+            float k8[8];
+            const uint32_t w[4] = {kv[u].x, kv[u].y, kv[u].z, kv[u].w};
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                if (DT == DT_BF16) {
+                    k8[2 * k] = __uint_as_float(w[k] << 16), k8[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+                } else {
+                    float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
+                    k8[2 * k] = t.x, k8[2 * k + 1] = t.y;
                 }
             }
+            float dot = 0.0f;
 #pragma unroll
-            for (int u = 0; u < DA_UNROLL; u++) {
-                const int j = j0 + u * RPB + grp;
-                float k8[8];
-                const uint4 kk = j < n ? kv[u] : make_uint4(0, 0, 0, 0);
-                const uint32_t w[4] = {kk.x, kk.y, kk.z, kk.w};
+            for (int k = 0; k < 8; k++)
+                dot = fmaf(q[k], k8[k], dot);
 #pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    if (DT == DT_BF16) {
-                        k8[2 * k] = __uint_as_float(w[k] << 16), k8[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-                    } else {
-                        float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
-                        k8[2 * k] = t.x, k8[2 * k + 1] = t.y;
-                    }
-                }
-                float dot = 0.0f;
-#pragma unroll
-                for (int k = 0; k < 8; k++)
-                    dot = fmaf(q[k], k8[k], dot);
-#pragma unroll
-                for (int o = LPR / 2; o > 0; o >>= 1) /* within the row's lanes */
-                    dot += __shfl_xor_sync(0xffffffffu, dot, o);
-                if (j < n && sub == 0)
-                    sc[j] = dot * scale;
-            }
+            for (int o = LPR / 2; o > 0; o >>= 1) /* within the row's lanes */
+                dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            if (j < n && sub == 0)
+                sc[j] = dot * scale;
         }
         __syncthreads();
         /* the piece's max, the new running max, p_j = exp(s_j − m), their sum */
@@ -341,40 +342,28 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
 #pragma unroll
         for (int k = 0; k < 8; k++)
             acc[k] *= corr;
-        /* Σ p_j v_j over this thread's positions */
-        for (int j0 = 0; j0 < n; j0 += RPB * DA_UNROLL) {
-            uint4 vv[DA_UNROLL];
+        /* Σ p_j v_j over this thread's positions (values already loaded) */
 #pragma unroll
-            for (int u = 0; u < DA_UNROLL; u++) {
-                const int j = j0 + u * RPB + grp;
-                if (j < n) {
-                    const int p = base + j;
-                    const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
-                    vv[u] = *(const uint4 *)((const uint16_t *)a.vpool + row * a.Dkv + col);
-                }
-            }
+        for (int u = 0; u < NU; u++) {
+            const int j = grp + u * RPB;
+            if (j < n) {
+                const float pj = sc[j];
+                const uint32_t w[4] = {vv[u].x, vv[u].y, vv[u].z, vv[u].w};
 #pragma unroll
-            for (int u = 0; u < DA_UNROLL; u++) {
-                const int j = j0 + u * RPB + grp;
-                if (j < n) {
-                    const float pj = sc[j];
-                    const uint32_t w[4] = {vv[u].x, vv[u].y, vv[u].z, vv[u].w};
-#pragma unroll
-                    for (int k = 0; k < 4; k++) {
-                        float v0, v1;
-                        if (DT == DT_BF16) {
-                            v0 = __uint_as_float(w[k] << 16), v1 = __uint_as_float(w[k] & 0xffff0000u);
-                        } else {
-                            float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
-                            v0 = t.x, v1 = t.y;
-                        }
-                        acc[2 * k] = fmaf(pj, v0, acc[2 * k]);
-                        acc[2 * k + 1] = fmaf(pj, v1, acc[2 * k + 1]);
+                for (int k = 0; k < 4; k++) {
+                    float v0, v1;
+                    if (DT == DT_BF16) {
+                        v0 = __uint_as_float(w[k] << 16), v1 = __uint_as_float(w[k] & 0xffff0000u);
+                    } else {
+                        float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
+                        v0 = t.x, v1 = t.y;
                     }
+                    acc[2 * k] = fmaf(pj, v0, acc[2 * k]);
+                    acc[2 * k + 1] = fmaf(pj, v1, acc[2 * k + 1]);
                 }
             }
         }
-        __syncthreads(); /* sc is rewritten by the next piece */
+        __syncthreads(); /* sc and red are rewritten by the next piece */
     }
     /* sum the thread groups' accumulators in group order */
 #pragma unroll

@@ -22,6 +22,8 @@
 #include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_dev.cuh"
 
+#include <stdlib.h>
+
 #define GV_WARPS 8
 #define GV_THREADS (GV_WARPS * 32)
 #define GV_UNROLL 4
@@ -117,17 +119,6 @@ template <int MR, int DT, int SWIGLU> static __global__ void __launch_bounds__(G
     __shared__ double shd[32];
     const int K8 = a.K / 8, M = a.M;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    { /* the warp's first weight row(s) on their way into L2 while the prologue builds x̂ */
-        const int64_t o0 = (int64_t)blockIdx.x * GV_WARPS + warp;
-        if (o0 < a.N) {
-            const char *r0 = (const char *)a.W + o0 * (int64_t)a.K * 2, *r1 = r0 + a.N * (int64_t)a.K * 2;
-            for (int off = lane * 128; off < a.K * 2; off += 32 * 128) {
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(r0 + off));
-                if (SWIGLU)
-                    asm volatile("prefetch.global.L2 [%0];" ::"l"(r1 + off));
-            }
-        }
-    }
     for (int m = 0; m < M; m++)
         load_row<DT>(xs + (int64_t)m * K8, (const char *)a.x + (int64_t)m * a.ldx * 2, a.K, a.norm, a.eps, shd);
     __syncthreads();
@@ -213,6 +204,207 @@ template <int MR, int DT, int SWIGLU> static __global__ void __launch_bounds__(G
     }
 }
 
+
+/* ---- k_gemv_r: one or two rows, x̂ in registers ------------------------------------------------
+ * For M <= 2 the block's 256 threads split K instead: thread t owns the 16-byte pieces t, t + 256,
+ * ... of every row (k_rmsnorm_fwd8's assignment, so the norm's sums are the same bits), keeps its
+ * pieces of x̂ in registers and streams GR_RB weight rows with the next row's loads issued before
+ * the current row is multiplied; the first row's loads go out before the prologue. Partial sums
+ * meet once per block (warp sums, then the 8 warps in order). No shared x̂ and no per-row warp
+ * reduction: the weight stream is the only thing the block waits for. */
+#define GR_THREADS 256
+#define GR_RB 8 /* output rows (SwiGLU: output pairs) per block */
+
+template <int NJ, int SW>
+static __device__ __forceinline__ void gr_load(uint4 *w, uint4 *u, const hlk_gemv &a, int64_t row, int K8) {
+    const uint4 *p = (const uint4 *)((const char *)a.W + row * (int64_t)a.K * 2);
+    const uint4 *q = (const uint4 *)((const char *)a.W + (row + a.N) * (int64_t)a.K * 2);
+#pragma unroll
+    for (int j = 0; j < NJ; j++) {
+        const int c = threadIdx.x + GR_THREADS * j;
+        if (c < K8) {
+            w[j] = ld_stream16(p + c);
+            if (SW)
+                u[j] = ld_stream16(q + c);
+        }
+    }
+}
+
+template <int MR, int NJ, int DT, int SW>
+static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) {
+    __shared__ double shd[32];
+    __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * GR_RB];
+    const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t r0 = (int64_t)blockIdx.x * GR_RB;
+    uint4 wc[NJ], uc[NJ];
+    gr_load<NJ, SW>(wc, uc, a, r0, K8); /* in flight during the prologue */
+    uint4 xr[MR][NJ];
+#pragma unroll
+    for (int m = 0; m < MR; m++) {
+        const uint4 *xv = (const uint4 *)((const char *)a.x + (int64_t)(m < M ? m : 0) * a.ldx * 2);
+#pragma unroll
+        for (int j = 0; j < NJ; j++) {
+            const int c = threadIdx.x + GR_THREADS * j;
+            xr[m][j] = c < K8 && m < M ? xv[c] : make_uint4(0, 0, 0, 0);
+        }
+        if (a.norm && m < M) { /* k_rmsnorm_fwd8: the same sums in the same order */
+            double ss = 0.0;
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+                float v[8];
+                cvt8<DT>(xr[m][j], v);
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    ss += (double)v[k] * v[k];
+            }
+            ss = block_sum_d(ss, shd);
+            const float r = (float)(1.0 / sqrt(ss / a.K + (double)a.eps));
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+                const int c = threadIdx.x + GR_THREADS * j;
+                if (c < K8) {
+                    float v[8], o[8];
+                    cvt8<DT>(xr[m][j], v);
+#pragma unroll
+                    for (int k = 0; k < 8; k++)
+                        o[k] = __fmul_rn(a.norm[8 * c + k], __fmul_rn(v[k], r));
+                    xr[m][j] = pack8<DT>(o);
+                }
+            }
+        }
+    }
+    float acc[MR][GR_RB], acc1[MR][GR_RB];
+#pragma unroll
+    for (int r = 0; r < GR_RB; r++) {
+        const int64_t row = r0 + r;
+        uint4 wn[NJ], un[NJ];
+        if (r + 1 < GR_RB && row + 1 < a.N)
+            gr_load<NJ, SW>(wn, un, a, row + 1, K8);
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            acc[m][r] = acc1[m][r] = 0.0f;
+        if (row < a.N) {
+#pragma unroll
+            for (int j = 0; j < NJ; j++) {
+                const int c = threadIdx.x + GR_THREADS * j;
+                if (c < K8) {
+                    float f0[8], f1[8];
+                    cvt8<DT>(wc[j], f0);
+                    if (SW)
+                        cvt8<DT>(uc[j], f1);
+#pragma unroll
+                    for (int m = 0; m < MR; m++) {
+                        float xf[8];
+                        cvt8<DT>(xr[m][j], xf);
+#pragma unroll
+                        for (int k = 0; k < 8; k++) {
+                            acc[m][r] = fmaf(f0[k], xf[k], acc[m][r]);
+                            if (SW)
+                                acc1[m][r] = fmaf(f1[k], xf[k], acc1[m][r]);
+                        }
+                    }
+                }
+            }
+            /* the adapter term of this output, spread over the block's threads */
+            if (SW) {
+                const hlk_gemv_ad &g0 = a.ad[0], &g1 = a.ad[1];
+                for (int c = threadIdx.x; g0.B && c < g0.nr; c += GR_THREADS) {
+                    const float b = g0.B[(int64_t)(c / g0.r) * g0.d_out * g0.r + row * g0.r + c % g0.r];
+#pragma unroll
+                    for (int m = 0; m < MR; m++)
+                        if (m < M)
+                            acc[m][r] = fmaf(g0.zw[(int64_t)m * g0.ldz + c], b, acc[m][r]);
+                }
+                for (int c = threadIdx.x; g1.B && c < g1.nr; c += GR_THREADS) {
+                    const float b = g1.B[(int64_t)(c / g1.r) * g1.d_out * g1.r + row * g1.r + c % g1.r];
+#pragma unroll
+                    for (int m = 0; m < MR; m++)
+                        if (m < M)
+                            acc1[m][r] = fmaf(g1.zw[(int64_t)m * g1.ldz + c], b, acc1[m][r]);
+                }
+            } else {
+                int t = 0;
+                while (t < 2 && row >= a.seg[t])
+                    t++;
+                const int64_t ol = t > 0 ? row - a.seg[t - 1] : row;
+                const hlk_gemv_ad &g = a.ad[t];
+                for (int c = threadIdx.x; g.B && c < g.nr; c += GR_THREADS) {
+                    const float b = g.B[(int64_t)(c / g.r) * g.d_out * g.r + ol * g.r + c % g.r];
+#pragma unroll
+                    for (int m = 0; m < MR; m++)
+                        if (m < M)
+                            acc[m][r] = fmaf(g.zw[(int64_t)m * g.ldz + c], b, acc[m][r]);
+                }
+            }
+        }
+        if (r + 1 < GR_RB) {
+#pragma unroll
+            for (int j = 0; j < NJ; j++)
+                wc[j] = wn[j], uc[j] = un[j];
+        }
+    }
+    /* block sums: warps, then the 8 warps in order */
+#pragma unroll
+    for (int m = 0; m < MR; m++)
+#pragma unroll
+        for (int r = 0; r < GR_RB; r++) {
+            const float v = warp_sum(acc[m][r]);
+            if (lane == 0)
+                red[warp][m * GR_RB + r] = v;
+            if (SW) {
+                const float u = warp_sum(acc1[m][r]);
+                if (lane == 0)
+                    red[warp][MR * GR_RB + m * GR_RB + r] = u;
+            }
+        }
+    __syncthreads();
+    if (threadIdx.x < MR * GR_RB) {
+        const int m = threadIdx.x / GR_RB, r = threadIdx.x % GR_RB;
+        const int64_t o = r0 + r;
+        if (m < M && o < a.N) {
+            float v = 0.0f, u = 0.0f;
+#pragma unroll
+            for (int w = 0; w < GR_THREADS / 32; w++) {
+                v += red[w][threadIdx.x];
+                if (SW)
+                    u += red[w][MR * GR_RB + threadIdx.x];
+            }
+            if (SW) {
+                const float g = widen16<DT>(round16<DT>(v)), uu = widen16<DT>(round16<DT>(u));
+                ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] = round16<DT>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), uu));
+            } else {
+                if (a.res)
+                    v += widen16<DT>(((const uint16_t *)a.res)[(int64_t)m * a.ldres + o]);
+                if (a.y_f32)
+                    ((float *)a.y)[(int64_t)m * a.ldy + o] = v;
+                else
+                    ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] = round16<DT>(v);
+            }
+        }
+    }
+}
+
+template <int MR, int NJ, int DT> static hl_status launch_gemv_r(cudaStream_t st, const hlk_gemv *a) {
+    const unsigned grid = (unsigned)((a->N + GR_RB - 1) / GR_RB);
+    if (a->swiglu)
+        k_gemv_r<MR, NJ, DT, 1><<<grid, GR_THREADS, 0, st>>>(*a);
+    else
+        k_gemv_r<MR, NJ, DT, 0><<<grid, GR_THREADS, 0, st>>>(*a);
+    CU_LAUNCHED("gemv_r");
+    return HL_OK;
+}
+template <int MR, int DT> static hl_status gemv_r_k(cudaStream_t st, const hlk_gemv *a) {
+    const int nj = (a->K / 8 + GR_THREADS - 1) / GR_THREADS;
+    if (nj <= 2)
+        return launch_gemv_r<MR, 2, DT>(st, a);
+    if (nj <= 4)
+        return launch_gemv_r<MR, 4, DT>(st, a);
+    if (nj <= 6) /* 11008 (LLaMA-2-7B's hidden size) */
+        return launch_gemv_r<MR, 6, DT>(st, a);
+    return launch_gemv_r<MR, 8, DT>(st, a);
+}
+#define GR_MAX_K (8 * 8 * GR_THREADS) /* x̂ pieces a thread keeps: K <= 16384 */
+
 /* Shared memory a block may have on this device (x̂ must fit: M·K 16-bit values). */
 static size_t gemv_smem_limit(void) {
     static size_t limit = 0;
@@ -264,6 +456,11 @@ hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
     if (a->max_blocks > 0 && g > a->max_blocks)
         g = a->max_blocks;
     const unsigned grid = (unsigned)g;
+    if (a->M <= 2 && a->K <= GR_MAX_K && !getenv("HL_CUDA_GEMV_SMEM")) {
+        if (a->dt == DT_BF16)
+            return a->M == 1 ? gemv_r_k<1, DT_BF16>(st, a) : gemv_r_k<2, DT_BF16>(st, a);
+        return a->M == 1 ? gemv_r_k<1, DT_F16>(st, a) : gemv_r_k<2, DT_F16>(st, a);
+    }
     if (a->dt == DT_BF16)
         return a->swiglu ? gemv_m<DT_BF16, 1>(st, a, grid) : gemv_m<DT_BF16, 0>(st, a, grid);
     return a->swiglu ? gemv_m<DT_F16, 1>(st, a, grid) : gemv_m<DT_F16, 0>(st, a, grid);
