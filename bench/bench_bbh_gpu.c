@@ -558,6 +558,13 @@ int main(int argc, char **argv) {
             if (me > 0)
                 printf("batch 1 with eager launches (HL_CUDA_GRAPHS=0): %.2f ms/token -> %.1f%% of the bound\n", me,
                        100.0 * bound / me);
+            setenv("HL_CUDA_PDL", "0", 1); /* without programmatic dependent launch */
+            double mp = batch1_ms(be, &m, adp, ctx, steps);
+            unsetenv("HL_CUDA_PDL");
+            if (mp > 0)
+                printf("batch 1 without programmatic dependent launch (HL_CUDA_PDL=0): %.2f ms/token -> %.1f%% of the "
+                       "bound\n",
+                       mp, 100.0 * bound / mp);
             setenv("HL_CUDA_GEMV", "0", 1); /* the same through the general path (cuBLASLt, separate kernels) */
             double mg = batch1_ms(be, &m, adp, ctx, steps);
             unsetenv("HL_CUDA_GEMV");

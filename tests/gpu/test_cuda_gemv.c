@@ -325,7 +325,7 @@ static void test_rope_kv(int dt, int M, int H, int Hkv, int hd) {
     GPU_CALL("rope k", hlk_rope(st, (char *)a + (size_t)Dq * 2, Dqkv, M, Hkv, hd, dpos, dct, dsn, 0, dt));
     GPU_CALL("kv_write", hlk_kv_write(st, k1, v1, (char *)a + (size_t)Dq * 2, (char *)a + (size_t)(Dq + Dkv) * 2, Dqkv,
                                       drows, M, Dkv, dt));
-    GPU_CALL("rope_kv", hlk_rope_kv(st, b, Dqkv, M, H, Hkv, hd, dpos, dct, dsn, k2, v2, drows, dt));
+    GPU_CALL("rope_kv", hlk_rope_kv(st, b, Dqkv, M, H, Hkv, hd, dpos, dct, dsn, k2, v2, drows, dt, 0));
     cudaStreamSynchronize(st);
     size_t nq = (size_t)M * Dqkv * 2;
     char *ha = malloc(nq), *hb = malloc(nq), *hp1 = malloc(pool), *hp2 = malloc(pool);

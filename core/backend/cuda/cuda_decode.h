@@ -54,6 +54,7 @@ typedef struct {
     const int32_t *start, *pre_n;
     const float *pre_part, *pre_ml;
     int npc;
+    int pdl; /* the 16-bit kernel launched with programmatic dependent launch */
 } hlk_decode;
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a);
 
@@ -122,6 +123,7 @@ typedef struct {
     int64_t ldy;
     int y_f32;
     int max_blocks;
+    int pdl; /* launched with programmatic dependent launch (cuda_dev.cuh pdl_wait) */
 } hlk_gemv;
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W);
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a);
@@ -152,6 +154,7 @@ typedef struct {
     unsigned *count;
     int chunk, max_chunks, cmax;
     int64_t part_stride; /* set by hlk_addown_run */
+    int pdl;
 } hlk_addown;
 size_t hlk_addown_part_floats(int n_ad, int cmax, int n_chunks);
 hl_status hlk_addown_run(cudaStream_t st, const hlk_addown *a);
@@ -161,7 +164,8 @@ hl_status hlk_addown_run(cudaStream_t st, const hlk_addown *a);
  * hd/2 a multiple of 8): hlk_rope on q and k followed by hlk_kv_write, in one launch. */
 int hlk_rope_kv_supported(int dt, int hd, int64_t ld, const void *qkv);
 hl_status hlk_rope_kv(cudaStream_t st, void *qkv, int64_t ld, int64_t M, int H, int Hkv, int hd, const int32_t *pos,
-                      const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt);
+                      const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt,
+                      int pdl);
 
 #ifdef __cplusplus
 }

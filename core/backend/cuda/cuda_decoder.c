@@ -88,6 +88,7 @@ typedef struct {
     unsigned *ad_count;   /* [3] hlk_addown block counters (zero between launches) */
     int ad_chunk, ad_max_chunks, ad_cmax;
     int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
+    int pdl;              /* small-batch kernels overlap their start with the kernel before (sm_90+) */
     void *presplit;       /* 16-bit parts of every adapter's A, R, B (frozen: split once, not per call) */
     size_t presplit_bytes;
     size_t *presplit_off; /* [L·7] byte offset of each adapted projection's parts */
@@ -383,6 +384,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         cd->rope_kv = dt16 && hlk_rope_kv_supported(dm->dt, (int)dm->hd, dm->Dqkv, cs->acts->qkv);
         cd->small = dt16 && cd->rope_kv && dm->D % 8 == 0 && dm->F % 8 == 0 && dm->Dq % 8 == 0 &&
                     dm->N <= HLK_ADDOWN_MAX_HEADS && !(ge2 && !strcmp(ge2, "0"));
+        const char *pe = getenv("HL_CUDA_PDL");
+        cd->pdl = b->prop.major >= 9 && !(pe && !strcmp(pe, "0"));
     }
     if (cudaMallocHost((void **)&cd->h_ints, sz[8]) != cudaSuccess ||
         cudaMallocHost((void **)&cd->h_idx, (size_t)R * 8) != cudaSuccess)
@@ -530,7 +533,7 @@ static hl_status rope_and_cache(cu_decoder *cd, const dcall *fc, int l) {
     cu_prof_mark(cs, CU_P_ELEM);
     if (cd->rope_kv)
         return hlk_rope_kv(cs->st, la->qkv, d->Dqkv, fc->M, (int)d->H, (int)d->Hkv, (int)d->hd, fc->dev.pos,
-                           cd->rope_cos, cd->rope_sin, kpool, vpool, fc->dev.rows, d->dt);
+                           cd->rope_cos, cd->rope_sin, kpool, vpool, fc->dev.rows, d->dt, cd->pdl);
     HL_TRY(hlk_rope(cs->st, la->qkv, d->Dqkv, fc->M, (int)d->H, (int)d->hd, fc->dev.pos, cd->rope_cos, cd->rope_sin,
                     0, d->dt));
     HL_TRY(hlk_rope(cs->st, at(cs, la->qkv, d->Dq), d->Dqkv, fc->M, (int)d->Hkv, (int)d->hd, fc->dev.pos,
@@ -564,6 +567,7 @@ static hl_status attend(cu_decoder *cd, const dcall *fc, int l) {
     a.slot = fc->dev.slot, a.len = fc->dev.len;
     a.n_split = fc->n_split, a.chunk = fc->chunk;
     a.part = cd->part, a.part_ml = cd->part_ml;
+    a.pdl = cd->pdl;
     if (fc->n_groups > 0) {
         hlk_prefix pa;
         memset(&pa, 0, sizeof pa);
@@ -632,6 +636,7 @@ static hl_status small_adapters(cu_decoder *cd, const dcall *fc, int l, const in
     a.M = (int)fc->M, a.K = K, a.dt = d->dt, a.x = x, a.ldx = ldx, a.norm = norm, a.eps = cs->eps;
     a.part = cd->ad_part, a.count = cd->ad_count;
     a.chunk = cd->ad_chunk, a.max_chunks = cd->ad_max_chunks, a.cmax = cd->ad_cmax;
+    a.pdl = cd->pdl;
     const int nr = (int)(d->N * d->r);
     for (int i = 0; i < n; i++) {
         memset(&ad[i], 0, sizeof ad[i]);
@@ -664,6 +669,7 @@ static hlk_gemv small_product(cu_decoder *cd, const dcall *fc, int64_t N, int K,
     g.seg[0] = g.seg[1] = N;
     g.y = y, g.ldy = ldy;
     g.max_blocks = 2 * cd->targ_blocks;
+    g.pdl = cd->pdl;
     return g;
 }
 

@@ -119,6 +119,36 @@ static __device__ __forceinline__ float block_max(float v, float *sh) {
     return warp_max(t);
 }
 
+/* Programmatic dependent launch (sm_90): a kernel launched with hl_cu_launch(..., pdl = 1, ...)
+ * may start while the kernel before it on the stream is still running. It calls pdl_trigger()
+ * first (so the kernel after it may start early in turn), does only work that needs nothing from
+ * earlier kernels (loading weights), then pdl_wait() (returns once the earlier kernel has finished
+ * and its writes are visible) before it reads anything they wrote. Every thread that a PDL launch
+ * runs passes pdl_wait() before exiting, so the grid never finishes before its predecessor.
+ * On older devices both are no-ops and launches are plain. */
+static __device__ __forceinline__ void pdl_trigger(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+template <typename... P, typename... A>
+static inline cudaError_t hl_cu_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t st, int pdl,
+                                       A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = st;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, k, args...);
+}
+
 static inline unsigned hl_cu_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 
 #endif

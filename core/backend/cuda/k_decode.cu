@@ -239,6 +239,8 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     __shared__ float sc[DA_SUB];
     __shared__ float red[DA_THREADS / 32];
     __shared__ float accs[RPB][HD];
+    pdl_trigger();
+    pdl_wait();
     const int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int sub = threadIdx.x % LPR, grp = threadIdx.x / LPR, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kvh = h / (a.H / a.Hkv);
@@ -436,14 +438,9 @@ hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
     const int vec16 = a->dt != DT_F32 && (a->hd == 64 || a->hd == 128) && a->ldq % 8 == 0 && a->Dkv % 8 == 0 &&
                       (uintptr_t)a->q % 16 == 0;
     if (vec16) {
-        if (a->hd == 128 && a->dt == DT_BF16)
-            k_decode_attn16<128, DT_BF16><<<grid, DA_THREADS, 0, st>>>(*a);
-        else if (a->hd == 128)
-            k_decode_attn16<128, DT_F16><<<grid, DA_THREADS, 0, st>>>(*a);
-        else if (a->dt == DT_BF16)
-            k_decode_attn16<64, DT_BF16><<<grid, DA_THREADS, 0, st>>>(*a);
-        else
-            k_decode_attn16<64, DT_F16><<<grid, DA_THREADS, 0, st>>>(*a);
+        void (*k)(hlk_decode) = a->hd == 128 ? (a->dt == DT_BF16 ? k_decode_attn16<128, DT_BF16> : k_decode_attn16<128, DT_F16>)
+                                             : (a->dt == DT_BF16 ? k_decode_attn16<64, DT_BF16> : k_decode_attn16<64, DT_F16>);
+        CU_TRY(hl_cu_launch(k, grid, dim3(DA_THREADS), 0, st, a->pdl, *a));
     } else if (epl <= 1)
         k_decode_attn<1><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
     else if (epl <= 2)

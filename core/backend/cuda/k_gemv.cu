@@ -117,6 +117,8 @@ static __device__ __forceinline__ void add_adapter(const hlk_gemv_ad &ad, int64_
 template <int MR, int DT, int SWIGLU> static __global__ void __launch_bounds__(GV_THREADS) k_gemv(const hlk_gemv a) {
     extern __shared__ uint4 xs[]; /* [M][K/8]: x̂ */
     __shared__ double shd[32];
+    pdl_trigger();
+    pdl_wait();
     const int K8 = a.K / 8, M = a.M;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     for (int m = 0; m < M; m++)
@@ -237,7 +239,9 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
     const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t r0 = (int64_t)blockIdx.x * GR_RB;
     uint4 wc[NJ], uc[NJ];
-    gr_load<NJ, SW>(wc, uc, a, r0, K8); /* in flight during the prologue */
+    pdl_trigger();
+    gr_load<NJ, SW>(wc, uc, a, r0, K8); /* in flight during the prologue (and the kernel before) */
+    pdl_wait();                         /* x is the kernel before's output */
     uint4 xr[MR][NJ];
 #pragma unroll
     for (int m = 0; m < MR; m++) {
@@ -387,9 +391,9 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
 template <int MR, int NJ, int DT> static hl_status launch_gemv_r(cudaStream_t st, const hlk_gemv *a) {
     const unsigned grid = (unsigned)((a->N + GR_RB - 1) / GR_RB);
     if (a->swiglu)
-        k_gemv_r<MR, NJ, DT, 1><<<grid, GR_THREADS, 0, st>>>(*a);
+        CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, 1>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
     else
-        k_gemv_r<MR, NJ, DT, 0><<<grid, GR_THREADS, 0, st>>>(*a);
+        CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, 0>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
     CU_LAUNCHED("gemv_r");
     return HL_OK;
 }
@@ -433,7 +437,7 @@ template <int MR, int DT, int SW> static hl_status launch_gemv(cudaStream_t st, 
                                     (int)gemv_smem_limit()));
         allowed = gemv_smem_limit();
     }
-    k_gemv<MR, DT, SW><<<grid, GV_THREADS, smem, st>>>(*a);
+    CU_TRY(hl_cu_launch(k_gemv<MR, DT, SW>, dim3(grid), dim3(GV_THREADS), smem, st, a->pdl, *a));
     CU_LAUNCHED("gemv");
     return HL_OK;
 }
@@ -477,6 +481,8 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
     __shared__ float red[AD_THREADS / 32][HLK_GEMV_MAX_M * AD_CT];
     __shared__ float rstd[HLK_GEMV_MAX_M];
     __shared__ int last;
+    pdl_trigger();
+    pdl_wait();
     const int t = blockIdx.y, M = a.M, K = a.K;
     const hlk_addown_ad ad = a.ad[t];
     const int zr = ad.nA * ad.r, C = zr + (ad.R ? ad.N : 0);
@@ -623,9 +629,9 @@ hl_status hlk_addown_run(cudaStream_t st, const hlk_addown *a) {
     const size_t smem = (size_t)a->M * a->chunk * 4;
     dim3 grid((unsigned)n_chunks, (unsigned)a->n_ad);
     if (a->dt == DT_BF16)
-        k_addown<DT_BF16><<<grid, AD_THREADS, smem, st>>>(c);
+        CU_TRY(hl_cu_launch(k_addown<DT_BF16>, grid, dim3(AD_THREADS), smem, st, a->pdl, c));
     else
-        k_addown<DT_F16><<<grid, AD_THREADS, smem, st>>>(c);
+        CU_TRY(hl_cu_launch(k_addown<DT_F16>, grid, dim3(AD_THREADS), smem, st, a->pdl, c));
     CU_LAUNCHED("addown");
     return HL_OK;
 }
@@ -635,6 +641,8 @@ hl_status hlk_addown_run(cudaStream_t st, const hlk_addown *a) {
 template <int DT>
 static __global__ void k_rope_kv(void *qkv, int64_t ld, int64_t M, int H, int Hkv, int hd, const int32_t *pos,
                                  const float *ct, const float *stab, void *kpool, void *vpool, const int32_t *rows) {
+    pdl_trigger();
+    pdl_wait();
     const int half = hd / 2, nv = half / 8, Dq = H * hd, Dkv = Hkv * hd;
     const int64_t n_rope = M * (H + Hkv) * nv, n_v = M * (Dkv / 8);
     const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
@@ -674,18 +682,20 @@ int hlk_rope_kv_supported(int dt, int hd, int64_t ld, const void *qkv) {
 }
 
 hl_status hlk_rope_kv(cudaStream_t st, void *qkv, int64_t ld, int64_t M, int H, int Hkv, int hd, const int32_t *pos,
-                      const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt) {
+                      const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt,
+                      int pdl) {
     if (M <= 0)
         return HL_OK;
     if (!hlk_rope_kv_supported(dt, hd, ld, qkv))
         return hl_fail(HL_ERR_INTERNAL, "rope_kv: unsupported layout");
     const int64_t n = M * (H + Hkv) * (hd / 16) + M * (Hkv * hd / 8);
+    const dim3 grid(hl_cu_blocks(n, 256)), block(256);
     if (dt == DT_BF16)
-        k_rope_kv<DT_BF16><<<hl_cu_blocks(n, 256), 256, 0, st>>>(qkv, ld, M, H, Hkv, hd, pos, cos_t, sin_t, kpool,
-                                                                 vpool, rows);
+        CU_TRY(hl_cu_launch(k_rope_kv<DT_BF16>, grid, block, 0, st, pdl, qkv, ld, M, H, Hkv, hd, pos, cos_t, sin_t,
+                            kpool, vpool, rows));
     else
-        k_rope_kv<DT_F16><<<hl_cu_blocks(n, 256), 256, 0, st>>>(qkv, ld, M, H, Hkv, hd, pos, cos_t, sin_t, kpool,
-                                                                vpool, rows);
+        CU_TRY(hl_cu_launch(k_rope_kv<DT_F16>, grid, block, 0, st, pdl, qkv, ld, M, H, Hkv, hd, pos, cos_t, sin_t,
+                            kpool, vpool, rows));
     CU_LAUNCHED("rope_kv");
     return HL_OK;
 }
