@@ -713,10 +713,17 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
     return hlk_gemv_run(cs->st, &g);
 }
 
+/* Rows the fused small-batch path takes. Measured on an H200 (bench_bbh_gpu --kernels, 7B shapes):
+ * at one row the fused products stream weights as fast as cuBLASLt and save the separate norm,
+ * SwiGLU, residual and adapter launches; at two rows the register kernel already trails cuBLASLt
+ * on the wide products, and at eight the shared-memory kernel runs at 13-27 % of the copy rate,
+ * so more rows take the general path. */
+#define DEC_SMALL_ROWS 1
+
 static int use_small(const cu_decoder *cd, int64_t M) {
     const cu_session *cs = cd->cs;
     const cu_dims *d = &cs->d;
-    return cd->small && M <= HLK_GEMV_MAX_M &&
+    return cd->small && M <= DEC_SMALL_ROWS &&
            hlk_gemv_supported(d->dt, M, (int)(d->F > d->D ? d->F : d->D), cs->hbuf, d->F, cs->lw[0].wdown);
 }
 
