@@ -231,35 +231,28 @@ static void kernel_rates(double bw, int M) {
             g.M = M, g.K = sh[i].K, g.dt = HL_DTYPE_BF16, g.N = sh[i].N, g.x = x, g.ldx = sh[i].K;
             g.norm = sh[i].norm ? nw : NULL, g.eps = 1e-5f, g.swiglu = sh[i].swiglu, g.seg[0] = g.seg[1] = sh[i].N;
             g.res = sh[i].res ? res : NULL, g.ldres = sh[i].N, g.y = y, g.ldy = sh[i].N, g.y_f32 = sh[i].f32;
-            g.max_blocks = 8 * 132;
             cudaEvent_t e0, e1;
             cudaEventCreate(&e0), cudaEventCreate(&e1);
             const int reps = 60;
-            /* variant 0: the decoder's kernel; 1: the shared-memory kernel (M <= 2 normally takes the
-             * register one); 2: cuBLASLt, the plain product only (no norm, SwiGLU, residual) */
-            for (int var = 0; var < 3; var++) {
-                if (var == 1 && M > 2)
-                    continue;
-                if (var == 1)
-                    setenv("HL_CUDA_GEMV_SMEM", "1", 1);
+            /* variant 0: the decoder's kernel; 1: cuBLASLt, the plain product only (no norm, SwiGLU, residual) */
+            for (int var = 0; var < 2; var++) {
                 hl_status rc = HL_OK;
                 for (int r = 0; r < reps + 5 && rc == HL_OK; r++) {
                     if (r == 5)
                         cudaEventRecord(e0, st);
                     g.W = W[r % copies];
-                    if (var < 2)
+                    if (var == 0)
                         rc = hlk_gemv_run(st, &g);
                     else if (gm)
                         rc = hl_cu_linear(gm, st, M, rows, sh[i].K, x, sh[i].K, g.W, HL_DTYPE_BF16, 0.0f, NULL, y, rows);
                 }
-                unsetenv("HL_CUDA_GEMV_SMEM");
                 cudaEventRecord(e1, st);
                 cudaEventSynchronize(e1);
                 float ms = 0;
                 cudaEventElapsedTime(&ms, e0, e1);
                 const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
-                const char *vn[3] = {"", " [shared-memory kernel]", " [cuBLASLt, plain]"};
-                if (rc == HL_OK && (var < 2 || gm))
+                const char *vn[2] = {"", " [cuBLASLt, plain]"};
+                if (rc == HL_OK && (var == 0 || gm))
                     printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate%s\n", M, sh[i].name, us,
                            gbs, 100.0 * gbs / bw, vn[var]);
                 else if (rc != HL_OK)
@@ -442,7 +435,6 @@ int main(int argc, char **argv) {
     if (kern) {
         kernel_rates(bw, 1);
         kernel_rates(bw, 2);
-        kernel_rates(bw, 8);
     }
 
     hl_llama_config cfg;

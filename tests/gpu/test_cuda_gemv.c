@@ -2,9 +2,8 @@
  * inputs, one line per case (the test-backend-ops pattern):
  *   hlk_gemv     vs a double-precision CPU product of the 16-bit-rounded inputs: RMSNorm prologue
  *                (x̂ rounded to 16 bits like the separate kernel), adapter terms per output segment,
- *                residual, SwiGLU pairs, f32 output; M = 1..8 (one or two rows take the kernel that
- *                keeps x̂ in registers, more rows the shared-memory one), odd N, K not a multiple of
- *                256, K = 11008 (LLaMA-2-7B's hidden size) and 16384 (the register kernel's most). Element-wise tolerance: the output's own
+ *                residual, SwiGLU pairs, f32 output; M = 1 and 2, odd N, K not a multiple of 256,
+ *                K = 11008 (LLaMA-2-7B's hidden size) and 16384 (the most a thread keeps). Element-wise tolerance: the output's own
  *                rounding (2^-8 bf16, 2^-11 f16, relative) plus 1e-3 of the row's largest |value|
  *                for f32 accumulation; f32 outputs 1e-4 of the largest |value|.
  *   hlk_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) and ω vs the CPU in double (HydraLoRA with a shared A,
@@ -175,7 +174,7 @@ static void test_gemv(int dt, int mode, int M, int64_t N, int K) {
     for (int t = 0; t < 3; t++)
         g.ad[t] = tad_dev(&ad[t]);
     g.res = mode == 0 ? dres : NULL, g.ldres = N;
-    g.y = dy, g.ldy = N, g.y_f32 = yf32, g.max_blocks = 64;
+    g.y = dy, g.ldy = N, g.y_f32 = yf32;
     if (!hlk_gemv_supported(dt, M, K, dx, K, dW)) {
         gpu_check(0, "gemv supported", shape);
     } else {
@@ -350,26 +349,25 @@ int main(void) {
     const int dts[2] = {HL_DTYPE_BF16, HL_DTYPE_F16};
     for (int i = 0; i < 2; i++) {
         const int dt = dts[i];
-        const int Ms[5] = {1, 2, 3, 5, 8};
-        for (int k = 0; k < 5; k++) {
+        const int Ms[2] = {1, 2};
+        for (int k = 0; k < 2; k++) {
             test_gemv(dt, 0, Ms[k], 1003, 4104);
             test_gemv(dt, 1, Ms[k], 1024, 1024);
             test_gemv(dt, 2, Ms[k], 600, 1024);
         }
         test_gemv(dt, 3, 1, 5000, 4096);
-        test_gemv(dt, 3, 4, 777, 4096);
-        test_gemv(dt, 0, 8, 256, 11008); /* the widest input at the most rows: 176 KB of x̂ */
-        test_gemv(dt, 0, 1, 300, 11008);  /* one or two rows: x̂ in registers, 6 pieces per thread */
+        test_gemv(dt, 3, 2, 777, 4096);
+        test_gemv(dt, 0, 1, 300, 11008); /* 6 pieces of x̂ per thread (LLaMA-2-7B's hidden size) */
         test_gemv(dt, 2, 2, 136, 11008);
         test_gemv(dt, 1, 2, 520, 16384);  /* the most a thread keeps (8 pieces) */
         const adshape hydra = {1, 4, 8, 1, 2.0f}, split = {4, 4, 8, 1, 0.5f}, lora = {1, 1, 16, 0, 1.0f};
         const adshape three[3] = {hydra, split, lora};
         test_addown(dt, 1, 4096, 1, 2, three);
-        test_addown(dt, 3, 11008, 0, 1, three);
-        test_addown(dt, 8, 4096, 1, 3, three);
+        test_addown(dt, 2, 11008, 0, 1, three);
+        test_addown(dt, 1, 4096, 1, 3, three);
         test_addown(dt, 2, 1000, 0, 3, three); /* K not a multiple of the chunk */
         test_rope_kv(dt, 1, 4, 2, 64);
-        test_rope_kv(dt, 8, 32, 32, 128);
+        test_rope_kv(dt, 8, 32, 32, 128); /* any number of rows */
     }
     return gpu_finish();
 }

@@ -87,9 +87,9 @@ hl_status hlk_merge_lora(cudaStream_t st, void *W, int dt, const float *A, const
                          float s);
 
 
-/* ---- small batches (k_gemv.cu) ------------------------------------------------------------ */
+/* ---- one-row decoding (k_gemv.cu) ------------------------------------------------------------ */
 
-#define HLK_GEMV_MAX_M 8        /* rows of the small-batch kernels */
+#define HLK_GEMV_MAX_M 2        /* rows of the one-row kernels (k_gemv.cu) */
 #define HLK_ADDOWN_MAX_HEADS 64 /* HydraLoRA heads k_addown routes */
 
 /* One adapter's term in a k_gemv output: Σ_c zw[m, c]·B[c / r][o][c % r], c < nr = N·r. */
@@ -105,7 +105,7 @@ typedef struct {
  * Plain: outputs [0, seg[0]) take adapter ad[0], [seg[0], seg[1]) ad[1], [seg[1], N) ad[2]
  * (seg = {N, N}: one), the output is 16-bit or f32 (y_f32). SwiGLU (swiglu = 1): y[m, o] =
  * silu(g)·u with g = W[o]·x̂ + ad[0] and u = W[N + o]·x̂ + ad[1] rounded to 16 bits, W = [gate; up]
- * [2N, K]. max_blocks caps the grid (0: none); rows are strided over the blocks. */
+ * [2N, K]. K <= 16384 (a thread keeps K/256 values of x̂). */
 typedef struct {
     int M, K, dt;
     int64_t N;
@@ -122,7 +122,6 @@ typedef struct {
     void *y;
     int64_t ldy;
     int y_f32;
-    int max_blocks;
     int pdl; /* launched with programmatic dependent launch (cuda_dev.cuh pdl_wait) */
 } hlk_gemv;
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W);

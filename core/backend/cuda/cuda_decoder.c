@@ -668,7 +668,6 @@ static hlk_gemv small_product(cu_decoder *cd, const dcall *fc, int64_t N, int K,
     g.x = x, g.ldx = ldx, g.norm = norm, g.eps = cs->eps, g.W = W;
     g.seg[0] = g.seg[1] = N;
     g.y = y, g.ldy = ldy;
-    g.max_blocks = 2 * cd->targ_blocks;
     g.pdl = cd->pdl;
     return g;
 }
@@ -713,10 +712,9 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
     return hlk_gemv_run(cs->st, &g);
 }
 
-/* Rows the fused small-batch path takes. Measured on an H200 (bench_bbh_gpu --kernels, 7B shapes):
- * at one row the fused products stream weights as fast as cuBLASLt and save the separate norm,
- * SwiGLU, residual and adapter launches; at two rows the register kernel already trails cuBLASLt
- * on the wide products, and at eight the shared-memory kernel runs at 13-27 % of the copy rate,
+/* Rows the fused path takes. Measured on an H200 (bench_bbh_gpu --kernels, 7B shapes): at one row
+ * the fused products stream weights as fast as cuBLASLt and save the separate norm, SwiGLU, residual
+ * and adapter launches; at two rows the register kernel already trails cuBLASLt on the wide products,
  * so more rows take the general path. */
 #define DEC_SMALL_ROWS 1
 

@@ -1,32 +1,28 @@
-/* Small-batch decoding kernels (M <= HLK_GEMV_MAX_M rows, 16-bit weights): the products through
- * the frozen weights as weight-streaming dot products with everything around them fused in, so
- * a decode step of one sequence is a few launches per layer that each read their weights once at
- * close to the memory bandwidth.
+/* One-row decoding kernels (M <= HLK_GEMV_MAX_M rows, 16-bit weights): the products through the
+ * frozen weights as weight-streaming dot products with everything around them fused in, so a
+ * decode step of one sequence is a few launches per layer that each read their weights once.
  *
- *   k_gemv     Y[m, o] = W[o]·x̂[m] (+ the HydraLoRA term of output o) (+ residual) for m < M.
+ *   k_gemv_r   Y[m, o] = W[o]·x̂[m] (+ the HydraLoRA term of output o) (+ residual) for m < M.
  *              x̂ = x, or RMSNorm(x) computed in the prologue with exactly the arithmetic of
- *              k_basic.cu's k_rmsnorm_fwd8 (same bits); the M rows of x̂ sit in shared memory as
- *              16-bit values, each warp streams whole weight rows (16-byte loads that bypass L1,
- *              GV_UNROLL in flight per lane) and reduces its f32 partial sums once per row.
- *              SwiGLU mode computes output o from rows o (gate) and N + o (up) of [W_gate; W_up]
- *              and stores silu(g)·u (g and u rounded to 16 bits first, as k_swiglu_fwd8 reads them).
- *              The adapter term Σ_c Zw[m, c]·B[c / r][o][c % r] (Zw = s·ω ⊗ z from k_addown) is added
- *              into the lane partials, so it costs no extra reduction.
+ *              k_basic.cu's k_rmsnorm_fwd8 (same bits). The block's 256 threads split K, each
+ *              keeps its pieces of x̂ in registers and streams GR_RB weight rows (16-byte loads
+ *              that bypass L1, the next row's loads issued before the current row is multiplied);
+ *              partial sums meet once per block. SwiGLU mode computes output o from rows o (gate)
+ *              and N + o (up) of [W_gate; W_up] and stores silu(g)·u (g and u rounded to 16 bits
+ *              first, as k_swiglu_fwd8 reads them). The adapter term Σ_c Zw[m, c]·B[c / r][o][c % r]
+ *              (Zw = s·ω ⊗ z from k_addown) is added into the thread partials.
  *   k_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) for up to three adapters reading the same input: the
  *              reduction over d_in is split over blocks (partials in a fixed order; the last block
  *              to finish sums them and applies the router), so these few rows are read at full
  *              bandwidth instead of by one block.
  *   k_rope_kv  RoPE of the new query and key rows (k_rope8's arithmetic) and the keys and values
  *              written to their cache rows, one launch instead of three.
- * Arithmetic is f32 with a fixed order everywhere: the same inputs give the same bits. */
+ * Arithmetic is f32 with a fixed order everywhere: the same inputs give the same bits. On sm_90 the
+ * kernels start early (cuda_dev.cuh pdl_wait): weights load while the kernel before finishes.
+ * (A variant with x̂ in shared memory for up to 8 rows was measured and dropped: at 8 rows it
+ * streamed at 13-27 % of the copy rate, where cuBLASLt reaches 56-90 %.) */
 #include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_dev.cuh"
-
-#include <stdlib.h>
-
-#define GV_WARPS 8
-#define GV_THREADS (GV_WARPS * 32)
-#define GV_UNROLL 4
 
 /* A 16-byte weight load that does not allocate in L1: the weights are read once per step. */
 static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
@@ -66,146 +62,6 @@ template <int DT> static __device__ __forceinline__ uint4 pack8(const float *f) 
         u[k] = (uint32_t)round16<DT>(f[2 * k]) | ((uint32_t)round16<DT>(f[2 * k + 1]) << 16);
     return make_uint4(u[0], u[1], u[2], u[3]);
 }
-
-/* Row m of x (K 16-bit values, 16-byte aligned) into xs[0 .. K/8) as x̂: normalised when norm != NULL
- * with k_rmsnorm_fwd8's sums (double, thread i takes vectors i, i + 256, ...; block_sum_d) and its
- * products w·(x·r), so the bits equal a separate RMSNorm launch. Every thread of the block calls it. */
-template <int DT>
-static __device__ __forceinline__ void load_row(uint4 *xs, const void *xrow, int K, const float *norm, float eps,
-                                                double *shd) {
-    const int K8 = K / 8;
-    const uint4 *xv = (const uint4 *)xrow;
-    if (!norm) {
-        for (int i = threadIdx.x; i < K8; i += blockDim.x)
-            xs[i] = xv[i];
-        return;
-    }
-    double ss = 0.0;
-    for (int i = threadIdx.x; i < K8; i += blockDim.x) {
-        float v[8];
-        cvt8<DT>(xv[i], v);
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            ss += (double)v[k] * v[k];
-    }
-    ss = block_sum_d(ss, shd);
-    const float r = (float)(1.0 / sqrt(ss / K + (double)eps));
-    for (int i = threadIdx.x; i < K8; i += blockDim.x) {
-        float v[8], o[8];
-        cvt8<DT>(xv[i], v);
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            o[k] = __fmul_rn(norm[8 * i + k], __fmul_rn(v[k], r));
-        xs[i] = pack8<DT>(o);
-    }
-}
-
-/* The adapter term of output o (its row in B_i) into the lane partials acc[m], m < M. */
-template <int MR>
-static __device__ __forceinline__ void add_adapter(const hlk_gemv_ad &ad, int64_t o, int M, int lane, float *acc) {
-    if (!ad.B)
-        return;
-    for (int c = lane; c < ad.nr; c += 32) {
-        const float b = ad.B[(int64_t)(c / ad.r) * ad.d_out * ad.r + o * ad.r + c % ad.r];
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            if (m < M)
-                acc[m] = fmaf(ad.zw[(int64_t)m * ad.ldz + c], b, acc[m]);
-    }
-}
-
-template <int MR, int DT, int SWIGLU> static __global__ void __launch_bounds__(GV_THREADS) k_gemv(const hlk_gemv a) {
-    extern __shared__ uint4 xs[]; /* [M][K/8]: x̂ */
-    __shared__ double shd[32];
-    pdl_trigger();
-    pdl_wait();
-    const int K8 = a.K / 8, M = a.M;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int m = 0; m < M; m++)
-        load_row<DT>(xs + (int64_t)m * K8, (const char *)a.x + (int64_t)m * a.ldx * 2, a.K, a.norm, a.eps, shd);
-    __syncthreads();
-    for (int64_t o = (int64_t)blockIdx.x * GV_WARPS + warp; o < a.N; o += (int64_t)gridDim.x * GV_WARPS) {
-        float acc0[MR], acc1[MR];
-#pragma unroll
-        for (int m = 0; m < MR; m++)
-            acc0[m] = acc1[m] = 0.0f;
-        const uint4 *w0 = (const uint4 *)((const char *)a.W + o * (int64_t)a.K * 2);
-        const uint4 *w1 = SWIGLU ? (const uint4 *)((const char *)a.W + (o + a.N) * (int64_t)a.K * 2) : w0;
-        for (int i0 = lane; i0 < K8; i0 += 32 * GV_UNROLL) {
-            uint4 v0[GV_UNROLL], v1[GV_UNROLL];
-#pragma unroll
-            for (int u = 0; u < GV_UNROLL; u++) {
-                const int i = i0 + 32 * u;
-                if (i < K8) {
-                    v0[u] = ld_stream16(w0 + i);
-                    if (SWIGLU)
-                        v1[u] = ld_stream16(w1 + i);
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < GV_UNROLL; u++) {
-                const int i = i0 + 32 * u;
-                if (i < K8) {
-                    float f0[8], f1[8];
-                    cvt8<DT>(v0[u], f0);
-                    if (SWIGLU)
-                        cvt8<DT>(v1[u], f1);
-#pragma unroll
-                    for (int m = 0; m < MR; m++) {
-                        if (m < M) {
-                            float xf[8];
-                            cvt8<DT>(xs[(int64_t)m * K8 + i], xf);
-#pragma unroll
-                            for (int k = 0; k < 8; k++) {
-                                acc0[m] = fmaf(f0[k], xf[k], acc0[m]);
-                                if (SWIGLU)
-                                    acc1[m] = fmaf(f1[k], xf[k], acc1[m]);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        int64_t ol = o; /* output o's row in its adapter's B */
-        if (SWIGLU) {
-            add_adapter<MR>(a.ad[0], o, M, lane, acc0);
-            add_adapter<MR>(a.ad[1], o, M, lane, acc1);
-        } else {
-            int t = 0;
-            while (t < 2 && o >= a.seg[t])
-                t++;
-            if (t > 0)
-                ol = o - a.seg[t - 1];
-            add_adapter<MR>(a.ad[t], ol, M, lane, acc0);
-        }
-#pragma unroll
-        for (int m = 0; m < MR; m++) {
-            acc0[m] = warp_sum(acc0[m]);
-            if (SWIGLU)
-                acc1[m] = warp_sum(acc1[m]);
-        }
-        /* lane m stores row m (the sums are in every lane) */
-#pragma unroll
-        for (int m = 0; m < MR; m++) {
-            if (m < M && lane == m) {
-                if (SWIGLU) {
-                    const float g = widen16<DT>(round16<DT>(acc0[m])), u = widen16<DT>(round16<DT>(acc1[m]));
-                    ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] =
-                        round16<DT>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u));
-                } else {
-                    float v = acc0[m];
-                    if (a.res)
-                        v += widen16<DT>(((const uint16_t *)a.res)[(int64_t)m * a.ldres + o]);
-                    if (a.y_f32)
-                        ((float *)a.y)[(int64_t)m * a.ldy + o] = v;
-                    else
-                        ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] = round16<DT>(v);
-                }
-            }
-        }
-    }
-}
-
 
 /* ---- k_gemv_r: one or two rows, x̂ in registers ------------------------------------------------
  * For M <= 2 the block's 256 threads split K instead: thread t owns the 16-byte pieces t, t + 256,
@@ -409,65 +265,17 @@ template <int MR, int DT> static hl_status gemv_r_k(cudaStream_t st, const hlk_g
 }
 #define GR_MAX_K (8 * 8 * GR_THREADS) /* x̂ pieces a thread keeps: K <= 16384 */
 
-/* Shared memory a block may have on this device (x̂ must fit: M·K 16-bit values). */
-static size_t gemv_smem_limit(void) {
-    static size_t limit = 0;
-    if (!limit) {
-        int dev = 0, v = 0;
-        if (cudaGetDevice(&dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess || v <= 0) {
-            cudaGetLastError();
-            v = 48 * 1024;
-        }
-        limit = (size_t)v - 1024; /* the static shared memory of the kernels */
-    }
-    return limit;
-}
-
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W) {
-    return (dt == DT_BF16 || dt == DT_F16) && M >= 1 && M <= HLK_GEMV_MAX_M && K % 8 == 0 && ldx % 8 == 0 &&
-           (size_t)M * K * 2 <= gemv_smem_limit() && ((uintptr_t)x | (uintptr_t)W) % 16 == 0;
-}
-
-template <int MR, int DT, int SW> static hl_status launch_gemv(cudaStream_t st, const hlk_gemv *a, unsigned grid) {
-    static size_t allowed = 48 * 1024; /* dynamic shared memory this instantiation may use so far */
-    const size_t smem = (size_t)a->M * a->K * 2;
-    if (smem > allowed) {
-        CU_TRY(cudaFuncSetAttribute(k_gemv<MR, DT, SW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    (int)gemv_smem_limit()));
-        allowed = gemv_smem_limit();
-    }
-    CU_TRY(hl_cu_launch(k_gemv<MR, DT, SW>, dim3(grid), dim3(GV_THREADS), smem, st, a->pdl, *a));
-    CU_LAUNCHED("gemv");
-    return HL_OK;
-}
-
-template <int DT, int SW> static hl_status gemv_m(cudaStream_t st, const hlk_gemv *a, unsigned grid) {
-    if (a->M <= 1)
-        return launch_gemv<1, DT, SW>(st, a, grid);
-    if (a->M <= 2)
-        return launch_gemv<2, DT, SW>(st, a, grid);
-    if (a->M <= 4)
-        return launch_gemv<4, DT, SW>(st, a, grid);
-    return launch_gemv<8, DT, SW>(st, a, grid);
+    return (dt == DT_BF16 || dt == DT_F16) && M >= 1 && M <= HLK_GEMV_MAX_M && K % 8 == 0 && K <= GR_MAX_K &&
+           ldx % 8 == 0 && ((uintptr_t)x | (uintptr_t)W) % 16 == 0;
 }
 
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
     if (!hlk_gemv_supported(a->dt, a->M, a->K, a->x, a->ldx, a->W) || a->N <= 0 || (a->swiglu && a->y_f32))
         return hl_fail(HL_ERR_INTERNAL, "gemv: unsupported shape (M %d, K %d, dtype %d)", a->M, a->K, a->dt);
-    /* one warp per output row at a time; at most max_blocks blocks (a few per SM), rows strided over them */
-    int64_t g = (a->N + GV_WARPS - 1) / GV_WARPS;
-    if (a->max_blocks > 0 && g > a->max_blocks)
-        g = a->max_blocks;
-    const unsigned grid = (unsigned)g;
-    if (a->M <= 2 && a->K <= GR_MAX_K && !getenv("HL_CUDA_GEMV_SMEM")) {
-        if (a->dt == DT_BF16)
-            return a->M == 1 ? gemv_r_k<1, DT_BF16>(st, a) : gemv_r_k<2, DT_BF16>(st, a);
-        return a->M == 1 ? gemv_r_k<1, DT_F16>(st, a) : gemv_r_k<2, DT_F16>(st, a);
-    }
     if (a->dt == DT_BF16)
-        return a->swiglu ? gemv_m<DT_BF16, 1>(st, a, grid) : gemv_m<DT_BF16, 0>(st, a, grid);
-    return a->swiglu ? gemv_m<DT_F16, 1>(st, a, grid) : gemv_m<DT_F16, 0>(st, a, grid);
+        return a->M == 1 ? gemv_r_k<1, DT_BF16>(st, a) : gemv_r_k<2, DT_BF16>(st, a);
+    return a->M == 1 ? gemv_r_k<1, DT_F16>(st, a) : gemv_r_k<2, DT_F16>(st, a);
 }
 
 /* ---- k_addown: Zw of up to three adapters over the same input ------------------------------ */
@@ -488,7 +296,7 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
     const int zr = ad.nA * ad.r, C = zr + (ad.R ? ad.N : 0);
     const int k0 = blockIdx.x * a.chunk, k1 = min(K, k0 + a.chunk), n = k1 - k0;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    /* x̂ slice: the row's RMS needs the whole row (k_rmsnorm_fwd8's sums, see load_row) */
+    /* x̂ slice: the row's RMS needs the whole row (k_rmsnorm_fwd8's sums, as k_gemv_r) */
     for (int m = 0; m < M; m++) {
         const uint16_t *xr = (const uint16_t *)a.x + (int64_t)m * a.ldx;
         if (a.norm) {
