@@ -281,7 +281,7 @@ hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
 /* ---- k_addown: Zw of up to three adapters over the same input ------------------------------ */
 
 #define AD_THREADS 256
-#define AD_CT 8 /* adapter rows per pass */
+#define AD_CT 16 /* adapter rows per pass (HydraLoRA r = 8, N = 4: 12, one pass) */
 
 template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(const hlk_addown a) {
     extern __shared__ float xsl[]; /* [M][chunk]: this block's slice of x̂ (f32 of the 16-bit values) */
@@ -290,12 +290,20 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
     __shared__ float rstd[HLK_GEMV_MAX_M];
     __shared__ int last;
     pdl_trigger();
-    pdl_wait();
     const int t = blockIdx.y, M = a.M, K = a.K;
     const hlk_addown_ad ad = a.ad[t];
     const int zr = ad.nA * ad.r, C = zr + (ad.R ? ad.N : 0);
     const int k0 = blockIdx.x * a.chunk, k1 = min(K, k0 + a.chunk), n = k1 - k0;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    /* the adapter's own rows for this thread's first column: parameters, not the kernel before's
+     * output, so they load while that kernel finishes */
+    float wpre[AD_CT];
+#pragma unroll
+    for (int c = 0; c < AD_CT; c++) {
+        const int j = threadIdx.x;
+        wpre[c] = j < n && c < C ? (c < zr ? ad.A[(int64_t)c * K + k0 + j] : ad.R[(int64_t)(c - zr) * K + k0 + j]) : 0.0f;
+    }
+    pdl_wait();
     /* x̂ slice: the row's RMS needs the whole row (k_rmsnorm_fwd8's sums, as k_gemv_r) */
     for (int m = 0; m < M; m++) {
         const uint16_t *xr = (const uint16_t *)a.x + (int64_t)m * a.ldx;
@@ -335,7 +343,9 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
             for (int c = 0; c < AD_CT; c++) {
                 const int row = c0 + c;
                 if (row < C) {
-                    const float w = row < zr ? ad.A[(int64_t)row * K + k0 + j] : ad.R[(int64_t)(row - zr) * K + k0 + j];
+                    const float w = c0 == 0 && j == (int)threadIdx.x
+                                        ? wpre[c]
+                                        : row < zr ? ad.A[(int64_t)row * K + k0 + j] : ad.R[(int64_t)(row - zr) * K + k0 + j];
 #pragma unroll
                     for (int m = 0; m < HLK_GEMV_MAX_M; m++)
                         if (m < M)
