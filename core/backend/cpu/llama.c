@@ -19,28 +19,18 @@
 #include "core/base/convert.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/ops.h"
+#include "core/backend/cpu/profile.h"
 
 /* Optional phase timers for tuning (compile with -DHL_ENGINE_PROFILE; bench_train prints
  * them). Off by default: no cost, no state. */
 #ifdef HL_ENGINE_PROFILE
-#include <time.h>
 enum { PF_BASE_FWD, PF_AD_FWD, PF_ATTN_FWD, PF_BASE_BWD, PF_AD_BWD, PF_ATTN_BWD, PF_HEAD, PF_OTHER, PF_COUNT };
 static const char *const pf_names[PF_COUNT] = {"base matmuls fwd", "adapters fwd", "attention fwd",
                                                "base matmuls bwd", "adapters bwd", "attention bwd",
                                                "lm_head + loss",   "norms/rope/swiglu/copies"};
 static double pf_sec[PF_COUNT], pf_last;
-static double pf_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-#define PF_START() (pf_last = pf_now())
-#define PF(k)                                                                                                         \
-    do {                                                                                                              \
-        double pf_t_ = pf_now();                                                                                      \
-        pf_sec[k] += pf_t_ - pf_last;                                                                                 \
-        pf_last = pf_t_;                                                                                              \
-    } while (0)
+#define PF_START() (pf_last = hl_prof_now())
+#define PF(k) HL_PROF_ADD(pf_sec, pf_last, k)
 int hl_llama_profile(const char *const **names, double **seconds) {
     *names = pf_names;
     *seconds = pf_sec;

@@ -10,6 +10,31 @@
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/llama.h"
 #include "core/backend/cpu/ops.h"
+#include "core/backend/cpu/profile.h"
+
+/* Phase timers of a forward (tuning builds, -DHL_ENGINE_PROFILE; bench_decode prints them with
+ * the weight bytes each product phase streamed). Off by default: no cost, no state. */
+enum { PI_EMBED, PI_NORM, PI_QKV, PI_ROPE_KV, PI_ATTN, PI_O, PI_GATE_UP, PI_SWIGLU, PI_DOWN, PI_ADAPT, PI_HEAD,
+       PI_COUNT };
+#ifdef HL_ENGINE_PROFILE
+static const char *const pi_names[PI_COUNT] = {
+    "embedding rows", "rmsnorm",     "q/k/v products", "rope + cache write", "attention",       "o product",
+    "gate/up products", "swiglu",    "down product",   "adapters + router",  "lm_head product"};
+static double pi_sec[PI_COUNT], pi_bytes[PI_COUNT], pi_last;
+#define PI_START() (pi_last = hl_prof_now())
+#define PI(k) HL_PROF_ADD(pi_sec, pi_last, k)
+#define PI_BYTES(k, W) (pi_bytes[k] += (double)(W)->rows * (double)(W)->cols * (double)hl_dtype_size((W)->dtype))
+int hl_infer_profile(const char *const **names, double **seconds, double **bytes) {
+    *names = pi_names;
+    *seconds = pi_sec;
+    *bytes = pi_bytes;
+    return PI_COUNT;
+}
+#else
+#define PI_START() ((void)0)
+#define PI(k) ((void)0)
+#define PI_BYTES(k, W) ((void)0)
+#endif
 
 struct hl_infer {
     const hl_model *model;
@@ -140,12 +165,18 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
     return HL_OK;
 }
 
-static void proj(hl_infer *inf, int l, int t, const hl_weight *W, float *Y, float beta, const float *X, int64_t M) {
+/* Y = beta·Y + X·Wᵀ (+ the adapter of (l, t)); `phase`: the profile entry of the product. */
+static void proj(hl_infer *inf, int l, int t, const hl_weight *W, float *Y, float beta, const float *X, int64_t M,
+                 int phase) {
+    (void)phase;
     hl_gemm_xwt(Y, X, W, M, beta, &inf->ws);
+    PI(phase);
+    PI_BYTES(phase, W);
     const hl_adapter_proj *p = hl_adapters_proj(inf->ad, l, t);
     if (p) {
         hl_dropout none = {0, 0.0f};
         hl_adapter_forward(inf->ad, p, Y, X, M, inf->Z, inf->W, none, NULL, NULL, inf->ad_s);
+        PI(PI_ADAPT);
     }
 }
 
@@ -171,14 +202,17 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
         }
     }
     const int64_t M = (int64_t)B * Tq, D = inf->D, Dkv = inf->Dkv;
+    PI_START();
     for (int64_t m = 0; m < M; m++)
         hl_weight_rows_to_f32(&inf->model->tok_embed, tokens[m], 1, inf->x + m * D);
+    PI(PI_EMBED);
     for (int l = 0; l < c->n_layers; l++) {
         const hl_layer_weights *w = &inf->model->layers[l];
         hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + 2 * l * D, M, (int)D, c->rms_norm_eps);
-        proj(inf, l, 0, &w->wq, inf->q, 0.0f, inf->xn, M);
-        proj(inf, l, 1, &w->wk, inf->k, 0.0f, inf->xn, M);
-        proj(inf, l, 2, &w->wv, inf->v, 0.0f, inf->xn, M);
+        PI(PI_NORM);
+        proj(inf, l, 0, &w->wq, inf->q, 0.0f, inf->xn, M, PI_QKV);
+        proj(inf, l, 1, &w->wk, inf->k, 0.0f, inf->xn, M, PI_QKV);
+        proj(inf, l, 2, &w->wv, inf->v, 0.0f, inf->xn, M, PI_QKV);
         hl_rope_forward(inf->q, M, c->n_heads, c->head_dim, inf->pos, &inf->rope);
         hl_rope_forward(inf->k, M, c->n_kv_heads, c->head_dim, inf->pos, &inf->rope);
         const int64_t slot_floats = (int64_t)inf->max_seq * Dkv;
@@ -192,6 +226,7 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
             inf->bpos[b] = p;
             inf->blen[b] = p + Tq;
         }
+        PI(PI_ROPE_KV);
         /* Sequences in consecutive slots (slot[b + 1] = slot[b] + 1: the usual batch) attend in one
          * call, so the (sequence, head) items of a whole decode step share one parallel loop; each
          * item's arithmetic is the same as alone, so the bits do not depend on the grouping. */
@@ -205,12 +240,15 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
             hl_attention_forward(inf->att + (int64_t)b0 * Tq * inf->Dq, NULL, inf->q + (int64_t)b0 * Tq * inf->Dq,
                                  kl + s0 * slot_floats, vl + s0 * slot_floats, &ad, inf->attn_s);
         }
-        proj(inf, l, 3, &w->wo, inf->x, 1.0f, inf->att, M); /* x += o(att) */
+        PI(PI_ATTN);
+        proj(inf, l, 3, &w->wo, inf->x, 1.0f, inf->att, M, PI_O); /* x += o(att) */
         hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + (2 * l + 1) * D, M, (int)D, c->rms_norm_eps);
-        proj(inf, l, 4, &w->w_gate, inf->g, 0.0f, inf->xn, M);
-        proj(inf, l, 5, &w->w_up, inf->u, 0.0f, inf->xn, M);
+        PI(PI_NORM);
+        proj(inf, l, 4, &w->w_gate, inf->g, 0.0f, inf->xn, M, PI_GATE_UP);
+        proj(inf, l, 5, &w->w_up, inf->u, 0.0f, inf->xn, M, PI_GATE_UP);
         hl_swiglu_forward(inf->h, inf->g, inf->u, M * inf->F);
-        proj(inf, l, 6, &w->w_down, inf->x, 1.0f, inf->h, M); /* x += down(h) */
+        PI(PI_SWIGLU);
+        proj(inf, l, 6, &w->w_down, inf->x, 1.0f, inf->h, M, PI_DOWN); /* x += down(h) */
     }
     const float *fin = inf->norms + 2 * (int64_t)c->n_layers * D;
     if (all_logits) {
@@ -220,8 +258,11 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
         for (int b = 0; b < B; b++)
             memcpy(inf->last + (int64_t)b * D, inf->x + ((int64_t)b * Tq + Tq - 1) * D, (size_t)D * sizeof(float));
         hl_rmsnorm_forward(inf->xn, NULL, inf->last, fin, B, (int)D, c->rms_norm_eps);
+        PI(PI_NORM);
         hl_gemm_xwt(logits, inf->xn, &inf->model->lm_head, B, 0.0f, &inf->ws);
     }
+    PI(PI_HEAD);
+    PI_BYTES(PI_HEAD, &inf->model->lm_head);
     return HL_OK;
 }
 
