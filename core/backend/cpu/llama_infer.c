@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/backend/cpu/cpu_adapter.h"
 #include "core/base/convert.h"
@@ -44,7 +45,8 @@ struct hl_infer {
     int64_t D, Dq, Dkv, F, V;
     float *norms; /* [(2L+1), D] */
     hl_rope_table rope;
-    float *kc, *vc; /* [L][slots][max_seq][Dkv] */
+    float *kc, *vc; /* [L][slots][max_seq][Dkv], cache_bytes each (cache_alloc) */
+    size_t cache_bytes;
     float *slab;    /* everything below */
     float *x, *xn, *q, *k, *v, *att, *g, *u, *h, *Z, *W, *tile, *attn_s, *ad_s, *last;
     hl_gemm_ws ws;
@@ -55,13 +57,33 @@ struct hl_infer {
 
 static int64_t up16(int64_t n) { return (n + 15) / 16 * 16; }
 
+/* The key or value cache: zeroed, committed page by page as positions are written (a cache
+ * planned for long contexts costs only what is used), in transparent huge pages where the
+ * kernel offers them: a decode step writes one new row per sequence and layer, each on a
+ * different page, and with 4 KiB pages those first-touch faults (several µs each in a virtual
+ * machine) were a visible part of a batched step. NULL when out of memory. */
+static float *cache_alloc(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it (or THP off) small pages serve */
+#endif
+    return p;
+}
+
+static void cache_free(float *p, size_t bytes) {
+    if (p)
+        munmap(p, bytes);
+}
+
 void hl_infer_free(hl_infer *inf) {
     if (!inf)
         return;
     free(inf->norms);
     hl_rope_table_free(&inf->rope);
-    free(inf->kc);
-    free(inf->vc);
+    cache_free(inf->kc, inf->cache_bytes);
+    cache_free(inf->vc, inf->cache_bytes);
     free(inf->slab);
     free(inf->pos);
     free(inf);
@@ -135,8 +157,9 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += up16(sizes[i]);
     inf->slab = malloc((size_t)total * sizeof(float));
-    inf->kc = calloc(cache ? cache : 1, sizeof(float));
-    inf->vc = calloc(cache ? cache : 1, sizeof(float));
+    inf->cache_bytes = (cache ? cache : 1) * sizeof(float);
+    inf->kc = cache_alloc(inf->cache_bytes);
+    inf->vc = cache_alloc(inf->cache_bytes);
     inf->norms = malloc((size_t)((2 * L + 1) * D) * sizeof(float));
     inf->pos = malloc((size_t)R * 3 * sizeof(int));
     inf->bytes = ((size_t)total + 2 * cache + (size_t)((2 * L + 1) * D)) * sizeof(float);
@@ -217,12 +240,18 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
         hl_rope_forward(inf->k, M, c->n_kv_heads, c->head_dim, inf->pos, &inf->rope);
         const int64_t slot_floats = (int64_t)inf->max_seq * Dkv;
         float *kl = inf->kc + (int64_t)l * inf->slots * slot_floats, *vl = inf->vc + (int64_t)l * inf->slots * slot_floats;
-        for (int b = 0; b < B; b++) {
+        /* k and v rows into the cache, in parallel over the rows of a batch: the cache rows a step
+         * writes are often fresh pages of the lazily committed cache, whose faults then run on all
+         * threads instead of one. */
+#pragma omp parallel for schedule(static) if (M > 1 && M * Dkv >= 16384)
+        for (int64_t m = 0; m < M; m++) {
+            int b = (int)(m / Tq), t = (int)(m % Tq);
             int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0;
-            memcpy(kl + s * slot_floats + (int64_t)p * Dkv, inf->k + (int64_t)b * Tq * Dkv,
-                   (size_t)(Tq * Dkv) * sizeof(float));
-            memcpy(vl + s * slot_floats + (int64_t)p * Dkv, inf->v + (int64_t)b * Tq * Dkv,
-                   (size_t)(Tq * Dkv) * sizeof(float));
+            memcpy(kl + s * slot_floats + (int64_t)(p + t) * Dkv, inf->k + m * Dkv, (size_t)Dkv * sizeof(float));
+            memcpy(vl + s * slot_floats + (int64_t)(p + t) * Dkv, inf->v + m * Dkv, (size_t)Dkv * sizeof(float));
+        }
+        for (int b = 0; b < B; b++) {
+            int p = pos0 ? pos0[b] : 0;
             inf->bpos[b] = p;
             inf->blen[b] = p + Tq;
         }
