@@ -63,7 +63,8 @@ static inline double bench_read_bandwidth(size_t bytes, int reps) {
 /* Peak f32 multiply-add rate of this CPU (GFLOP/s, all OpenMP threads at once): independent
  * fused multiply-adds on registers only, in the widest vectors the build targets (AVX-512 or
  * 256-bit; bench/ is built with -march=native). No f32 matrix product can pass it: the ceiling
- * behind the sgemm reference. Best of `reps` rounds of ~0.1 s. */
+ * behind the sgemm reference. Best of `reps` rounds of ~30 ms (on a busy machine a round
+ * loses the cores now and then: take many). */
 static inline double bench_fma_peak_gflops(int reps) {
 #if defined(__AVX512F__)
     typedef float vf __attribute__((vector_size(64)));
@@ -71,7 +72,7 @@ static inline double bench_fma_peak_gflops(int reps) {
     typedef float vf __attribute__((vector_size(32)));
 #endif
     enum { ACC = 12, LANES = (int)(sizeof(vf) / sizeof(float)) }; /* 12 chains cover latency x ports */
-    const long iters = 10000000;
+    const long iters = 3000000;
     volatile float vb = 0.999999f, vc = 1e-7f; /* not constants: the loop must run */
     double best = 0;
     for (int r = 0; r < reps; r++) {

@@ -171,7 +171,7 @@ static void compare_pytorch(const char *shape, int steps, double c_tps, double f
     printf("%s training step: C %.1f tok/s, PyTorch %.1f tok/s, ratio C/PyTorch %.2fx\n", shape, c_tps, pt,
            pt > 0 ? c_tps / pt : 0.0);
     if (flops_tok > 0 && pt > 0)
-        printf("%s useful GFLOP/s (%.2f GFLOP per token, both sides): C %.1f, PyTorch %.1f; 1.5x PyTorch needs %.1f "
+        printf("%s useful GFLOP/s (%.4g GFLOP per token, both sides): C %.1f, PyTorch %.1f; 1.5x PyTorch needs %.1f "
                "= %.0f%% of the sgemm reference (%.1f), %.0f%% of the FMA peak (%.1f)\n",
                shape, flops_tok * 1e-9, c_tps * flops_tok * 1e-9, pt * flops_tok * 1e-9, 1.5 * pt * flops_tok * 1e-9,
                100.0 * 1.5 * pt * flops_tok * 1e-9 / sgemm_gf, sgemm_gf,
@@ -213,7 +213,7 @@ int main(int argc, char **argv) {
     printf("oneDNN: %s%s%s; native bf16 matmul: %s\n", dv ? dv : "not built in", dv ? ", effective ISA " : "",
            dv ? hl_gemm_dnnl_isa() : "", hl_gemm_bf16_native() ? "yes" : "no");
     int with_pt = pytorch_available(no_pytorch);
-    double fma = bench_fma_peak_gflops(3);
+    double fma = bench_fma_peak_gflops(15);
     printf("f32 FMA peak (registers only, all threads): %.1f GFLOP/s\n", fma);
     double gsq = hl_sgemm_gflops(1024, 3);
     printf("OpenBLAS sgemm 1024^3 (split over our threads): %.1f GFLOP/s = %.0f%% of the FMA peak\n", gsq,
