@@ -419,18 +419,15 @@ int main(int argc, char **argv) {
     static const struct {
         const char *label;
         hl_gemm_kernel k;
-        int sum_postop;
-    } variants[] = {{"oneDNN's sum post-op for the products that add into their output (o, down)", HL_GEMM_KERNEL_AUTO, 1},
-                    {"fused dot for every product", HL_GEMM_KERNEL_FUSED, 0}};
+    } variants[] = {{"fused dot for every product", HL_GEMM_KERNEL_FUSED},
+                    {"blocked (oneDNN / OpenBLAS) for every product", HL_GEMM_KERNEL_BLOCKED}};
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
         hl_gemm_set_kernel(variants[i].k);
-        hl_gemm_set_dnnl_sum_postop(variants[i].sum_postop);
         char vname[192];
         snprintf(vname, sizeof vname, "%s, %s", name, variants[i].label);
         printf("%s\n", vname);
         report("  (variant)", &m, 16, nt7, bw, NULL);
     }
-    hl_gemm_set_dnnl_sum_postop(0);
     hl_gemm_set_kernel(HL_GEMM_KERNEL_AUTO);
 #endif
     if (with_pt)

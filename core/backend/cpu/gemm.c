@@ -35,7 +35,6 @@ int hl_get_threads(void) { return omp_get_max_threads(); }
 
 static int bf16_forced = -1;             /* hl_gemm_set_bf16_path; -1: the default choice */
 static hl_gemm_kernel kernel_choice;     /* hl_gemm_set_kernel */
-static int sum_postop;                   /* hl_gemm_set_dnnl_sum_postop */
 
 int hl_gemm_bf16_native(void) { return hl_dnnl_bf16_native(); }
 
@@ -53,7 +52,6 @@ int hl_gemm_set_bf16_path(hl_gemm_path p) {
 }
 
 void hl_gemm_set_kernel(hl_gemm_kernel k) { kernel_choice = k; }
-void hl_gemm_set_dnnl_sum_postop(int on) { sum_postop = !!on; }
 
 hl_gemm_path hl_gemm_path_for(hl_compute c, hl_dtype wdt, int64_t rows, int64_t cols) {
     if (c == HL_COMPUTE_F32)
@@ -92,9 +90,7 @@ const char *hl_gemm_describe_shape(hl_compute c, hl_dtype wdt, int64_t rows, int
 
 /* f32 path, per lane: at least 2 MiB (a converted block stays in L2 while sgemm streams X
  * past it) and at least 16 weight rows. */
-#ifndef HL_LANE_MIN_FLOATS
 #define HL_LANE_MIN_FLOATS ((int64_t)1 << 19)
-#endif
 #define HL_MAX_LANES 64
 /* bf16 path: activation rows converted per chunk (enough rows for the matrix units to run at
  * speed; longer inputs are done chunk by chunk). */
@@ -387,53 +383,13 @@ static int bf16_ready(const bf16_plan *pl, const hl_weight *W, float beta, int64
     return 0;
 }
 
-/* Where a forward product with beta != 0 on oneDNN can multiply into workspace (beta 0) and add
- * the rows into C afterwards: oneDNN's "sum" post-op (C read inside the kernel) measured 15-40%
- * slower per weight byte at 16 rows on AMX (o and down of a 7B decode step against q/k/v and
- * gate/up). Decode-sized products only (up to HL_GEMM_FUSED_ROWS rows: weight-bandwidth bound;
- * training's long products are not measured that way). The rows [mb, N] of f32 go after the
- * converted activations; NULL when they do not fit (then the post-op serves). */
-static float *bf16_sum_buffer(const bf16_plan *pl, const hl_weight *W, int64_t M, float beta, const hl_gemm_ws *ws) {
-    if (beta == 0.0f || sum_postop || pl->dx || pl->ref || pl->conv_w || M > HL_GEMM_FUSED_ROWS)
-        return NULL;
-    size_t off = ((size_t)pl->mb * (size_t)pl->Kr * pl->es + 63) / 64 * 64;
-    size_t need = off + (size_t)pl->mb * (size_t)W->rows * sizeof(float);
-    return need <= (size_t)ws->floats * sizeof(float) ? (float *)((char *)ws->buf + off) : NULL;
-}
-
 /* C = beta·C + A · op(W) on a bf16 path; -1 (nothing written) when it cannot run here. */
 static int bf16_product(int dx, hl_gemm_path path, float *C, int64_t ldc, const float *A, int64_t lda,
                         const hl_weight *W, int64_t M, float beta, const hl_gemm_ws *ws) {
     bf16_plan pl;
-    if (bf16_plan_make(&pl, dx, path, W, M, ws))
+    if (bf16_plan_make(&pl, dx, path, W, M, ws) || bf16_ready(&pl, W, beta, ldc, M))
         return -1;
     const int64_t N = W->rows;
-    float *T = bf16_sum_buffer(&pl, W, M, beta, ws);
-    if (T) { /* rows into T with beta 0, then C[m0.., :] = beta·C + T */
-        if (bf16_ready(&pl, W, 0.0f, N, M))
-            return -1;
-        void *xa = ws->buf;
-        for (int64_t m0 = 0; m0 < M; m0 += pl.mb) {
-            int64_t mc = M - m0 < pl.mb ? M - m0 : pl.mb;
-            bf16_convert_rows(&pl, xa, A, lda, m0, mc);
-            mm_args a = bf16_args(&pl, xa, W, T, N, 0.0f, 0, mc, 0, N); /* rows m0.. of the product into T */
-            bf16_run(&pl, &a);
-#pragma omp parallel for schedule(static) if (mc * N > 131072 && !omp_in_parallel())
-            for (int64_t i = 0; i < mc; i++) {
-                float *c = C + (m0 + i) * ldc;
-                const float *t = T + i * N;
-                if (beta == 1.0f)
-                    for (int64_t j = 0; j < N; j++)
-                        c[j] += t[j];
-                else
-                    for (int64_t j = 0; j < N; j++)
-                        c[j] = beta * c[j] + t[j];
-            }
-        }
-        return 0;
-    }
-    if (bf16_ready(&pl, W, beta, ldc, M))
-        return -1;
     void *xa = ws->buf;
     for (int64_t m0 = 0; m0 < M; m0 += pl.mb) {
         int64_t mc = M - m0 < pl.mb ? M - m0 : pl.mb;

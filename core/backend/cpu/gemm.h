@@ -108,9 +108,6 @@ const char *hl_gemm_dnnl_isa(void);
 int hl_gemm_set_bf16_path(hl_gemm_path p);
 typedef enum { HL_GEMM_KERNEL_AUTO = 0, HL_GEMM_KERNEL_FUSED, HL_GEMM_KERNEL_BLOCKED } hl_gemm_kernel;
 void hl_gemm_set_kernel(hl_gemm_kernel k);
-/* How a oneDNN product Y = Y + X·Wᵀ adds into Y: 0 (default) multiplies into workspace and adds
- * afterwards where the workspace holds the result rows, 1 always uses oneDNN's "sum" post-op. */
-void hl_gemm_set_dnnl_sum_postop(int on);
 
 /* Rows up to which the fused kernels serve a product (f32 mode; bf16 mode on AVX512-BF16 CPUs
  * has its own, smaller limit below which the fused bf16 dot beats oneDNN). */
