@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 /* Where the read-only shared test data is: $HL_SHARED, else ../shared (a flag may override). */
 static inline const char *bench_shared_dir(void) {
     const char *s = getenv("HL_SHARED");
@@ -53,6 +57,51 @@ static inline double bench_read_bandwidth(size_t bytes, int reps) {
     }
     (void)sink;
     free(buf);
+    return best;
+}
+
+/* Peak f32 multiply-add rate of this CPU (GFLOP/s, all OpenMP threads at once): independent
+ * fused multiply-adds on registers only, in the widest vectors the build targets (AVX-512 or
+ * 256-bit; bench/ is built with -march=native). No f32 matrix product can pass it: the ceiling
+ * behind the sgemm reference. Best of `reps` rounds of ~30 ms (on a busy machine a round
+ * loses the cores now and then: take many). */
+static inline double bench_fma_peak_gflops(int reps) {
+#if defined(__AVX512F__)
+    typedef float vf __attribute__((vector_size(64)));
+#else
+    typedef float vf __attribute__((vector_size(32)));
+#endif
+    enum { ACC = 12, LANES = (int)(sizeof(vf) / sizeof(float)) }; /* 12 chains cover latency x ports */
+    const long iters = 3000000;
+    volatile float vb = 0.999999f, vc = 1e-7f; /* not constants: the loop must run */
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        int nt = 1;
+        double t0 = bench_now_s();
+        float sink = 0;
+#pragma omp parallel reduction(+ : sink)
+        {
+#ifdef _OPENMP
+#pragma omp single
+            nt = omp_get_num_threads();
+#endif
+            vf b, c, a[ACC];
+            for (int l = 0; l < LANES; l++)
+                b[l] = vb, c[l] = vc;
+            for (int i = 0; i < ACC; i++)
+                for (int l = 0; l < LANES; l++)
+                    a[i][l] = (float)(i + l);
+            for (long it = 0; it < iters; it++)
+                for (int i = 0; i < ACC; i++)
+                    a[i] = a[i] * b + c; /* one vfmadd each (-ffp-contract=fast, GCC's default) */
+            for (int i = 0; i < ACC; i++)
+                for (int l = 0; l < LANES; l++)
+                    sink += a[i][l];
+        }
+        double dt = bench_now_s() - t0;
+        double g = 2.0 * ACC * LANES * (double)iters * nt / dt * 1e-9;
+        best = g > best && sink == sink ? g : best;
+    }
     return best;
 }
 

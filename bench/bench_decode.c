@@ -38,6 +38,56 @@
 
 static hl_backend *bench_be; /* the cpu backend every generator here runs on */
 
+#ifdef HL_ENGINE_PROFILE
+/* core/backend/cpu/llama_infer.c, profiling builds only: seconds and weight bytes per phase */
+int hl_infer_profile(const char *const **names, double **seconds, double **bytes);
+
+static void profile_reset(void) {
+    const char *const *pn;
+    double *ps, *pb;
+    int n = hl_infer_profile(&pn, &ps, &pb);
+    for (int i = 0; i < n; i++)
+        ps[i] = pb[i] = 0;
+}
+
+/* Where the decode steps' time went (after the first sample: the timed part), per step. */
+static void profile_print(double wall, int steps, double bw) {
+    const char *const *pn;
+    double *ps, *pb, in = 0;
+    int n = hl_infer_profile(&pn, &ps, &pb);
+    for (int i = 0; i < n; i++)
+        in += ps[i];
+    printf("  where a step's time goes (%d steps, %.2f ms per step):\n", steps, 1e3 * wall / steps);
+    for (int i = 0; i < n; i++) {
+        if (ps[i] <= 0)
+            continue;
+        printf("    %-22s %8.3f ms  %5.1f%%", pn[i], 1e3 * ps[i] / steps, 100.0 * ps[i] / wall);
+        if (pb[i] > 0)
+            printf("  %6.1f GB/s of weights (%5.1f%% of bandwidth)", pb[i] / ps[i] * 1e-9, 100.0 * pb[i] / ps[i] * 1e-9 / bw);
+        printf("\n");
+    }
+    printf("    %-22s %8.3f ms  %5.1f%%\n", "outside the forward", 1e3 * (wall - in) / steps, 100.0 * (wall - in) / wall);
+    printf("      (argmax of the logits, the generator's bookkeeping, the bench's callback)\n");
+}
+
+/* What one fork/join of the thread team costs (an empty parallel region, mean of many). */
+static double fork_join_us(void) {
+    int nt = hl_get_threads();
+    volatile int sink = 0;
+    for (int r = 0; r < 100; r++) {
+#pragma omp parallel num_threads(nt)
+        sink += omp_get_thread_num() == 0;
+    }
+    const int reps = 2000;
+    double t0 = bench_now_s();
+    for (int r = 0; r < reps; r++) {
+#pragma omp parallel num_threads(nt)
+        sink += omp_get_thread_num() == 0;
+    }
+    return (bench_now_s() - t0) / reps * 1e6;
+}
+#endif
+
 typedef struct {
     double t_first; /* time of the first sampling after prefill */
     int steps;      /* sampling calls for sequence 0 */
@@ -48,13 +98,18 @@ static void on_logits(void *user, int seq, int pos, const float *logits, int voc
     (void)pos, (void)logits, (void)vocab;
     if (seq != 0)
         return;
-    if (t->steps++ == 0)
+    if (t->steps++ == 0) {
+#ifdef HL_ENGINE_PROFILE
+        profile_reset(); /* from here on: decode steps only */
+#endif
         t->t_first = bench_now_s();
+    }
 }
 
 /* Decode `tokens` new tokens for `batch` prompts of `prompt_len` tokens; returns tokens/s of the
  * decode phase (prefill excluded: timed from the first sample to the end). */
-static double run_decode(const hl_model *m, int batch, int prompt_len, int tokens, double *kv_bytes_step) {
+static double run_decode(const hl_model *m, int batch, int prompt_len, int tokens, double *kv_bytes_step,
+                         double *wall) {
     hl_generator *g = NULL;
     if (hl_generator_create(&g, bench_be, m, NULL, NULL) != HL_OK) {
         fprintf(stderr, "bench_decode: %s\n", hl_last_error());
@@ -85,6 +140,8 @@ static double run_decode(const hl_model *m, int batch, int prompt_len, int token
     }
     /* After the first sample there are (tokens - 1) forward+sample steps per sequence. */
     double dt = t_end - tm.t_first;
+    if (wall)
+        *wall = dt;
     double tps = dt > 0 ? (double)batch * (tokens - 1) / dt : 0;
     /* Average K+V bytes read per step: all layers, every sequence, mean context length. */
     const hl_llama_config *c = &m->cfg;
@@ -104,8 +161,9 @@ static double run_decode(const hl_model *m, int batch, int prompt_len, int token
 static double report(const char *name, const hl_model *m, int batch, int tokens, double bw, double *pct) {
     double kvb = 0;
     int prompt_len = 16;
-    run_decode(m, batch, prompt_len, tokens < 8 ? tokens : 8, &kvb); /* warm-up: page in the mmapped weights */
-    double tps = run_decode(m, batch, prompt_len, tokens, &kvb);
+    double wall = 0;
+    run_decode(m, batch, prompt_len, tokens < 8 ? tokens : 8, &kvb, NULL); /* warm-up: page in the mmapped weights */
+    double tps = run_decode(m, batch, prompt_len, tokens, &kvb, &wall);
     double wbytes = (double)hl_model_weight_bytes(m);
     /* The embedding is not read per step (one row per token): leave it out of the bound. */
     double emb = m->lm_head.data == m->tok_embed.data ? 0
@@ -117,6 +175,9 @@ static double report(const char *name, const hl_model *m, int batch, int tokens,
            name, batch, tps, step_bytes / 1e9, bound, 100.0 * tps / bound);
     if (pct)
         *pct = 100.0 * tps / bound;
+#ifdef HL_ENGINE_PROFILE
+    profile_print(wall, tokens - 1, bw);
+#endif
     return tps;
 }
 
@@ -352,6 +413,23 @@ int main(int argc, char **argv) {
     int nt7 = quick ? 8 : tokens;
     double p1 = 0, p16 = 0, g32 = 0, g128 = 0;
     double c7[2] = {report(name, &m, 1, nt7, bw, &p1), report(name, &m, 16, nt7, bw, &p16)};
+#ifdef HL_ENGINE_PROFILE
+    /* The same batch-16 decode with one kernel for every frozen product (profiling builds). */
+    printf("  one parallel region (fork + join of %d threads): %.1f us\n", hl_get_threads(), fork_join_us());
+    static const struct {
+        const char *label;
+        hl_gemm_kernel k;
+    } variants[] = {{"fused dot for every product", HL_GEMM_KERNEL_FUSED},
+                    {"blocked (oneDNN / OpenBLAS) for every product", HL_GEMM_KERNEL_BLOCKED}};
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        hl_gemm_set_kernel(variants[i].k);
+        char vname[192];
+        snprintf(vname, sizeof vname, "%s, %s", name, variants[i].label);
+        printf("%s\n", vname);
+        report("  (variant)", &m, 16, nt7, bw, NULL);
+    }
+    hl_gemm_set_kernel(HL_GEMM_KERNEL_AUTO);
+#endif
     if (with_pt)
         compare_pytorch("7b", layers, nt7, c7);
     report_weight_product(&m.layers[0].w_gate, bw, &g32, &g128);

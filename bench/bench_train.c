@@ -37,7 +37,11 @@
 int hl_llama_profile(const char *const **names, double **seconds); /* core/backend/cpu/llama.c, profiling builds only */
 #endif
 
-/* Useful FLOPs of one forward+backward over B*T tokens with `targets` loss rows. */
+/* Useful FLOPs of one forward+backward over B*T tokens with `targets` loss rows (adapters on
+ * every layer): the forward, the adapters' work, and the input gradients that reach a trainable
+ * parameter. The base weights are frozen, so below the lowest adapter no input gradient is
+ * needed: neither the engine (core/backend/cpu/llama.c) nor PyTorch's autograd computes it, and
+ * it is not counted here. */
 static double step_flops(const hl_llama_config *c, const hl_adapter_config *a, int B, int T, int64_t targets) {
     double D = c->dim, F = c->hidden_dim, Dq = (double)c->n_heads * c->head_dim;
     double Dkv = (double)c->n_kv_heads * c->head_dim, tok = (double)B * T;
@@ -52,12 +56,26 @@ static double step_flops(const hl_llama_config *c, const hl_adapter_config *a, i
         double fw = 2.0 * (di * a->r + di * N + N * a->r * dout);
         ad += fw * 3.0; /* forward, parameter gradients, input gradient */
     }
-    double per_layer = tok * (mm * 2.0 + att * 3.0 + ad);
-    return per_layer * c->n_layers + (double)targets * 2.0 * D * c->vocab_size * 2.0;
+    double total = 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        int below = l > 0;
+        unsigned here = a->targets;
+        double bwd = 0;
+        if (below || (here & 0x3Fu))
+            bwd += 2.0 * F * D; /* down: dh */
+        if (below || (here & 0x0Fu))
+            bwd += 2.0 * 2.0 * D * F; /* gate, up: dxn */
+        if (below || (here & 0x07u))
+            bwd += 2.0 * Dq * D + 2.0 * att; /* o: datt; attention backward */
+        if (below)
+            bwd += 2.0 * D * (Dq + 2 * Dkv); /* q, k, v: dxn */
+        total += tok * (mm + att + bwd + ad);
+    }
+    return total + (double)targets * 2.0 * D * c->vocab_size * 2.0;
 }
 
 static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl_dtype dt, int steps,
-                  double sgemm_gf, hl_compute compute) {
+                  double sgemm_gf, hl_compute compute, double *flops_per_token) {
     const int B = 1, T = 512;
     char path[96];
     printf("\n== %s: dim %d, hidden %d, %d layers, %d/%d heads, vocab %d, %s weights, batch %d x seq %d\n", name,
@@ -115,6 +133,8 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
         printf("  step %d: %.3f s, loss %.4f\n", s, dt_s, (double)loss);
     }
     double fl = step_flops(c, &ac, B, T, ntg), mean = total / steps;
+    if (flops_per_token)
+        *flops_per_token = fl / (B * T);
     printf("%s: %.1f tokens/s (mean of %d steps, best %.1f), %.1f GFLOP/s achieved = %.0f%% of OpenBLAS sgemm "
            "(%.1f GFLOP/s); %.1f GFLOP per step\n",
            name, B * T / mean, steps, B * T / best, fl / mean * 1e-9, 100.0 * fl / mean * 1e-9 / sgemm_gf, sgemm_gf,
@@ -139,8 +159,10 @@ static double run(hl_backend *be, const char *name, const hl_llama_config *c, hl
     return B * T / mean;
 }
 
-/* PyTorch's tokens/s for the same step, next to ours. */
-static void compare_pytorch(const char *shape, int steps, double c_tps) {
+/* PyTorch's tokens/s for the same step, next to ours; with the useful FLOPs per token (the same
+ * work on both sides), both rates and what 1.5x PyTorch would take against the machine's limits. */
+static void compare_pytorch(const char *shape, int steps, double c_tps, double flops_tok, double sgemm_gf,
+                            double fma_gf) {
     char args[128];
     snprintf(args, sizeof args, "--shape %s --threads %d --steps %d", shape, hl_get_threads(), steps);
     double pt = 0;
@@ -148,6 +170,12 @@ static void compare_pytorch(const char *shape, int steps, double c_tps) {
         return;
     printf("%s training step: C %.1f tok/s, PyTorch %.1f tok/s, ratio C/PyTorch %.2fx\n", shape, c_tps, pt,
            pt > 0 ? c_tps / pt : 0.0);
+    if (flops_tok > 0 && pt > 0)
+        printf("%s useful GFLOP/s (%.4g GFLOP per token, both sides): C %.1f, PyTorch %.1f; 1.5x PyTorch needs %.1f "
+               "= %.0f%% of the sgemm reference (%.1f), %.0f%% of the FMA peak (%.1f)\n",
+               shape, flops_tok * 1e-9, c_tps * flops_tok * 1e-9, pt * flops_tok * 1e-9, 1.5 * pt * flops_tok * 1e-9,
+               100.0 * 1.5 * pt * flops_tok * 1e-9 / sgemm_gf, sgemm_gf,
+               100.0 * 1.5 * pt * flops_tok * 1e-9 / fma_gf, fma_gf);
 }
 
 int main(int argc, char **argv) {
@@ -185,8 +213,11 @@ int main(int argc, char **argv) {
     printf("oneDNN: %s%s%s; native bf16 matmul: %s\n", dv ? dv : "not built in", dv ? ", effective ISA " : "",
            dv ? hl_gemm_dnnl_isa() : "", hl_gemm_bf16_native() ? "yes" : "no");
     int with_pt = pytorch_available(no_pytorch);
+    double fma = bench_fma_peak_gflops(15);
+    printf("f32 FMA peak (registers only, all threads): %.1f GFLOP/s\n", fma);
     double gsq = hl_sgemm_gflops(1024, 3);
-    printf("OpenBLAS sgemm 1024^3 (split over our threads): %.1f GFLOP/s\n", gsq);
+    printf("OpenBLAS sgemm 1024^3 (split over our threads): %.1f GFLOP/s = %.0f%% of the FMA peak\n", gsq,
+           100.0 * gsq / fma);
     /* the reference for the ratios: f32 sgemm of the 7B FFN product shape, X[512,4096]·W[11008,4096]ᵀ */
     double gf;
     {
@@ -255,16 +286,17 @@ int main(int argc, char **argv) {
                                .head_dim = 8, .vocab_size = 512, .max_seq_len = 512, .rms_norm_eps = 1e-5f,
                                .rope_theta = 10000.0f, .tie_word_embeddings = 1};
     int st = quick ? 2 : 5;
-    double c_st = run(be, "stories260K-shaped", &stories, HL_DTYPE_F32, st, gf, compute);
+    double fl_st = 0, fl7 = 0;
+    double c_st = run(be, "stories260K-shaped", &stories, HL_DTYPE_F32, st, gf, compute, &fl_st);
     if (with_pt)
-        compare_pytorch("stories260K", st, c_st);
+        compare_pytorch("stories260K", st, c_st, fl_st, gf, fma);
     if (!quick) {
         hl_llama_config l7 = {.dim = 4096, .hidden_dim = 11008, .n_layers = 2, .n_heads = 32, .n_kv_heads = 32,
                               .head_dim = 128, .vocab_size = 32000, .max_seq_len = 4096, .rms_norm_eps = 1e-5f,
                               .rope_theta = 10000.0f, .tie_word_embeddings = 0};
-        double c7 = run(be, "LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf, compute);
+        double c7 = run(be, "LLaMA-2-7B-shaped (2 of 32 layers)", &l7, HL_DTYPE_BF16, steps, gf, compute, &fl7);
         if (with_pt)
-            compare_pytorch("7b", steps, c7);
+            compare_pytorch("7b", steps, c7, fl7, gf, fma);
     }
     hl_backend_close(be);
     return 0;

@@ -70,19 +70,29 @@ size_t cpu_decoder_bytes(const hl_decoder *d) {
            cd->scratch_rows * (size_t)d->model->cfg.vocab_size * sizeof(float);
 }
 
-/* First index of the largest value (torch.argmax's tie rule); HL_ERR_NUMERIC if not finite. */
-static hl_status row_argmax(const float *x, int n, int32_t *out) {
-    int best = 0;
-    float bv = x[0];
-    for (int i = 1; i < n; i++)
-        if (x[i] > bv) {
-            bv = x[i];
-            best = i;
-        }
+/* First index of the largest value (torch.argmax's tie rule: values compared with `>`, so a NaN
+ * never wins unless it is first); 0 when that value is not finite. The maximum in 16 independent
+ * lanes (vectorised), then the first index holding it. */
+static int row_argmax(const float *x, int n, int32_t *out) {
+    float m[16];
+    for (int k = 0; k < 16; k++)
+        m[k] = x[0];
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++)
+            m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++)
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    float bv = m[0];
+    for (int k = 1; k < 16; k++)
+        bv = m[k] > bv ? m[k] : bv;
     if (!isfinite(bv))
-        return hl_fail(HL_ERR_NUMERIC, "the model produced non-finite logits during generation");
+        return 0;
+    int best = 0;
+    while (x[best] != bv)
+        best++;
     *out = best;
-    return HL_OK;
+    return 1;
 }
 
 hl_status cpu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int Tq, const int *pos0, const int *slot,
@@ -103,10 +113,16 @@ hl_status cpu_decoder_forward(hl_decoder *d, const int32_t *tokens, int B, int T
     }
     cpu_enter(d->be);
     HL_TRY(hl_infer_forward(cd->inf, tokens, B, Tq, pos0, slot, out, all_logits));
-    for (int b = 0; argmax && b < B; b++) {
+    if (!argmax)
+        return HL_OK;
+    int bad = 0; /* rows in parallel for a batch (the message is set on this thread afterwards) */
+#pragma omp parallel for schedule(static) reduction(| : bad) if (B > 1 && (int64_t)B * V >= 65536)
+    for (int b = 0; b < B; b++) {
         size_t row = all_logits ? (size_t)b * Tq + (size_t)Tq - 1 : (size_t)b;
-        HL_TRY(row_argmax(out + row * (size_t)V, V, &argmax[b]));
+        bad |= !row_argmax(out + row * (size_t)V, V, &argmax[b]);
     }
+    if (bad)
+        return hl_fail(HL_ERR_NUMERIC, "the model produced non-finite logits during generation");
     return HL_OK;
 }
 

@@ -19,28 +19,18 @@
 #include "core/base/convert.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/ops.h"
+#include "core/backend/cpu/profile.h"
 
 /* Optional phase timers for tuning (compile with -DHL_ENGINE_PROFILE; bench_train prints
  * them). Off by default: no cost, no state. */
 #ifdef HL_ENGINE_PROFILE
-#include <time.h>
 enum { PF_BASE_FWD, PF_AD_FWD, PF_ATTN_FWD, PF_BASE_BWD, PF_AD_BWD, PF_ATTN_BWD, PF_HEAD, PF_OTHER, PF_COUNT };
 static const char *const pf_names[PF_COUNT] = {"base matmuls fwd", "adapters fwd", "attention fwd",
                                                "base matmuls bwd", "adapters bwd", "attention bwd",
                                                "lm_head + loss",   "norms/rope/swiglu/copies"};
 static double pf_sec[PF_COUNT], pf_last;
-static double pf_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-#define PF_START() (pf_last = pf_now())
-#define PF(k)                                                                                                         \
-    do {                                                                                                              \
-        double pf_t_ = pf_now();                                                                                      \
-        pf_sec[k] += pf_t_ - pf_last;                                                                                 \
-        pf_last = pf_t_;                                                                                              \
-    } while (0)
+#define PF_START() (pf_last = hl_prof_now())
+#define PF(k) HL_PROF_ADD(pf_sec, pf_last, k)
 int hl_llama_profile(const char *const **names, double **seconds) {
     *names = pf_names;
     *seconds = pf_sec;
@@ -476,11 +466,13 @@ static void block_forward(hl_llama *ctx, const fwd_call *fc, int l) {
 }
 
 /* Backward through a frozen projection and its adapter: dX += G·W (+ adapter part),
- * adapter grads += . */
+ * adapter grads += . dX == NULL: nobody needs the input gradient (nothing trainable below it),
+ * so only the adapter's parameter gradients are computed. */
 static void project_backward(hl_llama *ctx, const fwd_call *fc, layer_acts *la, int l, int t, const hl_weight *W,
                              float *dX, const float *G, const float *X) {
     PF(PF_OTHER);
-    hl_gemm_dx_acc(dX, G, W, fc->M, &ctx->ws);
+    if (dX)
+        hl_gemm_dx_acc(dX, G, W, fc->M, &ctx->ws);
     PF(PF_BASE_BWD);
     const hl_adapter_proj *p = hl_adapters_proj(ctx->ad, l, t);
     if (p)
@@ -488,10 +480,40 @@ static void project_backward(hl_llama *ctx, const fwd_call *fc, layer_acts *la, 
     PF(PF_AD_BWD);
 }
 
-/* dres: ∂loss/∂(block output) on entry, ∂loss/∂(block input) on return. */
+/* Targets of layer l with an adapter, as a bit set (bit t: target t). */
+static unsigned adapted_targets(const hl_llama *ctx, int l) {
+    unsigned m = 0;
+    for (int t = 0; t < HL_TARGET_COUNT; t++)
+        if (hl_adapters_proj(ctx->ad, l, t))
+            m |= 1u << t;
+    return m;
+}
+
+/* 1 when a layer below l has an adapter (so ∂loss/∂(input of layer l) is needed). */
+static int adapters_below(const hl_llama *ctx, int l) {
+    for (int k = 0; k < l; k++)
+        if (adapted_targets(ctx, k))
+            return 1;
+    return 0;
+}
+
+/* dres: ∂loss/∂(block output) on entry, ∂loss/∂(block input) on return when a layer below has
+ * adapters. The base weights are frozen, so an input gradient is computed only where a
+ * trainable parameter lies below it (as autograd does): the backward walks down the block and
+ * stops after the last (lowest) adapter it still has to reach; the adapter gradients are the
+ * same bits either way. */
 static void block_backward(hl_llama *ctx, const fwd_call *fc, int l) {
     const hl_layer_weights *w = &ctx->model->layers[l];
     const dims *d = &ctx->d;
+    /* the stages of the backward in order: down (6) → gate, up (4, 5) → o (3) → q, k, v (0..2) →
+     * the layer below; a stage's input gradient is needed when an adapter follows it */
+    const unsigned here = adapted_targets(ctx, l);
+    const int below = adapters_below(ctx, l);
+    const int need_dh = below || (here & 0x3Fu);  /* any of targets 0..5 */
+    const int need_dxn2 = below || (here & 0x0Fu); /* targets 0..3 */
+    const int need_datt = below || (here & 0x07u); /* targets 0..2 */
+    if (!need_dh && !(here & 0x40u))
+        return; /* nothing trainable in or below this block */
     if (d->ckpt) {
         fwd_call re = *fc;
         re.stats = NULL; /* statistics were counted by the first pass */
@@ -503,18 +525,27 @@ static void block_backward(hl_llama *ctx, const fwd_call *fc, int l) {
     const size_t nD = (size_t)(M * d->D) * sizeof(float);
     /* FFN: x' = xmid + down(h) */
     hl_swiglu_forward(ctx->hbuf, la->g, la->u, M * d->F);
-    memset(ctx->dh, 0, (size_t)(M * d->F) * sizeof(float));
-    project_backward(ctx, fc, la, l, 6, &w->w_down, ctx->dh, ctx->dres, ctx->hbuf);
+    if (need_dh)
+        memset(ctx->dh, 0, (size_t)(M * d->F) * sizeof(float));
+    project_backward(ctx, fc, la, l, 6, &w->w_down, need_dh ? ctx->dh : NULL, ctx->dres, ctx->hbuf);
+    if (!need_dh)
+        return;
     hl_swiglu_backward_inplace(la->g, la->u, ctx->dh, M * d->F); /* g, u now hold dg, du */
     hl_rmsnorm_forward(ctx->xn, NULL, la->xmid, ctx->norms + (2 * l + 1) * d->D, M, (int)d->D, ctx->cfg.rms_norm_eps);
-    memset(ctx->dxn, 0, nD);
-    project_backward(ctx, fc, la, l, 4, &w->w_gate, ctx->dxn, la->g, ctx->xn);
-    project_backward(ctx, fc, la, l, 5, &w->w_up, ctx->dxn, la->u, ctx->xn);
+    if (need_dxn2)
+        memset(ctx->dxn, 0, nD);
+    project_backward(ctx, fc, la, l, 4, &w->w_gate, need_dxn2 ? ctx->dxn : NULL, la->g, ctx->xn);
+    project_backward(ctx, fc, la, l, 5, &w->w_up, need_dxn2 ? ctx->dxn : NULL, la->u, ctx->xn);
+    if (!need_dxn2)
+        return;
     hl_rmsnorm_backward(ctx->dres, NULL, ctx->dxn, la->xmid, ctx->norms + (2 * l + 1) * d->D, la->rstd2, M,
                         (int)d->D);
     /* attention: xmid = x + o(att) */
-    memset(ctx->datt, 0, (size_t)(M * d->Dq) * sizeof(float));
-    project_backward(ctx, fc, la, l, 3, &w->wo, ctx->datt, ctx->dres, la->att);
+    if (need_datt)
+        memset(ctx->datt, 0, (size_t)(M * d->Dq) * sizeof(float));
+    project_backward(ctx, fc, la, l, 3, &w->wo, need_datt ? ctx->datt : NULL, ctx->dres, la->att);
+    if (!need_datt)
+        return;
     memset(ctx->dk, 0, (size_t)(M * d->Dkv) * sizeof(float));
     memset(ctx->dv, 0, (size_t)(M * d->Dkv) * sizeof(float));
     hl_attn_dims ad = attn_dims(ctx, fc);
@@ -525,11 +556,13 @@ static void block_backward(hl_llama *ctx, const fwd_call *fc, int l) {
     hl_rope_backward(ctx->dq, M, ctx->cfg.n_heads, ctx->cfg.head_dim, ctx->pos, &ctx->rope);
     hl_rope_backward(ctx->dk, M, ctx->cfg.n_kv_heads, ctx->cfg.head_dim, ctx->pos, &ctx->rope);
     hl_rmsnorm_forward(ctx->xn, NULL, x, ctx->norms + 2 * l * d->D, M, (int)d->D, ctx->cfg.rms_norm_eps);
-    memset(ctx->dxn, 0, nD);
-    project_backward(ctx, fc, la, l, 0, &w->wq, ctx->dxn, ctx->dq, ctx->xn);
-    project_backward(ctx, fc, la, l, 1, &w->wk, ctx->dxn, ctx->dk, ctx->xn);
-    project_backward(ctx, fc, la, l, 2, &w->wv, ctx->dxn, ctx->dv, ctx->xn);
-    hl_rmsnorm_backward(ctx->dres, NULL, ctx->dxn, x, ctx->norms + 2 * l * d->D, la->rstd1, M, (int)d->D);
+    if (below)
+        memset(ctx->dxn, 0, nD);
+    project_backward(ctx, fc, la, l, 0, &w->wq, below ? ctx->dxn : NULL, ctx->dq, ctx->xn);
+    project_backward(ctx, fc, la, l, 1, &w->wk, below ? ctx->dxn : NULL, ctx->dk, ctx->xn);
+    project_backward(ctx, fc, la, l, 2, &w->wv, below ? ctx->dxn : NULL, ctx->dv, ctx->xn);
+    if (below)
+        hl_rmsnorm_backward(ctx->dres, NULL, ctx->dxn, x, ctx->norms + 2 * l * d->D, la->rstd1, M, (int)d->D);
 }
 
 /* A lengths-based call (B right-padded rows, one example each): the old checks and messages,

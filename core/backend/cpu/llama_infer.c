@@ -4,12 +4,38 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/backend/cpu/cpu_adapter.h"
 #include "core/base/convert.h"
 #include "core/backend/cpu/gemm.h"
 #include "core/backend/cpu/llama.h"
 #include "core/backend/cpu/ops.h"
+#include "core/backend/cpu/profile.h"
+
+/* Phase timers of a forward (tuning builds, -DHL_ENGINE_PROFILE; bench_decode prints them with
+ * the weight bytes each product phase streamed). Off by default: no cost, no state. */
+enum { PI_EMBED, PI_NORM, PI_QKV, PI_ROPE_KV, PI_ATTN, PI_O, PI_GATE_UP, PI_SWIGLU, PI_DOWN, PI_ADAPT, PI_HEAD,
+       PI_COUNT };
+#ifdef HL_ENGINE_PROFILE
+static const char *const pi_names[PI_COUNT] = {
+    "embedding rows", "rmsnorm",     "q/k/v products", "rope + cache write", "attention",       "o product",
+    "gate/up products", "swiglu",    "down product",   "adapters + router",  "lm_head product"};
+static double pi_sec[PI_COUNT], pi_bytes[PI_COUNT], pi_last;
+#define PI_START() (pi_last = hl_prof_now())
+#define PI(k) HL_PROF_ADD(pi_sec, pi_last, k)
+#define PI_BYTES(k, W) (pi_bytes[k] += (double)(W)->rows * (double)(W)->cols * (double)hl_dtype_size((W)->dtype))
+int hl_infer_profile(const char *const **names, double **seconds, double **bytes) {
+    *names = pi_names;
+    *seconds = pi_sec;
+    *bytes = pi_bytes;
+    return PI_COUNT;
+}
+#else
+#define PI_START() ((void)0)
+#define PI(k) ((void)0)
+#define PI_BYTES(k, W) ((void)0)
+#endif
 
 struct hl_infer {
     const hl_model *model;
@@ -19,7 +45,8 @@ struct hl_infer {
     int64_t D, Dq, Dkv, F, V;
     float *norms; /* [(2L+1), D] */
     hl_rope_table rope;
-    float *kc, *vc; /* [L][slots][max_seq][Dkv] */
+    float *kc, *vc; /* [L][slots][max_seq][Dkv], cache_bytes each (cache_alloc) */
+    size_t cache_bytes;
     float *slab;    /* everything below */
     float *x, *xn, *q, *k, *v, *att, *g, *u, *h, *Z, *W, *tile, *attn_s, *ad_s, *last;
     hl_gemm_ws ws;
@@ -30,13 +57,33 @@ struct hl_infer {
 
 static int64_t up16(int64_t n) { return (n + 15) / 16 * 16; }
 
+/* The key or value cache: zeroed, committed page by page as positions are written (a cache
+ * planned for long contexts costs only what is used), in transparent huge pages where the
+ * kernel offers them: a decode step writes one new row per sequence and layer, each on a
+ * different page, and with 4 KiB pages those first-touch faults (several µs each in a virtual
+ * machine) were a visible part of a batched step. NULL when out of memory. */
+static float *cache_alloc(size_t bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it (or THP off) small pages serve */
+#endif
+    return p;
+}
+
+static void cache_free(float *p, size_t bytes) {
+    if (p)
+        munmap(p, bytes);
+}
+
 void hl_infer_free(hl_infer *inf) {
     if (!inf)
         return;
     free(inf->norms);
     hl_rope_table_free(&inf->rope);
-    free(inf->kc);
-    free(inf->vc);
+    cache_free(inf->kc, inf->cache_bytes);
+    cache_free(inf->vc, inf->cache_bytes);
     free(inf->slab);
     free(inf->pos);
     free(inf);
@@ -110,8 +157,9 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         total += up16(sizes[i]);
     inf->slab = malloc((size_t)total * sizeof(float));
-    inf->kc = calloc(cache ? cache : 1, sizeof(float));
-    inf->vc = calloc(cache ? cache : 1, sizeof(float));
+    inf->cache_bytes = (cache ? cache : 1) * sizeof(float);
+    inf->kc = cache_alloc(inf->cache_bytes);
+    inf->vc = cache_alloc(inf->cache_bytes);
     inf->norms = malloc((size_t)((2 * L + 1) * D) * sizeof(float));
     inf->pos = malloc((size_t)R * 3 * sizeof(int));
     inf->bytes = ((size_t)total + 2 * cache + (size_t)((2 * L + 1) * D)) * sizeof(float);
@@ -140,12 +188,18 @@ hl_status hl_infer_create(hl_infer **out, const hl_model *model, const hl_adapte
     return HL_OK;
 }
 
-static void proj(hl_infer *inf, int l, int t, const hl_weight *W, float *Y, float beta, const float *X, int64_t M) {
+/* Y = beta·Y + X·Wᵀ (+ the adapter of (l, t)); `phase`: the profile entry of the product. */
+static void proj(hl_infer *inf, int l, int t, const hl_weight *W, float *Y, float beta, const float *X, int64_t M,
+                 int phase) {
+    (void)phase;
     hl_gemm_xwt(Y, X, W, M, beta, &inf->ws);
+    PI(phase);
+    PI_BYTES(phase, W);
     const hl_adapter_proj *p = hl_adapters_proj(inf->ad, l, t);
     if (p) {
         hl_dropout none = {0, 0.0f};
         hl_adapter_forward(inf->ad, p, Y, X, M, inf->Z, inf->W, none, NULL, NULL, inf->ad_s);
+        PI(PI_ADAPT);
     }
 }
 
@@ -171,27 +225,37 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
         }
     }
     const int64_t M = (int64_t)B * Tq, D = inf->D, Dkv = inf->Dkv;
+    PI_START();
     for (int64_t m = 0; m < M; m++)
         hl_weight_rows_to_f32(&inf->model->tok_embed, tokens[m], 1, inf->x + m * D);
+    PI(PI_EMBED);
     for (int l = 0; l < c->n_layers; l++) {
         const hl_layer_weights *w = &inf->model->layers[l];
         hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + 2 * l * D, M, (int)D, c->rms_norm_eps);
-        proj(inf, l, 0, &w->wq, inf->q, 0.0f, inf->xn, M);
-        proj(inf, l, 1, &w->wk, inf->k, 0.0f, inf->xn, M);
-        proj(inf, l, 2, &w->wv, inf->v, 0.0f, inf->xn, M);
+        PI(PI_NORM);
+        proj(inf, l, 0, &w->wq, inf->q, 0.0f, inf->xn, M, PI_QKV);
+        proj(inf, l, 1, &w->wk, inf->k, 0.0f, inf->xn, M, PI_QKV);
+        proj(inf, l, 2, &w->wv, inf->v, 0.0f, inf->xn, M, PI_QKV);
         hl_rope_forward(inf->q, M, c->n_heads, c->head_dim, inf->pos, &inf->rope);
         hl_rope_forward(inf->k, M, c->n_kv_heads, c->head_dim, inf->pos, &inf->rope);
         const int64_t slot_floats = (int64_t)inf->max_seq * Dkv;
         float *kl = inf->kc + (int64_t)l * inf->slots * slot_floats, *vl = inf->vc + (int64_t)l * inf->slots * slot_floats;
-        for (int b = 0; b < B; b++) {
+        /* k and v rows into the cache, in parallel over the rows of a batch: the cache rows a step
+         * writes are often fresh pages of the lazily committed cache, whose faults then run on all
+         * threads instead of one. */
+#pragma omp parallel for schedule(static) if (M > 1 && M * Dkv >= 16384)
+        for (int64_t m = 0; m < M; m++) {
+            int b = (int)(m / Tq), t = (int)(m % Tq);
             int s = slot ? slot[b] : b, p = pos0 ? pos0[b] : 0;
-            memcpy(kl + s * slot_floats + (int64_t)p * Dkv, inf->k + (int64_t)b * Tq * Dkv,
-                   (size_t)(Tq * Dkv) * sizeof(float));
-            memcpy(vl + s * slot_floats + (int64_t)p * Dkv, inf->v + (int64_t)b * Tq * Dkv,
-                   (size_t)(Tq * Dkv) * sizeof(float));
+            memcpy(kl + s * slot_floats + (int64_t)(p + t) * Dkv, inf->k + m * Dkv, (size_t)Dkv * sizeof(float));
+            memcpy(vl + s * slot_floats + (int64_t)(p + t) * Dkv, inf->v + m * Dkv, (size_t)Dkv * sizeof(float));
+        }
+        for (int b = 0; b < B; b++) {
+            int p = pos0 ? pos0[b] : 0;
             inf->bpos[b] = p;
             inf->blen[b] = p + Tq;
         }
+        PI(PI_ROPE_KV);
         /* Sequences in consecutive slots (slot[b + 1] = slot[b] + 1: the usual batch) attend in one
          * call, so the (sequence, head) items of a whole decode step share one parallel loop; each
          * item's arithmetic is the same as alone, so the bits do not depend on the grouping. */
@@ -205,12 +269,15 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
             hl_attention_forward(inf->att + (int64_t)b0 * Tq * inf->Dq, NULL, inf->q + (int64_t)b0 * Tq * inf->Dq,
                                  kl + s0 * slot_floats, vl + s0 * slot_floats, &ad, inf->attn_s);
         }
-        proj(inf, l, 3, &w->wo, inf->x, 1.0f, inf->att, M); /* x += o(att) */
+        PI(PI_ATTN);
+        proj(inf, l, 3, &w->wo, inf->x, 1.0f, inf->att, M, PI_O); /* x += o(att) */
         hl_rmsnorm_forward(inf->xn, NULL, inf->x, inf->norms + (2 * l + 1) * D, M, (int)D, c->rms_norm_eps);
-        proj(inf, l, 4, &w->w_gate, inf->g, 0.0f, inf->xn, M);
-        proj(inf, l, 5, &w->w_up, inf->u, 0.0f, inf->xn, M);
+        PI(PI_NORM);
+        proj(inf, l, 4, &w->w_gate, inf->g, 0.0f, inf->xn, M, PI_GATE_UP);
+        proj(inf, l, 5, &w->w_up, inf->u, 0.0f, inf->xn, M, PI_GATE_UP);
         hl_swiglu_forward(inf->h, inf->g, inf->u, M * inf->F);
-        proj(inf, l, 6, &w->w_down, inf->x, 1.0f, inf->h, M); /* x += down(h) */
+        PI(PI_SWIGLU);
+        proj(inf, l, 6, &w->w_down, inf->x, 1.0f, inf->h, M, PI_DOWN); /* x += down(h) */
     }
     const float *fin = inf->norms + 2 * (int64_t)c->n_layers * D;
     if (all_logits) {
@@ -220,8 +287,11 @@ hl_status hl_infer_forward(hl_infer *inf, const int *tokens, int B, int Tq, cons
         for (int b = 0; b < B; b++)
             memcpy(inf->last + (int64_t)b * D, inf->x + ((int64_t)b * Tq + Tq - 1) * D, (size_t)D * sizeof(float));
         hl_rmsnorm_forward(inf->xn, NULL, inf->last, fin, B, (int)D, c->rms_norm_eps);
+        PI(PI_NORM);
         hl_gemm_xwt(logits, inf->xn, &inf->model->lm_head, B, 0.0f, &inf->ws);
     }
+    PI(PI_HEAD);
+    PI_BYTES(PI_HEAD, &inf->model->lm_head);
     return HL_OK;
 }
 

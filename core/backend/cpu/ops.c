@@ -274,18 +274,69 @@ static void attn_softmax_rows(float *S, int64_t nk, int t0, int t1, int p0, int 
     }
 }
 
+/* <a, b> over n floats in 16 independent lanes (vectorised without -ffast-math; fixed order). */
+static inline float dot16(const float *a, const float *b, int n) {
+    float l[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++)
+            l[k] += a[i + k] * b[i + k];
+    for (; i < n; i++)
+        l[0] += a[i] * b[i];
+    float s = 0.0f;
+    for (int k = 0; k < 16; k++)
+        s += l[k];
+    return s;
+}
+
+/* Query blocks of at most this many rows (decoding: one new token per sequence) run as plain
+ * dot products and row updates instead of two OpenBLAS calls: a decode step has
+ * sequences x heads such items of a few thousand flops each, where a library call's fixed cost
+ * (packing, buffer allocation shared by the threads) is most of the work. */
+#define HL_ATTN_DIRECT_ROWS 4
+
+/* S = s Q Kᵀ and O = P V for query rows t0..t1 (at most HL_ATTN_DIRECT_ROWS) without OpenBLAS;
+ * only the keys each row sees are computed (the softmax zeroes the rest). */
+static void attn_block_direct(const attn_geom *g, const float *Q, const float *K, const float *V, float *O, float *L,
+                              int p0, int t0, int t1, int kvl, int64_t kb, float *S) {
+    for (int t = t0; t < t1; t++) {
+        float *s = S + (int64_t)(t - t0) * kb;
+        int jn = p0 + t + 1 < kvl ? p0 + t + 1 : kvl;
+        for (int j = 0; j < jn; j++)
+            s[j] = g->scale * dot16(Q + (int64_t)t * g->qw, K + (int64_t)j * g->kw, g->hd);
+    }
+    attn_softmax_rows(S, kb, t0, t1, p0, kvl, L);
+    for (int t = t0; t < t1; t++) {
+        const float *p = S + (int64_t)(t - t0) * kb;
+        float *o = O + (int64_t)t * g->qw;
+        int jn = p0 + t + 1 < kvl ? p0 + t + 1 : kvl;
+        for (int c = 0; c < g->hd; c++)
+            o[c] = 0.0f;
+        for (int j = 0; j < jn; j++) {
+            const float *v = V + (int64_t)j * g->kw, pj = p[j];
+            for (int c = 0; c < g->hd; c++)
+                o[c] += pj * v[c];
+        }
+    }
+}
+
 /* One (query sequence, head): queries 0..nq-1 at positions p0 + t over keys < kvl (nk keys in
  * reach). Q, O: this head's column block (row stride qw); K, V: its kv head's (stride kw); L:
- * this head's lse row or NULL. Returns the query rows written. */
+ * this head's lse row or NULL. direct: blocks of few rows without OpenBLAS (attn_block_direct).
+ * Returns the query rows written. */
 static int attn_forward_item(const attn_geom *g, const float *Q, const float *K, const float *V, float *O, float *L,
-                             int p0, int nq, int kvl, int nk, float *S) {
+                             int p0, int nq, int kvl, int nk, float *S, int direct) {
     int done = 0;
     for (int t0 = 0; t0 < nq && nk > 0; t0 += HL_ATTN_QBLOCK) {
         int t1 = nq - t0 < HL_ATTN_QBLOCK ? nq : t0 + HL_ATTN_QBLOCK;
         int64_t kb = p0 + t1 < kvl ? p0 + t1 : kvl; /* keys this block can see */
-        hl_sgemm(0, 1, t1 - t0, kb, g->hd, g->scale, Q + t0 * g->qw, g->qw, K, g->kw, 0.0f, S, kb); /* S = s Q Kᵀ */
-        attn_softmax_rows(S, kb, t0, t1, p0, kvl, L);
-        hl_sgemm(0, 0, t1 - t0, g->hd, kb, 1.0f, S, kb, V, g->kw, 0.0f, O + t0 * g->qw, g->qw); /* O = P V */
+        if (direct && t1 - t0 <= HL_ATTN_DIRECT_ROWS) {
+            attn_block_direct(g, Q, K, V, O, L, p0, t0, t1, kvl, kb, S);
+        } else {
+            hl_sgemm(0, 1, t1 - t0, kb, g->hd, g->scale, Q + t0 * g->qw, g->qw, K, g->kw, 0.0f, S, kb); /* S = s Q Kᵀ */
+            attn_softmax_rows(S, kb, t0, t1, p0, kvl, L);
+            hl_sgemm(0, 0, t1 - t0, g->hd, kb, 1.0f, S, kb, V, g->kw, 0.0f, O + t0 * g->qw, g->qw); /* O = P V */
+        }
         done = t1;
     }
     return done;
@@ -357,7 +408,7 @@ void hl_attention_forward(float *out, float *lse, const float *q, const float *k
             float *S = scratch + (int64_t)omp_get_thread_num() * g.lane_floats;
             float *L = lse ? lse + (b * g.H + h) * d->Tq + c : NULL;
             attn_forward_item(&g, q + r0 * g.qw + h * g.hd, k + r0 * g.kw + (h / g.kv_mul) * g.hd,
-                              v + r0 * g.kw + (h / g.kv_mul) * g.hd, out + r0 * g.qw + h * g.hd, L, 0, n, n, n, S);
+                              v + r0 * g.kw + (h / g.kv_mul) * g.hd, out + r0 * g.qw + h * g.hd, L, 0, n, n, n, S, 0);
         }
         return;
     }
@@ -374,7 +425,7 @@ void hl_attention_forward(float *out, float *lse, const float *q, const float *k
         const float *V = v + b * g.kbs * g.kw + (h / g.kv_mul) * g.hd;
         float *O = out + b * g.qbs * g.qw + h * g.hd;
         float *L = lse ? lse + ((int64_t)b * g.H + h) * d->Tq : NULL;
-        int done = attn_forward_item(&g, Q, K, V, O, L, p0, nq, kvl, nk, S);
+        int done = attn_forward_item(&g, Q, K, V, O, L, p0, nq, kvl, nk, S, d->Tq <= HL_ATTN_DIRECT_ROWS);
         for (int t = done; t < d->Tq; t++) {
             memset(O + t * g.qw, 0, (size_t)g.hd * sizeof(float));
             if (L)
