@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The small-batch decode kernels on the GPU machine in one go: build, their kernel test
+# The one-row decode kernels on the GPU machine in one go: build, their kernel test
 # (test_cuda_gemv), the decoder against the CPU engine (test_cuda_decode), eval bbh / generate
 # on cuda vs cpu (test_cuda_bbh.sh), batch-1 decode with and without them (+ phase profiles with
 # HL_BENCH_PROFILE=1), and a profiled BBH pass of up to 256 sequences. Logs to $OUT (else ./gpu-logs).

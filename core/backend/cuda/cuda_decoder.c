@@ -81,14 +81,14 @@ typedef struct {
     cu_graph graphs[CU_GRAPHS];
     long graph_clock;
     int graphs_off;
-    /* small batches (k_gemv.cu): fused weight-streaming products up to HLK_GEMV_MAX_M rows */
+    /* one-row decoding (k_gemv.cu): fused weight-streaming products (DEC_SMALL_ROWS rows) */
     int small;            /* the model's shapes and dtype allow it (HL_CUDA_GEMV=0: off) */
     float *ad_zw;         /* [3][HLK_GEMV_MAX_M][N·r] router-weighted adapter inputs */
     float *ad_part;       /* hlk_addown partials */
     unsigned *ad_count;   /* [3] hlk_addown block counters (zero between launches) */
     int ad_chunk, ad_max_chunks, ad_cmax;
     int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
-    int pdl;              /* small-batch kernels overlap their start with the kernel before (sm_90+) */
+    int pdl;              /* one-row kernels overlap their start with the kernel before (sm_90+) */
     void *presplit;       /* 16-bit parts of every adapter's A, R, B (frozen: split once, not per call) */
     size_t presplit_bytes;
     size_t *presplit_off; /* [L·7] byte offset of each adapted projection's parts */
@@ -256,7 +256,7 @@ static hl_status merge_lora(hl_decoder *d, cu_decoder *cd) {
 
 /* 16-bit models with unmerged adapters: the 16-bit parts of every adapted projection's A, R and B
  * (cuda_adapter.c), made once here instead of in every call (the parameters do not change while
- * decoding). Products with more rows than the small-batch kernels take then read them. */
+ * decoding). Products with more rows than the one-row kernels take then read them. */
 static hlk_adapter adapter_for(const cu_decoder *cd, cu_session *cs, int64_t M, int l, int t);
 
 static hl_status presplit_adapters(hl_decoder *d, cu_decoder *cd) {
@@ -352,11 +352,11 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         (size_t)R * 4, (size_t)R * 4,                                                 /* idx, val */
         (size_t)d->slots * dm->H * cd->npc_max * dm->hd * 4,                          /* prefix partials */
         (size_t)d->slots * dm->H * cd->npc_max * 2 * 4,
-        (size_t)3 * HLK_GEMV_MAX_M * (size_t)(dm->N > 0 ? dm->N * dm->r : 1) * 4,     /* small batches: Zw */
+        (size_t)3 * HLK_GEMV_MAX_M * (size_t)(dm->N > 0 ? dm->N * dm->r : 1) * 4,     /* one-row path: Zw */
         0,                                                                            /* addown partials */
         3 * sizeof(unsigned),                                                         /* addown counters */
     };
-    /* small-batch path: the adapters' down products split the widest input into chunks */
+    /* one-row path: the adapters' down products split the widest input into chunks */
     cd->ad_chunk = 128;
     cd->ad_max_chunks = (int)(((dm->D > dm->F ? dm->D : dm->F) + cd->ad_chunk - 1) / cd->ad_chunk);
     cd->ad_cmax = (int)(dm->nA * dm->r + dm->N);
@@ -622,7 +622,7 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
     return adapt(cd, M, l, 6, xo, D, cs->hbuf, F);
 }
 
-/* ---- small batches: the fused kernels of k_gemv.cu ------------------------------------------- */
+/* ---- one-row decoding: the fused kernels of k_gemv.cu ----------------------------------------- */
 
 /* The router-weighted inputs Zw of the adapters on targets t[0 .. n) (which read the same input
  * x, RMSNorm'ed with `norm` when not NULL) into ad[i] for hlk_gemv; targets without an adapter
@@ -672,7 +672,7 @@ static hlk_gemv small_product(cu_decoder *cd, const dcall *fc, int64_t N, int K,
     return g;
 }
 
-/* The block for M <= HLK_GEMV_MAX_M rows (16-bit): per layer, RMSNorms inside the products,
+/* The block for M <= DEC_SMALL_ROWS rows (16-bit): per layer, RMSNorms inside the products,
  * adapters as one routing launch per input plus a term in the product, SwiGLU inside the gate/up
  * product, RoPE and the cache writes in one launch, the residual adds inside the products. */
 static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
@@ -756,7 +756,7 @@ static hl_status enqueue_forward(cu_decoder *cd, const dcall *fc, int all_logits
         HL_TRY(hlk_gather_rows(cs->st, cs->xn, xL, fc->dev.last, B, (int)D, dm->dt));
         src = cs->xn;
     }
-    /* small batches: the final RMSNorm inside the lm_head product */
+    /* one-row path: the final RMSNorm inside the lm_head product */
     const int small_head = small && rows <= dm->LC && hlk_gemv_supported(dm->dt, rows, (int)D, src, D, cs->lm_head);
     cu_prof_mark(cs, CU_P_ELEM);
     if (!small_head)
