@@ -74,6 +74,7 @@ typedef struct {
     int max_blocks, bs;
     const int32_t *members, *first, *count, *plen, *gslot;
     float *pre_part, *pre_ml;
+    int tensor_cores; /* the device has bf16/f16 WMMA (compute capability 8.0 or later) */
 } hlk_prefix;
 int hlk_prefix_supported(int dt, int hd);
 hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a);

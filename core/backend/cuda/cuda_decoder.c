@@ -89,6 +89,7 @@ typedef struct {
     int ad_chunk, ad_max_chunks, ad_cmax;
     int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
     int pdl;              /* one-row kernels overlap their start with the kernel before (sm_90+) */
+    int tensor_cores;     /* compute capability 8.0 or later: the shared-prefix attention on WMMA */
     void *presplit;       /* 16-bit parts of every adapter's A, R, B (frozen: split once, not per call) */
     size_t presplit_bytes;
     size_t *presplit_off; /* [L·7] byte offset of each adapted projection's parts */
@@ -386,6 +387,7 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
                     dm->N <= HLK_ADDOWN_MAX_HEADS && !(ge2 && !strcmp(ge2, "0"));
         const char *pe = getenv("HL_CUDA_PDL");
         cd->pdl = b->prop.major >= 9 && !(pe && !strcmp(pe, "0"));
+        cd->tensor_cores = b->prop.major >= 8;
     }
     if (cudaMallocHost((void **)&cd->h_ints, sz[8]) != cudaSuccess ||
         cudaMallocHost((void **)&cd->h_idx, (size_t)R * 8) != cudaSuccess)
@@ -579,6 +581,7 @@ static hl_status attend(cu_decoder *cd, const dcall *fc, int l) {
         pa.members = fc->dev.members, pa.first = fc->dev.g_first, pa.count = fc->dev.g_count;
         pa.plen = fc->dev.g_len, pa.gslot = fc->dev.g_slot;
         pa.pre_part = cd->pre_part, pa.pre_ml = cd->pre_ml;
+        pa.tensor_cores = cd->tensor_cores;
         HL_TRY(hlk_prefix_attn(cs->st, &pa));
         a.start = fc->dev.start, a.pre_n = fc->dev.pre_n;
         a.pre_part = cd->pre_part, a.pre_ml = cd->pre_ml, a.npc = fc->npc;

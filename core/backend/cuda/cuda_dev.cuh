@@ -49,6 +49,37 @@ static __device__ __forceinline__ void st8(void *p, int dt, const float *f) {
         e[k] = dt == DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(f[k])) : __half_as_ushort(__float2half_rn(f[k]));
     *reinterpret_cast<uint4 *>(p) = v;
 }
+/* The same with the 16-bit type fixed at compile time (DT_BF16 or DT_F16) and the values in
+ * registers: the hot loops of the decode kernels (k_gemv.cu, k_decode.cu). */
+template <int DT> static __device__ __forceinline__ void cvt8(const uint4 v, float *f) {
+    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        if (DT == DT_BF16) {
+            f[2 * k] = __uint_as_float(u[k] << 16);
+            f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
+        } else {
+            __half2 h = *reinterpret_cast<const __half2 *>(&u[k]);
+            float2 t = __half22float2(h);
+            f[2 * k] = t.x;
+            f[2 * k + 1] = t.y;
+        }
+    }
+}
+template <int DT> static __device__ __forceinline__ uint16_t round16(float x) {
+    return DT == DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
+}
+template <int DT> static __device__ __forceinline__ float widen16(uint16_t h) {
+    return DT == DT_BF16 ? __uint_as_float((uint32_t)h << 16) : __half2float(__ushort_as_half(h));
+}
+template <int DT> static __device__ __forceinline__ uint4 pack8(const float *f) {
+    uint32_t u[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        u[k] = (uint32_t)round16<DT>(f[2 * k]) | ((uint32_t)round16<DT>(f[2 * k + 1]) << 16);
+    return make_uint4(u[0], u[1], u[2], u[3]);
+}
+
 static inline int hl_cu_vec8(int dt, int64_t n, const void *a, const void *b, const void *c) {
     return dt != DT_F32 && n % 8 == 0 && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 == 0;
 }

@@ -251,17 +251,7 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     const float scale = 1.0f / sqrtf((float)HD);
     float q[8], acc[8];
     {
-        const uint4 qv = *(const uint4 *)((const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD + sub * 8);
-        const uint32_t u[4] = {qv.x, qv.y, qv.z, qv.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            if (DT == DT_BF16) {
-                q[2 * k] = __uint_as_float(u[k] << 16), q[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
-            } else {
-                float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&u[k]));
-                q[2 * k] = t.x, q[2 * k + 1] = t.y;
-            }
-        }
+        cvt8<DT>(*(const uint4 *)((const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD + sub * 8), q);
     }
 #pragma unroll
     for (int k = 0; k < 8; k++)
@@ -289,16 +279,7 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
         for (int u = 0; u < NU; u++) {
             const int j = grp + u * RPB;
             float k8[8];
-            const uint32_t w[4] = {kv[u].x, kv[u].y, kv[u].z, kv[u].w};
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                if (DT == DT_BF16) {
-                    k8[2 * k] = __uint_as_float(w[k] << 16), k8[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-                } else {
-                    float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
-                    k8[2 * k] = t.x, k8[2 * k + 1] = t.y;
-                }
-            }
+            cvt8<DT>(kv[u], k8);
             float dot = 0.0f;
 #pragma unroll
             for (int k = 0; k < 8; k++)
@@ -350,19 +331,11 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
             const int j = grp + u * RPB;
             if (j < n) {
                 const float pj = sc[j];
-                const uint32_t w[4] = {vv[u].x, vv[u].y, vv[u].z, vv[u].w};
+                float v8[8];
+                cvt8<DT>(vv[u], v8);
 #pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    float v0, v1;
-                    if (DT == DT_BF16) {
-                        v0 = __uint_as_float(w[k] << 16), v1 = __uint_as_float(w[k] & 0xffff0000u);
-                    } else {
-                        float2 t = __half22float2(*reinterpret_cast<const __half2 *>(&w[k]));
-                        v0 = t.x, v1 = t.y;
-                    }
-                    acc[2 * k] = fmaf(pj, v0, acc[2 * k]);
-                    acc[2 * k + 1] = fmaf(pj, v1, acc[2 * k + 1]);
-                }
+                for (int k = 0; k < 8; k++)
+                    acc[k] = fmaf(pj, v8[k], acc[k]);
             }
         }
         __syncthreads(); /* sc and red are rewritten by the next piece */
@@ -677,10 +650,7 @@ hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a) {
     if (!hlk_prefix_supported(a->dt, a->hd))
         return hl_fail(HL_ERR_ARG, "shared-prefix attention needs 16-bit keys and head size 64 or 128 (got %d)", a->hd);
     dim3 grid((unsigned)a->npc, (unsigned)a->H, (unsigned)a->n_groups);
-    int dev = 0, major = 0;
-    if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) ==
-                                                 cudaSuccess &&
-        major >= 8) {
+    if (a->tensor_cores) {
         static int attr_done[4]; /* dynamic shared memory above 48 KB is allowed once per instantiation */
         const int which = (a->hd == 128) * 2 + (a->dt == DT_BF16);
         const size_t smem = a->hd == 128 ? prefix_tc_smem<128>() : prefix_tc_smem<64>();
@@ -694,7 +664,6 @@ hl_status hlk_prefix_attn(cudaStream_t st, const hlk_prefix *a) {
         CU_LAUNCHED("prefix_attn_tc");
         return HL_OK;
     }
-    cudaGetLastError();
     if (a->hd == 64)
         k_prefix_attn<64><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
     else

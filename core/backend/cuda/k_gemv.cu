@@ -33,36 +33,6 @@ static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
     return v;
 }
 
-/* 8 16-bit values (DT_BF16 or DT_F16, compile-time) -> f32. */
-template <int DT> static __device__ __forceinline__ void cvt8(const uint4 v, float *f) {
-    const uint32_t u[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        if (DT == DT_BF16) {
-            f[2 * k] = __uint_as_float(u[k] << 16);
-            f[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u);
-        } else {
-            __half2 h = *reinterpret_cast<const __half2 *>(&u[k]);
-            float2 t = __half22float2(h);
-            f[2 * k] = t.x;
-            f[2 * k + 1] = t.y;
-        }
-    }
-}
-template <int DT> static __device__ __forceinline__ uint16_t round16(float x) {
-    return DT == DT_BF16 ? __bfloat16_as_ushort(__float2bfloat16_rn(x)) : __half_as_ushort(__float2half_rn(x));
-}
-template <int DT> static __device__ __forceinline__ float widen16(uint16_t h) {
-    return DT == DT_BF16 ? __uint_as_float((uint32_t)h << 16) : __half2float(__ushort_as_half(h));
-}
-template <int DT> static __device__ __forceinline__ uint4 pack8(const float *f) {
-    uint32_t u[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++)
-        u[k] = (uint32_t)round16<DT>(f[2 * k]) | ((uint32_t)round16<DT>(f[2 * k + 1]) << 16);
-    return make_uint4(u[0], u[1], u[2], u[3]);
-}
-
 /* ---- k_gemv_r: one or two rows, x̂ in registers ------------------------------------------------
  * For M <= 2 the block's 256 threads split K instead: thread t owns the 16-byte pieces t, t + 256,
  * ... of every row (k_rmsnorm_fwd8's assignment, so the norm's sums are the same bits), keeps its
@@ -85,6 +55,19 @@ static __device__ __forceinline__ void gr_load(uint4 *w, uint4 *u, const hlk_gem
             if (SW)
                 u[j] = ld_stream16(q + c);
         }
+    }
+}
+
+/* acc[m] += Σ_c zw[m, c]·B[c / r][o][c % r] over this thread's c (the block's threads share the
+ * N·r terms of output o of adapter g; nothing when g has no B). */
+template <int MR>
+static __device__ __forceinline__ void ad_term(const hlk_gemv_ad &g, int64_t o, int M, float *acc) {
+    for (int c = threadIdx.x; g.B && c < g.nr; c += GR_THREADS) {
+        const float b = g.B[(int64_t)(c / g.r) * g.d_out * g.r + o * g.r + c % g.r];
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            if (m < M)
+                acc[m] = fmaf(g.zw[(int64_t)m * g.ldz + c], b, acc[m]);
     }
 }
 
@@ -133,7 +116,7 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
             }
         }
     }
-    float acc[MR][GR_RB], acc1[MR][GR_RB];
+    float acc[GR_RB][MR], acc1[GR_RB][MR]; /* [row of the block][x row] */
 #pragma unroll
     for (int r = 0; r < GR_RB; r++) {
         const int64_t row = r0 + r;
@@ -142,7 +125,7 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
             gr_load<NJ, SW>(wn, un, a, row + 1, K8);
 #pragma unroll
         for (int m = 0; m < MR; m++)
-            acc[m][r] = acc1[m][r] = 0.0f;
+            acc[r][m] = acc1[r][m] = 0.0f;
         if (row < a.N) {
 #pragma unroll
             for (int j = 0; j < NJ; j++) {
@@ -158,43 +141,22 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
                         cvt8<DT>(xr[m][j], xf);
 #pragma unroll
                         for (int k = 0; k < 8; k++) {
-                            acc[m][r] = fmaf(f0[k], xf[k], acc[m][r]);
+                            acc[r][m] = fmaf(f0[k], xf[k], acc[r][m]);
                             if (SW)
-                                acc1[m][r] = fmaf(f1[k], xf[k], acc1[m][r]);
+                                acc1[r][m] = fmaf(f1[k], xf[k], acc1[r][m]);
                         }
                     }
                 }
             }
             /* the adapter term of this output, spread over the block's threads */
             if (SW) {
-                const hlk_gemv_ad &g0 = a.ad[0], &g1 = a.ad[1];
-                for (int c = threadIdx.x; g0.B && c < g0.nr; c += GR_THREADS) {
-                    const float b = g0.B[(int64_t)(c / g0.r) * g0.d_out * g0.r + row * g0.r + c % g0.r];
-#pragma unroll
-                    for (int m = 0; m < MR; m++)
-                        if (m < M)
-                            acc[m][r] = fmaf(g0.zw[(int64_t)m * g0.ldz + c], b, acc[m][r]);
-                }
-                for (int c = threadIdx.x; g1.B && c < g1.nr; c += GR_THREADS) {
-                    const float b = g1.B[(int64_t)(c / g1.r) * g1.d_out * g1.r + row * g1.r + c % g1.r];
-#pragma unroll
-                    for (int m = 0; m < MR; m++)
-                        if (m < M)
-                            acc1[m][r] = fmaf(g1.zw[(int64_t)m * g1.ldz + c], b, acc1[m][r]);
-                }
+                ad_term<MR>(a.ad[0], row, M, acc[r]);
+                ad_term<MR>(a.ad[1], row, M, acc1[r]);
             } else {
                 int t = 0;
                 while (t < 2 && row >= a.seg[t])
                     t++;
-                const int64_t ol = t > 0 ? row - a.seg[t - 1] : row;
-                const hlk_gemv_ad &g = a.ad[t];
-                for (int c = threadIdx.x; g.B && c < g.nr; c += GR_THREADS) {
-                    const float b = g.B[(int64_t)(c / g.r) * g.d_out * g.r + ol * g.r + c % g.r];
-#pragma unroll
-                    for (int m = 0; m < MR; m++)
-                        if (m < M)
-                            acc[m][r] = fmaf(g.zw[(int64_t)m * g.ldz + c], b, acc[m][r]);
-                }
+                ad_term<MR>(a.ad[t], t > 0 ? row - a.seg[t - 1] : row, M, acc[r]);
             }
         }
         if (r + 1 < GR_RB) {
@@ -208,11 +170,11 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
     for (int m = 0; m < MR; m++)
 #pragma unroll
         for (int r = 0; r < GR_RB; r++) {
-            const float v = warp_sum(acc[m][r]);
+            const float v = warp_sum(acc[r][m]);
             if (lane == 0)
                 red[warp][m * GR_RB + r] = v;
             if (SW) {
-                const float u = warp_sum(acc1[m][r]);
+                const float u = warp_sum(acc1[r][m]);
                 if (lane == 0)
                     red[warp][MR * GR_RB + m * GR_RB + r] = u;
             }
