@@ -544,26 +544,20 @@ int main(int argc, char **argv) {
                    "+ %.3f GB KV read at %.0f GB/s, the copy's read + write traffic) -> %.1f%% of the bound\n",
                    ctx, ms, 1e3 / ms, bound, wbytes / 1e9, kv / 1e9, bw, 100.0 * bound / ms);
             printf("RESULT batch1_ms=%.3f batch1_bound_pct=%.1f\n", ms, 100.0 * bound / ms);
-            setenv("HL_CUDA_GRAPHS", "0", 1); /* the same without decode-step graphs: launch overhead */
-            double me = batch1_ms(be, &m, adp, ctx, steps);
-            unsetenv("HL_CUDA_GRAPHS");
-            if (me > 0)
-                printf("batch 1 with eager launches (HL_CUDA_GRAPHS=0): %.2f ms/token -> %.1f%% of the bound\n", me,
-                       100.0 * bound / me);
-            setenv("HL_CUDA_PDL", "0", 1); /* without programmatic dependent launch */
-            double mp = batch1_ms(be, &m, adp, ctx, steps);
-            unsetenv("HL_CUDA_PDL");
-            if (mp > 0)
-                printf("batch 1 without programmatic dependent launch (HL_CUDA_PDL=0): %.2f ms/token -> %.1f%% of the "
-                       "bound\n",
-                       mp, 100.0 * bound / mp);
-            setenv("HL_CUDA_GEMV", "0", 1); /* the same through the general path (cuBLASLt, separate kernels) */
-            double mg = batch1_ms(be, &m, adp, ctx, steps);
-            unsetenv("HL_CUDA_GEMV");
-            if (mg > 0)
-                printf("batch 1 without the small-batch kernels (HL_CUDA_GEMV=0): %.2f ms/token -> %.1f%% of the "
-                       "bound\n",
-                       mg, 100.0 * bound / mg);
+            /* the same with one part of the decoder switched off (its switch read when a decoder is created) */
+            static const struct {
+                const char *env, *what;
+            } var[] = {{"HL_CUDA_GRAPHS", "with eager launches"},
+                       {"HL_CUDA_PDL", "without programmatic dependent launch"},
+                       {"HL_CUDA_GEMV", "through the general path (cuBLASLt products, separate kernels)"}};
+            for (size_t i = 0; i < sizeof var / sizeof var[0]; i++) {
+                setenv(var[i].env, "0", 1);
+                double mv = batch1_ms(be, &m, adp, ctx, steps);
+                unsetenv(var[i].env);
+                if (mv > 0)
+                    printf("batch 1 %s (%s=0): %.2f ms/token -> %.1f%% of the bound\n", var[i].what, var[i].env, mv,
+                           100.0 * bound / mv);
+            }
             if (getenv("HL_BENCH_PROFILE")) { /* where the time goes (eager launches, events per phase) */
                 setenv("HL_CUDA_PROFILE", "1", 1);
                 batch1_ms(be, &m, adp, ctx, steps);
