@@ -9,11 +9,7 @@
 #   bash scripts/gpu_bench.sh            HL_BENCH_STEPS=5 HL_BENCH_CONFIGS=abc by default
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-$PWD/gpu-logs}
-mkdir -p "$out"
-[ -f .device/env.sh ] && source .device/env.sh
-export PATH=/usr/local/cuda/bin:$PATH
-export CUDACXX=${CUDACXX:-/usr/local/cuda/bin/nvcc}
+source scripts/gpu_env.sh
 build=${HL_GPU_BUILD:-/tmp/hl-gpu-build}
 steps=${HL_BENCH_STEPS:-5}
 configs=${HL_BENCH_CONFIGS:-abc}

@@ -14,11 +14,7 @@
 #   HL_DEC_MEMCHECK   1 runs test_cuda_decode under compute-sanitizer memcheck too (HL_DEC_MEMCHECK_S seconds)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-$PWD/gpu-logs}
-mkdir -p "$out"
-[ -f .device/env.sh ] && source .device/env.sh
-export PATH=/usr/local/cuda/bin:$PATH
-export CUDACXX=${CUDACXX:-/usr/local/cuda/bin/nvcc}
+source scripts/gpu_env.sh
 build=${HL_GPU_BUILD:-/tmp/hl-gpu-build}
 limit=${HL_DEC_LIMIT:-230}
 examples=${HL_DEC_EXAMPLES:-512}
@@ -27,7 +23,6 @@ hf_budget=${HL_DEC_HF_BUDGET:-30}
 t0=$(date +%s)
 src=$PWD
 left() { echo $((limit - ($(date +%s) - t0))); }
-export HL_SHARED=${HL_SHARED:-$PWD/../shared}
 
 {
   echo "== machine"
@@ -36,13 +31,7 @@ export HL_SHARED=${HL_SHARED:-$PWD/../shared}
 } 2>&1 | tee "$out/machine.txt"
 
 echo "== build"
-if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_CUDA=ON -DHL_BENCH=ON \
-         -DCMAKE_CUDA_ARCHITECTURES=90 -DHL_SHARED_DIR="$HL_SHARED" &&
-       cmake --build "$build" -j"$(nproc)" --target hydralora test_cuda_decode bench_bbh_gpu; } > "$out/build.log" 2>&1; then
-  tail -30 "$out/build.log"
-  echo "gpu_decode: build failed (log: build.log)"
-  exit 1
-fi
+gpu_build "$build" "$out/build.log" hydralora test_cuda_decode bench_bbh_gpu || exit 1
 grep -iE "warning" "$out/build.log" | grep -v "^ninja" | head -10
 echo "build: $(( $(date +%s) - t0 )) s"
 

@@ -7,11 +7,7 @@
 #   bash scripts/gpu_decode_full.sh       (from the repository root, on the GPU machine)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-$PWD/gpu-logs}
-mkdir -p "$out"
-[ -f .device/env.sh ] && source .device/env.sh
-export PATH=/usr/local/cuda/bin:$PATH
-export HL_SHARED=${HL_SHARED:-$PWD/../shared}
+source scripts/gpu_env.sh
 build=${HL_GPU_BUILD:-/tmp/hl-full-build}
 limit=${HL_FULL_LIMIT:-560}
 t0=$(date +%s)
@@ -19,12 +15,7 @@ left() { echo $((limit - ($(date +%s) - t0))); }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tail -1; nvcc --version | tail -1;
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'; } \
   2>&1 | tee "$out/machine.txt"
-if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_CUDA=ON -DHL_BENCH=ON \
-         -DCMAKE_CUDA_ARCHITECTURES=90 -DHL_SHARED_DIR="$HL_SHARED" &&
-       cmake --build "$build" -j"$(nproc)" --target hydralora test_cuda_gemv test_cuda_decode bench_bbh_gpu; } \
-       > "$out/build.log" 2>&1; then
-  tail -30 "$out/build.log"; echo "build failed"; exit 1
-fi
+gpu_build "$build" "$out/build.log" hydralora test_cuda_gemv test_cuda_decode bench_bbh_gpu || exit 1
 echo "build: $(( $(date +%s) - t0 )) s"
 echo "== bench_bbh_gpu, all 6,511 examples"
 timeout $(( $(left) - 150 )) stdbuf -oL "$build/bench_bbh_gpu" --examples 0 --prefill-examples 1024 --no-batch1 \

@@ -6,20 +6,11 @@
 #   bash scripts/gpu_decode_small.sh         (from the repository root, on the GPU machine)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-$PWD/gpu-logs}
-mkdir -p "$out"
-[ -f .device/env.sh ] && source .device/env.sh
-export PATH=/usr/local/cuda/bin:$PATH
-export HL_SHARED=${HL_SHARED:-$PWD/../shared}
+source scripts/gpu_env.sh
 build=${HL_GPU_BUILD:-/tmp/hl-small-build}
 t0=$(date +%s)
 src=$PWD
-if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_CUDA=ON -DHL_BENCH=ON \
-         -DCMAKE_CUDA_ARCHITECTURES=90 -DHL_SHARED_DIR="$HL_SHARED" &&
-       cmake --build "$build" -j"$(nproc)" --target hydralora test_cuda_gemv test_cuda_decode bench_bbh_gpu; } \
-       > "$out/build.log" 2>&1; then
-  tail -30 "$out/build.log"; echo "build failed"; exit 1
-fi
+gpu_build "$build" "$out/build.log" hydralora test_cuda_gemv test_cuda_decode bench_bbh_gpu || exit 1
 echo "build: $(( $(date +%s) - t0 )) s"
 echo "== test_cuda_gemv"
 (cd "$build" && timeout 120 ./test_cuda_gemv) > "$out/test_gemv.log" 2>&1; echo "exit $?"

@@ -8,11 +8,7 @@
 # machine has them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-$PWD/gpu-logs}
-mkdir -p "$out"
-[ -f .device/env.sh ] && source .device/env.sh
-export PATH=/usr/local/cuda/bin:$PATH
-export CUDACXX=${CUDACXX:-/usr/local/cuda/bin/nvcc}
+source scripts/gpu_env.sh
 build=${HL_GPU_BUILD:-/tmp/hl-gpu-build}
 jobs=$(nproc)
 t0=$(date +%s)
