@@ -42,8 +42,12 @@ t_cleanup() {
 }
 trap t_cleanup EXIT
 
-# tmux's own config: a known terminal type, nothing from the user.
+# tmux's own config: a known terminal type, nothing from the user. exit-empty off keeps
+# the server alive when a test kills its only session to start the workbench again:
+# otherwise the next new-session can reach the server while it is shutting down
+# ("server exited unexpectedly", seen in CI).
 cat >"$T_DIR/tmux.conf" <<'EOF'
+set -g exit-empty off
 set -g default-terminal "tmux-256color"
 set -g remain-on-exit on
 set -g status off
