@@ -64,6 +64,7 @@ typedef struct {
     int bf16;               /* expected arithmetic: bf16 inputs */
     hl_gemm_path path;      /* what bf16 mode is set to run */
     hl_gemm_kernel kernel;  /* forced kernel family */
+    int slices;             /* hl_gemm_set_dnnl_slices: -1 automatic, 0 oneDNN splits, 1 our column slices */
 } path_case;
 
 static hl_weight make_weight(hl_dtype dt, int64_t N, int64_t K, void **buf) {
@@ -190,7 +191,7 @@ static void check_dnnl_wrapper(void) {
             }
     CHECK(hl_dnnl_cached_primitives() - before == 6, "one primitive per distinct product (%d new)",
           hl_dnnl_cached_primitives() - before);
-    CHECK(hl_dnnl_matmul_ready(0, M, N, K, lda, ldb, 1, 0.0f, ldc) == 0, "a cached primitive is ready");
+    CHECK(hl_dnnl_matmul_ready(0, M, N, K, lda, ldb, 1, 0.0f, ldc, 0) == 0, "a cached primitive is ready");
     CHECK(hl_dnnl_matmul(1, M, N, K, A, lda, B, ldb, 1, 0.0f, C, ldc) == (hl_dnnl_bf16_native() ? 0 : -1),
           "bf16 matmul runs exactly when the CPU has native bf16");
     free(A), free(B), free(C), free(C0);
@@ -259,21 +260,31 @@ int main(void) {
     check_dnnl_wrapper();
     path_case cases[8];
     int n = 0;
-    cases[n++] = (path_case){"f32 fused", HL_COMPUTE_F32, 0, HL_GEMM_PATH_F32, HL_GEMM_KERNEL_FUSED};
-    cases[n++] = (path_case){"f32 blocked", HL_COMPUTE_F32, 0, HL_GEMM_PATH_F32, HL_GEMM_KERNEL_BLOCKED};
-    cases[n++] = (path_case){"bf16 reference", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_REF_BF16, HL_GEMM_KERNEL_AUTO};
+    cases[n++] = (path_case){"f32 fused", HL_COMPUTE_F32, 0, HL_GEMM_PATH_F32, HL_GEMM_KERNEL_FUSED, -1};
+    cases[n++] = (path_case){"f32 blocked", HL_COMPUTE_F32, 0, HL_GEMM_PATH_F32, HL_GEMM_KERNEL_BLOCKED, -1};
+    cases[n++] = (path_case){"bf16 reference", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_REF_BF16, HL_GEMM_KERNEL_AUTO, -1};
     if (hl_gemm_bf16_native()) {
-        cases[n++] = (path_case){"oneDNN bf16", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_DNNL_BF16, HL_GEMM_KERNEL_BLOCKED};
+        /* oneDNN splitting each product over the threads itself, and each thread running a
+         * one-thread primitive on its own slice of the output columns (the test's shapes make
+         * uneven slices: 200 -> 128 + 72, 77 -> 64 + 13, 133 -> 128 + 5 columns on 2 threads) */
+        cases[n++] = (path_case){"oneDNN bf16", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_DNNL_BF16, HL_GEMM_KERNEL_BLOCKED,
+                                 0};
+        if (hl_get_threads() > 1)
+            cases[n++] = (path_case){"oneDNN bf16, column slices per thread", HL_COMPUTE_BF16, 1,
+                                     HL_GEMM_PATH_DNNL_BF16, HL_GEMM_KERNEL_BLOCKED, 1};
+        else
+            printf("one thread: the per-thread column slices of oneDNN products are not run here\n");
         if (hl_gemm_fused_bf16_built())
             cases[n++] = (path_case){"fused bf16 dot", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_DNNL_BF16,
-                                     HL_GEMM_KERNEL_FUSED};
-        cases[n++] = (path_case){"bf16 auto", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_DNNL_BF16, HL_GEMM_KERNEL_AUTO};
+                                     HL_GEMM_KERNEL_FUSED, -1};
+        cases[n++] = (path_case){"bf16 auto", HL_COMPUTE_BF16, 1, HL_GEMM_PATH_DNNL_BF16, HL_GEMM_KERNEL_AUTO, -1};
     } else {
         printf("no native bf16 on this CPU: oneDNN bf16 and the fused bf16 dot are not run here\n");
     }
     for (int i = 0; i < n; i++) {
         CHECK(hl_gemm_set_bf16_path(cases[i].path) == 0, "choose %s", cases[i].name);
         hl_gemm_set_kernel(cases[i].kernel);
+        hl_gemm_set_dnnl_slices(cases[i].slices);
         const hl_dtype dts[] = {HL_DTYPE_BF16, HL_DTYPE_F16, HL_DTYPE_F32};
         for (int d = 0; d < 3; d++) {
             check_path(&cases[i], dts[d], 200, 96);  /* K a multiple of every lane count */
@@ -283,6 +294,7 @@ int main(void) {
         printf("%s: checked\n", cases[i].name);
     }
     hl_gemm_set_kernel(HL_GEMM_KERNEL_AUTO);
+    hl_gemm_set_dnnl_slices(-1);
     hl_gemm_set_bf16_path(HL_GEMM_PATH_F32);
     return hl_test_finish();
 }

@@ -356,13 +356,72 @@ static void bf16_plain(const mm_args *a) {
         }
 }
 
+/* Who splits a oneDNN product over the threads. oneDNN plans the split of a product over the
+ * team itself, and some of oneDNN 2.6's plans are poor: on the 2-core AMX machine the input
+ * gradient dY[M, 32000] · W[32000, 4096] (the lm_head's, bf16) took 1.44 s at M = 496, 0.46-0.77 s
+ * at M = 511 and 0.41-0.90 s at M = 159, against 0.31, 0.32 and 0.12 s when each thread runs a
+ * one-thread primitive on its own slice of the output columns; on every other shape of a 7B
+ * step measured there (M = 16 to 4096 rows, forward and input gradient) the slices were as fast
+ * or faster. Each slice re-reads all of A, which costs little while slices are wide; with many
+ * threads and narrow slices oneDNN's own 2-D split is kept (not measured against slices). */
+#define HL_DNNL_SLICE_MIN_COLS 1024
+static int dnnl_slices_mode = -1; /* hl_gemm_set_dnnl_slices: -1 automatic, 0 never, 1 always */
+
+void hl_gemm_set_dnnl_slices(int mode) { dnnl_slices_mode = mode < 0 ? -1 : !!mode; }
+
+/* Width of each column slice of a product with `cols` output columns (a multiple of 64, the
+ * last slice narrower), or 0 when oneDNN splits the product itself. */
+static int64_t slice_cols(int64_t cols) {
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (dnnl_slices_mode == 0 || nt <= 1)
+        return 0;
+    int64_t w = (cols + nt - 1) / nt;
+    w = (w + 63) / 64 * 64;
+    if (w >= cols || (dnnl_slices_mode < 0 && w < HL_DNNL_SLICE_MIN_COLS))
+        return 0;
+    return w;
+}
+
+/* Columns [c0, c0 + n) of product a (C's columns; op(B)'s columns). */
+static mm_args slice_args(const mm_args *a, int64_t c0, int64_t n) {
+    mm_args s = *a;
+    s.N = n;
+    s.C = a->C + c0;
+    s.B = (const uint16_t *)a->B + (a->trans_b ? c0 * a->ldb : c0);
+    return s;
+}
+
 static void bf16_run(const bf16_plan *pl, const mm_args *a) {
     if (pl->ref) {
         hl_sgemm(0, a->trans_b, a->M, a->N, a->K, 1.0f, a->A, a->lda, a->B, a->ldb, a->beta, a->C, a->ldc);
         return;
     }
+    int64_t w = slice_cols(a->N);
+    if (w > 0) {
+        int parts = (int)((a->N + w - 1) / w);
+#pragma omp parallel for schedule(static) num_threads(parts)
+        for (int p = 0; p < parts; p++) {
+            int64_t c0 = p * w;
+            mm_args s = slice_args(a, c0, a->N - c0 < w ? a->N - c0 : w);
+            if (hl_dnnl_matmul(1, s.M, s.N, s.K, s.A, s.lda, s.B, s.ldb, s.trans_b, s.beta, s.C, s.ldc))
+                bf16_plain(&s);
+        }
+        return;
+    }
     if (hl_dnnl_matmul(1, a->M, a->N, a->K, a->A, a->lda, a->B, a->ldb, a->trans_b, a->beta, a->C, a->ldc))
         bf16_plain(a);
+}
+
+/* 0 when the primitives product a needs (the whole, or its slices) exist or can be made. */
+static int bf16_args_ready(const mm_args *a) {
+    int64_t w = slice_cols(a->N);
+    if (w == 0)
+        return hl_dnnl_matmul_ready(1, a->M, a->N, a->K, a->lda, a->ldb, a->trans_b, a->beta, a->ldc, 0);
+    int64_t last = a->N - (a->N - 1) / w * w;
+    return hl_dnnl_matmul_ready(1, a->M, w, a->K, a->lda, a->ldb, a->trans_b, a->beta, a->ldc, 1) ||
+                   hl_dnnl_matmul_ready(1, a->M, last, a->K, a->lda, a->ldb, a->trans_b, a->beta, a->ldc, 1)
+               ? -1
+               : 0;
 }
 
 /* 0 when every oneDNN primitive the product needs exists (checked before anything is written). */
@@ -377,7 +436,7 @@ static int bf16_ready(const bf16_plan *pl, const hl_weight *W, float beta, int64
             if (ms[i] == 0 || ns[j] == 0)
                 continue;
             mm_args a = bf16_args(pl, probe, W, probe, ldc, beta, 0, ms[i], 0, ns[j]);
-            if (hl_dnnl_matmul_ready(1, a.M, a.N, a.K, a.lda, a.ldb, a.trans_b, a.beta, a.ldc))
+            if (bf16_args_ready(&a))
                 return -1;
         }
     return 0;

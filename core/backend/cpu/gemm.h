@@ -108,6 +108,10 @@ const char *hl_gemm_dnnl_isa(void);
 int hl_gemm_set_bf16_path(hl_gemm_path p);
 typedef enum { HL_GEMM_KERNEL_AUTO = 0, HL_GEMM_KERNEL_FUSED, HL_GEMM_KERNEL_BLOCKED } hl_gemm_kernel;
 void hl_gemm_set_kernel(hl_gemm_kernel k);
+/* Who splits a oneDNN product over the threads: -1 automatic (each thread a one-thread
+ * primitive on its own slice of the output columns when the slices are wide enough, else
+ * oneDNN), 0 always oneDNN, 1 slices whenever there is more than one thread. */
+void hl_gemm_set_dnnl_slices(int mode);
 
 /* Rows up to which the fused kernels serve a product (f32 mode; bf16 mode on AVX512-BF16 CPUs
  * has its own, smaller limit below which the fused bf16 dot beats oneDNN). */

@@ -10,7 +10,13 @@
  * by a mutex; executing a primitive needs no lock (oneDNN primitives may run from several
  * threads at once). Streams are cheap CPU objects made per call, so nothing is tied to a thread
  * that may end. Execution runs on the OpenMP threads (oneDNN here is built on libgomp, the same
- * runtime as ours): called from inside a parallel region it runs on the calling thread. */
+ * runtime as ours): called from inside a parallel region it runs on the calling thread.
+ *
+ * A primitive's kernel plan (blocking, how the work is split over threads) is made for the
+ * thread count it will run on, so that count is part of the key: a primitive for one thread
+ * (created with the calling thread's OpenMP thread count set to 1) serves calls from inside
+ * our own parallel regions, one for the whole team serves calls from outside. */
+#include <omp.h>
 #include "core/backend/cpu/gemm_internal.h"
 
 #include <pthread.h>
@@ -67,6 +73,7 @@ const char *hl_dnnl_isa_str(void) { return hl_dnnl_available() ? dnnl_isa : NULL
 typedef struct {
     int64_t M, N, K, lda, ldb, ldc;
     int bf16, trans_b;
+    int threads; /* threads the primitive runs on: 1 inside a parallel region, else the team */
     float beta;
 } mm_key;
 
@@ -82,7 +89,7 @@ static int mm_count;
 static pthread_mutex_t mm_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t key_hash(const mm_key *k) {
-    const int64_t v[] = {k->M, k->N, k->K, k->lda, k->ldb, k->ldc, k->bf16 * 2 + k->trans_b};
+    const int64_t v[] = {k->M, k->N, k->K, k->lda, k->ldb, k->ldc, k->bf16 * 2 + k->trans_b, k->threads};
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
         h = (h ^ (uint64_t)v[i]) * 1099511628211ull;
@@ -93,7 +100,8 @@ static uint64_t key_hash(const mm_key *k) {
 
 static int key_eq(const mm_key *a, const mm_key *b) {
     return a->M == b->M && a->N == b->N && a->K == b->K && a->lda == b->lda && a->ldb == b->ldb &&
-           a->ldc == b->ldc && a->bf16 == b->bf16 && a->trans_b == b->trans_b && a->beta == b->beta;
+           a->ldc == b->ldc && a->bf16 == b->bf16 && a->trans_b == b->trans_b && a->threads == b->threads &&
+           a->beta == b->beta;
 }
 
 /* The slot holding `k`, or the empty slot where it goes, or NULL when the table is full. Under mm_lock. */
@@ -131,7 +139,21 @@ const char *hl_dnnl_impls(char *buf, size_t n) {
     return buf;
 }
 
+static dnnl_primitive_t mm_create_now(const mm_key *k);
+
+/* oneDNN plans a primitive for the calling thread's OpenMP thread count (one inside an active
+ * parallel region); set it to the key's count for the creation, then put it back. */
 static dnnl_primitive_t mm_create(const mm_key *k) {
+    int had = omp_get_max_threads();
+    if (had != k->threads)
+        omp_set_num_threads(k->threads);
+    dnnl_primitive_t p = mm_create_now(k);
+    if (had != k->threads)
+        omp_set_num_threads(had);
+    return p;
+}
+
+static dnnl_primitive_t mm_create_now(const mm_key *k) {
     dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t a, b, c;
     dnnl_dims_t ad = {k->M, k->K}, as = {k->lda, 1};
@@ -215,11 +237,14 @@ int hl_dnnl_cached_primitives(void) {
     return n;
 }
 
+/* The thread count a call from here runs on. */
+static int calling_team(void) { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
+
 int hl_dnnl_matmul_ready(int bf16, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int trans_b,
-                         float beta, int64_t ldc) {
+                         float beta, int64_t ldc, int serial) {
     if (!hl_dnnl_available() || (bf16 && !dnnl_has_bf16) || M <= 0 || N <= 0 || K <= 0)
         return -1;
-    mm_key k = {M, N, K, lda, ldb, ldc, !!bf16, !!trans_b, beta};
+    mm_key k = {M, N, K, lda, ldb, ldc, !!bf16, !!trans_b, serial ? 1 : calling_team(), beta};
     int owned;
     dnnl_primitive_t p = mm_get(&k, &owned);
     if (owned)
@@ -231,7 +256,7 @@ int hl_dnnl_matmul(int bf16, int64_t M, int64_t N, int64_t K, const void *A, int
                    int64_t ldb, int trans_b, float beta, float *C, int64_t ldc) {
     if (!hl_dnnl_available() || (bf16 && !dnnl_has_bf16) || M <= 0 || N <= 0 || K <= 0)
         return -1;
-    mm_key k = {M, N, K, lda, ldb, ldc, !!bf16, !!trans_b, beta};
+    mm_key k = {M, N, K, lda, ldb, ldc, !!bf16, !!trans_b, calling_team(), beta};
     int owned;
     dnnl_primitive_t p = mm_get(&k, &owned);
     if (!p)
@@ -277,8 +302,8 @@ const char *hl_dnnl_impls(char *buf, size_t n) {
     return buf;
 }
 int hl_dnnl_matmul_ready(int bf16, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int trans_b,
-                         float beta, int64_t ldc) {
-    (void)bf16, (void)M, (void)N, (void)K, (void)lda, (void)ldb, (void)trans_b, (void)beta, (void)ldc;
+                         float beta, int64_t ldc, int serial) {
+    (void)bf16, (void)M, (void)N, (void)K, (void)lda, (void)ldb, (void)trans_b, (void)beta, (void)ldc, (void)serial;
     return -1;
 }
 int hl_dnnl_matmul(int bf16, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda, const void *B,

@@ -51,16 +51,18 @@ const char *hl_dnnl_isa_str(void);     /* "avx512_core_amx", "avx2", ... or NULL
 /* C[M, N] (row stride ldc, f32) = beta·C + A[M, K] · op(B), A and B of one element type:
  * bf16 (uint16_t) when bf16, else f32. op(B): trans_b ? B stored [N, K] with row stride ldb :
  * B stored [K, N] with row stride ldb. One matmul primitive per distinct (shapes, strides, type,
- * beta), created on first use and kept for the process (thread-safe); runs on the OpenMP
- * threads. Returns 0, or -1 when oneDNN cannot do it (not built in, type unsupported on this
+ * beta, thread count), created on first use and kept for the process (thread-safe); runs on the
+ * OpenMP threads, or on the calling thread alone when called from inside a parallel region
+ * (several threads may then each run their own part). Returns 0, or -1 when oneDNN cannot do it (not built in, type unsupported on this
  * CPU, out of memory): the caller then computes it another way. */
 int hl_dnnl_matmul(int bf16, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda, const void *B,
                    int64_t ldb, int trans_b, float beta, float *C, int64_t ldc);
 
 /* 0 when the primitive for these arguments exists or could be created now (so that a product
- * made of several calls can check them all before writing anything), -1 otherwise. */
+ * made of several calls can check them all before writing anything), -1 otherwise. serial: for
+ * a call that will be made from inside a parallel region (one thread), else for a call from here. */
 int hl_dnnl_matmul_ready(int bf16, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int trans_b,
-                         float beta, int64_t ldc);
+                         float beta, int64_t ldc, int serial);
 
 /* Primitives created so far (benchmarks: every distinct shape costs one JIT compilation). */
 int hl_dnnl_cached_primitives(void);
