@@ -57,10 +57,3 @@ void hl_rng_shuffle_int(hl_rng *rng, int *perm, int64_t n) {
         perm[j] = t;
     }
 }
-
-uint64_t hl_rng_hash(uint64_t key, uint64_t idx) {
-    uint64_t z = key + (idx + 1) * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}

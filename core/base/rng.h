@@ -50,8 +50,14 @@ uint64_t hl_rng_below(hl_rng *rng, uint64_t n);
 void hl_rng_shuffle_int(hl_rng *rng, int *perm, int64_t n);
 
 /* Stateless mixing (splitmix64 finaliser of key + golden-ratio * idx): a counter-based
- * generator. hl_rng_hash_uniform maps it to a float in [0, 1) with 24 bits. */
-uint64_t hl_rng_hash(uint64_t key, uint64_t idx);
+ * generator. hl_rng_hash_uniform maps it to a float in [0, 1) with 24 bits. Inline so that the
+ * dropout loops, which call it once per element (millions per layer), are vectorised. */
+static inline uint64_t hl_rng_hash(uint64_t key, uint64_t idx) {
+    uint64_t z = key + (idx + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
 static inline float hl_rng_hash_uniform(uint64_t key, uint64_t idx) {
     return (float)(hl_rng_hash(key, idx) >> 40) * (1.0f / 16777216.0f);
 }

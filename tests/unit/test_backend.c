@@ -17,6 +17,7 @@
 
 #include "core/backend/backend.h"
 #include "hl_test.h"
+#include "core/backend/cpu/gemm.h" /* whether this CPU multiplies bf16 natively */
 #include "hl_tiny_model.h"
 
 #define MB 2
@@ -33,7 +34,8 @@ static void test_names(void) {
     CHECK(hl_backend_open(&be, "  CPU ") == HL_OK, "case and blanks: %s", hl_last_error());
     hl_backend_info info;
     CHECK(hl_backend_get_info(be, &info) == HL_OK && !strcmp(info.name, "cpu") && !info.is_gpu &&
-              info.threads >= 1 && info.mem_total > 0 && strstr(info.compute, "OpenBLAS"),
+              info.threads >= 1 && info.mem_total > 0 &&
+              strstr(info.compute, hl_gemm_bf16_native() ? "oneDNN" : "OpenBLAS f32 ("),
           "info: %s %s %d", info.name, info.compute, info.threads);
     CHECK(hl_backend_set_threads(be, 1) == HL_OK && hl_backend_get_info(be, &info) == HL_OK && info.threads == 1 &&
               strstr(info.device, "1 thread"),

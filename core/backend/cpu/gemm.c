@@ -362,9 +362,13 @@ static void bf16_plain(const mm_args *a) {
  * at M = 511 and 0.41-0.90 s at M = 159, against 0.31, 0.32 and 0.12 s when each thread runs a
  * one-thread primitive on its own slice of the output columns; on every other shape of a 7B
  * step measured there (M = 16 to 4096 rows, forward and input gradient) the slices were as fast
- * or faster. Each slice re-reads all of A, which costs little while slices are wide; with many
- * threads and narrow slices oneDNN's own 2-D split is kept (not measured against slices). */
+ * or faster (the one-thread primitives there are oneDNN's AVX512-BF16 gemm, 210 GFLOP/s per
+ * thread, where its AMX kernels reached 171 alone and 331 on two threads). Each slice re-reads
+ * all of A, which costs little while slices are wide. Teams of more than 4 threads keep oneDNN's
+ * own split: on the 16-core Xeon its AMX plans ran the 7B step at 1.28x PyTorch, and slices
+ * were not measured there. */
 #define HL_DNNL_SLICE_MIN_COLS 1024
+#define HL_DNNL_SLICE_MAX_THREADS 4
 static int dnnl_slices_mode = -1; /* hl_gemm_set_dnnl_slices: -1 automatic, 0 never, 1 always */
 
 void hl_gemm_set_dnnl_slices(int mode) { dnnl_slices_mode = mode < 0 ? -1 : !!mode; }
@@ -377,7 +381,7 @@ static int64_t slice_cols(int64_t cols) {
         return 0;
     int64_t w = (cols + nt - 1) / nt;
     w = (w + 63) / 64 * 64;
-    if (w >= cols || (dnnl_slices_mode < 0 && w < HL_DNNL_SLICE_MIN_COLS))
+    if (w >= cols || (dnnl_slices_mode < 0 && (w < HL_DNNL_SLICE_MIN_COLS || nt > HL_DNNL_SLICE_MAX_THREADS)))
         return 0;
     return w;
 }
