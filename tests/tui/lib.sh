@@ -76,8 +76,17 @@ t_start() {
     shift 3 || shift $#
     local args=""
     for a in "$@"; do args="$args '$a'"; done
-    t_tmux new-session -d -s "$T_SESSION" -x "$w" -y "$h" \
-        "cd '$T_DIR' && ${T_TERM:+TERM=$T_TERM} LANG=$lang LC_ALL=$lang '$HL_BIN' $args; echo \"[hydralora exited \$?]\"; sleep 60"
+    # a server that a test has just killed may still be shutting down on the socket: the
+    # client then reports "server exited unexpectedly"; try again until a server answers
+    local try
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        t_tmux new-session -d -s "$T_SESSION" -x "$w" -y "$h" \
+            "cd '$T_DIR' && ${T_TERM:+TERM=$T_TERM} LANG=$lang LC_ALL=$lang '$HL_BIN' $args; echo \"[hydralora exited \$?]\"; sleep 60" \
+            && return 0
+        sleep 0.3
+    done
+    echo "tmux: could not start a session" >&2
+    return 1
 }
 
 t_keys() { t_tmux send-keys -t "$T_SESSION" "$@"; }

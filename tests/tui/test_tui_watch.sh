@@ -72,7 +72,7 @@ t_wait "Follow a run directory" 5 "o opens the directory chooser"
 t_keys Escape
 
 # quitting while a followed run is running never asks to stop it
-t_tmux kill-server >/dev/null 2>&1
+t_tmux kill-session -t "$T_SESSION" >/dev/null 2>&1
 : >"$W/metrics.jsonl"
 add "$(line '"event":"start"')"
 add "$(line '"event":"step","step":1,')"
