@@ -360,9 +360,11 @@ static void bf16_plain(const mm_args *a) {
  * team itself, and some of oneDNN 2.6's plans are poor: on the 2-core AMX machine the input
  * gradient dY[M, 32000] · W[32000, 4096] (the lm_head's, bf16) took 1.44 s at M = 496, 0.46-0.77 s
  * at M = 511 and 0.41-0.90 s at M = 159, against 0.31, 0.32 and 0.12 s when each thread runs a
- * one-thread primitive on its own slice of the output columns; on every other shape of a 7B
- * step measured there (M = 16 to 4096 rows, forward and input gradient) the slices were as fast
- * or faster (the one-thread primitives there are oneDNN's AVX512-BF16 gemm, 210 GFLOP/s per
+ * one-thread primitive on its own slice of the output columns, and every 7B-step product ran at
+ * 82-96 GFLOP/s at M = 496 against 360-380 in slices. At row counts where oneDNN's plan is good
+ * the two were within about 15% of each other either way (the lm_head's forward at 511-512 rows
+ * the exception: 486-744 against ~390), so slices trade a little there for no cliffs anywhere
+ * (the one-thread primitives there are oneDNN's AVX512-BF16 gemm, 210 GFLOP/s per
  * thread, where its AMX kernels reached 171 alone and 331 on two threads). Each slice re-reads
  * all of A, which costs little while slices are wide. Teams of more than 4 threads keep oneDNN's
  * own split: on the 16-core Xeon its AMX plans ran the 7B step at 1.28x PyTorch, and slices
