@@ -16,9 +16,9 @@
  * thread count it will run on, so that count is part of the key: a primitive for one thread
  * (created with the calling thread's OpenMP thread count set to 1) serves calls from inside
  * our own parallel regions, one for the whole team serves calls from outside. */
-#include <omp.h>
 #include "core/backend/cpu/gemm_internal.h"
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>

@@ -53,8 +53,9 @@ const char *hl_dnnl_isa_str(void);     /* "avx512_core_amx", "avx2", ... or NULL
  * B stored [K, N] with row stride ldb. One matmul primitive per distinct (shapes, strides, type,
  * beta, thread count), created on first use and kept for the process (thread-safe); runs on the
  * OpenMP threads, or on the calling thread alone when called from inside a parallel region
- * (several threads may then each run their own part). Returns 0, or -1 when oneDNN cannot do it (not built in, type unsupported on this
- * CPU, out of memory): the caller then computes it another way. */
+ * (several threads may then each run their own part). Returns 0, or -1 when oneDNN cannot do it
+ * (not built in, type unsupported on this CPU, out of memory): the caller then computes it
+ * another way. */
 int hl_dnnl_matmul(int bf16, int64_t M, int64_t N, int64_t K, const void *A, int64_t lda, const void *B,
                    int64_t ldb, int trans_b, float beta, float *C, int64_t ldc);
 
