@@ -235,13 +235,14 @@ static void kernel_rates(double bw, int M) {
             cudaEventCreate(&e0), cudaEventCreate(&e1);
             const int reps = 60;
             /* variant 0: the decoder's kernel; 1: cuBLASLt, the plain product only (no norm, SwiGLU, residual) */
-            for (int var = 0; var < 2; var++) {
+            const int n_var = 2, cublas = 1;
+            for (int var = 0; var < n_var; var++) {
                 hl_status rc = HL_OK;
                 for (int r = 0; r < reps + 5 && rc == HL_OK; r++) {
                     if (r == 5)
                         cudaEventRecord(e0, st);
                     g.W = W[r % copies];
-                    if (var == 0)
+                    if (var < cublas)
                         rc = hlk_gemv_run(st, &g);
                     else if (gm)
                         rc = hl_cu_linear(gm, st, M, rows, sh[i].K, x, sh[i].K, g.W, HL_DTYPE_BF16, 0.0f, NULL, y, rows);
@@ -251,12 +252,12 @@ static void kernel_rates(double bw, int M) {
                 float ms = 0;
                 cudaEventElapsedTime(&ms, e0, e1);
                 const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
-                const char *vn[2] = {"", " [cuBLASLt, plain]"};
-                if (rc == HL_OK && (var == 0 || gm))
+                const char *vn = var < cublas ? "" : " [cuBLASLt, plain]";
+                if (rc == HL_OK && (var < cublas || gm))
                     printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate%s\n", M, sh[i].name, us,
-                           gbs, 100.0 * gbs / bw, vn[var]);
+                           gbs, 100.0 * gbs / bw, vn);
                 else if (rc != HL_OK)
-                    printf("  gemv M=%d %s%s: %s\n", M, sh[i].name, vn[var], hl_last_error());
+                    printf("  gemv M=%d %s%s: %s\n", M, sh[i].name, vn, hl_last_error());
             }
             cudaEventDestroy(e0), cudaEventDestroy(e1);
         } else {
@@ -549,6 +550,8 @@ int main(int argc, char **argv) {
                 const char *env, *what;
             } var[] = {{"HL_CUDA_GRAPHS", "with eager launches"},
                        {"HL_CUDA_PDL", "without programmatic dependent launch"},
+                       {"HL_CUDA_ROUTE", "with the adapters' routing as its own launch"},
+                       {"HL_CUDA_ATTN_MERGE", "with the attention's merge as its own launch"},
                        {"HL_CUDA_GEMV", "through the general path (cuBLASLt products, separate kernels)"}};
             for (size_t i = 0; i < sizeof var / sizeof var[0]; i++) {
                 setenv(var[i].env, "0", 1);

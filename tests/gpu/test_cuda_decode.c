@@ -15,6 +15,9 @@
  *   7. hd-128 and hd-64 bf16 models (tensor-core prefill, shared-prefix decode attention): decoder
  *      logits vs the CPU engine's (bf16 tolerance) and vs the GPU's per-row decode attention
  *      (HL_CUDA_CASCADE=0), prefill then 16 decode steps of slots sharing a prefix.
+ *   8. one sequence on those models with HydraLoRA on all seven targets (the fused one-row
+ *      kernels, routing inside the products): vs the CPU, and each switch of that path
+ *      (HL_CUDA_ROUTE, HL_CUDA_ATTN_MERGE = 0) vs the default.
  * Each case prints its diagnostics (first differing token and the two ids, worst logits error)
  * and the test keeps going; exit 1 when any failed, 77 ("skipped: no CUDA device") without a GPU. */
 #include <math.h>
@@ -535,30 +538,37 @@ static void compare_trace(const char *what, const float *got, const float *ref, 
     verdict(what, worst <= tol, "worst max|d|/max|ref| %.3g (tolerance %.0e), top-1 agree %d/%d", worst, tol, top1, n);
 }
 
-static void tiny_logits(int hd, int ns, int P0, int share) {
-    hl_llama_config c;
-    memset(&c, 0, sizeof c);
-    c.dim = 256, c.hidden_dim = 512, c.n_layers = 2, c.n_heads = 256 / hd, c.n_kv_heads = 256 / hd / (hd == 64 ? 2 : 1);
-    c.head_dim = hd;
-    c.vocab_size = 300, c.max_seq_len = 512, c.rms_norm_eps = 1e-5f, c.rope_theta = 10000.0f;
-    c.bos_id = 1, c.eos_id = 2;
-    hl_tiny_model tm;
-    hl_tiny_model_init(&tm, &c, HL_DTYPE_BF16, 5);
+/* A tiny bf16 model (dim 256, 2 layers, head size hd) with HydraLoRA (N = 4, r = 8) on `targets`. */
+static int tiny_setup(int hd, unsigned targets, hl_tiny_model *tm, hl_adapters *ad, hl_llama_config *c) {
+    memset(c, 0, sizeof *c);
+    c->dim = 256, c->hidden_dim = 512, c->n_layers = 2, c->n_heads = 256 / hd, c->n_kv_heads = 256 / hd / (hd == 64 ? 2 : 1);
+    c->head_dim = hd;
+    c->vocab_size = 300, c->max_seq_len = 512, c->rms_norm_eps = 1e-5f, c->rope_theta = 10000.0f;
+    c->bos_id = 1, c->eos_id = 2;
+    hl_tiny_model_init(tm, c, HL_DTYPE_BF16, 5);
     hl_adapter_config ac;
     memset(&ac, 0, sizeof ac);
     ac.variant = HL_VARIANT_HYDRA;
     ac.n_heads = 4;
     ac.r = 8;
     ac.alpha = 16.0f;
-    ac.targets = HL_TARGET_GATE | HL_TARGET_UP | HL_TARGET_DOWN;
+    ac.targets = targets;
+    if (hl_adapters_create(ad, c, &ac, 3) != HL_OK) {
+        verdict("tiny bf16 adapters", 0, "%s", hl_last_error());
+        hl_tiny_model_free(tm);
+        return 0;
+    }
+    random_params(ad, 21, 0.05f);
+    return 1;
+}
+
+static void tiny_logits(int hd, int ns, int P0, int share) {
+    hl_llama_config c;
+    hl_tiny_model tm;
     hl_adapters ad;
     char what[160];
-    if (hl_adapters_create(&ad, &c, &ac, 3) != HL_OK) {
-        verdict("tiny bf16 adapters", 0, "%s", hl_last_error());
-        hl_tiny_model_free(&tm);
+    if (!tiny_setup(hd, HL_TARGET_GATE | HL_TARGET_UP | HL_TARGET_DOWN, &tm, &ad, &c))
         return;
-    }
-    random_params(&ad, 21, 0.05f);
     const size_t n = (size_t)17 * ns * c.vocab_size;
     float *gc = calloc(n, 4), *gg = calloc(n, 4), *ge = calloc(n, 4);
     hl_status a = logits_trace(cpu_be, &tm.m, &ad, ns, P0, share, gc);
@@ -577,6 +587,46 @@ static void tiny_logits(int hd, int ns, int P0, int share) {
         compare_trace(what, ge, gc, ns, c.vocab_size, 3e-2);
     }
     free(gc), free(gg), free(ge);
+    hl_adapters_free(&ad);
+    hl_tiny_model_free(&tm);
+}
+
+/* One sequence (decode steps of one row: the fused one-row kernels, split attention) with
+ * HydraLoRA on all seven targets (three routed adapters over q/k/v's input): cuda vs cpu; then
+ * each switch of the one-row path against the default on the GPU — routing as its own launch
+ * (HL_CUDA_ROUTE=0: other summation order, bf16 tolerance) and the attention merge as its own
+ * launch (HL_CUDA_ATTN_MERGE=0: the same arithmetic, the same bits). */
+static void one_row_logits(int hd, int P0) {
+    hl_llama_config c;
+    hl_tiny_model tm;
+    hl_adapters ad;
+    char what[160];
+    if (!tiny_setup(hd, (1u << HL_TARGET_COUNT) - 1, &tm, &ad, &c))
+        return;
+    const size_t n = (size_t)17 * c.vocab_size;
+    float *gc = calloc(n, 4), *gg = calloc(n, 4), *gv = calloc(n, 4);
+    hl_status a = logits_trace(cpu_be, &tm.m, &ad, 1, P0, 0, gc);
+    hl_status b = logits_trace(cuda_be, &tm.m, &ad, 1, P0, 0, gg);
+    snprintf(what, sizeof what, "hd%d bf16 Hydra x7, one row: cuda vs cpu", hd);
+    if (a || b)
+        verdict(what, 0, "failed: %s", hl_last_error());
+    else
+        compare_trace(what, gg, gc, 1, c.vocab_size, 3e-2);
+    static const struct {
+        const char *env;
+        double tol;
+    } sw[] = {{"HL_CUDA_ROUTE", 1e-2}, {"HL_CUDA_ATTN_MERGE", 0.0}};
+    for (size_t i = 0; i < sizeof sw / sizeof sw[0] && !b; i++) {
+        setenv(sw[i].env, "0", 1);
+        hl_status e = logits_trace(cuda_be, &tm.m, &ad, 1, P0, 0, gv);
+        unsetenv(sw[i].env);
+        snprintf(what, sizeof what, "hd%d one row: %s=0 vs default", hd, sw[i].env);
+        if (e)
+            verdict(what, 0, "failed: %s", hl_last_error());
+        else
+            compare_trace(what, gv, gg, 1, c.vocab_size, sw[i].tol);
+    }
+    free(gc), free(gg), free(gv);
     hl_adapters_free(&ad);
     hl_tiny_model_free(&tm);
 }
@@ -605,6 +655,8 @@ int main(void) {
     tiny_logits(128, 2, 150, 120);
     tiny_logits(64, 5, 260, 200);
     tiny_logits(128, 12, 150, 130); /* more rows than the small-batch kernels take: the general products */
+    one_row_logits(128, 300);
+    one_row_logits(64, 170);
     hl_model_free(&m);
     hl_backend_close(cpu_be);
     hl_backend_close(cuda_be);

@@ -9,6 +9,8 @@
  *   hlk_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) and ω vs the CPU in double (HydraLoRA with a shared A,
  *                one A per head, plain LoRA without router; with and without RMSNorm; several
  *                chunks): 1e-4 relative; a second launch gives the same bits (block counters reset).
+ *   routed gemv  the same adapters routed inside a product (hlk_gemv.n_route): Zw and ω as above,
+ *                the outputs with their adapter terms vs double precision, repeat bits.
  *   hlk_rope_kv  vs hlk_rope (q, k) + hlk_kv_write: the same bits in qkv and in the cache rows.
  * Adapter terms are made as large as the products so a missing or misplaced term cannot hide
  * in the tolerance. Exit 77 ("skipped: no CUDA device") without a usable GPU. */
@@ -196,6 +198,90 @@ typedef struct {
     float s;
 } adshape;
 
+/* The same adapters routed inside a product (hlk_gemv.n_route): a plain product of N outputs in
+ * n_ad segments, adapter t's term on segment t. Zw and ω vs the references of test_addown, the
+ * outputs vs a double-precision product plus the reference terms; N = 96·n_ad + 5 (a block per
+ * routing job at least) and 21 (3 blocks: several jobs each). Zw starts as NaN, so a block that
+ * added its terms before the routing was done fails. Each launch runs twice: the counters are
+ * reset, the second gives the same bits. */
+static void test_routed(int dt, int M, int K, const float *xh, const void *dx, const float *dn, const hlk_addown *a,
+                        float *const *refzw, float *const *refom, hl_rng *rg, const char *shape, int64_t N) {
+    const int n_ad = a->n_ad;
+    int64_t seg[3] = {N, N, N};
+    for (int t = 0; t + 1 < n_ad; t++)
+        seg[t] = N * (t + 1) / n_ad;
+    float *W = malloc((size_t)N * K * 4), *got = malloc((size_t)M * N * 4), *got2 = malloc((size_t)M * N * 4);
+    double *ref = malloc((size_t)M * N * sizeof(double));
+    gpu_fill(W, (size_t)N * K, rg, 0.0f, 0.05f);
+    gpu_round(W, (size_t)N * K, dt);
+    float *hB[3] = {NULL, NULL, NULL}, *dB[3] = {NULL, NULL, NULL};
+    hlk_gemv g;
+    memset(&g, 0, sizeof g);
+    for (int t = 0; t < n_ad; t++) {
+        const hlk_addown_ad *q = &a->ad[t];
+        const int64_t d_out = (t < n_ad - 1 ? seg[t] : N) - (t > 0 ? seg[t - 1] : 0);
+        const size_t nb = (size_t)q->N * d_out * q->r;
+        hB[t] = malloc(nb * 4);
+        gpu_fill(hB[t], nb, rg, 0.0f, 0.5f);
+        dB[t] = gpu_put(hB[t], nb, HL_DTYPE_F32);
+        g.ad[t].zw = q->zw, g.ad[t].B = dB[t], g.ad[t].nr = q->N * q->r, g.ad[t].r = q->r;
+        g.ad[t].d_out = (int)d_out, g.ad[t].ldz = q->N * q->r;
+    }
+    for (int m = 0; m < M; m++)
+        for (int64_t o = 0; o < N; o++) {
+            double v = 0.0;
+            for (int j = 0; j < K; j++)
+                v += (double)W[o * K + j] * xh[(size_t)m * K + j];
+            int t = 0;
+            while (t < 2 && o >= seg[t])
+                t++;
+            const int64_t ol = o - (t > 0 ? seg[t - 1] : 0);
+            const hlk_addown_ad *q = &a->ad[t];
+            for (int c = 0; c < q->N * q->r; c++)
+                v += (double)refzw[t][(size_t)m * q->N * q->r + c] *
+                     hB[t][((size_t)(c / q->r) * g.ad[t].d_out + ol) * q->r + c % q->r];
+            ref[m * N + o] = v;
+        }
+    void *dW = gpu_put(W, (size_t)N * K, dt), *dy = NULL;
+    cudaMalloc(&dy, (size_t)M * N * 2);
+    g.M = M, g.K = K, g.dt = dt, g.N = N, g.x = dx, g.ldx = K, g.norm = dn, g.eps = 1e-5f, g.W = dW;
+    g.seg[0] = seg[0], g.seg[1] = seg[1];
+    g.y = dy, g.ldy = N;
+    g.n_route = n_ad;
+    memcpy(g.route, a->ad, sizeof g.route);
+    g.route_part = a->part, g.route_sync = a->count;
+    {
+        char s2[160];
+        snprintf(s2, sizeof s2, "%s N=%lld", shape, (long long)N);
+        for (int t = 0; t < n_ad; t++) {
+            cudaMemset(a->ad[t].zw, 0xff, (size_t)M * a->ad[t].N * a->ad[t].r * 4); /* NaN */
+            cudaMemset(a->ad[t].omega, 0xff, (size_t)M * a->ad[t].N * 4);
+        }
+        GPU_CALL("gemv routed", hlk_gemv_run(st, &g));
+        cudaStreamSynchronize(st);
+        gpu_get(got, dy, (size_t)M * N, dt);
+        cmp_elem("gemv routed", dt, s2, got, ref, M, N, 0);
+        for (int t = 0; t < n_ad; t++) {
+            const hlk_addown_ad *q = &a->ad[t];
+            size_t nz = (size_t)M * q->N * q->r, no = (size_t)M * q->N;
+            float *gz = malloc(nz * 4), *go = malloc(no * 4);
+            gpu_get(gz, q->zw, nz, HL_DTYPE_F32);
+            gpu_get(go, q->omega, no, HL_DTYPE_F32);
+            gpu_cmp_report("gemv routed zw", dt, s2, gz, refzw[t], nz, 1e-4);
+            gpu_cmp_report("gemv routed omega", dt, s2, go, refom[t], no, 1e-5);
+            free(gz), free(go);
+        }
+        GPU_CALL("gemv routed again", hlk_gemv_run(st, &g));
+        cudaStreamSynchronize(st);
+        gpu_get(got2, dy, (size_t)M * N, dt);
+        gpu_check(memcmp(got, got2, (size_t)M * N * 4) == 0, "gemv routed repeat", s2);
+    }
+    for (int t = 0; t < n_ad; t++)
+        free(hB[t]), cudaFree(dB[t]);
+    cudaFree(dW), cudaFree(dy);
+    free(W), free(got), free(got2), free(ref);
+}
+
 static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape *sh) {
     hl_rng rg;
     hl_rng_seed(&rg, 500 + M * 7 + K + norm, 3);
@@ -220,8 +306,8 @@ static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape 
     float *part = NULL;
     unsigned *count = NULL;
     cudaMalloc((void **)&part, hlk_addown_part_floats(n_ad, cmax, max_chunks) * 4);
-    cudaMalloc((void **)&count, 3 * sizeof(unsigned));
-    cudaMemset(count, 0, 3 * sizeof(unsigned));
+    cudaMalloc((void **)&count, HLK_GEMV_SYNC * sizeof(unsigned));
+    cudaMemset(count, 0, HLK_GEMV_SYNC * sizeof(unsigned));
     hlk_addown a;
     memset(&a, 0, sizeof a);
     a.M = M, a.K = K, a.dt = dt, a.x = dx, a.ldx = K, a.norm = norm ? dn : NULL, a.eps = 1e-5f;
@@ -287,6 +373,8 @@ static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape 
         gpu_check(memcmp(gz, gz2, nz * 4) == 0, "addown repeat", s2);
         free(gz), free(go), free(gz2);
     }
+    test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 96 * n_ad + 5);
+    test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 21);
     for (int t = 0; t < n_ad; t++) {
         cudaFree((void *)a.ad[t].A), cudaFree((void *)a.ad[t].R), cudaFree(a.ad[t].zw), cudaFree(a.ad[t].omega);
         free(hA[t]), free(hR[t]), free(refzw[t]), free(refom[t]);

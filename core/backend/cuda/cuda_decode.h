@@ -55,6 +55,9 @@ typedef struct {
     const float *pre_part, *pre_ml;
     int npc;
     int pdl; /* the 16-bit kernel launched with programmatic dependent launch */
+    /* [B·H] counters, zero before the call and after it: the 16-bit kernel's last block of each
+     * (b, h) merges the chunks itself. NULL: a second launch merges. */
+    unsigned *merge_count;
 } hlk_decode;
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a);
 
@@ -93,6 +96,16 @@ hl_status hlk_merge_lora(cudaStream_t st, void *W, int dt, const float *A, const
 #define HLK_GEMV_MAX_M 2        /* rows of the one-row kernels (k_gemv.cu) */
 #define HLK_ADDOWN_MAX_HEADS 64 /* HydraLoRA heads k_addown routes */
 
+/* One adapter of hlk_addown: zw[m, i·r + k] = s·ω[m, i]·z[m, (nA > 1 ? i : 0)·r + k] with
+ * z = A x̂ and ω = softmax(R x̂) (R NULL: ω = 1/N); ω also to omega [M, N] when not NULL. */
+typedef struct {
+    const float *A; /* [nA·r, K] f32 */
+    const float *R; /* [N, K] f32 or NULL */
+    int nA, N, r;
+    float s;
+    float *zw;    /* [M, N·r] */
+    float *omega; /* [M, N] or NULL */
+} hlk_addown_ad;
 /* One adapter's term in a k_gemv output: Σ_c zw[m, c]·B[c / r][o][c % r], c < nr = N·r. */
 typedef struct {
     const float *zw; /* [M, nr] f32 (row stride ldz), from hlk_addown_run; NULL-B: no adapter */
@@ -124,20 +137,19 @@ typedef struct {
     int64_t ldy;
     int y_f32;
     int pdl; /* launched with programmatic dependent launch (cuda_dev.cuh pdl_wait) */
+    /* Routing inside the product (n_route > 0): Zw of adapters route[0 .. n_route) over this x̂
+     * (hlk_addown's semantics) is made by the launch itself before any adapter term is added;
+     * ad[i].zw point at route[j].zw. route_part holds M·Σ(nA·r + N) floats; route_sync
+     * HLK_GEMV_SYNC counters, zero before the launch and again after it. */
+    int n_route;
+    hlk_addown_ad route[3];
+    float *route_part;
+    unsigned *route_sync;
 } hlk_gemv;
+#define HLK_GEMV_SYNC 4
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W);
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a);
 
-/* One adapter of hlk_addown: zw[m, i·r + k] = s·ω[m, i]·z[m, (nA > 1 ? i : 0)·r + k] with
- * z = A x̂ and ω = softmax(R x̂) (R NULL: ω = 1/N); ω also to omega [M, N] when not NULL. */
-typedef struct {
-    const float *A; /* [nA·r, K] f32 */
-    const float *R; /* [N, K] f32 or NULL */
-    int nA, N, r;
-    float s;
-    float *zw;    /* [M, N·r] */
-    float *omega; /* [M, N] or NULL */
-} hlk_addown_ad;
 /* Up to three adapters over the same rows x (M <= HLK_GEMV_MAX_M, 16-bit, x̂ as in hlk_gemv).
  * The reduction over K runs in blocks of `chunk` columns (at most max_chunks); part holds
  * hlk_addown_part_floats(n_ad, cmax, max_chunks) floats with cmax >= nA·r + N of every adapter;

@@ -85,8 +85,11 @@ typedef struct {
     int small;            /* the model's shapes and dtype allow it (HL_CUDA_GEMV=0: off) */
     float *ad_zw;         /* [3][HLK_GEMV_MAX_M][N·r] router-weighted adapter inputs */
     float *ad_part;       /* hlk_addown partials */
-    unsigned *ad_count;   /* [3] hlk_addown block counters (zero between launches) */
+    unsigned *ad_count;   /* hlk_addown's [3] or the routed product's [HLK_GEMV_SYNC] counters (zero between launches) */
     int ad_chunk, ad_max_chunks, ad_cmax;
+    int route;            /* Zw made inside the products (else one hlk_addown launch per input) */
+    int fused_merge;      /* decode attention merges its chunks in its last block (merge_count) */
+    unsigned *merge_count; /* [slots·H] decode attention counters (zero between launches) */
     int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
     int pdl;              /* one-row kernels overlap their start with the kernel before (sm_90+) */
     int tensor_cores;     /* compute capability 8.0 or later: the shared-prefix attention on WMMA */
@@ -355,7 +358,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         (size_t)d->slots * dm->H * cd->npc_max * 2 * 4,
         (size_t)3 * HLK_GEMV_MAX_M * (size_t)(dm->N > 0 ? dm->N * dm->r : 1) * 4,     /* one-row path: Zw */
         0,                                                                            /* addown partials */
-        3 * sizeof(unsigned),                                                         /* addown counters */
+        (3 > HLK_GEMV_SYNC ? 3 : HLK_GEMV_SYNC) * sizeof(unsigned),                   /* addown / routing counters */
+        (size_t)d->slots * dm->H * sizeof(unsigned),                                  /* merge counters */
     };
     /* one-row path: the adapters' down products split the widest input into chunks */
     cd->ad_chunk = 128;
@@ -371,13 +375,14 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     void **dst[] = {(void **)&cd->rope_cos, (void **)&cd->rope_sin, &cd->cq, &cd->co, (void **)&cd->lse,
                     (void **)&cd->geom, (void **)&cd->part, (void **)&cd->part_ml, (void **)&cd->d_ints,
                     (void **)&cd->d_idx, (void **)&cd->d_val, (void **)&cd->pre_part, (void **)&cd->pre_ml,
-                    (void **)&cd->ad_zw, (void **)&cd->ad_part, (void **)&cd->ad_count};
+                    (void **)&cd->ad_zw, (void **)&cd->ad_part, (void **)&cd->ad_count, (void **)&cd->merge_count};
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
         *dst[i] = p;
         p += al256(sz[i]);
     }
     if (cudaMemsetAsync(cd->cq, 0, sz[2], cs->st) != cudaSuccess ||
-        cudaMemsetAsync(cd->ad_count, 0, sz[15], cs->st) != cudaSuccess)
+        cudaMemsetAsync(cd->ad_count, 0, sz[15], cs->st) != cudaSuccess ||
+        cudaMemsetAsync(cd->merge_count, 0, sz[16], cs->st) != cudaSuccess)
         DTRY(hl_fail(HL_ERR_INTERNAL, "cannot clear the decoder's buffers"));
     {
         const char *ge2 = getenv("HL_CUDA_GEMV");
@@ -385,6 +390,9 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         cd->rope_kv = dt16 && hlk_rope_kv_supported(dm->dt, (int)dm->hd, dm->Dqkv, cs->acts->qkv);
         cd->small = dt16 && cd->rope_kv && dm->D % 8 == 0 && dm->F % 8 == 0 && dm->Dq % 8 == 0 &&
                     dm->N <= HLK_ADDOWN_MAX_HEADS && !(ge2 && !strcmp(ge2, "0"));
+        const char *re = getenv("HL_CUDA_ROUTE"), *me = getenv("HL_CUDA_ATTN_MERGE");
+        cd->route = !(re && !strcmp(re, "0"));
+        cd->fused_merge = !(me && !strcmp(me, "0"));
         const char *pe = getenv("HL_CUDA_PDL");
         cd->pdl = b->prop.major >= 9 && !(pe && !strcmp(pe, "0"));
         cd->tensor_cores = b->prop.major >= 8;
@@ -570,6 +578,7 @@ static hl_status attend(cu_decoder *cd, const dcall *fc, int l) {
     a.n_split = fc->n_split, a.chunk = fc->chunk;
     a.part = cd->part, a.part_ml = cd->part_ml;
     a.pdl = cd->pdl;
+    a.merge_count = cd->fused_merge ? cd->merge_count : NULL;
     if (fc->n_groups > 0) {
         hlk_prefix pa;
         memset(&pa, 0, sizeof pa);
@@ -627,22 +636,23 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
 
 /* ---- one-row decoding: the fused kernels of k_gemv.cu ----------------------------------------- */
 
-/* The router-weighted inputs Zw of the adapters on targets t[0 .. n) (which read the same input
- * x, RMSNorm'ed with `norm` when not NULL) into ad[i] for hlk_gemv; targets without an adapter
- * leave ad[i].B NULL. */
-static hl_status small_adapters(cu_decoder *cd, const dcall *fc, int l, const int *t, int n, const void *x,
-                                int64_t ldx, int K, const float *norm, hlk_gemv_ad *ad) {
+/* The router-weighted inputs Zw of the adapters on targets t[0 .. n) (which read the product g's
+ * input x, RMSNorm'ed with `norm` when not NULL) and their terms in g (g->ad[i]; targets without
+ * an adapter leave ad[i].B NULL): made inside the product (g->route), or by one hlk_addown launch
+ * before it when cd->route is off. */
+static hl_status small_adapters(cu_decoder *cd, const dcall *fc, int l, const int *t, int n, hlk_gemv *g) {
     cu_session *cs = cd->cs;
     const cu_dims *d = &cs->d;
     hlk_addown a;
     memset(&a, 0, sizeof a);
-    a.M = (int)fc->M, a.K = K, a.dt = d->dt, a.x = x, a.ldx = ldx, a.norm = norm, a.eps = cs->eps;
+    a.M = (int)fc->M, a.K = g->K, a.dt = d->dt, a.x = g->x, a.ldx = g->ldx, a.norm = g->norm, a.eps = cs->eps;
     a.part = cd->ad_part, a.count = cd->ad_count;
     a.chunk = cd->ad_chunk, a.max_chunks = cd->ad_max_chunks, a.cmax = cd->ad_cmax;
     a.pdl = cd->pdl;
     const int nr = (int)(d->N * d->r);
     for (int i = 0; i < n; i++) {
-        memset(&ad[i], 0, sizeof ad[i]);
+        hlk_gemv_ad *ad = &g->ad[i];
+        memset(ad, 0, sizeof *ad);
         if (!cd->has_ad || !cs->proj[l * 7 + t[i]].on)
             continue;
         const cu_proj *p = &cs->proj[l * 7 + t[i]];
@@ -652,12 +662,18 @@ static hl_status small_adapters(cu_decoder *cd, const dcall *fc, int l, const in
         q->nA = (int)d->nA, q->N = (int)d->N, q->r = (int)d->r, q->s = cs->ad_scale;
         q->zw = cd->ad_zw + (size_t)a.n_ad * HLK_GEMV_MAX_M * nr;
         q->omega = cs->acts->W[t[i]];
-        ad[i].zw = q->zw, ad[i].B = cs->params + p->offB;
-        ad[i].nr = nr, ad[i].r = (int)d->r, ad[i].d_out = p->d_out, ad[i].ldz = nr;
+        ad->zw = q->zw, ad->B = cs->params + p->offB;
+        ad->nr = nr, ad->r = (int)d->r, ad->d_out = p->d_out, ad->ldz = nr;
         a.n_ad++;
     }
     if (!a.n_ad)
         return HL_OK;
+    if (cd->route) {
+        g->n_route = a.n_ad;
+        memcpy(g->route, a.ad, sizeof g->route);
+        g->route_part = cd->ad_part, g->route_sync = cd->ad_count;
+        return HL_OK;
+    }
     cu_prof_mark(cs, CU_P_AD_FWD);
     return hlk_addown_run(cs->st, &a);
 }
@@ -689,7 +705,7 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
     /* q, k, v */
     static const int t_qkv[3] = {0, 1, 2}, t_o[1] = {3}, t_gu[2] = {4, 5}, t_down[1] = {6};
     hlk_gemv g = small_product(cd, fc, d->Dqkv, (int)D, x, D, n1, w->wqkv, la->qkv, d->Dqkv);
-    HL_TRY(small_adapters(cd, fc, l, t_qkv, 3, x, D, (int)D, n1, g.ad));
+    HL_TRY(small_adapters(cd, fc, l, t_qkv, 3, &g));
     g.seg[0] = d->Dq, g.seg[1] = d->Dq + d->Dkv;
     cu_prof_mark(cs, CU_P_MM_FWD);
     HL_TRY(hlk_gemv_run(cs->st, &g));
@@ -697,19 +713,19 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
     HL_TRY(attend(cd, fc, l));
     /* o, + x */
     g = small_product(cd, fc, D, (int)d->Dq, la->att, d->Dq, NULL, w->wo, la->xmid, D);
-    HL_TRY(small_adapters(cd, fc, l, t_o, 1, la->att, d->Dq, (int)d->Dq, NULL, g.ad));
+    HL_TRY(small_adapters(cd, fc, l, t_o, 1, &g));
     g.res = x, g.ldres = D;
     cu_prof_mark(cs, CU_P_MM_FWD);
     HL_TRY(hlk_gemv_run(cs->st, &g));
     /* silu(gate) · up */
     g = small_product(cd, fc, F, (int)D, la->xmid, D, n2, w->wgu, cs->hbuf, F);
-    HL_TRY(small_adapters(cd, fc, l, t_gu, 2, la->xmid, D, (int)D, n2, g.ad));
+    HL_TRY(small_adapters(cd, fc, l, t_gu, 2, &g));
     g.swiglu = 1;
     cu_prof_mark(cs, CU_P_MM_FWD);
     HL_TRY(hlk_gemv_run(cs->st, &g));
     /* down, + xmid */
     g = small_product(cd, fc, D, (int)F, cs->hbuf, F, NULL, w->wdown, xo, D);
-    HL_TRY(small_adapters(cd, fc, l, t_down, 1, cs->hbuf, F, (int)F, NULL, g.ad));
+    HL_TRY(small_adapters(cd, fc, l, t_down, 1, &g));
     g.res = la->xmid, g.ldres = D;
     cu_prof_mark(cs, CU_P_MM_FWD);
     return hlk_gemv_run(cs->st, &g);

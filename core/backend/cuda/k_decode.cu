@@ -224,6 +224,45 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decod
 }
 
 
+/* Merge the chunks of (b, h) in chunk order (shared-prefix chunks first, when there are any),
+ * the block's threads over hd. The partials may come from other blocks of the same launch (the
+ * fused merge): read from L2. */
+static __device__ void merge_item(const hlk_decode &a, int b, int h) {
+    const int64_t item0 = ((int64_t)b * a.H + h) * a.n_split;
+    const int np = a.pre_n ? a.pre_n[b] : 0;
+    const int64_t pre0 = ((int64_t)b * a.H + h) * a.npc;
+    float M = -INFINITY;
+    for (int c = 0; c < np; c++)
+        M = fmaxf(M, a.pre_ml[2 * (pre0 + c)]);
+    for (int s = 0; s < a.n_split; s++)
+        M = fmaxf(M, __ldcg(a.part_ml + 2 * (item0 + s)));
+    float L = 0.0f;
+    for (int c = 0; c < np; c++) {
+        float ms = a.pre_ml[2 * (pre0 + c)];
+        if (ms != -INFINITY)
+            L += a.pre_ml[2 * (pre0 + c) + 1] * expf(ms - M);
+    }
+    for (int s = 0; s < a.n_split; s++) {
+        float ms = __ldcg(a.part_ml + 2 * (item0 + s));
+        if (ms != -INFINITY)
+            L += __ldcg(a.part_ml + 2 * (item0 + s) + 1) * expf(ms - M);
+    }
+    for (int d = threadIdx.x; d < a.hd; d += blockDim.x) {
+        float o = 0.0f;
+        for (int c = 0; c < np; c++) {
+            float ms = a.pre_ml[2 * (pre0 + c)];
+            if (ms != -INFINITY)
+                o += a.pre_part[(pre0 + c) * a.hd + d] * expf(ms - M);
+        }
+        for (int s = 0; s < a.n_split; s++) {
+            float ms = __ldcg(a.part_ml + 2 * (item0 + s));
+            if (ms != -INFINITY)
+                o += __ldcg(a.part + (item0 + s) * a.hd + d) * expf(ms - M);
+        }
+        st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * a.hd + d, a.dt, o / L);
+    }
+}
+
 /* 16-bit keys/values, hd 64 or 128: the same semantics with the loads spread for bandwidth. A
  * key or value row is read by HD/8 lanes (16 bytes each), so a warp covers 32/(HD/8) positions
  * at once. The block's positions go in pieces of DA_SUB whose keys AND values are all loaded
@@ -360,46 +399,25 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
         a.part_ml[2 * item] = m;
         a.part_ml[2 * item + 1] = l;
     }
+    if (partial && a.merge_count) { /* the last block of (b, h) merges its chunks: no second launch */
+        __shared__ int last;
+        __threadfence(); /* this block's partials are visible before it counts itself done */
+        __syncthreads();
+        unsigned *cnt = a.merge_count + (int64_t)b * a.H + h;
+        if (threadIdx.x == 0)
+            last = atomicAdd(cnt, 1u) == gridDim.x - 1;
+        __syncthreads();
+        if (last) {
+            __threadfence();
+            merge_item(a, b, h);
+            if (threadIdx.x == 0)
+                *cnt = 0; /* ready for the next launch */
+        }
+    }
 }
 
-/* grid (H, B), threads over hd: merge the chunks of (b, h) in chunk order (shared-prefix
- * chunks first, when there are any). */
-static __global__ void k_decode_merge(hlk_decode a) {
-    const int h = blockIdx.x, b = blockIdx.y;
-    const int64_t item0 = ((int64_t)b * a.H + h) * a.n_split;
-    const int np = a.pre_n ? a.pre_n[b] : 0;
-    const int64_t pre0 = ((int64_t)b * a.H + h) * a.npc;
-    float M = -INFINITY;
-    for (int c = 0; c < np; c++)
-        M = fmaxf(M, a.pre_ml[2 * (pre0 + c)]);
-    for (int s = 0; s < a.n_split; s++)
-        M = fmaxf(M, a.part_ml[2 * (item0 + s)]);
-    float L = 0.0f;
-    for (int c = 0; c < np; c++) {
-        float ms = a.pre_ml[2 * (pre0 + c)];
-        if (ms != -INFINITY)
-            L += a.pre_ml[2 * (pre0 + c) + 1] * expf(ms - M);
-    }
-    for (int s = 0; s < a.n_split; s++) {
-        float ms = a.part_ml[2 * (item0 + s)];
-        if (ms != -INFINITY)
-            L += a.part_ml[2 * (item0 + s) + 1] * expf(ms - M);
-    }
-    for (int d = threadIdx.x; d < a.hd; d += blockDim.x) {
-        float o = 0.0f;
-        for (int c = 0; c < np; c++) {
-            float ms = a.pre_ml[2 * (pre0 + c)];
-            if (ms != -INFINITY)
-                o += a.pre_part[(pre0 + c) * a.hd + d] * expf(ms - M);
-        }
-        for (int s = 0; s < a.n_split; s++) {
-            float ms = a.part_ml[2 * (item0 + s)];
-            if (ms != -INFINITY)
-                o += a.part[(item0 + s) * a.hd + d] * expf(ms - M);
-        }
-        st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * a.hd + d, a.dt, o / L);
-    }
-}
+/* grid (H, B): the merge as its own launch (k_decode_attn without merge_count). */
+static __global__ void k_decode_merge(hlk_decode a) { merge_item(a, blockIdx.y, blockIdx.x); }
 
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
     if (a->B <= 0)
@@ -423,7 +441,7 @@ hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
     else
         k_decode_attn<8><<<grid, DEC_WARPS * 32, 0, st>>>(*a);
     CU_LAUNCHED("decode_attn");
-    if (a->n_split > 1 || a->pre_n) {
+    if ((a->n_split > 1 || a->pre_n) && !(vec16 && a->merge_count)) {
         int th = a->hd < 128 ? ((a->hd + 31) / 32) * 32 : 128;
         k_decode_merge<<<dim3((unsigned)a->H, (unsigned)a->B), th, 0, st>>>(*a);
         CU_LAUNCHED("decode_merge");

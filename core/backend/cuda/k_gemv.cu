@@ -7,10 +7,13 @@
  *              k_basic.cu's k_rmsnorm_fwd8 (same bits). The block's 256 threads split K, each
  *              keeps its pieces of x̂ in registers and streams GR_RB weight rows (16-byte loads
  *              that bypass L1, the next row's loads issued before the current row is multiplied);
- *              partial sums meet once per block. SwiGLU mode computes output o from rows o (gate)
- *              and N + o (up) of [W_gate; W_up] and stores silu(g)·u (g and u rounded to 16 bits
- *              first, as k_swiglu_fwd8 reads them). The adapter term Σ_c Zw[m, c]·B[c / r][o][c % r]
- *              (Zw = s·ω ⊗ z from k_addown) is added into the thread partials.
+ *              partial sums meet once per block. SwiGLU mode computes output o
+ *              from rows o (gate) and N + o (up) of [W_gate; W_up] and stores silu(g)·u (g and u
+ *              rounded to 16 bits first, as k_swiglu_fwd8 reads them). The adapter term
+ *              Σ_c Zw[m, c]·B[c / r][o][c % r] (Zw = s·ω ⊗ z) is added into the thread partials.
+ *              Zw comes from k_addown or is made by the launch itself (routing inside the product:
+ *              the first blocks to start take the rows of A and R, every block waits for the
+ *              routers only after its weight rows), which saves a launch per input.
  *   k_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) for up to three adapters reading the same input: the
  *              reduction over d_in is split over blocks (partials in a fixed order; the last block
  *              to finish sums them and applies the router), so these few rows are read at full
@@ -33,13 +36,47 @@ static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
     return v;
 }
 
+/* ω = softmax(R x̂) (core/backend/cpu/ops.c hl_softmax_forward, as k_route_fwd; 1/N without a
+ * router) and Zw[m, i·r + k] = s·ω_i·z[(nA > 1 ? i : 0)·r + k] of row m, from z = A x̂ [nA·r] and
+ * the router logits lg [N] (f32, written by other blocks of the same launch: read from L2). */
+static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const float *lg, int m) {
+    float om[HLK_ADDOWN_MAX_HEADS];
+    if (ad.R) {
+        float mx = -INFINITY;
+        for (int i = 0; i < ad.N; i++)
+            mx = fmaxf(mx, __ldcg(lg + i));
+        float sum = 0.0f;
+        for (int i = 0; i < ad.N; i++) {
+            om[i] = expf(__ldcg(lg + i) - mx);
+            sum += om[i];
+        }
+        const float inv = 1.0f / sum;
+        for (int i = 0; i < ad.N; i++)
+            om[i] *= inv;
+    } else {
+        for (int i = 0; i < ad.N; i++)
+            om[i] = 1.0f / (float)ad.N; /* LoRA: 1; uniform gate: 1/N */
+    }
+    for (int i = 0; i < ad.N; i++) {
+        const float wi = ad.s * om[i];
+        if (ad.omega)
+            ad.omega[(int64_t)m * ad.N + i] = om[i];
+        const float *zi = z + (ad.nA > 1 ? i : 0) * ad.r;
+        for (int k = 0; k < ad.r; k++)
+            ad.zw[(int64_t)m * ad.N * ad.r + i * ad.r + k] = wi * __ldcg(zi + k);
+    }
+}
+
 /* ---- k_gemv_r: one or two rows, x̂ in registers ------------------------------------------------
  * For M <= 2 the block's 256 threads split K instead: thread t owns the 16-byte pieces t, t + 256,
  * ... of every row (k_rmsnorm_fwd8's assignment, so the norm's sums are the same bits), keeps its
  * pieces of x̂ in registers and streams GR_RB weight rows with the next row's loads issued before
  * the current row is multiplied; the first row's loads go out before the prologue. Partial sums
  * meet once per block (warp sums, then the 8 warps in order). No shared x̂ and no per-row warp
- * reduction: the weight stream is the only thing the block waits for. */
+ * reduction: the weight stream is the only thing the block waits for. (Measured on the H200 and
+ * dropped: blocks that each take an even share of the rows, as many as fit at once, with the next
+ * row's loads carried across groups of 8 rows — more registers, fewer blocks per multiprocessor,
+ * 2-40 % slower per product than these 8-row blocks.) */
 #define GR_THREADS 256
 #define GR_RB 8 /* output rows (SwiGLU: output pairs) per block */
 
@@ -71,16 +108,174 @@ static __device__ __forceinline__ void ad_term(const hlk_gemv_ad &g, int64_t o, 
     }
 }
 
-template <int MR, int NJ, int DT, int SW>
+/* The adapter terms of the block's GR_RB outputs at once, the same terms added in the same order
+ * per thread as ad_terms row by row, with every load of a pass in flight together: used after
+ * the weight rows, when nothing else hides their latency. zw was written by another block of
+ * this launch (routing inside the product): read from L2. */
+template <int MR, int SW>
+static __device__ __forceinline__ void ad_terms_block(const hlk_gemv &a, int64_t r0, int M, float (&acc)[GR_RB][MR],
+                                                      float (&acc1)[GR_RB][MR]) {
+#pragma unroll
+    for (int t = 0; t < (SW ? 2 : 3); t++) {
+        const hlk_gemv_ad &g = a.ad[t];
+        const int64_t lo = SW || t == 0 ? 0 : a.seg[t - 1], hi = SW || t == 2 ? a.N : a.seg[t];
+        if (!g.B || r0 >= hi || r0 + GR_RB <= lo)
+            continue; /* no output of the block in this adapter's segment */
+        for (int c = threadIdx.x; c < g.nr; c += GR_THREADS) {
+            float z[MR], b[GR_RB];
+#pragma unroll
+            for (int m = 0; m < MR; m++)
+                z[m] = m < M ? __ldcg(g.zw + (int64_t)m * g.ldz + c) : 0.0f;
+            const float *bc = g.B + (int64_t)(c / g.r) * g.d_out * g.r + c % g.r;
+#pragma unroll
+            for (int r = 0; r < GR_RB; r++) {
+                const int64_t row = r0 + r;
+                b[r] = row >= lo && row < hi && row < a.N ? bc[(row - lo) * g.r] : 0.0f;
+            }
+#pragma unroll
+            for (int r = 0; r < GR_RB; r++) {
+                const int64_t row = r0 + r;
+                if (row >= lo && row < hi && row < a.N)
+#pragma unroll
+                    for (int m = 0; m < MR; m++)
+                        if (m < M) {
+                            if (SW && t == 1)
+                                acc1[r][m] = fmaf(z[m], b[r], acc1[r][m]);
+                            else
+                                acc[r][m] = fmaf(z[m], b[r], acc[r][m]);
+                        }
+            }
+        }
+    }
+}
+
+/* The adapter terms of output `row` (SwiGLU: of the gate and the up row). */
+template <int MR, int SW>
+static __device__ __forceinline__ void ad_terms(const hlk_gemv &a, int64_t row, int M, float *acc, float *acc1) {
+    if (SW) {
+        ad_term<MR>(a.ad[0], row, M, acc);
+        ad_term<MR>(a.ad[1], row, M, acc1);
+    } else {
+        int t = 0;
+        while (t < 2 && row >= a.seg[t])
+            t++;
+        ad_term<MR>(a.ad[t], t > 0 ? row - a.seg[t - 1] : row, M, acc);
+    }
+}
+
+/* Rows of adapter t's stacked [A; R] (the routing jobs it brings). */
+static __device__ __forceinline__ int route_rows(const hlk_addown_ad &ad) {
+    return ad.nA * ad.r + (ad.R ? ad.N : 0);
+}
+
+/* Routing inside the product: the block that started tk-th takes jobs tk, tk + G, ... of the
+ * adapters' stacked rows (adapter by adapter), each one dot product of a row of A or R (f32) with
+ * the x̂ the block holds, summed like the products (thread, warps, the 8 warps in order) into
+ * route_part[m·J + job]. The last of the P = min(J, G) blocks with jobs applies the routers
+ * (route_row) and raises route_sync[1]. Jobs go by start order, not block index, so the blocks
+ * with jobs are running whatever order the GPU starts blocks in, and they wait on nothing. */
+template <int MR, int NJ, int DT>
+static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], float (*red)[MR], int J, unsigned tk) {
+    __shared__ int last;
+    const int K8 = a.K / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int j = (int)tk; j < J; j += gridDim.x) {
+        int t = 0, c = j;
+        while (c >= route_rows(a.route[t]))
+            c -= route_rows(a.route[t]), t++;
+        const hlk_addown_ad &ad = a.route[t];
+        const int zr = ad.nA * ad.r;
+        const float *w = c < zr ? ad.A + (int64_t)c * a.K : ad.R + (int64_t)(c - zr) * a.K;
+        float s[MR];
+#pragma unroll
+        for (int m = 0; m < MR; m++)
+            s[m] = 0.0f;
+#pragma unroll
+        for (int q = 0; q < NJ; q++) {
+            const int c8 = threadIdx.x + GR_THREADS * q;
+            if (c8 < K8) {
+                float wf[8];
+#pragma unroll
+                for (int k = 0; k < 8; k++)
+                    wf[k] = __ldg(w + 8 * c8 + k);
+#pragma unroll
+                for (int m = 0; m < MR; m++) {
+                    float xf[8];
+                    cvt8<DT>(xr[m][q], xf);
+#pragma unroll
+                    for (int k = 0; k < 8; k++)
+                        s[m] = fmaf(wf[k], xf[k], s[m]);
+                }
+            }
+        }
+#pragma unroll
+        for (int m = 0; m < MR; m++) {
+            const float v = warp_sum(s[m]);
+            if (lane == 0)
+                red[warp][m] = v;
+        }
+        __syncthreads();
+        if (threadIdx.x < MR && (int)threadIdx.x < a.M) {
+            float v = 0.0f;
+#pragma unroll
+            for (int w8 = 0; w8 < GR_THREADS / 32; w8++)
+                v += red[w8][threadIdx.x];
+            a.route_part[(int64_t)threadIdx.x * J + j] = v;
+        }
+        __syncthreads(); /* red is reused */
+    }
+    const int P = J < (int)gridDim.x ? J : (int)gridDim.x;
+    if ((int)tk >= P)
+        return;
+    __threadfence(); /* this block's sums are visible before it counts itself done */
+    __syncthreads();
+    if (threadIdx.x == 0)
+        last = atomicAdd(&a.route_sync[0], 1u) == (unsigned)P - 1;
+    __syncthreads();
+    if (!last)
+        return;
+    __threadfence();
+    if ((int)threadIdx.x < a.n_route * MR) { /* a thread per (adapter, row) */
+        const int t = threadIdx.x / MR, m = threadIdx.x % MR;
+        int off = 0;
+        for (int i = 0; i < t; i++)
+            off += route_rows(a.route[i]);
+        if (m < a.M) {
+            const float *z = a.route_part + (int64_t)m * J + off;
+            route_row(a.route[t], z, z + a.route[t].nA * a.route[t].r, m);
+        }
+    }
+    __threadfence(); /* Zw and ω visible before the flag */
+    __syncthreads();
+    if (threadIdx.x == 0)
+        atomicExch(&a.route_sync[1], 1u);
+}
+
+/* Every block passes here once (routing inside the product), after its weight rows: returns when
+ * Zw is ready. The blocks with routing jobs took the first tickets, so they are running. */
+static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
+    if (threadIdx.x == 0) {
+        while (*(volatile const unsigned *)&a.route_sync[1] == 0)
+            __nanosleep(64);
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+/* RT: routing inside the product (a.n_route > 0); a separate instantiation, so the products
+ * without it keep their registers (and blocks per multiprocessor). */
+template <int MR, int NJ, int DT, int SW, int RT>
 static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) {
     __shared__ double shd[32];
     __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * GR_RB];
     const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t r0 = (int64_t)blockIdx.x * GR_RB;
+    __shared__ unsigned ticket;
     uint4 wc[NJ], uc[NJ];
     pdl_trigger();
     gr_load<NJ, SW>(wc, uc, a, r0, K8); /* in flight during the prologue (and the kernel before) */
-    pdl_wait();                         /* x is the kernel before's output */
+    pdl_wait();                         /* x is the kernel before's output; the counters are reset */
+    if (RT && threadIdx.x == 0)
+        ticket = atomicAdd(&a.route_sync[3], 1u); /* the order in which blocks started */
     uint4 xr[MR][NJ];
 #pragma unroll
     for (int m = 0; m < MR; m++) {
@@ -116,6 +311,13 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
             }
         }
     }
+    if (RT) {
+        int J = 0;
+        for (int t = 0; t < a.n_route; t++)
+            J += route_rows(a.route[t]);
+        __syncthreads(); /* ticket */
+        gr_route<MR, NJ, DT>(a, xr, (float(*)[MR])&red[0][0], J, ticket);
+    }
     float acc[GR_RB][MR], acc1[GR_RB][MR]; /* [row of the block][x row] */
 #pragma unroll
     for (int r = 0; r < GR_RB; r++) {
@@ -148,22 +350,19 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
                     }
                 }
             }
-            /* the adapter term of this output, spread over the block's threads */
-            if (SW) {
-                ad_term<MR>(a.ad[0], row, M, acc[r]);
-                ad_term<MR>(a.ad[1], row, M, acc1[r]);
-            } else {
-                int t = 0;
-                while (t < 2 && row >= a.seg[t])
-                    t++;
-                ad_term<MR>(a.ad[t], t > 0 ? row - a.seg[t - 1] : row, M, acc[r]);
-            }
+            /* the adapter term of this output, spread over the block's threads (routed: at the end) */
+            if (!RT)
+                ad_terms<MR, SW>(a, row, M, acc[r], acc1[r]);
         }
         if (r + 1 < GR_RB) {
 #pragma unroll
             for (int j = 0; j < NJ; j++)
                 wc[j] = wn[j], uc[j] = un[j];
         }
+    }
+    if (RT) { /* Zw is made by this launch: wait for it once, after the weights */
+        gr_route_wait(a);
+        ad_terms_block<MR, SW>(a, r0, M, acc, acc1);
     }
     /* block sums: warps, then the 8 warps in order */
 #pragma unroll
@@ -204,16 +403,23 @@ static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) 
             }
         }
     }
+    if (RT && threadIdx.x == 0 && atomicAdd(&a.route_sync[2], 1u) == gridDim.x - 1) {
+        /* the last block: every block has passed the wait, the counters are free for the next launch */
+        a.route_sync[0] = a.route_sync[1] = a.route_sync[2] = a.route_sync[3] = 0;
+    }
 }
 
-template <int MR, int NJ, int DT> static hl_status launch_gemv_r(cudaStream_t st, const hlk_gemv *a) {
+template <int MR, int NJ, int DT, int SW> static hl_status launch_gemv_sw(cudaStream_t st, const hlk_gemv *a) {
     const unsigned grid = (unsigned)((a->N + GR_RB - 1) / GR_RB);
-    if (a->swiglu)
-        CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, 1>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
+    if (a->n_route)
+        CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, SW, 1>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
     else
-        CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, 0>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
+        CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, SW, 0>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
     CU_LAUNCHED("gemv_r");
     return HL_OK;
+}
+template <int MR, int NJ, int DT> static hl_status launch_gemv_r(cudaStream_t st, const hlk_gemv *a) {
+    return a->swiglu ? launch_gemv_sw<MR, NJ, DT, 1>(st, a) : launch_gemv_sw<MR, NJ, DT, 0>(st, a);
 }
 template <int MR, int DT> static hl_status gemv_r_k(cudaStream_t st, const hlk_gemv *a) {
     const int nj = (a->K / 8 + GR_THREADS - 1) / GR_THREADS;
@@ -235,6 +441,11 @@ int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, con
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
     if (!hlk_gemv_supported(a->dt, a->M, a->K, a->x, a->ldx, a->W) || a->N <= 0 || (a->swiglu && a->y_f32))
         return hl_fail(HL_ERR_INTERNAL, "gemv: unsupported shape (M %d, K %d, dtype %d)", a->M, a->K, a->dt);
+    if (a->n_route < 0 || a->n_route > 3 || (a->n_route && (!a->route_part || !a->route_sync)))
+        return hl_fail(HL_ERR_INTERNAL, "gemv: %d adapters routed inside the product", a->n_route);
+    for (int t = 0; t < a->n_route; t++)
+        if (a->route[t].N > HLK_ADDOWN_MAX_HEADS || !a->route[t].A || !a->route[t].zw)
+            return hl_fail(HL_ERR_INTERNAL, "gemv: routed adapter %d unsupported", t);
     if (a->dt == DT_BF16)
         return a->M == 1 ? gemv_r_k<1, DT_BF16>(st, a) : gemv_r_k<2, DT_BF16>(st, a);
     return a->M == 1 ? gemv_r_k<1, DT_F16>(st, a) : gemv_r_k<2, DT_F16>(st, a);
@@ -354,35 +565,10 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
             part[(int64_t)m * a.cmax + c] = s; /* block 0's slot of the same (m, c): read only by this warp */
     }
     __syncthreads();
-    /* ω (core/backend/cpu/ops.c hl_softmax_forward, as k_route_fwd) and Zw, one thread per row */
+    /* ω and Zw, one thread per row */
     if (threadIdx.x < M) {
-        const int m = threadIdx.x;
-        const float *z = part + (int64_t)m * a.cmax, *lg = z + zr;
-        float om[HLK_ADDOWN_MAX_HEADS];
-        if (ad.R) {
-            float mx = -INFINITY;
-            for (int i = 0; i < ad.N; i++)
-                mx = fmaxf(mx, lg[i]);
-            float sum = 0.0f;
-            for (int i = 0; i < ad.N; i++) {
-                om[i] = expf(lg[i] - mx);
-                sum += om[i];
-            }
-            const float inv = 1.0f / sum;
-            for (int i = 0; i < ad.N; i++)
-                om[i] *= inv;
-        } else {
-            for (int i = 0; i < ad.N; i++)
-                om[i] = 1.0f / (float)ad.N; /* LoRA: 1; uniform gate: 1/N */
-        }
-        for (int i = 0; i < ad.N; i++) {
-            const float wi = ad.s * om[i];
-            if (ad.omega)
-                ad.omega[(int64_t)m * ad.N + i] = om[i];
-            const float *zi = z + (ad.nA > 1 ? i : 0) * ad.r;
-            for (int k = 0; k < ad.r; k++)
-                ad.zw[(int64_t)m * ad.N * ad.r + i * ad.r + k] = wi * zi[k];
-        }
+        const float *z = part + (int64_t)threadIdx.x * a.cmax;
+        route_row(ad, z, z + zr, threadIdx.x);
     }
     if (threadIdx.x == 0)
         a.count[t] = 0; /* ready for the next launch (a later kernel on the stream) */
