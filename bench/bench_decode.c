@@ -419,16 +419,22 @@ int main(int argc, char **argv) {
     static const struct {
         const char *label;
         hl_gemm_kernel k;
-    } variants[] = {{"fused dot for every product", HL_GEMM_KERNEL_FUSED},
-                    {"blocked (oneDNN / OpenBLAS) for every product", HL_GEMM_KERNEL_BLOCKED}};
+        int slices; /* hl_gemm_set_dnnl_slices */
+    } variants[] = {{"fused dot for every product", HL_GEMM_KERNEL_FUSED, -1},
+                    {"blocked (oneDNN / OpenBLAS) for every product", HL_GEMM_KERNEL_BLOCKED, -1},
+                    {"oneDNN products in column slices, one per thread", HL_GEMM_KERNEL_AUTO, 1}};
     for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++) {
+        if (variants[i].slices > 0 && !hl_gemm_bf16_native())
+            continue; /* no oneDNN path to slice */
         hl_gemm_set_kernel(variants[i].k);
+        hl_gemm_set_dnnl_slices(variants[i].slices);
         char vname[192];
         snprintf(vname, sizeof vname, "%s, %s", name, variants[i].label);
         printf("%s\n", vname);
         report("  (variant)", &m, 16, nt7, bw, NULL);
     }
     hl_gemm_set_kernel(HL_GEMM_KERNEL_AUTO);
+    hl_gemm_set_dnnl_slices(-1);
 #endif
     if (with_pt)
         compare_pytorch("7b", layers, nt7, c7);

@@ -49,7 +49,7 @@ targets=""
 [[ $PARTS == *tests* ]] && targets+=" test_gemm_paths test_compute_bf16 test_stories_greedy"
 [[ $PARTS == *train* ]] && targets+=" bench_train"
 [[ $PARTS == *decode* ]] && targets+=" bench_decode"
-cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_DNNL=AUTO \
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release ${HL_DEVICE_CMAKE_ARGS:-} -DHL_DNNL=AUTO -DHL_CUDA=OFF \
     -DCMAKE_C_FLAGS=-DHL_ENGINE_PROFILE -DHL_SHARED_DIR="${HL_SHARED:-$PWD/../shared}" >"$OUT/build.txt" 2>&1 &&
     timeout 90 cmake --build "$B" -j"$THREADS" --target $targets >>"$OUT/build.txt" 2>&1
 rc=$?

@@ -367,25 +367,32 @@ static void bf16_plain(const mm_args *a) {
  * (the one-thread primitives there are oneDNN's AVX512-BF16 gemm, 210 GFLOP/s per
  * thread, where its AMX kernels reached 171 alone and 331 on two threads). Each slice re-reads
  * all of A, which costs little while slices are wide. Teams of more than 4 threads keep oneDNN's
- * own split: on the 16-core Xeon its AMX plans ran the 7B step at 1.28x PyTorch, and slices
- * were not measured there. */
+ * own split (on the 16-core Xeon its AMX plans ran the 7B step at 1.28x PyTorch) except for
+ * products of few rows whose K is deeper than their N is wide: at 16 rows (batch-16 decode) the
+ * down product x[16, 11008]·W[4096, 11008]ᵀ streamed its weights at 47.9 GB/s under oneDNN's
+ * split and 67.6 in slices of 256 columns, where q/k/v, o, gate/up and lm_head (K <= N) were
+ * 25-45 % slower in slices (bench_decode's slices variant, one run). */
 #define HL_DNNL_SLICE_MIN_COLS 1024
 #define HL_DNNL_SLICE_MAX_THREADS 4
+#define HL_DNNL_SLICE_DEEP_ROWS 64 /* "few rows" above */
 static int dnnl_slices_mode = -1; /* hl_gemm_set_dnnl_slices: -1 automatic, 0 never, 1 always */
 
 void hl_gemm_set_dnnl_slices(int mode) { dnnl_slices_mode = mode < 0 ? -1 : !!mode; }
 
-/* Width of each column slice of a product with `cols` output columns (a multiple of 64, the
- * last slice narrower), or 0 when oneDNN splits the product itself. */
-static int64_t slice_cols(int64_t cols) {
+/* Width of each column slice of product a (a multiple of 64, the last slice narrower), or 0 when
+ * oneDNN splits the product itself. */
+static int64_t slice_cols(const mm_args *a) {
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (dnnl_slices_mode == 0 || nt <= 1)
         return 0;
-    int64_t w = (cols + nt - 1) / nt;
+    int64_t w = (a->N + nt - 1) / nt;
     w = (w + 63) / 64 * 64;
-    if (w >= cols || (dnnl_slices_mode < 0 && (w < HL_DNNL_SLICE_MIN_COLS || nt > HL_DNNL_SLICE_MAX_THREADS)))
+    if (w >= a->N)
         return 0;
-    return w;
+    if (dnnl_slices_mode > 0 || (nt <= HL_DNNL_SLICE_MAX_THREADS && w >= HL_DNNL_SLICE_MIN_COLS) ||
+        (a->M <= HL_DNNL_SLICE_DEEP_ROWS && a->K > a->N))
+        return w;
+    return 0;
 }
 
 /* Columns [c0, c0 + n) of product a (C's columns; op(B)'s columns). */
@@ -402,7 +409,7 @@ static void bf16_run(const bf16_plan *pl, const mm_args *a) {
         hl_sgemm(0, a->trans_b, a->M, a->N, a->K, 1.0f, a->A, a->lda, a->B, a->ldb, a->beta, a->C, a->ldc);
         return;
     }
-    int64_t w = slice_cols(a->N);
+    int64_t w = slice_cols(a);
     if (w > 0) {
         int parts = (int)((a->N + w - 1) / w);
 #pragma omp parallel for schedule(static) num_threads(parts)
@@ -420,7 +427,7 @@ static void bf16_run(const bf16_plan *pl, const mm_args *a) {
 
 /* 0 when the primitives product a needs (the whole, or its slices) exist or can be made. */
 static int bf16_args_ready(const mm_args *a) {
-    int64_t w = slice_cols(a->N);
+    int64_t w = slice_cols(a);
     if (w == 0)
         return hl_dnnl_matmul_ready(1, a->M, a->N, a->K, a->lda, a->ldb, a->trans_b, a->beta, a->ldc, 0);
     int64_t last = a->N - (a->N - 1) / w * w;
