@@ -358,7 +358,7 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         (size_t)d->slots * dm->H * cd->npc_max * 2 * 4,
         (size_t)3 * HLK_GEMV_MAX_M * (size_t)(dm->N > 0 ? dm->N * dm->r : 1) * 4,     /* one-row path: Zw */
         0,                                                                            /* addown partials */
-        (3 > HLK_GEMV_SYNC ? 3 : HLK_GEMV_SYNC) * sizeof(unsigned),                   /* addown / routing counters */
+        HLK_GEMV_SYNC * sizeof(unsigned), /* hlk_addown's 3 counters or the routed product's HLK_GEMV_SYNC */
         (size_t)d->slots * dm->H * sizeof(unsigned),                                  /* merge counters */
     };
     /* one-row path: the adapters' down products split the widest input into chunks */
@@ -635,6 +635,8 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
 }
 
 /* ---- one-row decoding: the fused kernels of k_gemv.cu ----------------------------------------- */
+
+_Static_assert(HLK_GEMV_SYNC >= 3, "ad_count also holds hlk_addown's three counters");
 
 /* The router-weighted inputs Zw of the adapters on targets t[0 .. n) (which read the product g's
  * input x, RMSNorm'ed with `norm` when not NULL) and their terms in g (g->ad[i]; targets without
