@@ -38,32 +38,45 @@ static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
 
 /* ω = softmax(R x̂) (core/backend/cpu/ops.c hl_softmax_forward, as k_route_fwd; 1/N without a
  * router) and Zw[m, i·r + k] = s·ω_i·z[(nA > 1 ? i : 0)·r + k] of row m, from z = A x̂ [nA·r] and
- * the router logits lg [N] (f32, written by other blocks of the same launch: read from L2). */
+ * the router logits lg [N] (f32, written by other blocks of the same launch: read from L2).
+ * A whole warp per row: lane l holds heads l and l + 32 and loads the Zw inputs of its outputs,
+ * so every L2 load of the row is in flight at once (one thread per row, loading the values one
+ * after another, cost ~0.3 ms per 7B token). The softmax sum still runs over the heads in order
+ * on every lane (shuffles), so the bits are those of the serial loop. */
+static_assert(HLK_ADDOWN_MAX_HEADS <= 64, "route_row holds two heads per lane");
 static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const float *lg, int m) {
-    float om[HLK_ADDOWN_MAX_HEADS];
+    const int lane = threadIdx.x & 31, N = ad.N;
+    float om0 = 0.0f, om1 = 0.0f; /* ω of heads lane, lane + 32 (HLK_ADDOWN_MAX_HEADS <= 64) */
     if (ad.R) {
-        float mx = -INFINITY;
-        for (int i = 0; i < ad.N; i++)
-            mx = fmaxf(mx, __ldcg(lg + i));
+        const float l0 = lane < N ? __ldcg(lg + lane) : -INFINITY;
+        const float l1 = lane + 32 < N ? __ldcg(lg + lane + 32) : -INFINITY;
+        const float mx = warp_max(fmaxf(l0, l1));
+        const float e0 = lane < N ? expf(l0 - mx) : 0.0f, e1 = lane + 32 < N ? expf(l1 - mx) : 0.0f;
         float sum = 0.0f;
-        for (int i = 0; i < ad.N; i++) {
-            om[i] = expf(__ldcg(lg + i) - mx);
-            sum += om[i];
+        for (int i = 0; i < N; i++) { /* in head order, as the serial loop */
+            const float a = __shfl_sync(0xffffffffu, e0, i & 31), b = __shfl_sync(0xffffffffu, e1, i & 31);
+            sum += i < 32 ? a : b;
         }
         const float inv = 1.0f / sum;
-        for (int i = 0; i < ad.N; i++)
-            om[i] *= inv;
+        om0 = e0 * inv;
+        om1 = e1 * inv;
     } else {
-        for (int i = 0; i < ad.N; i++)
-            om[i] = 1.0f / (float)ad.N; /* LoRA: 1; uniform gate: 1/N */
+        om0 = om1 = 1.0f / (float)N; /* LoRA: 1; uniform gate: 1/N */
     }
-    for (int i = 0; i < ad.N; i++) {
-        const float wi = ad.s * om[i];
-        if (ad.omega)
-            ad.omega[(int64_t)m * ad.N + i] = om[i];
-        const float *zi = z + (ad.nA > 1 ? i : 0) * ad.r;
-        for (int k = 0; k < ad.r; k++)
-            ad.zw[(int64_t)m * ad.N * ad.r + i * ad.r + k] = wi * __ldcg(zi + k);
+    if (ad.omega) {
+        if (lane < N)
+            ad.omega[(int64_t)m * N + lane] = om0;
+        if (lane + 32 < N)
+            ad.omega[(int64_t)m * N + lane + 32] = om1;
+    }
+    const int C = N * ad.r;
+    for (int c0 = 0; c0 < C; c0 += 32) { /* every lane takes every pass: the shuffles need all 32 */
+        const int c = c0 + lane, i = c < C ? c / ad.r : 0, k = c - i * ad.r;
+        const float a = __shfl_sync(0xffffffffu, om0, i & 31), b = __shfl_sync(0xffffffffu, om1, i & 31);
+        if (c < C) {
+            const float wi = ad.s * (i < 32 ? a : b);
+            ad.zw[(int64_t)m * C + c] = wi * __ldcg(z + (ad.nA > 1 ? i : 0) * ad.r + k);
+        }
     }
 }
 
@@ -79,6 +92,7 @@ static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const 
  * 2-40 % slower per product than these 8-row blocks.) */
 #define GR_THREADS 256
 #define GR_RB 8 /* output rows (SwiGLU: output pairs) per block */
+static_assert(GR_THREADS / 32 >= 3 * HLK_GEMV_MAX_M, "gr_route applies the routers with a warp per (adapter, row)");
 
 template <int NJ, int SW>
 static __device__ __forceinline__ void gr_load(uint4 *w, uint4 *u, const hlk_gemv &a, int64_t row, int K8) {
@@ -234,8 +248,8 @@ static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], fl
     if (!last)
         return;
     __threadfence();
-    if ((int)threadIdx.x < a.n_route * MR) { /* a thread per (adapter, row) */
-        const int t = threadIdx.x / MR, m = threadIdx.x % MR;
+    if (warp < a.n_route * MR) { /* a warp per (adapter, row): n_route·MR <= 6 of the 8 warps */
+        const int t = warp / MR, m = warp % MR;
         int off = 0;
         for (int i = 0; i < t; i++)
             off += route_rows(a.route[i]);
@@ -454,6 +468,7 @@ hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
 /* ---- k_addown: Zw of up to three adapters over the same input ------------------------------ */
 
 #define AD_THREADS 256
+static_assert(AD_THREADS / 32 >= HLK_GEMV_MAX_M, "k_addown applies the router with a warp per row");
 #define AD_CT 16 /* adapter rows per pass (HydraLoRA r = 8, N = 4: 12, one pass) */
 
 template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(const hlk_addown a) {
@@ -565,10 +580,10 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
             part[(int64_t)m * a.cmax + c] = s; /* block 0's slot of the same (m, c): read only by this warp */
     }
     __syncthreads();
-    /* ω and Zw, one thread per row */
-    if (threadIdx.x < M) {
-        const float *z = part + (int64_t)threadIdx.x * a.cmax;
-        route_row(ad, z, z + zr, threadIdx.x);
+    /* ω and Zw, a warp per row */
+    if (warp < M) {
+        const float *z = part + (int64_t)warp * a.cmax;
+        route_row(ad, z, z + zr, warp);
     }
     if (threadIdx.x == 0)
         a.count[t] = 0; /* ready for the next launch (a later kernel on the stream) */
