@@ -276,9 +276,17 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 }
 
 /* RT: routing inside the product (a.n_route > 0); a separate instantiation, so the products
- * without it keep their registers (and blocks per multiprocessor). */
+ * without it keep their registers (and blocks per multiprocessor).
+ * Blocks per multiprocessor the compiler must leave room for (a register cap of 65536 / (256 x
+ * blocks)). The routed one-row products of K <= 4096 (gate/up, q/k/v, o with adapters) came out at
+ * 64-80 registers, 3 blocks per multiprocessor for gate/up's 1,376 blocks; capped at 64 (4 blocks,
+ * no spills) batch-1 decode went from 5.22 to 4.81 ms per token in one run on the H200. A cap of 3
+ * blocks on the K = 11008 products (down: 128 registers) spilled 412 bytes and lost 0.3 ms of that;
+ * products of two rows are not capped (not measured). */
+#define GR_MIN_BLOCKS(MR, NJ, RT) ((RT) && (MR) == 1 && (NJ) <= 2 ? 4 : 1)
 template <int MR, int NJ, int DT, int SW, int RT>
-static __global__ void __launch_bounds__(GR_THREADS) k_gemv_r(const hlk_gemv a) {
+static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ, RT))
+    k_gemv_r(const hlk_gemv a) {
     __shared__ double shd[32];
     __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * GR_RB];
     const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
