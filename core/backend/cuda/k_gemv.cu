@@ -278,14 +278,16 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 /* RT: routing inside the product (a.n_route > 0); a separate instantiation, so the products
  * without it keep their registers (and blocks per multiprocessor).
  * Blocks per multiprocessor the compiler must leave room for (a register cap of 65536 / (256 x
- * blocks)). The routed one-row products of K <= 4096 (gate/up, q/k/v, o with adapters) came out at
- * 64-80 registers, 3 blocks per multiprocessor for gate/up's 1,376 blocks; capped at 64 (4 blocks,
- * no spills) batch-1 decode went from 5.22 to 4.81 ms per token in one run on the H200. A cap of 3
- * blocks on the K = 11008 products (down: 128 registers) spilled 412 bytes and lost 0.3 ms of that;
- * products of two rows are not capped (not measured). */
-#define GR_MIN_BLOCKS(MR, NJ, RT) ((RT) && (MR) == 1 && (NJ) <= 2 ? 4 : 1)
+ * blocks)). The one-row products of K <= 4096 came out at up to 80 registers (gate/up: 75 plain,
+ * 80 with routing = 3 blocks per multiprocessor for its 1,376 blocks); capped at 64 (4 blocks, no
+ * spills), measured on the H200: batch-1 decode with HydraLoRA on gate/up/down 5.22 -> 4.81 ms per
+ * token (the routed cap, one run), the plain gate/up product 52.0 -> 48.3 us (81 -> 88 % of the
+ * copy rate) and a model without adapters 4.37 -> 4.27 ms per token (the plain cap, another run).
+ * A cap of 3 blocks on the K = 11008 products (down: 128 registers) spilled 412 bytes and lost
+ * 0.3 ms of the first gain; products of two rows are not capped (not measured). */
+#define GR_MIN_BLOCKS(MR, NJ) ((MR) == 1 && (NJ) <= 2 ? 4 : 1)
 template <int MR, int NJ, int DT, int SW, int RT>
-static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ, RT))
+static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
     k_gemv_r(const hlk_gemv a) {
     __shared__ double shd[32];
     __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * GR_RB];
