@@ -279,7 +279,6 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     __shared__ float red[DA_THREADS / 32];
     __shared__ float accs[RPB][HD];
     pdl_trigger();
-    pdl_wait();
     const int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int sub = threadIdx.x % LPR, grp = threadIdx.x / LPR, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kvh = h / (a.H / a.Hkv);
@@ -288,6 +287,31 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     const bool partial = a.n_split > 1 || a.pre_n;
     const int32_t *table = a.tables + (int64_t)a.slot[b] * a.max_blocks;
     const float scale = 1.0f / sqrtf((float)HD);
+    const int64_t col = (int64_t)kvh * HD + sub * 8;
+    constexpr int NU = DA_SUB / RPB; /* positions per thread and piece */
+    /* Every key and value row of a piece in flight at once (thread: positions grp + RPB·u). The
+     * first piece's rows load before pdl_wait, while the kernels before finish: the cache rows
+     * before the newest position were written by earlier steps (the host synchronised since, and
+     * copy-on-write copies run before the step's first launch). The newest position's row is
+     * this step's (k_rope_kv): it loads after the wait. */
+    uint4 kv[NU], vv[NU];
+    auto load_piece = [&](int base, int newest) { /* newest: only position len − 1; else all but it */
+        const int n = min(DA_SUB, p_hi - base);
+#pragma unroll
+        for (int u = 0; u < NU; u++) {
+            const int j = grp + u * RPB, p = base + j;
+            if (j < n && (p == len - 1) == (newest != 0)) {
+                const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
+                kv[u] = *(const uint4 *)((const uint16_t *)a.kpool + row * a.Dkv + col);
+                vv[u] = *(const uint4 *)((const uint16_t *)a.vpool + row * a.Dkv + col);
+            } else if (!newest) {
+                kv[u] = vv[u] = make_uint4(0, 0, 0, 0);
+            }
+        }
+    };
+    if (p_lo < p_hi)
+        load_piece(p_lo, 0);
+    pdl_wait();
     float q[8], acc[8];
     {
         cvt8<DT>(*(const uint4 *)((const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD + sub * 8), q);
@@ -296,23 +320,12 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     for (int k = 0; k < 8; k++)
         acc[k] = 0.0f;
     float m = -INFINITY, l = 0.0f; /* running max and sum (every thread holds them) */
-    const int64_t col = (int64_t)kvh * HD + sub * 8;
-    constexpr int NU = DA_SUB / RPB; /* positions per thread and piece */
     for (int base = p_lo; base < p_hi; base += DA_SUB) {
         const int n = min(DA_SUB, p_hi - base);
-        /* every key and value row of the piece in flight at once (thread: positions grp + RPB·u) */
-        uint4 kv[NU], vv[NU];
-#pragma unroll
-        for (int u = 0; u < NU; u++) {
-            const int j = grp + u * RPB;
-            kv[u] = vv[u] = make_uint4(0, 0, 0, 0);
-            if (j < n) {
-                const int p = base + j;
-                const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
-                kv[u] = *(const uint4 *)((const uint16_t *)a.kpool + row * a.Dkv + col);
-                vv[u] = *(const uint4 *)((const uint16_t *)a.vpool + row * a.Dkv + col);
-            }
-        }
+        if (base != p_lo)
+            load_piece(base, 0);
+        if (len - 1 >= base && len - 1 < base + n)
+            load_piece(base, 1); /* this piece holds the newest position */
         /* scores (every lane of a row group takes part in its shuffles: uniform trip count) */
 #pragma unroll
         for (int u = 0; u < NU; u++) {
