@@ -137,9 +137,10 @@ static void test_gemv(int dt, int mode, int M, int64_t N, int K) {
     tad ad[3];
     memset(ad, 0, sizeof ad);
     int64_t seg0 = N, seg1 = N;
-    if (mode == 1) { /* segments like q | k | v: adapters on the first and the last */
+    if (mode == 1) { /* segments like q | k | v: adapters on the first (N·r = 320: two passes of
+                      * the block's 256 threads) and the last */
         seg0 = N / 2, seg1 = N / 2 + N / 4;
-        tad_make(&ad[0], &rg, M, 4, 8, (int)seg0);
+        tad_make(&ad[0], &rg, M, 5, 64, (int)seg0);
         tad_make(&ad[2], &rg, M, 3, 4, (int)(N - seg1));
     } else if (mode == 2) {
         tad_make(&ad[0], &rg, M, 4, 8, (int)N);
@@ -447,7 +448,9 @@ int main(void) {
         test_gemv(dt, 3, 2, 777, 4096);
         test_gemv(dt, 0, 1, 300, 11008); /* 6 pieces of x̂ per thread (LLaMA-2-7B's hidden size) */
         test_gemv(dt, 2, 2, 136, 11008);
+        test_gemv(dt, 2, 1, 136, 11008);
         test_gemv(dt, 1, 2, 520, 16384);  /* the most a thread keeps (8 pieces) */
+        test_gemv(dt, 1, 1, 520, 16384);
         const adshape hydra = {1, 4, 8, 1, 2.0f}, split = {4, 4, 8, 1, 0.5f}, lora = {1, 1, 16, 0, 1.0f};
         const adshape three[3] = {hydra, split, lora};
         test_addown(dt, 1, 4096, 1, 2, three);

@@ -6,14 +6,15 @@
  *              x̂ = x, or RMSNorm(x) computed in the prologue with exactly the arithmetic of
  *              k_basic.cu's k_rmsnorm_fwd8 (same bits). The block's 256 threads split K, each
  *              keeps its pieces of x̂ in registers and streams GR_RB weight rows (16-byte loads
- *              that bypass L1, the next row's loads issued before the current row is multiplied);
- *              partial sums meet once per block. SwiGLU mode computes output o
+ *              that bypass L1, the loads of the next rows issued before the current row is
+ *              multiplied); partial sums meet once per block. SwiGLU mode computes output o
  *              from rows o (gate) and N + o (up) of [W_gate; W_up] and stores silu(g)·u (g and u
  *              rounded to 16 bits first, as k_swiglu_fwd8 reads them). The adapter term
- *              Σ_c Zw[m, c]·B[c / r][o][c % r] (Zw = s·ω ⊗ z) is added into the thread partials.
- *              Zw comes from k_addown or is made by the launch itself (routing inside the product:
- *              the first blocks to start take the rows of A and R, every block waits for the
- *              routers only after its weight rows), which saves a launch per input.
+ *              Σ_c Zw[m, c]·B[c / r][o][c % r] (Zw = s·ω ⊗ z) is added into the thread partials
+ *              after the weight rows. Zw comes from k_addown or is made by the launch itself
+ *              (routing inside the product: the first blocks to start take the rows of A and R,
+ *              every block waits for the routers only after its weight rows), which saves a launch
+ *              per input.
  *   k_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) for up to three adapters reading the same input: the
  *              reduction over d_in is split over blocks (partials in a fixed order; the last block
  *              to finish sums them and applies the router), so these few rows are read at full
@@ -110,37 +111,68 @@ static __device__ __forceinline__ void gr_load(uint4 *w, uint4 *u, const hlk_gem
     }
 }
 
-/* acc[m] += Σ_c zw[m, c]·B[c / r][o][c % r] over this thread's c (the block's threads share the
- * N·r terms of output o of adapter g; nothing when g has no B). */
-template <int MR>
-static __device__ __forceinline__ void ad_term(const hlk_gemv_ad &g, int64_t o, int M, float *acc) {
-    for (int c = threadIdx.x; g.B && c < g.nr; c += GR_THREADS) {
-        const float b = g.B[(int64_t)(c / g.r) * g.d_out * g.r + o * g.r + c % g.r];
+/* ---- adapter terms: Σ_c zw[m, c]·B[c / r][o][c % r] of the block's outputs ---------------------
+ * Thread t takes c = t, t + 256, ... of each adapter (c < nr = N·r); its terms are added after all
+ * the block's weight rows, in c order, so an output gets the same bits wherever zw came from.
+ * The shape of this code moves the products without adapters too, though they never run it: on
+ * the H200 (2026-12-03, bench/README.md) the plain qkv / o / lm_head products streamed at 79 / 68
+ * / 93 % of the copy rate with this form (the first pass's zw loaded by ad_zload, then the terms)
+ * and at 73-74 / 64-65 / 84-85 % with the terms added row by row inside the loop or with zw loaded
+ * inside each pass: the compiler schedules the weight loads differently. Measured and dropped:
+ * staging B in shared memory when a block starts and reading zw (waiting for the routing) before
+ * the last weight row instead of after it — batch-1 decode with HydraLoRA 0.1 ms per token slower. */
+#define GR_AD(SW) ((SW) ? 2 : 3) /* adapters a product adds: gate and up, or one per segment */
+
+/* Outputs [lo, hi) of adapter t. */
+template <int SW> static __device__ __forceinline__ void ad_seg(const hlk_gemv &a, int t, int64_t &lo, int64_t &hi) {
+    lo = SW || t == 0 ? 0 : a.seg[t - 1];
+    hi = SW || t == 2 ? a.N : a.seg[t];
+}
+
+/* Whether any adapter adds terms. */
+static __device__ __forceinline__ bool ad_any(const hlk_gemv &a) {
+    return a.ad[0].B || a.ad[1].B || a.ad[2].B;
+}
+/* Whether adapter t adds terms to the block's outputs. */
+template <int SW> static __device__ __forceinline__ bool ad_on(const hlk_gemv &a, int t, int64_t r0) {
+    int64_t lo, hi;
+    ad_seg<SW>(a, t, lo, hi);
+    return a.ad[t].B && r0 < hi && r0 + GR_RB > lo;
+}
+
+/* z[t][m] = zw[m, c] of adapter t for the first pass's c = threadIdx.x. zw comes from k_addown or
+ * from other blocks of this launch (routing inside the product): read from L2. */
+template <int MR, int SW>
+static __device__ __forceinline__ void ad_zload(const hlk_gemv &a, int64_t r0, int M, float (&z)[GR_AD(SW)][MR]) {
+#pragma unroll
+    for (int t = 0; t < GR_AD(SW); t++) {
+        const hlk_gemv_ad &g = a.ad[t];
+        const bool on = ad_on<SW>(a, t, r0) && (int)threadIdx.x < g.nr;
 #pragma unroll
         for (int m = 0; m < MR; m++)
-            if (m < M)
-                acc[m] = fmaf(g.zw[(int64_t)m * g.ldz + c], b, acc[m]);
+            z[t][m] = on && m < M ? __ldcg(g.zw + (int64_t)m * g.ldz + threadIdx.x) : 0.0f;
     }
 }
 
-/* The adapter terms of the block's GR_RB outputs at once, the same terms added in the same order
- * per thread as ad_terms row by row, with every load of a pass in flight together: used after
- * the weight rows, when nothing else hides their latency. zw was written by another block of
- * this launch (routing inside the product): read from L2. */
+/* acc[r][m] (SwiGLU: the up's in acc1) += the terms of this thread's c, every load of a pass in
+ * flight together: the first pass's zw from z, any further pass's (N·r > 256) loaded here. */
 template <int MR, int SW>
-static __device__ __forceinline__ void ad_terms_block(const hlk_gemv &a, int64_t r0, int M, float (&acc)[GR_RB][MR],
-                                                      float (&acc1)[GR_RB][MR]) {
+static __device__ __forceinline__ void ad_terms(const hlk_gemv &a, int64_t r0, int M, const float (&z)[GR_AD(SW)][MR],
+                                                float (&acc)[GR_RB][MR],
+                                                float (&acc1)[GR_RB][MR]) {
 #pragma unroll
-    for (int t = 0; t < (SW ? 2 : 3); t++) {
+    for (int t = 0; t < GR_AD(SW); t++) {
         const hlk_gemv_ad &g = a.ad[t];
-        const int64_t lo = SW || t == 0 ? 0 : a.seg[t - 1], hi = SW || t == 2 ? a.N : a.seg[t];
-        if (!g.B || r0 >= hi || r0 + GR_RB <= lo)
-            continue; /* no output of the block in this adapter's segment */
+        if (!ad_on<SW>(a, t, r0))
+            continue;
+        int64_t lo, hi;
+        ad_seg<SW>(a, t, lo, hi);
         for (int c = threadIdx.x; c < g.nr; c += GR_THREADS) {
-            float z[MR], b[GR_RB];
+            const bool first = c < GR_THREADS;
+            float zz[MR], b[GR_RB];
 #pragma unroll
             for (int m = 0; m < MR; m++)
-                z[m] = m < M ? __ldcg(g.zw + (int64_t)m * g.ldz + c) : 0.0f;
+                zz[m] = first ? z[t][m] : m < M ? __ldcg(g.zw + (int64_t)m * g.ldz + c) : 0.0f;
             const float *bc = g.B + (int64_t)(c / g.r) * g.d_out * g.r + c % g.r;
 #pragma unroll
             for (int r = 0; r < GR_RB; r++) {
@@ -155,26 +187,12 @@ static __device__ __forceinline__ void ad_terms_block(const hlk_gemv &a, int64_t
                     for (int m = 0; m < MR; m++)
                         if (m < M) {
                             if (SW && t == 1)
-                                acc1[r][m] = fmaf(z[m], b[r], acc1[r][m]);
+                                acc1[r][m] = fmaf(zz[m], b[r], acc1[r][m]);
                             else
-                                acc[r][m] = fmaf(z[m], b[r], acc[r][m]);
+                                acc[r][m] = fmaf(zz[m], b[r], acc[r][m]);
                         }
             }
         }
-    }
-}
-
-/* The adapter terms of output `row` (SwiGLU: of the gate and the up row). */
-template <int MR, int SW>
-static __device__ __forceinline__ void ad_terms(const hlk_gemv &a, int64_t row, int M, float *acc, float *acc1) {
-    if (SW) {
-        ad_term<MR>(a.ad[0], row, M, acc);
-        ad_term<MR>(a.ad[1], row, M, acc1);
-    } else {
-        int t = 0;
-        while (t < 2 && row >= a.seg[t])
-            t++;
-        ad_term<MR>(a.ad[t], t > 0 ? row - a.seg[t - 1] : row, M, acc);
     }
 }
 
@@ -287,18 +305,36 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
  * A cap of 3 blocks on the K = 11008 products (down: 128 registers) spilled 412 bytes and lost
  * 0.3 ms of the first gain; products of two rows are not capped (not measured). */
 #define GR_MIN_BLOCKS(MR, NJ) ((MR) == 1 && (NJ) <= 2 ? 4 : 1)
+/* Weight rows in flight per thread: enough rows ahead of the one being multiplied that a thread
+ * has about GR_AHEAD bytes of loads outstanding (1 .. GR_RB − 1 rows). One row ahead left the
+ * products of K = 4096 without SwiGLU (32 bytes per row and thread) latency-bound. Measured on the
+ * H200 (bench_bbh_gpu --kernels, one row, % of the copy rate; bench/README.md): one row ahead
+ * qkv 73, o 71, lm_head 89; 96 bytes (3 rows; gate/up and down stay at 1) 79-81, 68-70, 93-94;
+ * 128 bytes (4 rows, 2 for gate/up) lost gate/up to the register cap (87.5 -> 76.9). */
+#ifndef GR_AHEAD
+#define GR_AHEAD 96
+#endif
+__host__ __device__ constexpr int gr_ahead(int nj, int sw) {
+    return GR_AHEAD / (nj * 16 * (sw ? 2 : 1)) < 1           ? 1
+           : GR_AHEAD / (nj * 16 * (sw ? 2 : 1)) > GR_RB - 1 ? GR_RB - 1
+                                                            : GR_AHEAD / (nj * 16 * (sw ? 2 : 1));
+}
 template <int MR, int NJ, int DT, int SW, int RT>
 static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
     k_gemv_r(const hlk_gemv a) {
+    constexpr int AH = gr_ahead(NJ, SW); /* rows ahead */
     __shared__ double shd[32];
     __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * GR_RB];
+    __shared__ unsigned ticket;
     const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t r0 = (int64_t)blockIdx.x * GR_RB;
-    __shared__ unsigned ticket;
-    uint4 wc[NJ], uc[NJ];
+    uint4 wb[GR_RB][NJ], ub[GR_RB][NJ]; /* weight rows by block row: registers, only AH + 1 live */
     pdl_trigger();
-    gr_load<NJ, SW>(wc, uc, a, r0, K8); /* in flight during the prologue (and the kernel before) */
-    pdl_wait();                         /* x is the kernel before's output; the counters are reset */
+#pragma unroll
+    for (int r = 0; r < AH; r++) /* in flight during the prologue (and the kernel before) */
+        if (r0 + r < a.N)
+            gr_load<NJ, SW>(wb[r], ub[r], a, r0 + r, K8);
+    pdl_wait(); /* x is the kernel before's output; the counters are reset */
     if (RT && threadIdx.x == 0)
         ticket = atomicAdd(&a.route_sync[3], 1u); /* the order in which blocks started */
     uint4 xr[MR][NJ];
@@ -343,13 +379,14 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
         __syncthreads(); /* ticket */
         gr_route<MR, NJ, DT>(a, xr, (float(*)[MR])&red[0][0], J, ticket);
     }
+    const bool adt = ad_any(a);
     float acc[GR_RB][MR], acc1[GR_RB][MR]; /* [row of the block][x row] */
+    float z[GR_AD(SW)][MR];                /* the adapters' zw of this thread's first c */
 #pragma unroll
     for (int r = 0; r < GR_RB; r++) {
         const int64_t row = r0 + r;
-        uint4 wn[NJ], un[NJ];
-        if (r + 1 < GR_RB && row + 1 < a.N)
-            gr_load<NJ, SW>(wn, un, a, row + 1, K8);
+        if (r + AH < GR_RB && row + AH < a.N)
+            gr_load<NJ, SW>(wb[r + AH], ub[r + AH], a, row + AH, K8);
 #pragma unroll
         for (int m = 0; m < MR; m++)
             acc[r][m] = acc1[r][m] = 0.0f;
@@ -359,9 +396,9 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
                 const int c = threadIdx.x + GR_THREADS * j;
                 if (c < K8) {
                     float f0[8], f1[8];
-                    cvt8<DT>(wc[j], f0);
+                    cvt8<DT>(wb[r][j], f0);
                     if (SW)
-                        cvt8<DT>(uc[j], f1);
+                        cvt8<DT>(ub[r][j], f1);
 #pragma unroll
                     for (int m = 0; m < MR; m++) {
                         float xf[8];
@@ -375,19 +412,13 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
                     }
                 }
             }
-            /* the adapter term of this output, spread over the block's threads (routed: at the end) */
-            if (!RT)
-                ad_terms<MR, SW>(a, row, M, acc[r], acc1[r]);
-        }
-        if (r + 1 < GR_RB) {
-#pragma unroll
-            for (int j = 0; j < NJ; j++)
-                wc[j] = wn[j], uc[j] = un[j];
         }
     }
-    if (RT) { /* Zw is made by this launch: wait for it once, after the weights */
-        gr_route_wait(a);
-        ad_terms_block<MR, SW>(a, r0, M, acc, acc1);
+    if (RT)
+        gr_route_wait(a); /* Zw is made by this launch: waited for once, after the weight rows */
+    if (adt) {
+        ad_zload<MR, SW>(a, r0, M, z);
+        ad_terms<MR, SW>(a, r0, M, z, acc, acc1);
     }
     /* block sums: warps, then the 8 warps in order */
 #pragma unroll
