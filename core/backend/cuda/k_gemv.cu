@@ -315,9 +315,8 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 #define GR_AHEAD 96
 #endif
 __host__ __device__ constexpr int gr_ahead(int nj, int sw) {
-    return GR_AHEAD / (nj * 16 * (sw ? 2 : 1)) < 1           ? 1
-           : GR_AHEAD / (nj * 16 * (sw ? 2 : 1)) > GR_RB - 1 ? GR_RB - 1
-                                                            : GR_AHEAD / (nj * 16 * (sw ? 2 : 1));
+    const int rows = GR_AHEAD / (nj * 16 * (sw ? 2 : 1)); /* a row is nj 16-byte pieces (SwiGLU: two rows) */
+    return rows < 1 ? 1 : rows > GR_RB - 1 ? GR_RB - 1 : rows;
 }
 template <int MR, int NJ, int DT, int SW, int RT>
 static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
