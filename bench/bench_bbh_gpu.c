@@ -25,6 +25,8 @@
  *   batch 1   ms per token of one sequence at ~1,000 cached positions vs the HBM bound: weights +
  *             adapter + KV bytes per token read at the device-to-device copy's traffic rate (read +
  *             write bytes per second) measured here.
+ * --kernels first times the one-row products alone at the 7B shapes (and cuBLASLt's plain product;
+ * gate/up and down also with HydraLoRA r=8 N=4 attached: Zw given, then routed inside).
  * --dump-prompts writes the prompt ids (one line per example, space-separated) for the
  * transformers peer (bench/hf_generate_bbh.py). */
 #include <cuda_runtime.h>
@@ -225,6 +227,20 @@ static void kernel_rates(double bw, int M) {
         ok = ok && cudaMalloc(&y, (size_t)M * 32000 * 4) == cudaSuccess && cudaMalloc(&res, (size_t)M * 32000 * 2) == cudaSuccess;
         ok = ok && cudaMalloc((void **)&nw, 11008 * 4) == cudaSuccess && cudaMemset(nw, 0, 11008 * 4) == cudaSuccess;
         ok = ok && cudaMemset(res, 0, (size_t)M * 32000 * 2) == cudaSuccess;
+        /* HydraLoRA r=8 N=4 on gate/up (two adapters) and down (one), a copy per weight copy so
+         * that A, R and B come from HBM as they do in a decode step */
+        const int n_ad = sh[i].swiglu ? 2 : i == 3 ? 1 : 0, HR = 8, HN = 4;
+        float **adb = calloc((size_t)copies, sizeof *adb), *zw = NULL, *part = NULL;
+        unsigned *sync = NULL;
+        const size_t ad_floats = (size_t)HR * sh[i].K + (size_t)HN * sh[i].K + (size_t)HN * sh[i].N * HR;
+        for (int c = 0; c < copies && ok && n_ad; c++)
+            ok = cudaMalloc((void **)&adb[c], (size_t)n_ad * ad_floats * 4) == cudaSuccess &&
+                 cudaMemset(adb[c], 0x3c, (size_t)n_ad * ad_floats * 4) == cudaSuccess;
+        ok = ok && cudaMalloc((void **)&zw, 3 * (size_t)M * HN * HR * 4) == cudaSuccess &&
+             cudaMemset(zw, 0x3c, 3 * (size_t)M * HN * HR * 4) == cudaSuccess;
+        ok = ok && cudaMalloc((void **)&part, 3 * (size_t)M * (HR + HN) * 4) == cudaSuccess;
+        ok = ok && cudaMalloc((void **)&sync, HLK_GEMV_SYNC * sizeof(unsigned)) == cudaSuccess &&
+             cudaMemset(sync, 0, HLK_GEMV_SYNC * sizeof(unsigned)) == cudaSuccess;
         if (ok) {
             hlk_gemv g;
             memset(&g, 0, sizeof g);
@@ -234,15 +250,30 @@ static void kernel_rates(double bw, int M) {
             cudaEvent_t e0, e1;
             cudaEventCreate(&e0), cudaEventCreate(&e1);
             const int reps = 60;
-            /* variant 0: the decoder's kernel; 1: cuBLASLt, the plain product only (no norm, SwiGLU, residual) */
-            const int n_var = 2, cublas = 1;
+            /* variant 0: the decoder's kernel; 1: cuBLASLt, the plain product only (no norm, SwiGLU,
+             * residual); with adapters 2: + their terms from a given Zw, 3: + the routing inside */
+            const int n_var = n_ad ? 4 : 2, cublas = 1;
             for (int var = 0; var < n_var; var++) {
                 hl_status rc = HL_OK;
                 for (int r = 0; r < reps + 5 && rc == HL_OK; r++) {
                     if (r == 5)
                         cudaEventRecord(e0, st);
                     g.W = W[r % copies];
-                    if (var < cublas)
+                    g.n_route = 0;
+                    for (int t = 0; t < 3; t++) {
+                        memset(&g.ad[t], 0, sizeof g.ad[t]);
+                        memset(&g.route[t], 0, sizeof g.route[t]);
+                    }
+                    for (int t = 0; var >= 2 && t < n_ad; t++) {
+                        const float *A = adb[r % copies] + (size_t)t * ad_floats, *R = A + (size_t)HR * sh[i].K,
+                                    *B = R + (size_t)HN * sh[i].K;
+                        float *z = zw + (size_t)t * M * HN * HR;
+                        g.ad[t] = (hlk_gemv_ad){.zw = z, .B = B, .nr = HN * HR, .r = HR, .d_out = (int)sh[i].N, .ldz = HN * HR};
+                        if (var == 3)
+                            g.route[g.n_route++] = (hlk_addown_ad){.A = A, .R = R, .nA = 1, .N = HN, .r = HR, .s = 0.5f, .zw = z};
+                    }
+                    g.route_part = part, g.route_sync = sync;
+                    if (var != 1)
                         rc = hlk_gemv_run(st, &g);
                     else if (gm)
                         rc = hl_cu_linear(gm, st, M, rows, sh[i].K, x, sh[i].K, g.W, HL_DTYPE_BF16, 0.0f, NULL, y, rows);
@@ -252,8 +283,11 @@ static void kernel_rates(double bw, int M) {
                 float ms = 0;
                 cudaEventElapsedTime(&ms, e0, e1);
                 const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
-                const char *vn = var < cublas ? "" : " [cuBLASLt, plain]";
-                if (rc == HL_OK && (var < cublas || gm))
+                const char *vn = var == 0   ? ""
+                                 : var == 1 ? " [cuBLASLt, plain]"
+                                 : var == 2 ? " [+HydraLoRA, Zw given]"
+                                            : " [+HydraLoRA, routed inside]";
+                if (rc == HL_OK && (var != 1 || gm))
                     printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate%s\n", M, sh[i].name, us,
                            gbs, 100.0 * gbs / bw, vn);
                 else if (rc != HL_OK)
@@ -264,8 +298,9 @@ static void kernel_rates(double bw, int M) {
             printf("  gemv %s: no memory\n", sh[i].name);
         }
         for (int c = 0; c < copies; c++)
-            cudaFree(W[c]);
-        free(W);
+            cudaFree(W[c]), cudaFree(adb[c]);
+        free(W), free(adb);
+        cudaFree(zw), cudaFree(part), cudaFree(sync);
         cudaFree(x), cudaFree(y), cudaFree(res), cudaFree(nw);
     }
     if (gm)
@@ -552,6 +587,8 @@ int main(int argc, char **argv) {
                        {"HL_CUDA_PDL", "without programmatic dependent launch"},
                        {"HL_CUDA_ROUTE", "with the adapters' routing as its own launch"},
                        {"HL_CUDA_ATTN_MERGE", "with the attention's merge as its own launch"},
+                       {"HL_CUDA_ATTN_ROPE", "with RoPE and the cache write as their own launch"},
+                       {"HL_CUDA_GU_SPLIT", "with gate/up's adapter terms and SwiGLU inside the product"},
                        {"HL_CUDA_GEMV", "through the general path (cuBLASLt products, separate kernels)"}};
             for (size_t i = 0; i < sizeof var / sizeof var[0]; i++) {
                 setenv(var[i].env, "0", 1);

@@ -138,9 +138,11 @@ static void test_gemv(int dt, int mode, int M, int64_t N, int K) {
     memset(ad, 0, sizeof ad);
     int64_t seg0 = N, seg1 = N;
     if (mode == 1) { /* segments like q | k | v: adapters on the first (N·r = 320: two passes of
-                      * the block's 256 threads) and the last */
+                      * the block's 256 threads; B read from global memory), the middle (r = 6: B
+                      * read from global memory) and the last (B staged in shared memory) */
         seg0 = N / 2, seg1 = N / 2 + N / 4;
         tad_make(&ad[0], &rg, M, 5, 64, (int)seg0);
+        tad_make(&ad[1], &rg, M, 2, 6, (int)(seg1 - seg0));
         tad_make(&ad[2], &rg, M, 3, 4, (int)(N - seg1));
     } else if (mode == 2) {
         tad_make(&ad[0], &rg, M, 4, 8, (int)N);
@@ -283,6 +285,80 @@ static void test_routed(int dt, int M, int K, const float *xh, const void *dx, c
     free(W), free(got), free(got2), free(ref);
 }
 
+/* The first two adapters routed inside a SwiGLU product in pre mode (f32 gate and up, no terms,
+ * no block waiting for the routing), then hlk_swiglu_ad adds their terms (gate's and up's) and
+ * applies SwiGLU: vs the reference of test_gemv's SwiGLU mode with the reference Zw. Zw starts
+ * as NaN; the pair runs twice (the counters were reset: the same bits). */
+static void test_routed_swiglu(int dt, int M, int K, const float *xh, const void *dx, const float *dn,
+                               const hlk_addown *a, float *const *refzw, hl_rng *rg, const char *shape, int64_t N) {
+    float *W = malloc((size_t)2 * N * K * 4), *got = malloc((size_t)M * N * 4), *got2 = malloc((size_t)M * N * 4);
+    double *ref = malloc((size_t)M * N * sizeof(double));
+    gpu_fill(W, (size_t)2 * N * K, rg, 0.0f, 0.05f);
+    gpu_round(W, (size_t)2 * N * K, dt);
+    float *hB[2], *dB[2];
+    hlk_swiglu_ad sa;
+    memset(&sa, 0, sizeof sa);
+    for (int t = 0; t < 2; t++) {
+        const hlk_addown_ad *q = &a->ad[t];
+        const size_t nb = (size_t)q->N * N * q->r;
+        hB[t] = malloc(nb * 4);
+        gpu_fill(hB[t], nb, rg, 0.0f, 0.5f);
+        dB[t] = gpu_put(hB[t], nb, HL_DTYPE_F32);
+        sa.ad[t].zw = q->zw, sa.ad[t].B = dB[t], sa.ad[t].nr = q->N * q->r, sa.ad[t].r = q->r;
+        sa.ad[t].d_out = (int)N, sa.ad[t].ldz = q->N * q->r;
+    }
+    for (int m = 0; m < M; m++)
+        for (int64_t o = 0; o < N; o++) {
+            float gu[2];
+            for (int t = 0; t < 2; t++) {
+                const hlk_addown_ad *q = &a->ad[t];
+                double v = 0.0;
+                for (int j = 0; j < K; j++)
+                    v += (double)W[(t * N + o) * K + j] * xh[(size_t)m * K + j];
+                for (int c = 0; c < q->N * q->r; c++)
+                    v += (double)refzw[t][(size_t)m * q->N * q->r + c] * hB[t][((size_t)(c / q->r) * N + o) * q->r + c % q->r];
+                gu[t] = r16((float)v, dt);
+            }
+            ref[m * N + o] = (double)(gu[0] / (1.0f + expf(-gu[0]))) * gu[1];
+        }
+    void *dW = gpu_put(W, (size_t)2 * N * K, dt), *dy = NULL;
+    float *dpre = NULL;
+    cudaMalloc(&dy, (size_t)M * N * 2);
+    cudaMalloc((void **)&dpre, (size_t)M * 2 * N * 4);
+    hlk_gemv g;
+    memset(&g, 0, sizeof g);
+    g.M = M, g.K = K, g.dt = dt, g.N = N, g.x = dx, g.ldx = K, g.norm = dn, g.eps = 1e-5f, g.W = dW;
+    g.swiglu = 1, g.pre = 1, g.seg[0] = g.seg[1] = N;
+    g.y = dpre, g.ldy = 2 * N;
+    g.n_route = 2;
+    memcpy(g.route, a->ad, 2 * sizeof g.route[0]);
+    g.route_part = a->part, g.route_sync = a->count;
+    sa.M = M, sa.dt = dt, sa.N = N, sa.pre = dpre, sa.ldp = 2 * N, sa.h = dy, sa.ldh = N;
+    char s2[160];
+    snprintf(s2, sizeof s2, "%s N=%lld", shape, (long long)N);
+    for (int rep = 0; rep < 2; rep++) {
+        for (int t = 0; t < 2; t++)
+            cudaMemset(a->ad[t].zw, 0xff, (size_t)M * a->ad[t].N * a->ad[t].r * 4); /* NaN */
+        GPU_CALL("gemv pre routed", hlk_gemv_run(st, &g));
+        GPU_CALL("swiglu_ad", hlk_swiglu_ad_run(st, &sa));
+        cudaStreamSynchronize(st);
+        gpu_get(rep ? got2 : got, dy, (size_t)M * N, dt);
+    }
+    cmp_elem("gemv pre + swiglu_ad", dt, s2, got, ref, M, N, 0);
+    for (int t = 0; t < 2; t++) {
+        const size_t nz = (size_t)M * a->ad[t].N * a->ad[t].r;
+        float *gz = malloc(nz * 4);
+        gpu_get(gz, a->ad[t].zw, nz, HL_DTYPE_F32);
+        gpu_cmp_report("gemv pre routed zw", dt, s2, gz, refzw[t], nz, 1e-4);
+        free(gz);
+    }
+    gpu_check(memcmp(got, got2, (size_t)M * N * 4) == 0, "gemv pre + swiglu_ad repeat", s2);
+    for (int t = 0; t < 2; t++)
+        free(hB[t]), cudaFree(dB[t]);
+    cudaFree(dW), cudaFree(dy), cudaFree(dpre);
+    free(W), free(got), free(got2), free(ref);
+}
+
 static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape *sh) {
     hl_rng rg;
     hl_rng_seed(&rg, 500 + M * 7 + K + norm, 3);
@@ -376,6 +452,10 @@ static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape 
     }
     test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 96 * n_ad + 5);
     test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 21);
+    if (n_ad >= 2) {
+        test_routed_swiglu(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, &rg, shape, 300);
+        test_routed_swiglu(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, &rg, shape, 5); /* fewer blocks than jobs */
+    }
     for (int t = 0; t < n_ad; t++) {
         cudaFree((void *)a.ad[t].A), cudaFree((void *)a.ad[t].R), cudaFree(a.ad[t].zw), cudaFree(a.ad[t].omega);
         free(hA[t]), free(hR[t]), free(refzw[t]), free(refom[t]);
@@ -442,6 +522,7 @@ int main(void) {
         for (int k = 0; k < 2; k++) {
             test_gemv(dt, 0, Ms[k], 1003, 4104);
             test_gemv(dt, 1, Ms[k], 1024, 1024);
+            test_gemv(dt, 1, Ms[k], 1000, 1024); /* segments that start inside a block's 8 rows */
             test_gemv(dt, 2, Ms[k], 600, 1024);
         }
         test_gemv(dt, 3, 1, 5000, 4096);
@@ -457,6 +538,9 @@ int main(void) {
         test_addown(dt, 2, 11008, 0, 1, three);
         test_addown(dt, 1, 4096, 1, 3, three);
         test_addown(dt, 2, 1000, 0, 3, three); /* K not a multiple of the chunk */
+        /* N·r = 64 and r = 6: hlk_swiglu_ad loads their terms one after another */
+        const adshape wide = {1, 8, 8, 1, 1.0f}, odd = {1, 3, 6, 1, 0.5f}, wide_odd[2] = {wide, odd};
+        test_addown(dt, 2, 4096, 1, 2, wide_odd);
         test_rope_kv(dt, 1, 4, 2, 64);
         test_rope_kv(dt, 8, 32, 32, 128); /* any number of rows */
     }

@@ -58,6 +58,14 @@ typedef struct {
     /* [B·H] counters, zero before the call and after it: the 16-bit kernel's last block of each
      * (b, h) merges the chunks itself. NULL: a second launch merges. */
     unsigned *merge_count;
+    /* RoPE inside the 16-bit kernel (rope_cos != NULL; not with pre_n): q holds the query rows
+     * before RoPE, knew / vnew the key and value rows of position len[b] − 1 (row stride ldq,
+     * before RoPE); the kernel rotates them at pos[b] (hlk_rope_kv's arithmetic, rounded to 16
+     * bits) and writes that position's key and value rows to the cache, as hlk_rope_kv would.
+     * One launch instead of two: the same bits in out and in the cache. */
+    const float *rope_cos, *rope_sin; /* [positions, hd/2] */
+    const int32_t *pos;               /* [B] */
+    const void *knew, *vnew;
 } hlk_decode;
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a);
 
@@ -145,10 +153,29 @@ typedef struct {
     hlk_addown_ad route[3];
     float *route_part;
     unsigned *route_sync;
+    /* SwiGLU products only: y [M, ldy >= 2N] f32 gets the gate (o < N) and up (N + o) outputs as
+     * they are before adapters and SwiGLU, for hlk_swiglu_ad; no adapter term is added and no
+     * block waits for the routing (the launch after it reads Zw). */
+    int pre;
 } hlk_gemv;
 #define HLK_GEMV_SYNC 4
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W);
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a);
+
+/* h[m, o] = silu(g)·u for m < M, o < N, g = pre[m, o] + the term of ad[0], u = pre[m, N + o] +
+ * the term of ad[1] (B NULL: none), each rounded to 16 bits first: the SwiGLU product's result
+ * (hlk_gemv swiglu) from its pre outputs, the adapter terms added in a launch of their own. */
+typedef struct {
+    int M, dt;
+    int64_t N;
+    const float *pre; /* [M, ldp >= 2N] f32 */
+    int64_t ldp;
+    hlk_gemv_ad ad[2];
+    void *h; /* [M, ldh] 16-bit */
+    int64_t ldh;
+    int pdl;
+} hlk_swiglu_ad;
+hl_status hlk_swiglu_ad_run(cudaStream_t st, const hlk_swiglu_ad *a);
 
 /* Up to three adapters over the same rows x (M <= HLK_GEMV_MAX_M, 16-bit, x̂ as in hlk_gemv).
  * The reduction over K runs in blocks of `chunk` columns (at most max_chunks); part holds

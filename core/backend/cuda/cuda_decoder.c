@@ -84,6 +84,7 @@ typedef struct {
     /* one-row decoding (k_gemv.cu): fused weight-streaming products (DEC_SMALL_ROWS rows) */
     int small;            /* the model's shapes and dtype allow it (HL_CUDA_GEMV=0: off) */
     float *ad_zw;         /* [3][HLK_GEMV_MAX_M][N·r] router-weighted adapter inputs */
+    float *gu_pre;        /* [HLK_GEMV_MAX_M][2F] f32: gate/up before adapters and SwiGLU (gu_split) */
     float *ad_part;       /* hlk_addown partials */
     unsigned *ad_count;   /* hlk_addown's [3] or the routed product's [HLK_GEMV_SYNC] counters (zero between launches) */
     int ad_chunk, ad_max_chunks, ad_cmax;
@@ -91,6 +92,8 @@ typedef struct {
     int fused_merge;      /* decode attention merges its chunks in its last block (merge_count) */
     unsigned *merge_count; /* [slots·H] decode attention counters (zero between launches) */
     int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
+    int attn_rope;        /* one-row decode: RoPE and the cache write inside the decode attention */
+    int gu_split;         /* one-row decode: gate/up's adapter terms and SwiGLU in a launch after the product */
     int pdl;              /* one-row kernels overlap their start with the kernel before (sm_90+) */
     int tensor_cores;     /* compute capability 8.0 or later: the shared-prefix attention on WMMA */
     void *presplit;       /* 16-bit parts of every adapter's A, R, B (frozen: split once, not per call) */
@@ -360,6 +363,7 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         0,                                                                            /* addown partials */
         HLK_GEMV_SYNC * sizeof(unsigned), /* hlk_addown's 3 counters or the routed product's HLK_GEMV_SYNC */
         (size_t)d->slots * dm->H * sizeof(unsigned),                                  /* merge counters */
+        (size_t)HLK_GEMV_MAX_M * 2 * (size_t)dm->F * 4,                               /* one-row gate/up, f32 */
     };
     /* one-row path: the adapters' down products split the widest input into chunks */
     cd->ad_chunk = 128;
@@ -375,7 +379,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     void **dst[] = {(void **)&cd->rope_cos, (void **)&cd->rope_sin, &cd->cq, &cd->co, (void **)&cd->lse,
                     (void **)&cd->geom, (void **)&cd->part, (void **)&cd->part_ml, (void **)&cd->d_ints,
                     (void **)&cd->d_idx, (void **)&cd->d_val, (void **)&cd->pre_part, (void **)&cd->pre_ml,
-                    (void **)&cd->ad_zw, (void **)&cd->ad_part, (void **)&cd->ad_count, (void **)&cd->merge_count};
+                    (void **)&cd->ad_zw, (void **)&cd->ad_part, (void **)&cd->ad_count, (void **)&cd->merge_count,
+                    (void **)&cd->gu_pre};
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
         *dst[i] = p;
         p += al256(sz[i]);
@@ -393,6 +398,9 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         const char *re = getenv("HL_CUDA_ROUTE"), *me = getenv("HL_CUDA_ATTN_MERGE");
         cd->route = !(re && !strcmp(re, "0"));
         cd->fused_merge = !(me && !strcmp(me, "0"));
+        const char *ae = getenv("HL_CUDA_ATTN_ROPE"), *se = getenv("HL_CUDA_GU_SPLIT");
+        cd->gu_split = !(se && !strcmp(se, "0"));
+        cd->attn_rope = cd->small && (dm->hd == 64 || dm->hd == 128) && !(ae && !strcmp(ae, "0"));
         const char *pe = getenv("HL_CUDA_PDL");
         cd->pdl = b->prop.major >= 9 && !(pe && !strcmp(pe, "0"));
         cd->tensor_cores = b->prop.major >= 8;
@@ -553,8 +561,10 @@ static hl_status rope_and_cache(cu_decoder *cd, const dcall *fc, int l) {
 }
 
 /* Attention of the call's new rows (qkv, after RoPE) into la->att: the decode kernels (one new
- * row per sequence, shared prefixes grouped) or per-sequence prefill. */
-static hl_status attend(cu_decoder *cd, const dcall *fc, int l) {
+ * row per sequence, shared prefixes grouped) or per-sequence prefill. rope (decode rows, no
+ * shared prefix): qkv is before RoPE; the decode kernel applies it and writes the new keys and
+ * values to the cache, as rope_and_cache would. */
+static hl_status attend(cu_decoder *cd, const dcall *fc, int l, int rope) {
     cu_session *cs = cd->cs;
     const cu_dims *d = &cs->d;
     cu_acts *la = cs->acts;
@@ -579,6 +589,10 @@ static hl_status attend(cu_decoder *cd, const dcall *fc, int l) {
     a.part = cd->part, a.part_ml = cd->part_ml;
     a.pdl = cd->pdl;
     a.merge_count = cd->fused_merge ? cd->merge_count : NULL;
+    if (rope) {
+        a.rope_cos = cd->rope_cos, a.rope_sin = cd->rope_sin, a.pos = fc->dev.pos;
+        a.knew = at(cs, la->qkv, d->Dq), a.vnew = at(cs, la->qkv, d->Dq + d->Dkv);
+    }
     if (fc->n_groups > 0) {
         hlk_prefix pa;
         memset(&pa, 0, sizeof pa);
@@ -620,7 +634,7 @@ static hl_status layer_forward(cu_decoder *cd, const dcall *fc, int l) {
     HL_TRY(adapt(cd, M, l, 1, at(cs, la->qkv, d->Dq), d->Dqkv, cs->xn, D));
     HL_TRY(adapt(cd, M, l, 2, at(cs, la->qkv, d->Dq + d->Dkv), d->Dqkv, cs->xn, D));
     HL_TRY(rope_and_cache(cd, fc, l));
-    HL_TRY(attend(cd, fc, l));
+    HL_TRY(attend(cd, fc, l, 0));
     HL_TRY(dlin(cs, M, D, d->Dq, la->att, d->Dq, w->wo, 1.0f, x, la->xmid, D));
     HL_TRY(adapt(cd, M, l, 3, la->xmid, D, la->att, d->Dq));
     cu_prof_mark(cs, CU_P_ELEM);
@@ -711,8 +725,12 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
     g.seg[0] = d->Dq, g.seg[1] = d->Dq + d->Dkv;
     cu_prof_mark(cs, CU_P_MM_FWD);
     HL_TRY(hlk_gemv_run(cs->st, &g));
-    HL_TRY(rope_and_cache(cd, fc, l));
-    HL_TRY(attend(cd, fc, l));
+    /* RoPE and the cache write inside the decode attention: one launch less per layer, whose
+     * ramp-down and ramp-up the step paid for (H200, 7B shape: 4.17 against 4.21 ms per token) */
+    const int roped = cd->attn_rope && fc->Tq == 1 && fc->n_groups == 0;
+    if (!roped)
+        HL_TRY(rope_and_cache(cd, fc, l));
+    HL_TRY(attend(cd, fc, l, roped));
     /* o, + x */
     g = small_product(cd, fc, D, (int)d->Dq, la->att, d->Dq, NULL, w->wo, la->xmid, D);
     HL_TRY(small_adapters(cd, fc, l, t_o, 1, &g));
@@ -723,8 +741,29 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
     g = small_product(cd, fc, F, (int)D, la->xmid, D, n2, w->wgu, cs->hbuf, F);
     HL_TRY(small_adapters(cd, fc, l, t_gu, 2, &g));
     g.swiglu = 1;
-    cu_prof_mark(cs, CU_P_MM_FWD);
-    HL_TRY(hlk_gemv_run(cs->st, &g));
+    if (cd->gu_split && (g.ad[0].B || g.ad[1].B)) {
+        /* The adapter terms and SwiGLU in a launch after the product: its blocks then carry no
+         * routing wait and no terms at their ends. Measured on the H200 (bench_bbh_gpu): the
+         * terms and the routing inside took the plain gate/up product from 49.5 to 60.1 us;
+         * split, batch-1 decode with HydraLoRA ran 4.54-4.57 against 4.69 ms per token. */
+        hlk_swiglu_ad sa;
+        memset(&sa, 0, sizeof sa);
+        sa.M = (int)fc->M, sa.dt = d->dt, sa.N = F, sa.pre = cd->gu_pre, sa.ldp = 2 * F;
+        sa.ad[0] = g.ad[0], sa.ad[1] = g.ad[1];
+        /* a plain launch: started early (programmatic dependent launch), its blocks sat on the
+         * product's multiprocessors waiting, and the split was slower than no split (measured on
+         * the H200: 4.98-5.01 against 4.68-4.71 ms per token) */
+        sa.h = cs->hbuf, sa.ldh = F, sa.pdl = 0;
+        g.ad[0].B = g.ad[1].B = NULL;
+        g.pre = 1, g.y = cd->gu_pre, g.ldy = 2 * F;
+        cu_prof_mark(cs, CU_P_MM_FWD);
+        HL_TRY(hlk_gemv_run(cs->st, &g));
+        cu_prof_mark(cs, CU_P_AD_FWD);
+        HL_TRY(hlk_swiglu_ad_run(cs->st, &sa));
+    } else {
+        cu_prof_mark(cs, CU_P_MM_FWD);
+        HL_TRY(hlk_gemv_run(cs->st, &g));
+    }
     /* down, + xmid */
     g = small_product(cd, fc, D, (int)F, cs->hbuf, F, NULL, w->wdown, xo, D);
     HL_TRY(small_adapters(cd, fc, l, t_down, 1, &g));

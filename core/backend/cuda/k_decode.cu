@@ -272,6 +272,24 @@ static __device__ void merge_item(const hlk_decode &a, int b, int h) {
  * order. */
 #define DA_THREADS 128
 #define DA_SUB 64 /* positions per piece: all their keys and values are loaded at once */
+
+/* RoPE (sign +1) of dims [8·sub, 8·sub + 8) of one head's row before RoPE, at position p: the
+ * arithmetic of k_rope_kv (k_rope8), the result rounded to 16 bits as it would be stored. */
+template <int HD, int DT>
+static __device__ __forceinline__ uint4 rope_piece(const uint16_t *row, int sub, const float *ct, const float *stb,
+                                                   int p) {
+    constexpr int half = HD / 2;
+    const int d0 = 8 * sub, first = d0 < half, j0 = first ? d0 : d0 - half;
+    float a[8], b[8], o[8];
+    cvt8<DT>(*(const uint4 *)(row + j0), a);
+    cvt8<DT>(*(const uint4 *)(row + j0 + half), b);
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const float c = ct[(int64_t)p * half + j0 + k], s = stb[(int64_t)p * half + j0 + k];
+        o[k] = first ? __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], s)) : __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], s));
+    }
+    return pack8<DT>(o);
+}
 template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k_decode_attn16(hlk_decode a) {
     constexpr int LPR = HD / 8;              /* lanes per row */
     constexpr int RPB = DA_THREADS / LPR;    /* rows per block step */
@@ -293,8 +311,11 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
      * first piece's rows load before pdl_wait, while the kernels before finish: the cache rows
      * before the newest position were written by earlier steps (the host synchronised since, and
      * copy-on-write copies run before the step's first launch). The newest position's row is
-     * this step's (k_rope_kv): it loads after the wait. */
+     * this step's (k_rope_kv, or rotated here from knew / vnew): it loads after the wait. With
+     * RoPE here, the blocks of the first query head of each key head write that row to the cache
+     * (no block of this launch reads it from there). */
     uint4 kv[NU], vv[NU];
+    const int rope_p = a.rope_cos ? max(a.pos[b], 0) : 0;
     auto load_piece = [&](int base, int newest) { /* newest: only position len − 1; else all but it */
         const int n = min(DA_SUB, p_hi - base);
 #pragma unroll
@@ -302,8 +323,19 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
             const int j = grp + u * RPB, p = base + j;
             if (j < n && (p == len - 1) == (newest != 0)) {
                 const int64_t row = (int64_t)table[p / a.bs] * a.bs + p % a.bs;
-                kv[u] = *(const uint4 *)((const uint16_t *)a.kpool + row * a.Dkv + col);
-                vv[u] = *(const uint4 *)((const uint16_t *)a.vpool + row * a.Dkv + col);
+                uint16_t *kc = (uint16_t *)a.kpool + row * a.Dkv + col, *vc = (uint16_t *)a.vpool + row * a.Dkv + col;
+                if (newest && a.rope_cos) {
+                    const int64_t nb = (int64_t)b * a.ldq + (int64_t)kvh * HD;
+                    kv[u] = rope_piece<HD, DT>((const uint16_t *)a.knew + nb, sub, a.rope_cos, a.rope_sin, rope_p);
+                    vv[u] = *(const uint4 *)((const uint16_t *)a.vnew + nb + sub * 8);
+                    if (h % (a.H / a.Hkv) == 0) {
+                        *(uint4 *)kc = kv[u];
+                        *(uint4 *)vc = vv[u];
+                    }
+                } else {
+                    kv[u] = *(const uint4 *)kc;
+                    vv[u] = *(const uint4 *)vc;
+                }
             } else if (!newest) {
                 kv[u] = vv[u] = make_uint4(0, 0, 0, 0);
             }
@@ -314,7 +346,10 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     pdl_wait();
     float q[8], acc[8];
     {
-        cvt8<DT>(*(const uint4 *)((const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD + sub * 8), q);
+        const uint16_t *qrow = (const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD;
+        cvt8<DT>(a.rope_cos ? rope_piece<HD, DT>(qrow, sub, a.rope_cos, a.rope_sin, rope_p)
+                            : *(const uint4 *)(qrow + sub * 8),
+                 q);
     }
 #pragma unroll
     for (int k = 0; k < 8; k++)
@@ -441,6 +476,9 @@ hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
     const int epl = (a->hd + 31) / 32;
     const int vec16 = a->dt != DT_F32 && (a->hd == 64 || a->hd == 128) && a->ldq % 8 == 0 && a->Dkv % 8 == 0 &&
                       (uintptr_t)a->q % 16 == 0;
+    if (a->rope_cos && (!vec16 || a->pre_n || !a->knew || !a->vnew || !a->pos || a->ldq % 8 != 0 ||
+                        ((uintptr_t)a->knew | (uintptr_t)a->vnew) % 16 != 0))
+        return hl_fail(HL_ERR_INTERNAL, "decode attention: RoPE inside needs 16-bit rows of head size 64 or 128");
     if (vec16) {
         void (*k)(hlk_decode) = a->hd == 128 ? (a->dt == DT_BF16 ? k_decode_attn16<128, DT_BF16> : k_decode_attn16<128, DT_F16>)
                                              : (a->dt == DT_BF16 ? k_decode_attn16<64, DT_BF16> : k_decode_attn16<64, DT_F16>);

@@ -15,6 +15,12 @@
  *              (routing inside the product: the first blocks to start take the rows of A and R,
  *              every block waits for the routers only after its weight rows), which saves a launch
  *              per input.
+ *              Pre mode (SwiGLU products): the f32 gate and up outputs as they are before adapters
+ *              and SwiGLU; the routing inside still makes Zw, and no block waits for it.
+ *   k_swiglu_ad  silu(g)·u from pre mode's outputs with the gate's and up's adapter terms: a
+ *              launch of its own after the product, so the product's blocks end with no routing
+ *              wait and no terms (bench/README.md: batch-1 decode with HydraLoRA 0.12-0.15 ms per
+ *              token faster on the H200).
  *   k_addown   Zw = s·softmax(R x̂) ⊗ (A x̂) for up to three adapters reading the same input: the
  *              reduction over d_in is split over blocks (partials in a fixed order; the last block
  *              to finish sums them and applies the router), so these few rows are read at full
@@ -334,8 +340,9 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
         if (r0 + r < a.N)
             gr_load<NJ, SW>(wb[r], ub[r], a, r0 + r, K8);
     pdl_wait(); /* x is the kernel before's output; the counters are reset */
-    if (RT && threadIdx.x == 0)
-        ticket = atomicAdd(&a.route_sync[3], 1u); /* the order in which blocks started */
+    if (RT && threadIdx.x == 0) /* the order in which blocks started; with pre nobody waits for the
+                                 * routing, so block order can pick who routes */
+        ticket = a.pre ? blockIdx.x : atomicAdd(&a.route_sync[3], 1u);
     uint4 xr[MR][NJ];
 #pragma unroll
     for (int m = 0; m < MR; m++) {
@@ -413,9 +420,9 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
             }
         }
     }
-    if (RT)
+    if (RT && !a.pre)
         gr_route_wait(a); /* Zw is made by this launch: waited for once, after the weight rows */
-    if (adt) {
+    if (adt && !a.pre) {
         ad_zload<MR, SW>(a, r0, M, z);
         ad_terms<MR, SW>(a, r0, M, z, acc, acc1);
     }
@@ -445,7 +452,10 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
                 if (SW)
                     u += red[w][MR * GR_RB + threadIdx.x];
             }
-            if (SW) {
+            if (SW && a.pre) { /* f32 gate and up for hlk_swiglu_ad */
+                ((float *)a.y)[(int64_t)m * a.ldy + o] = v;
+                ((float *)a.y)[(int64_t)m * a.ldy + a.N + o] = u;
+            } else if (SW) {
                 const float g = widen16<DT>(round16<DT>(v)), uu = widen16<DT>(round16<DT>(u));
                 ((uint16_t *)a.y)[(int64_t)m * a.ldy + o] = round16<DT>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), uu));
             } else {
@@ -494,7 +504,8 @@ int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, con
 }
 
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
-    if (!hlk_gemv_supported(a->dt, a->M, a->K, a->x, a->ldx, a->W) || a->N <= 0 || (a->swiglu && a->y_f32))
+    if (!hlk_gemv_supported(a->dt, a->M, a->K, a->x, a->ldx, a->W) || a->N <= 0 || (a->swiglu && a->y_f32) ||
+        (a->pre && (!a->swiglu || a->ldy < 2 * a->N)))
         return hl_fail(HL_ERR_INTERNAL, "gemv: unsupported shape (M %d, K %d, dtype %d)", a->M, a->K, a->dt);
     if (a->n_route < 0 || a->n_route > 3 || (a->n_route && (!a->route_part || !a->route_sync)))
         return hl_fail(HL_ERR_INTERNAL, "gemv: %d adapters routed inside the product", a->n_route);
@@ -504,6 +515,84 @@ hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
     if (a->dt == DT_BF16)
         return a->M == 1 ? gemv_r_k<1, DT_BF16>(st, a) : gemv_r_k<2, DT_BF16>(st, a);
     return a->M == 1 ? gemv_r_k<1, DT_F16>(st, a) : gemv_r_k<2, DT_F16>(st, a);
+}
+
+/* ---- k_swiglu_ad: SwiGLU of the f32 gate and up with their adapter terms ------------------- */
+
+/* A thread per output o: g = pre[m, o] + Σ_c zw0[m, c]·B0[c / r][o][c % r] and u likewise from
+ * pre[m, N + o] and adapter 1 (terms in c order), each rounded to 16 bits, then silu(g)·u as
+ * k_gemv_r's SwiGLU. For N·r <= SA_FAST with r a multiple of 4 every B and Zw value of a row is
+ * loaded at once (16-byte loads, one memory round trip); other shapes load them in turn. */
+#define SA_THREADS 128
+#define SA_FAST 32
+template <int DT> static __global__ void __launch_bounds__(SA_THREADS) k_swiglu_ad(const hlk_swiglu_ad a) {
+    pdl_trigger();
+    pdl_wait(); /* pre and zw are the product's */
+    const int64_t o = (int64_t)blockIdx.x * SA_THREADS + threadIdx.x;
+    if (o >= a.N)
+        return;
+    bool fast = true;
+#pragma unroll
+    for (int t = 0; t < 2; t++)
+        fast = fast && (!a.ad[t].B || (a.ad[t].nr <= SA_FAST && a.ad[t].r % 4 == 0 && a.ad[t].ldz % 4 == 0 &&
+                                       ((uintptr_t)a.ad[t].B | (uintptr_t)a.ad[t].zw) % 16 == 0));
+    for (int m = 0; m < a.M; m++) {
+        float gu[2];
+        if (fast) {
+            float4 bv[2][SA_FAST / 4], zv[2][SA_FAST / 4];
+#pragma unroll
+            for (int t = 0; t < 2; t++) {
+                const hlk_gemv_ad &g = a.ad[t];
+#pragma unroll
+                for (int q = 0; q < SA_FAST / 4; q++) {
+                    const int c = 4 * q;
+                    const bool on = g.B && c < g.nr;
+                    bv[t][q] = on ? __ldg((const float4 *)(g.B + ((int64_t)(c / g.r) * g.d_out + o) * g.r + c % g.r))
+                                  : make_float4(0, 0, 0, 0);
+                    zv[t][q] = on ? __ldcg((const float4 *)(g.zw + (int64_t)m * g.ldz + c)) : make_float4(0, 0, 0, 0);
+                }
+            }
+#pragma unroll
+            for (int t = 0; t < 2; t++) {
+                float v = __ldcg(a.pre + (int64_t)m * a.ldp + t * a.N + o);
+#pragma unroll
+                for (int q = 0; q < SA_FAST / 4; q++)
+                    if (a.ad[t].B && 4 * q < a.ad[t].nr) {
+                        v = fmaf(zv[t][q].x, bv[t][q].x, v);
+                        v = fmaf(zv[t][q].y, bv[t][q].y, v);
+                        v = fmaf(zv[t][q].z, bv[t][q].z, v);
+                        v = fmaf(zv[t][q].w, bv[t][q].w, v);
+                    }
+                gu[t] = widen16<DT>(round16<DT>(v));
+            }
+        } else {
+#pragma unroll
+            for (int t = 0; t < 2; t++) {
+                const hlk_gemv_ad &g = a.ad[t];
+                float v = __ldcg(a.pre + (int64_t)m * a.ldp + t * a.N + o);
+                if (g.B) {
+                    const float *zw = g.zw + (int64_t)m * g.ldz;
+                    for (int c = 0; c < g.nr; c++)
+                        v = fmaf(__ldcg(zw + c), g.B[((int64_t)(c / g.r) * g.d_out + o) * g.r + c % g.r], v);
+                }
+                gu[t] = widen16<DT>(round16<DT>(v));
+            }
+        }
+        ((uint16_t *)a.h)[(int64_t)m * a.ldh + o] =
+            round16<DT>(__fmul_rn(__fdiv_rn(gu[0], __fadd_rn(1.0f, expf(-gu[0]))), gu[1]));
+    }
+}
+
+hl_status hlk_swiglu_ad_run(cudaStream_t st, const hlk_swiglu_ad *a) {
+    if (a->M < 1 || a->M > HLK_GEMV_MAX_M || a->N <= 0 || a->ldp < 2 * a->N || (a->dt != DT_BF16 && a->dt != DT_F16))
+        return hl_fail(HL_ERR_INTERNAL, "swiglu_ad: unsupported shape (M %d, N %lld)", a->M, (long long)a->N);
+    const dim3 grid((unsigned)((a->N + SA_THREADS - 1) / SA_THREADS));
+    if (a->dt == DT_BF16)
+        CU_TRY(hl_cu_launch(k_swiglu_ad<DT_BF16>, grid, dim3(SA_THREADS), 0, st, a->pdl, *a));
+    else
+        CU_TRY(hl_cu_launch(k_swiglu_ad<DT_F16>, grid, dim3(SA_THREADS), 0, st, a->pdl, *a));
+    CU_LAUNCHED("swiglu_ad");
+    return HL_OK;
 }
 
 /* ---- k_addown: Zw of up to three adapters over the same input ------------------------------ */
