@@ -201,6 +201,17 @@ typedef struct {
     float s;
 } adshape;
 
+/* B [q->N, d_out, q->r] of routed adapter q, random (host copy *hB, device copy *dB), and the
+ * descriptor of its term. */
+static hlk_gemv_ad routed_term(const hlk_addown_ad *q, int64_t d_out, hl_rng *rg, float **hB, float **dB) {
+    const size_t nb = (size_t)q->N * d_out * q->r;
+    *hB = malloc(nb * 4);
+    gpu_fill(*hB, nb, rg, 0.0f, 0.5f);
+    *dB = gpu_put(*hB, nb, HL_DTYPE_F32);
+    hlk_gemv_ad g = {.zw = q->zw, .B = *dB, .nr = q->N * q->r, .r = q->r, .d_out = (int)d_out, .ldz = q->N * q->r};
+    return g;
+}
+
 /* The same adapters routed inside a product (hlk_gemv.n_route): a plain product of N outputs in
  * n_ad segments, adapter t's term on segment t. Zw and ω vs the references of test_addown, the
  * outputs vs a double-precision product plus the reference terms; N = 96·n_ad + 5 (a block per
@@ -220,16 +231,8 @@ static void test_routed(int dt, int M, int K, const float *xh, const void *dx, c
     float *hB[3] = {NULL, NULL, NULL}, *dB[3] = {NULL, NULL, NULL};
     hlk_gemv g;
     memset(&g, 0, sizeof g);
-    for (int t = 0; t < n_ad; t++) {
-        const hlk_addown_ad *q = &a->ad[t];
-        const int64_t d_out = (t < n_ad - 1 ? seg[t] : N) - (t > 0 ? seg[t - 1] : 0);
-        const size_t nb = (size_t)q->N * d_out * q->r;
-        hB[t] = malloc(nb * 4);
-        gpu_fill(hB[t], nb, rg, 0.0f, 0.5f);
-        dB[t] = gpu_put(hB[t], nb, HL_DTYPE_F32);
-        g.ad[t].zw = q->zw, g.ad[t].B = dB[t], g.ad[t].nr = q->N * q->r, g.ad[t].r = q->r;
-        g.ad[t].d_out = (int)d_out, g.ad[t].ldz = q->N * q->r;
-    }
+    for (int t = 0; t < n_ad; t++)
+        g.ad[t] = routed_term(&a->ad[t], (t < n_ad - 1 ? seg[t] : N) - (t > 0 ? seg[t - 1] : 0), rg, &hB[t], &dB[t]);
     for (int m = 0; m < M; m++)
         for (int64_t o = 0; o < N; o++) {
             double v = 0.0;
@@ -298,15 +301,8 @@ static void test_routed_swiglu(int dt, int M, int K, const float *xh, const void
     float *hB[2], *dB[2];
     hlk_swiglu_ad sa;
     memset(&sa, 0, sizeof sa);
-    for (int t = 0; t < 2; t++) {
-        const hlk_addown_ad *q = &a->ad[t];
-        const size_t nb = (size_t)q->N * N * q->r;
-        hB[t] = malloc(nb * 4);
-        gpu_fill(hB[t], nb, rg, 0.0f, 0.5f);
-        dB[t] = gpu_put(hB[t], nb, HL_DTYPE_F32);
-        sa.ad[t].zw = q->zw, sa.ad[t].B = dB[t], sa.ad[t].nr = q->N * q->r, sa.ad[t].r = q->r;
-        sa.ad[t].d_out = (int)N, sa.ad[t].ldz = q->N * q->r;
-    }
+    for (int t = 0; t < 2; t++)
+        sa.ad[t] = routed_term(&a->ad[t], N, rg, &hB[t], &dB[t]);
     for (int m = 0; m < M; m++)
         for (int64_t o = 0; o < N; o++) {
             float gu[2];
