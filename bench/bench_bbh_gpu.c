@@ -204,10 +204,11 @@ static void kernel_rates(double bw, int M) {
     struct {
         const char *name;
         int64_t N;
-        int K, norm, swiglu, res, f32;
-    } sh[] = {{"qkv 12288x4096 +norm", 12288, 4096, 1, 0, 0, 0}, {"o 4096x4096 +res", 4096, 4096, 0, 0, 1, 0},
-              {"gate/up 2x11008x4096 +norm +swiglu", 11008, 4096, 1, 1, 0, 0},
-              {"down 4096x11008 +res", 4096, 11008, 0, 0, 1, 0}, {"lm_head 32000x4096 +norm f32", 32000, 4096, 1, 0, 0, 1}};
+        int K, norm, swiglu, res, f32, n_ad; /* n_ad: HydraLoRA adapters on it in the decode bench */
+    } sh[] = {{"qkv 12288x4096 +norm", 12288, 4096, 1, 0, 0, 0, 0}, {"o 4096x4096 +res", 4096, 4096, 0, 0, 1, 0, 0},
+              {"gate/up 2x11008x4096 +norm +swiglu", 11008, 4096, 1, 1, 0, 0, 2},
+              {"down 4096x11008 +res", 4096, 11008, 0, 0, 1, 0, 1},
+              {"lm_head 32000x4096 +norm f32", 32000, 4096, 1, 0, 0, 1, 0}};
     cudaStream_t st;
     cudaStreamCreate(&st);
     hl_cu_gemm *gm = NULL;
@@ -229,7 +230,7 @@ static void kernel_rates(double bw, int M) {
         ok = ok && cudaMemset(res, 0, (size_t)M * 32000 * 2) == cudaSuccess;
         /* HydraLoRA r=8 N=4 on gate/up (two adapters) and down (one), a copy per weight copy so
          * that A, R and B come from HBM as they do in a decode step */
-        const int n_ad = sh[i].swiglu ? 2 : i == 3 ? 1 : 0, HR = 8, HN = 4;
+        const int n_ad = sh[i].n_ad, HR = 8, HN = 4;
         float **adb = calloc((size_t)copies, sizeof *adb), *zw = NULL, *part = NULL;
         unsigned *sync = NULL;
         const size_t ad_floats = (size_t)HR * sh[i].K + (size_t)HN * sh[i].K + (size_t)HN * sh[i].N * HR;
@@ -273,7 +274,7 @@ static void kernel_rates(double bw, int M) {
                             g.route[g.n_route++] = (hlk_addown_ad){.A = A, .R = R, .nA = 1, .N = HN, .r = HR, .s = 0.5f, .zw = z};
                     }
                     g.route_part = part, g.route_sync = sync;
-                    if (var != 1)
+                    if (var != cublas)
                         rc = hlk_gemv_run(st, &g);
                     else if (gm)
                         rc = hl_cu_linear(gm, st, M, rows, sh[i].K, x, sh[i].K, g.W, HL_DTYPE_BF16, 0.0f, NULL, y, rows);
@@ -284,10 +285,10 @@ static void kernel_rates(double bw, int M) {
                 cudaEventElapsedTime(&ms, e0, e1);
                 const double us = 1e3 * ms / reps, gbs = wbytes / (us * 1e-6) / 1e9;
                 const char *vn = var == 0   ? ""
-                                 : var == 1 ? " [cuBLASLt, plain]"
+                                 : var == cublas ? " [cuBLASLt, plain]"
                                  : var == 2 ? " [+HydraLoRA, Zw given]"
                                             : " [+HydraLoRA, routed inside]";
-                if (rc == HL_OK && (var != 1 || gm))
+                if (rc == HL_OK && (var != cublas || gm))
                     printf("  gemv M=%d %-36s %7.1f us  %6.0f GB/s = %5.1f%% of the copy rate%s\n", M, sh[i].name, us,
                            gbs, 100.0 * gbs / bw, vn);
                 else if (rc != HL_OK)
