@@ -10,7 +10,7 @@
  * instead of running them again. Greedy decoding takes the decoder's argmax (a GPU then
  * returns ids, not logits).
  * Sampling: greedy (temperature 0), or temperature + optional top-k + top-p with llama2.c's
- * sampler semantics (docs/formats.md §1.4): xorshift64* coin `(u32 >> 8) / 2^24`, top-p cut-off
+ * sampler semantics (docs/file-formats.md §1.4): xorshift64* coin `(u32 >> 8) / 2^24`, top-p cut-off
  * (1 − p)/(n − 1), descending sort, cut after the cumulative mass exceeds p — so that
  * `-t 1.0 -p 0.9 -s 133742` runs reproduce llama2.c's run.c for sequence 0 (sequence b > 0
  * gets its own stream derived from the seed). Stops: EOS, BOS (llama2.c's TinyStories

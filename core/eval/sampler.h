@@ -1,4 +1,4 @@
-/* Token sampling with llama2.c's run.c semantics (docs/formats.md §1.4): xorshift64* coin
+/* Token sampling with llama2.c's run.c semantics (docs/file-formats.md §1.4): xorshift64* coin
  * `(u32 >> 8) / 2^24`, temperature, optional top-k, top-p with the (1 − p)/(n − 1) cut-off and a
  * descending sort; greedy (temperature 0) is the first index of the largest logit. */
 #ifndef HL_SAMPLER_H

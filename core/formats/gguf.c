@@ -1,4 +1,4 @@
-/* GGUF reader. See gguf.h; layout in docs/formats.md §5. */
+/* GGUF reader. See gguf.h; layout in docs/file-formats.md §5. */
 #include "core/formats/gguf.h"
 
 #include <stdio.h>

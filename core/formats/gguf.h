@@ -1,4 +1,4 @@
-/* GGUF (llama.cpp) container reader, v2 and v3 (docs/formats.md §5).
+/* GGUF (llama.cpp) container reader, v2 and v3 (docs/file-formats.md §5).
  *
  * hl_gguf_parse works on any (ptr, len) image: every length, count, offset and string is
  * checked against the buffer before it is used, so a corrupt or lying file gives

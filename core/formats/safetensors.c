@@ -1,4 +1,4 @@
-/* safetensors reader and writer. See safetensors.h for the contract and docs/formats.md §4.4. */
+/* safetensors reader and writer. See safetensors.h for the contract and docs/file-formats.md §4.4. */
 #include "core/base/jsonout.h"
 #include "core/formats/safetensors.h"
 

@@ -1,4 +1,4 @@
-/* safetensors reader (mmap, single file or sharded index) and writer (docs/formats.md §4.4-4.5).
+/* safetensors reader (mmap, single file or sharded index) and writer (docs/file-formats.md §4.4-4.5).
  *
  * Reader: every byte of the header is validated before any tensor is handed out (header
  * length, JSON shape, dtype, shape overflow, offsets inside the byte buffer, size ==

@@ -21,7 +21,7 @@ hl_status hl_model_set_weight(hl_weight *dst, hl_weight src, int64_t rows, int64
                               const char *label);
 
 /* Replace *w by an owned copy whose rows are reordered from Meta's interleaved RoPE layout
- * to the rotate_half layout (docs/formats.md §4.2): within each head of `head_dim` rows, new row
+ * to the rotate_half layout (docs/file-formats.md §4.2): within each head of `head_dim` rows, new row
  * r = old row 2r for r < head_dim/2 and old row 2(r - head_dim/2) + 1 otherwise. Works on
  * raw row bytes, any dtype. If w is already owned by m (`in_place`), it is permuted in place. */
 hl_status hl_model_permute_meta_rows(hl_model *m, hl_weight *w, int n_heads, int head_dim);

@@ -1,4 +1,4 @@
-/* llama2.c checkpoint reader (v0 / v1 / v2). Layouts in docs/formats.md §1.1-1.2. */
+/* llama2.c checkpoint reader (v0 / v1 / v2). Layouts in docs/file-formats.md §1.1-1.2. */
 #include "core/model/llama2c.h"
 
 #include <limits.h>

@@ -1,4 +1,4 @@
-/* llama2.c checkpoints (docs/formats.md §1): legacy v0 (no magic; negative vocab = unshared
+/* llama2.c checkpoints (docs/file-formats.md §1): legacy v0 (no magic; negative vocab = unshared
  * classifier), v1 ("ak42", version 1, fp32) and v2 ("ak42", version 2, Q8_0 groups).
  *
  * Everything works on a (ptr, len) image so the parser can be fuzzed without files. The

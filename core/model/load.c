@@ -55,7 +55,7 @@ static hl_status json_float(const cJSON *root, const char *key, double dflt, dou
     return HL_OK;
 }
 
-/* Parse a LlamaConfig (docs/formats.md §4.3). Defaults follow transformers' LlamaConfig. */
+/* Parse a LlamaConfig (docs/file-formats.md §4.3). Defaults follow transformers' LlamaConfig. */
 static hl_status hf_config_parse(const char *text, size_t len, const char *L, hl_llama_config *c, int *tie_given) {
     memset(c, 0, sizeof *c);
     cJSON *root = cJSON_ParseWithLength(text, len);

@@ -1,7 +1,7 @@
 /* A loaded LLaMA-family base model: configuration plus read-only weight views.
  *
  * Engine layout (whatever the file format): every matrix is row-major [out, in]
- * (nn.Linear), and q/k rows are in the Hugging Face "rotate_half" order (docs/formats.md §4.2).
+ * (nn.Linear), and q/k rows are in the Hugging Face "rotate_half" order (docs/file-formats.md §4.2).
  * Loaders of Meta-layout files (llama2.c .bin, GGUF) permute q/k rows into this order.
  * Weights stay in their file dtype; views usually point into mmapped files. */
 #ifndef HL_MODEL_H

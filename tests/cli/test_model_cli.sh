@@ -1,6 +1,6 @@
 # `hydralora model info` and `hydralora generate` as a user meets them: the four stories260K
 # forms, --json, estimates for LLaMA-2-7B from its config.json alone (bf16 weights 13.48 GB,
-# docs/formats.md §6), the golden greedy story streamed to stdout, usage errors (exit 2), clear
+# docs/file-formats.md §6), the golden greedy story streamed to stdout, usage errors (exit 2), clear
 # errors (exit 1).
 set -u
 BIN=${HL_BIN:-./hydralora}
@@ -46,7 +46,7 @@ run model info --json "$M/stories260K-hf-f16-sharded"
 check '[ "$(jget "d[\"device\"][\"matmuls\"][\"f32\"], d[\"device\"][\"matmuls\"][\"auto\"]")" = "OpenBLAS f32 OpenBLAS f32 (matrices too small to gain from bf16)" ]' "tiny f16 model: auto stays f32 and says why"
 check '[ "$(jget "int(d[\"device\"][\"matmuls\"][\"bf16\"].startswith((\"oneDNN\", \"OpenBLAS f32 (no bf16 matmul on this CPU\", \"OpenBLAS f32 (built without oneDNN\")))")" = "1" ]' "bf16: oneDNN or the named fallback"
 
-# LLaMA-2-7B planning from config.json alone (docs/formats.md §6 config, bf16 storage).
+# LLaMA-2-7B planning from config.json alone (docs/file-formats.md §6 config, bf16 storage).
 mkdir -p "$WORK/llama7b"
 cat > "$WORK/llama7b/config.json" <<'JSON'
 {"architectures": ["LlamaForCausalLM"], "bos_token_id": 1, "eos_token_id": 2, "hidden_act": "silu",
@@ -64,7 +64,7 @@ check '[ "$(jget "d[\"inference\"][\"kv_cache\"]")" = "4294967296" ]' "7B KV cac
 check '[ "$(jget "int(14e9 < d[\"training\"][\"total_checkpointing\"] < 24e9 and 17e9 < d[\"inference\"][\"total\"] < 19e9)")" = "1" ]' "7B totals are realistic"
 check '[ "$(jget "int(d[\"device\"][\"matmuls\"][\"auto\"] == d[\"device\"][\"matmuls\"][\"bf16\"])")" = "1" ]' "7B bf16: auto is bf16 compute"
 
-# generate: the golden greedy story (docs/formats.md §7.1) streamed to stdout.
+# generate: the golden greedy story (docs/file-formats.md §7.1) streamed to stdout.
 cat > "$WORK/golden" <<'TXT'
 Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.
 Lily's mom said, "Lily, let's go to the park." Lily was sad and didn't know what to do. She said, "I want to play with your ball, but I can't find it."

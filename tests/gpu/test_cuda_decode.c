@@ -1,7 +1,7 @@
 /* The CUDA KV-cache decoder against the CPU engine's, through the public seam (decoders and the
  * generator on hl_backend_open("cuda:0") and ("cpu")):
  *   1. stories260K f32 (HF dir): 256 greedy ids from BOS, one token per call (split-K decode
- *      attention), equal the golden story (docs/formats.md §7.1) — and the logits' arg-max equals
+ *      attention), equal the golden story (docs/file-formats.md §7.1) — and the logits' arg-max equals
  *      the decoder's arg-max at every step;
  *   2. stories260K in bf16 (weights rounded in memory): 8 prompts of different lengths decoded
  *      together (prefill in chunks through the flash kernels, continuous batching), first 64

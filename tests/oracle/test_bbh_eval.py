@@ -179,7 +179,7 @@ def build_prompt(task, idx, mode="cot"):
     ex = json.load(open(os.path.join(BBH, "data", task + ".json"), encoding="utf-8"))["examples"][idx]
     if mode == "cot":
         return body + "\n\nQ: " + ex["input"] + "\nA: Let's think step by step.", ex["target"]
-    desc, *exemplars = body.split("\n\nQ: ")  # answer-only, docs/bbh.md §2
+    desc, *exemplars = body.split("\n\nQ: ")  # answer-only, docs/bbh-eval.md §2
     out = desc
     for e in exemplars:
         q, rest = e.split("\nA: Let's think step by step.", 1)

@@ -1,5 +1,5 @@
 """Oracle for BBH prompt construction: an independent Python build of every prompt
-(docs/bbh.md §2 for the original CoT and answer-only prompts, §3.3 for lm-eval's
+(docs/bbh-eval.md §2 for the original CoT and answer-only prompts, §3.3 for lm-eval's
 "+\n", §4 for OpenCompass' prefix, §3.5 for zero-shot) must equal the C prompts byte for
 byte for all 6,511 examples (compared through sha256 from `hydralora bbh prompts`, and as
 full text for a sample through `--full`)."""

@@ -1,5 +1,5 @@
 """Oracle for `hydralora bbh score`: an independent Python implementation of the three
-answer-extraction conventions (written from docs/bbh.md §0, §3.4, §3.5, §4 with Python's
+answer-extraction conventions (written from docs/bbh-eval.md §0, §3.4, §3.5, §4 with Python's
 own `re` and `str.strip`) must agree with the C scorer on every one of the 2 x 6,511
 published Codex generations, for every rule and mode, and on a set of crafted edge cases.
 The paper rule must also reproduce the authors' official per-task accuracies."""
@@ -167,7 +167,7 @@ def main():
         s = results[("paper", "cot" if mode == "cot" else "ao")]
         if s:
             check(abs(s["per_task"][task] - acc) < 1e-9, f"official {mode} {task}: {s['per_task'][task]} vs {acc}")
-    # docs/bbh.md §1 and §7 averages
+    # docs/bbh-eval.md §1 and §7 averages
     p, l = results[("paper", "cot")], results[("lm-eval", "cot")]
     if p and l:
         check(round(p["averages"]["mean_27_subtasks"], 2) == 73.71, "paper CoT 27-subtask mean 73.71")

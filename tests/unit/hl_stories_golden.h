@@ -1,4 +1,4 @@
-/* The stories260K golden story (docs/formats.md §7.1): BOS + the 256 greedy tokens of
+/* The stories260K golden story (docs/file-formats.md §7.1): BOS + the 256 greedy tokens of
  * stories260K, which are also encode(text) with tok512, and that text (565 characters).
  * Shared by the tokenizer, engine and generation tests. */
 #ifndef HL_STORIES_GOLDEN_H

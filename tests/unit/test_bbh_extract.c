@@ -1,5 +1,5 @@
 /* BBH answer extraction: each branch of the three conventions on crafted generations, with
- * expected values worked out by hand from docs/bbh.md §0, §3.4, §3.5, §4 (not from our output). */
+ * expected values worked out by hand from docs/bbh-eval.md §0, §3.4, §3.5, §4 (not from our output). */
 #include "core/eval/bbh/bbh.h"
 #include "tests/unit/hl_test.h"
 

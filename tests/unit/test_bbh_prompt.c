@@ -1,4 +1,4 @@
-/* BBH data loading and prompt construction against facts stated in docs/bbh.md §1-§4
+/* BBH data loading and prompt construction against facts stated in docs/bbh-eval.md §1-§4
  * (exact strings written out by hand), plus error handling of broken folders/files. */
 #include <stdio.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 /* Scoring the BBH authors' published Codex generations must reproduce their 54 official
  * per-task accuracies (shared/datasets/bbh/reference/codex_official_metrics.tsv) with the
- * paper rule, and the lm-eval rule must give exactly the changes listed in docs/bbh.md §7. */
+ * paper rule, and the lm-eval rule must give exactly the changes listed in docs/bbh-eval.md §7. */
 #include <stdio.h>
 
 #include "core/eval/bbh/bbh.h"
@@ -69,7 +69,7 @@ int main(void) {
         fclose(f);
     CHECK(rows == 54, "54 official rows (got %d)", rows);
 
-    /* averages, docs/bbh.md §1 (to 2 decimals) */
+    /* averages, docs/bbh-eval.md §1 (to 2 decimals) */
     CHECK_CLOSE(round(cot.mean_subtasks * 100) / 100, 73.71, 1e-12, "CoT 27-subtask mean");
     CHECK_CLOSE(round(cot.macro_tasks * 100) / 100, 73.93, 1e-12, "CoT 23-task macro");
     CHECK_CLOSE(round(cot.micro * 100) / 100, 73.97, 1e-12, "CoT micro");
@@ -79,7 +79,7 @@ int main(void) {
     CHECK(cot.complete && ao.complete && cot.n_groups == 23 && cot.n_subtasks == 27 && cot.n_total == 6511,
           "complete summaries");
 
-    /* lm-eval rule, docs/bbh.md §7: 73.78 micro; three tasks change, all others unchanged */
+    /* lm-eval rule, docs/bbh-eval.md §7: 73.78 micro; three tasks change, all others unchanged */
     CHECK_CLOSE(round(lm.micro * 100) / 100, 73.78, 1e-12, "lm-eval micro");
     for (int t = 0; t < HL_BBH_N_TASKS; t++) {
         const char *name = hl_bbh_task_name(t);

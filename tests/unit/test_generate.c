@@ -1,6 +1,6 @@
-/* Generation: the stories260K greedy story of docs/formats.md §7.1 byte for byte (text and the
+/* Generation: the stories260K greedy story of docs/file-formats.md §7.1 byte for byte (text and the
  * 257 ids) from each of the four model forms; the llama2.c sampled run (-t 1.0 -p 0.9
- * -s 133742, text prefix quoted in docs/formats.md §7.1); the BOS stop after 345 tokens; KV-cache
+ * -s 133742, text prefix quoted in docs/file-formats.md §7.1); the BOS stop after 345 tokens; KV-cache
  * logits equal to a full recomputation (hl_session_logits) at every position for a batch of
  * prompts of different lengths, with and without an adapter; batching equals one-by-one;
  * stop strings, streaming and cancellation. */
@@ -18,7 +18,7 @@
 #include "hl_test.h"
 #include "tests/unit/hl_stories_golden.h"
 
-/* docs/formats.md §7.1 quotes the beginning of llama2.c's sampled story. */
+/* docs/file-formats.md §7.1 quotes the beginning of llama2.c's sampled story. */
 static const char *SAMPLED_PREFIX =
     "Once upon a time, there was a little boy named Timmy. Timmy loved to play with his toys and eat sandwiches. One "
     "day, Timmy's mom told him it was time to rest for a while. Timmy's friend Billy came over and took him a down.";
@@ -367,7 +367,7 @@ static void test_batch_and_stops(void) {
 }
 
 static void test_sampler(void) {
-    /* xorshift64* exactly as docs/formats.md §1.4 spells it, computed independently here. */
+    /* xorshift64* exactly as docs/file-formats.md §1.4 spells it, computed independently here. */
     uint64_t s = 133742;
     hl_sampler_rng r;
     hl_sampler_seed(&r, 133742, 0);

@@ -1,6 +1,6 @@
 /* Model loading: the four shared forms of stories260K (llama2.c v0 .bin, HF F32, HF F16
  * sharded untied, GGUF) give the same configuration and the same weights, checked against the
- * raw floats of the .bin read here at the offsets docs/formats.md §1.1 documents, with the q/k
+ * raw floats of the .bin read here at the offsets docs/file-formats.md §1.1 documents, with the q/k
  * row rule of §4.2 applied here. Plus v1, v2 (Q8_0) and unshared-classifier v0 files written by
  * this test from those floats, the GGUF vocabulary against tok512.bin, and damaged files. */
 #include <math.h>
@@ -21,7 +21,7 @@
 
 enum { DIM = 64, HID = 172, NL = 5, NH = 8, NKV = 4, HD = 8, VOCAB = 512, SEQ = 512, KV = NKV * HD };
 
-/* Raw f32 sections of stories260K.bin (docs/formats.md §1.1 byte offsets). */
+/* Raw f32 sections of stories260K.bin (docs/file-formats.md §1.1 byte offsets). */
 typedef struct {
     float *file; /* whole file after the 28-byte header */
     const float *tok, *rms_att, *wq, *wk, *wv, *wo, *rms_ffn, *w1, *w2, *w3, *rms_final;
@@ -177,7 +177,7 @@ static void test_shared_forms(void) {
     check_config(&m, SEQ, 1, "v0");
     check_weights(&m, EXACT, raw.tok, "v0", NULL);
     CHECK(m.lm_head.data == m.tok_embed.data, "tied head is the embedding");
-    CHECK(hl_model_param_count(&m.cfg) == 260032, "param count %lld (docs/formats.md: 260,032)",
+    CHECK(hl_model_param_count(&m.cfg) == 260032, "param count %lld (docs/file-formats.md: 260,032)",
           (long long)hl_model_param_count(&m.cfg));
     hl_model_free(&m);
 
@@ -212,7 +212,7 @@ static void test_shared_forms(void) {
     check_weights(&m, EXACT, raw.tok, "gguf", NULL);
     CHECK(m.vocab != NULL, "gguf vocabulary exposed");
     if (m.vocab) {
-        /* Against tok512.bin (docs/formats.md §2): same pieces with ' ' → U+2581 and BOS/EOS spelled
+        /* Against tok512.bin (docs/file-formats.md §2): same pieces with ' ' → U+2581 and BOS/EOS spelled
          * "<s>"/"</s>", same scores. */
         snprintf(p, sizeof p, "%s/stories260K/tok512.bin", shared_models);
         size_t len;
@@ -269,7 +269,7 @@ static void put_i32(unsigned char *b, int32_t v) { memcpy(b, &v, 4); }
 static void test_written_forms(void) {
     char p[512];
     hl_model m;
-    /* v1: 256-byte header, then norms first, then the matrices (docs/formats.md §1.2). */
+    /* v1: 256-byte header, then norms first, then the matrices (docs/file-formats.md §1.2). */
     size_t body = (size_t)NL * DIM * 2 + DIM + (size_t)VOCAB * DIM + (size_t)NL * DIM * DIM * 2 +
                   (size_t)NL * KV * DIM * 2 + (size_t)NL * HID * DIM * 3;
     unsigned char *v1 = calloc(256 + body * 4, 1);
@@ -625,7 +625,7 @@ static void test_mixed_shards(void) {
     hl_model_free(&m);
 }
 
-/* A minimal GGUF v3 writer following docs/formats.md §5 (independent of core/formats/gguf.c). */
+/* A minimal GGUF v3 writer following docs/file-formats.md §5 (independent of core/formats/gguf.c). */
 typedef struct {
     unsigned char *p;
     size_t len, cap;
@@ -856,7 +856,7 @@ static void test_gguf_types(void) {
 }
 
 static void test_param_count_7b(void) {
-    /* docs/formats.md §6: LLaMA-2-7B has 6,738,415,616 parameters. */
+    /* docs/file-formats.md §6: LLaMA-2-7B has 6,738,415,616 parameters. */
     hl_llama_config c = {.dim = 4096, .hidden_dim = 11008, .n_layers = 32, .n_heads = 32, .n_kv_heads = 32,
                          .head_dim = 128, .vocab_size = 32000, .max_seq_len = 4096, .rms_norm_eps = 1e-5f,
                          .rope_theta = 10000.0f, .tie_word_embeddings = 0};

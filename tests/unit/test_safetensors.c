@@ -1,5 +1,5 @@
 /* safetensors reader and writer: round trips in F32/F16/BF16, the exact header bytes the
- * reference library writes (docs/formats.md §4.4), every validation rule on hand-made corrupt
+ * reference library writes (docs/file-formats.md §4.4), every validation rule on hand-made corrupt
  * files, sharded indexes, and atomic writes under a full disk. */
 #include <errno.h>
 #include <signal.h>

@@ -1,6 +1,6 @@
 /* The real stories260K model (F32 HF dir, F16 two-shard untied HF dir, and the llama2.c .bin
  * and GGUF forms) loads and greedy argmax decoding from BOS by full recompute (HF dirs)
- * reproduces the 256 token ids of docs/formats.md §7.1 (llama2.c's published story). The
+ * reproduces the 256 token ids of docs/file-formats.md §7.1 (llama2.c's published story). The
  * KV-cache path must give the same ids for every form (its own argmax and the logits' argmax).
  * Both run through the backend seam on the cpu backend. */
 #include <stdio.h>
@@ -47,7 +47,7 @@ static void run(const char *rel, int full) {
             first_bad = t;
     }
     if (full)
-        CHECK(st == HL_OK && first_bad < 0, "%s: full-recompute greedy ids match docs/formats.md §7.1 (first mismatch at %d)",
+        CHECK(st == HL_OK && first_bad < 0, "%s: full-recompute greedy ids match docs/file-formats.md §7.1 (first mismatch at %d)",
           rel, first_bad);
     /* the KV-cache path */
     hl_decoder *inf;

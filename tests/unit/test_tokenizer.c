@@ -1,7 +1,7 @@
 /* Tokenizer unit tests. Expected values come from outside our code: hand-worked examples of
- * SentencePiece's BPE rule on tiny vocabularies, the golden ids of docs/formats.md §7.1 (the
+ * SentencePiece's BPE rule on tiny vocabularies, the golden ids of docs/file-formats.md §7.1 (the
  * stories260K story), the published LLaMA-2 ids of "Hello world" / "I believe the meaning of
- * life is", and the facts in docs/formats.md §2/§3. (The id-for-id comparison with SentencePiece
+ * life is", and the facts in docs/file-formats.md §2/§3. (The id-for-id comparison with SentencePiece
  * over real data is tests/oracle/test_tokenizer_oracle.py.) */
 #include <pthread.h>
 #include <stdint.h>
@@ -189,7 +189,7 @@ static void test_stories260k(const char *rel, const char *format) {
     CHECK(hl_tokenizer_vocab_size(tok) == 512, "%s: 512 pieces", rel);
     CHECK(hl_tokenizer_bos_id(tok) == 1 && hl_tokenizer_eos_id(tok) == 2 && hl_tokenizer_unk_id(tok) == 0,
           "%s: unk 0 bos 1 eos 2", rel);
-    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (docs/formats.md §2)", rel);
+    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (docs/file-formats.md §2)", rel);
     CHECK(hl_tokenizer_piece_to_id(tok, WS "t") == 259, "%s: piece 259 is '▁t'", rel);
     CHECK(strlen(hl_story_text) == 565, "story is 565 characters");
     expect_encode(tok, hl_story_text, 1, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0]);
@@ -217,7 +217,7 @@ static void test_llama2(const char *rel, const char *format) {
     CHECK(!strcmp(hl_tokenizer_format(tok), format), "%s format", rel);
     CHECK(hl_tokenizer_vocab_size(tok) == 32000, "%s: 32000 pieces", rel);
     CHECK(hl_tokenizer_bos_id(tok) == 1 && hl_tokenizer_eos_id(tok) == 2 && hl_tokenizer_unk_id(tok) == 0, "ids");
-    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 29871, "%s: '▁' is 29871 (docs/formats.md §2)", rel);
+    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 29871, "%s: '▁' is 29871 (docs/file-formats.md §2)", rel);
     CHECK(hl_tokenizer_score(tok, 259) == -1e9f && hl_tokenizer_score(tok, 260) == -1.0f &&
               hl_tokenizer_score(tok, 31999) == -31740.0f,
           "%s: scores of 259, 260, 31999", rel);

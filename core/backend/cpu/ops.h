@@ -14,7 +14,7 @@ void hl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
 void hl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                          const float *rstd, int64_t T, int C);
 
-/* ---- RoPE, Hugging Face rotate_half layout (docs/formats.md §4.2) ------------------------
+/* ---- RoPE, Hugging Face rotate_half layout (docs/file-formats.md §4.2) ------------------------
  * Within each head of size hd, the pair (j, j + hd/2) is rotated by pos · θ^(−2j/hd). */
 typedef struct {
     int max_pos, half; /* half = head_dim / 2 */

@@ -1,7 +1,7 @@
 /* BIG-Bench Hard (BBH): task table, data loading, prompts, answer extraction, scoring
  * and (core/eval/bbh/eval.c) a batched greedy evaluation with progress and cancel.
  *
- * Everything here follows docs/bbh.md (the spec):
+ * Everything here follows docs/bbh-eval.md (the spec):
  *   - 27 subtasks (23 tasks; logical_deduction and tracking_shuffled_objects come in
  *     3/5/7-object variants), data from DIR/data/<task>.json, 3-shot CoT exemplars from
  *     DIR/cot-prompts/<task>.txt (same layout as the upstream repository).
@@ -66,7 +66,7 @@ hl_status hl_bbh_rule_parse(const char *s, hl_bbh_rule *rule);
  * all variants, or "all"). Writes a 0/1 mask of HL_BBH_N_TASKS entries. */
 hl_status hl_bbh_tasks_parse(const char *list, unsigned char mask[HL_BBH_N_TASKS]);
 
-/* The generation settings each convention uses (docs/bbh.md §2-§4, §7). */
+/* The generation settings each convention uses (docs/bbh-eval.md §2-§4, §7). */
 typedef struct {
     const char *stop[4]; /* stop strings, NULL-terminated; generation is cut before the first hit */
     int n_stop;
@@ -84,7 +84,7 @@ typedef struct {
 typedef struct {
     int loaded;              /* 0: not part of this set */
     char *cot_body;          /* the cot-prompt file minus its canary and "-----" lines */
-    char *ao_body;           /* the same exemplars in answer-only form (docs/bbh.md §2 rule) */
+    char *ao_body;           /* the same exemplars in answer-only form (docs/bbh-eval.md §2 rule) */
     hl_bbh_example *examples;
     int n_examples;
 } hl_bbh_task_data;

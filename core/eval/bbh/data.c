@@ -117,7 +117,7 @@ static const char *find_last_bytes(const char *h, size_t hn, const char *needle)
     return NULL;
 }
 
-/* Answer-only form of the exemplars (docs/bbh.md §2): in each exemplar
+/* Answer-only form of the exemplars (docs/bbh-eval.md §2): in each exemplar
  * "Q: ...\nA: Let's think step by step.<reasoning> So the answer is X." becomes "Q: ...\nA: X". */
 static hl_status build_ao_body(const char *body, size_t n, const char *what, char **ao_body) {
     static const char sep[] = "\n\nQ: ";

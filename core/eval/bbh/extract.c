@@ -1,4 +1,4 @@
-/* Answer extraction for the three BBH conventions (docs/bbh.md §0, §3.4, §3.5, §4, §7).
+/* Answer extraction for the three BBH conventions (docs/bbh-eval.md §0, §3.4, §3.5, §4, §7).
  * Each extractor mirrors a Python reference exactly, quirks included, so it works on
  * bytes but treats UTF-8 the way Python's str does where that matters (strip, "last char"). */
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* BBH prompt text for one example, per mode and convention (docs/bbh.md §2, §3.3, §4). */
+/* BBH prompt text for one example, per mode and convention (docs/bbh-eval.md §2, §3.3, §4). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -18,7 +18,7 @@
 
 
 /* ------------------------------------------------------------------------------------ */
-/* SentencePiece ModelProto (docs/formats.md §3)                                              */
+/* SentencePiece ModelProto (docs/file-formats.md §3)                                              */
 
 typedef struct {
     const char *data;
@@ -222,7 +222,7 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------ */
-/* llama2.c tokenizer.bin (docs/formats.md §2)                                                */
+/* llama2.c tokenizer.bin (docs/file-formats.md §2)                                                */
 
 static uint32_t rd_u32(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
