@@ -47,8 +47,9 @@ static void run(const char *rel, int full) {
             first_bad = t;
     }
     if (full)
-        CHECK(st == HL_OK && first_bad < 0, "%s: full-recompute greedy ids match docs/file-formats.md §7.1 (first mismatch at %d)",
-          rel, first_bad);
+        CHECK(st == HL_OK && first_bad < 0,
+              "%s: full-recompute greedy ids match docs/file-formats.md §7.1 (first mismatch at %d)", rel,
+              first_bad);
     /* the KV-cache path */
     hl_decoder *inf;
     st = hl_decoder_create(&inf, be, &m, NULL, 1, steps, 1);

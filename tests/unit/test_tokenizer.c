@@ -189,7 +189,8 @@ static void test_stories260k(const char *rel, const char *format) {
     CHECK(hl_tokenizer_vocab_size(tok) == 512, "%s: 512 pieces", rel);
     CHECK(hl_tokenizer_bos_id(tok) == 1 && hl_tokenizer_eos_id(tok) == 2 && hl_tokenizer_unk_id(tok) == 0,
           "%s: unk 0 bos 1 eos 2", rel);
-    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (docs/file-formats.md §2)", rel);
+    CHECK(hl_tokenizer_piece_to_id(tok, WS) == 410, "%s: the dummy-prefix piece is 410 (docs/file-formats.md §2)",
+          rel);
     CHECK(hl_tokenizer_piece_to_id(tok, WS "t") == 259, "%s: piece 259 is '▁t'", rel);
     CHECK(strlen(hl_story_text) == 565, "story is 565 characters");
     expect_encode(tok, hl_story_text, 1, hl_story_ids, sizeof hl_story_ids / sizeof hl_story_ids[0]);
