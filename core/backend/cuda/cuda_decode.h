@@ -173,7 +173,6 @@ typedef struct {
     hlk_gemv_ad ad[2];
     void *h; /* [M, ldh] 16-bit */
     int64_t ldh;
-    int pdl;
 } hlk_swiglu_ad;
 hl_status hlk_swiglu_ad_run(cudaStream_t st, const hlk_swiglu_ad *a);
 

@@ -750,10 +750,7 @@ static hl_status layer_forward_small(cu_decoder *cd, const dcall *fc, int l) {
         memset(&sa, 0, sizeof sa);
         sa.M = (int)fc->M, sa.dt = d->dt, sa.N = F, sa.pre = cd->gu_pre, sa.ldp = 2 * F;
         sa.ad[0] = g.ad[0], sa.ad[1] = g.ad[1];
-        /* a plain launch: started early (programmatic dependent launch), its blocks sat on the
-         * product's multiprocessors waiting, and the split was slower than no split (measured on
-         * the H200: 4.98-5.01 against 4.68-4.71 ms per token) */
-        sa.h = cs->hbuf, sa.ldh = F, sa.pdl = 0;
+        sa.h = cs->hbuf, sa.ldh = F;
         g.ad[0].B = g.ad[1].B = NULL;
         g.pre = 1, g.y = cd->gu_pre, g.ldy = 2 * F;
         cu_prof_mark(cs, CU_P_MM_FWD);
