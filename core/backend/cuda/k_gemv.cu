@@ -34,12 +34,23 @@
 #include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_dev.cuh"
 
-/* A 16-byte weight load that does not allocate in L1: the weights are read once per step. */
+/* A 16-byte weight load that does not allocate in L1 and is first out of L2: the weights are
+ * read once per step, so the adapters, activations and cache rows keep their L2 lines. Measured
+ * on the H200 (bench_bbh_gpu --batch1-only, 7B shape with HydraLoRA, two runs, four pairs in the
+ * same processes' machine): 4.46-4.50 against 4.48-4.54 ms per token with plain loads. */
 static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
     uint4 v;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    uint64_t pol;
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+    asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;"
+        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+        : "l"(p), "l"(pol));
+#else
     asm("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
         : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
         : "l"(p));
+#endif
     return v;
 }
 
