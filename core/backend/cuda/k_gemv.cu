@@ -36,8 +36,9 @@
 
 /* A 16-byte weight load that does not allocate in L1 and is first out of L2: the weights are
  * read once per step, so the adapters, activations and cache rows keep their L2 lines. Measured
- * on the H200 (bench_bbh_gpu --batch1-only, 7B shape with HydraLoRA, two runs, four pairs in the
- * same processes' machine): 4.46-4.50 against 4.48-4.54 ms per token with plain loads. */
+ * on the H200 (bench_bbh_gpu --batch1-only, 7B shape with HydraLoRA, both builds made in each of
+ * three device runs): 4.46-4.52 against 4.48-4.54 ms per token with plain loads. (Weights put
+ * into L2 ahead of their loads by sm_90 bulk prefetches were slower: bench/README.md.) */
 static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
     uint4 v;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
