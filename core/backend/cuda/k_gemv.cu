@@ -321,7 +321,9 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
  * token (the routed cap, one run), the plain gate/up product 52.0 -> 48.3 us (81 -> 88 % of the
  * copy rate) and a model without adapters 4.37 -> 4.27 ms per token (the plain cap, another run).
  * A cap of 3 blocks on the K = 11008 products (down: 128 registers) spilled 412 bytes and lost
- * 0.3 ms of the first gain; products of two rows are not capped (not measured). */
+ * 0.3 ms of the first gain; products of two rows are not capped (not measured). Today (nvcc 13.0,
+ * sm_90, -Xptxas -v) the one-row SwiGLU products without routing spill 32 bytes under the cap
+ * (those with routing none; 32-64 bytes before the evict-first loads), the others none. */
 #define GR_MIN_BLOCKS(MR, NJ) ((MR) == 1 && (NJ) <= 2 ? 4 : 1)
 /* Weight rows in flight per thread: enough rows ahead of the one being multiplied that a thread
  * has about GR_AHEAD bytes of loads outstanding (1 .. GR_RB − 1 rows). One row ahead left the
