@@ -80,6 +80,20 @@ template <int DT> static __device__ __forceinline__ uint4 pack8(const float *f) 
     return make_uint4(u[0], u[1], u[2], u[3]);
 }
 
+/* RoPE of 8 dimension pairs of one head at position p: a[k] = x[j0 + k], b[k] = x[j0 + half + k]
+ * become o1 = a·cos − b·sin and o2 = b·cos + a·sin (sin times sign: −1 undoes the rotation), each
+ * product and sum rounded as written. The one formula of every 16-bit RoPE kernel, so their
+ * results agree bit for bit (k_rope8, k_rope_kv, the decode attention's rope_piece). */
+static __device__ __forceinline__ void rope8(const float *a, const float *b, const float *ct, const float *stab,
+                                             int64_t p, int half, int j0, float sign, float *o1, float *o2) {
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        const float c = ct[p * half + j0 + k], s = sign * stab[p * half + j0 + k];
+        o1[k] = __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], s));
+        o2[k] = __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], s));
+    }
+}
+
 static inline int hl_cu_vec8(int dt, int64_t n, const void *a, const void *b, const void *c) {
     return dt != DT_F32 && n % 8 == 0 && ((uintptr_t)a | (uintptr_t)b | (uintptr_t)c) % 16 == 0;
 }

@@ -201,12 +201,7 @@ static __global__ void k_rope8(void *x, int64_t ld, int64_t M, int H, int hd, co
     float a[8], b[8], o1[8], o2[8];
     ld8(p1, dt, a);
     ld8(p2, dt, b);
-#pragma unroll
-    for (int k = 0; k < 8; k++) {
-        float c = ct[(int64_t)p * half + j0 + k], sn = sign * stab[(int64_t)p * half + j0 + k];
-        o1[k] = __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], sn));
-        o2[k] = __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], sn));
-    }
+    rope8(a, b, ct, stab, p, half, j0, sign, o1, o2);
     st8(p1, dt, o1);
     st8(p2, dt, o2);
 }

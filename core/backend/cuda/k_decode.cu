@@ -273,22 +273,18 @@ static __device__ void merge_item(const hlk_decode &a, int b, int h) {
 #define DA_THREADS 128
 #define DA_SUB 64 /* positions per piece: all their keys and values are loaded at once */
 
-/* RoPE (sign +1) of dims [8·sub, 8·sub + 8) of one head's row before RoPE, at position p: the
- * arithmetic of k_rope_kv (k_rope8), the result rounded to 16 bits as it would be stored. */
+/* RoPE (sign +1) of dims [8·sub, 8·sub + 8) of one head's row before RoPE, at position p (rope8,
+ * as k_rope_kv), the result rounded to 16 bits as it would be stored. */
 template <int HD, int DT>
 static __device__ __forceinline__ uint4 rope_piece(const uint16_t *row, int sub, const float *ct, const float *stb,
                                                    int p) {
     constexpr int half = HD / 2;
     const int d0 = 8 * sub, first = d0 < half, j0 = first ? d0 : d0 - half;
-    float a[8], b[8], o[8];
+    float a[8], b[8], o1[8], o2[8];
     cvt8<DT>(*(const uint4 *)(row + j0), a);
     cvt8<DT>(*(const uint4 *)(row + j0 + half), b);
-#pragma unroll
-    for (int k = 0; k < 8; k++) {
-        const float c = ct[(int64_t)p * half + j0 + k], s = stb[(int64_t)p * half + j0 + k];
-        o[k] = first ? __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], s)) : __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], s));
-    }
-    return pack8<DT>(o);
+    rope8(a, b, ct, stb, p, half, j0, 1.0f, o1, o2);
+    return pack8<DT>(first ? o1 : o2);
 }
 template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k_decode_attn16(hlk_decode a) {
     constexpr int LPR = HD / 8;              /* lanes per row */

@@ -782,12 +782,7 @@ static __global__ void k_rope_kv(void *qkv, int64_t ld, int64_t M, int H, int Hk
         float a[8], b[8], o1[8], o2[8];
         cvt8<DT>(*p1, a);
         cvt8<DT>(*p2, b);
-#pragma unroll
-        for (int k = 0; k < 8; k++) { /* k_rope8, sign +1 */
-            const float c = ct[(int64_t)p * half + j0 + k], s = stab[(int64_t)p * half + j0 + k];
-            o1[k] = __fsub_rn(__fmul_rn(a[k], c), __fmul_rn(b[k], s));
-            o2[k] = __fadd_rn(__fmul_rn(b[k], c), __fmul_rn(a[k], s));
-        }
+        rope8(a, b, ct, stab, p, half, j0, 1.0f, o1, o2);
         const uint4 r1 = pack8<DT>(o1), r2 = pack8<DT>(o2);
         *p1 = r1;
         *p2 = r2;
