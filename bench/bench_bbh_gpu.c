@@ -5,6 +5,7 @@
  *
  *   bench_bbh_gpu [--examples N] [--prefill-examples N] [--slots S] [--max-new T] [--layers L] [--chunk C]
  *                 [--no-adapter] [--no-batch1 | --batch1-only] [--kernels] [--dump-prompts FILE] [--shared DIR]
+ *                 [--trace FILE]
  *
  * Prompts: the 3-shot CoT prompts of all 27 subtasks (6,511 examples), built and tokenized
  * exactly as `eval bbh` does (hl_bbh_build_prompt, LLaMA-2 tokenizer, BOS first); --examples N
@@ -27,6 +28,9 @@
  *             write bytes per second) measured here.
  * --kernels first times the one-row products alone at the 7B shapes (and cuBLASLt's plain product;
  * gate/up and down also with HydraLoRA r=8 N=4 attached: Zw given, then routed inside).
+ * --trace writes every block of the one-row products, k_swiglu_ad and the decode attention in one
+ * batch-1 step (start, past pdl_wait, end, multiprocessor) as CSV: needs a build with
+ * CUDAFLAGS=-DHL_GPU_TRACE; bench/trace_decode.py summarises it per launch.
  * --dump-prompts writes the prompt ids (one line per example, space-separated) for the
  * transformers peer (bench/hf_generate_bbh.py). */
 #include <cuda_runtime.h>
@@ -310,10 +314,58 @@ static void kernel_rates(double bw, int M) {
     cudaStreamDestroy(st);
 }
 
+/* --trace FILE: the blocks of one batch-1 step (a build with -DHL_GPU_TRACE), written once. */
+static const char *g_trace_file;
+#define TRACE_CAP (1u << 19) /* records per traced unit */
+
+static hl_status trace_arm(hlk_trace_rec **buf) {
+    if (cudaMalloc((void **)buf, 2 * (size_t)TRACE_CAP * sizeof **buf) != cudaSuccess)
+        return hl_fail(HL_ERR_NOMEM, "trace: no device memory for %u records", 2 * TRACE_CAP);
+    if (!hlk_trace_arm_gemv(*buf, TRACE_CAP) || !hlk_trace_arm_decode(*buf + TRACE_CAP, TRACE_CAP)) {
+        cudaFree(*buf);
+        *buf = NULL;
+        return hl_fail(HL_ERR_ARG, "trace: not built in (configure with CUDAFLAGS=-DHL_GPU_TRACE)");
+    }
+    return HL_OK;
+}
+
+/* The records of both units as CSV, times in ns from the step's first block; disarms. */
+static hl_status trace_write(hlk_trace_rec *buf, const char *path) {
+    const unsigned n0 = hlk_trace_count_gemv(), n1 = hlk_trace_count_decode();
+    hlk_trace_arm_gemv(NULL, 0), hlk_trace_arm_decode(NULL, 0);
+    const unsigned c0 = n0 < TRACE_CAP ? n0 : TRACE_CAP, c1 = n1 < TRACE_CAP ? n1 : TRACE_CAP;
+    hlk_trace_rec *h = malloc(2 * (size_t)TRACE_CAP * sizeof *h);
+    FILE *f = h ? fopen(path, "w") : NULL;
+    if (!f || cudaMemcpy(h, buf, 2 * (size_t)TRACE_CAP * sizeof *h, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        free(h);
+        if (f)
+            fclose(f);
+        return hl_fail(HL_ERR_IO, "trace: cannot write %s", path);
+    }
+    unsigned long long t0 = ~0ull;
+    for (unsigned i = 0; i < c0 + c1; i++) {
+        const hlk_trace_rec *r = i < c0 ? &h[i] : &h[TRACE_CAP + i - c0];
+        if (r->t_start < t0)
+            t0 = r->t_start;
+    }
+    fprintf(f, "kind,n,k,flags,block,smid,t_start,t_waited,t_end\n");
+    for (unsigned i = 0; i < c0 + c1; i++) {
+        const hlk_trace_rec *r = i < c0 ? &h[i] : &h[TRACE_CAP + i - c0];
+        fprintf(f, "%u,%u,%u,%u,%u,%u,%llu,%llu,%llu\n", r->kind, r->n, r->k, r->flags, r->block, r->smid,
+                r->t_start - t0, r->t_waited - t0, r->t_end - t0);
+    }
+    free(h);
+    if (fclose(f) != 0)
+        return hl_fail(HL_ERR_IO, "trace: cannot write %s", path);
+    printf("trace: %u + %u block records of one batch-1 step -> %s%s\n", n0, n1, path,
+           n0 > TRACE_CAP || n1 > TRACE_CAP ? " (some lost: buffer full)" : "");
+    return HL_OK;
+}
+
 /* ms per token of one sequence decoding at `ctx` cached positions. */
 static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad, int ctx, int steps) {
     hl_decoder *d = NULL;
-    if (hl_decoder_create(&d, be, m, ad, 1, ctx + steps + 8, 512) != HL_OK) { /* + 3 warm-up steps */
+    if (hl_decoder_create(&d, be, m, ad, 1, ctx + steps + 8, 512) != HL_OK) { /* + 3 warm-up steps, a traced one */
         printf("batch-1 decoder: %s\n", hl_last_error());
         return -1;
     }
@@ -337,6 +389,15 @@ static double batch1_ms(hl_backend *be, const hl_model *m, const hl_adapters *ad
         st = hl_decoder_forward(d, &am, 1, 1, &pos, NULL, NULL, 0, &am);
     }
     double el = bench_now_s() - t0;
+    hlk_trace_rec *tbuf = NULL;
+    if (g_trace_file && !st && (st = trace_arm(&tbuf)) == HL_OK) { /* one more step, untimed, traced */
+        int pos = ctx + steps + 3;
+        st = hl_decoder_forward(d, &am, 1, 1, &pos, NULL, NULL, 0, &am);
+        if (!st) /* the step has finished: its token is on the host */
+            st = trace_write(tbuf, g_trace_file);
+        cudaFree(tbuf);
+        g_trace_file = NULL;
+    }
     print_profile(d, "batch-1 decode", steps);
     free(ids);
     hl_decoder_free(d);
@@ -375,10 +436,12 @@ int main(int argc, char **argv) {
             dump = argv[++i];
         else if (!strcmp(argv[i], "--shared") && i + 1 < argc)
             shared = argv[++i];
+        else if (!strcmp(argv[i], "--trace") && i + 1 < argc)
+            g_trace_file = argv[++i];
         else {
             fprintf(stderr,
                     "usage: bench_bbh_gpu [--examples N] [--slots S] [--max-new T] [--layers L] [--chunk C] "
-                    "[--prefill-examples N] [--no-adapter] [--no-batch1 | --batch1-only] [--kernels] [--dump-prompts FILE] [--shared DIR]\n");
+                    "[--prefill-examples N] [--no-adapter] [--no-batch1 | --batch1-only] [--kernels] [--dump-prompts FILE] [--shared DIR] [--trace FILE]\n");
             return 2;
         }
     }

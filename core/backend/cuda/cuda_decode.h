@@ -205,6 +205,22 @@ hl_status hlk_rope_kv(cudaStream_t st, void *qkv, int64_t ld, int64_t M, int H, 
                       const float *cos_t, const float *sin_t, void *kpool, void *vpool, const int32_t *rows, int dt,
                       int pdl);
 
+/* Block trace, for bench_bbh_gpu --trace: with k_gemv.cu and k_decode.cu built with
+ * -DHL_GPU_TRACE, thread 0 of every block of the one-row products (kind 1: n = N, k = K, flags =
+ * SwiGLU | routing << 1 | pre << 2 | adapter terms << 3), k_swiglu_ad (kind 2: n = N) and the
+ * decode attention (kind 3: n = its positions, k = heads, flags = split) writes one record. arm
+ * points a unit's records at cap records of device memory (NULL: off) and zeroes its count; it
+ * returns 0 when the trace is not built in. count: the records written since (may exceed cap:
+ * the rest were lost). */
+typedef struct {
+    unsigned kind, n, k, block, smid, flags;
+    unsigned long long t_start, t_waited, t_end; /* ns, the GPU's global timer */
+} hlk_trace_rec;
+int hlk_trace_arm_gemv(void *buf, unsigned cap);
+unsigned hlk_trace_count_gemv(void);
+int hlk_trace_arm_decode(void *buf, unsigned cap);
+unsigned hlk_trace_count_decode(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -196,4 +196,56 @@ static inline cudaError_t hl_cu_launch(void (*k)(P...), dim3 grid, dim3 block, s
 
 static inline unsigned hl_cu_blocks(int64_t n, int per) { return (unsigned)((n + per - 1) / per); }
 
+/* Block trace (built with -DHL_GPU_TRACE, for bench_bbh_gpu --trace): thread 0 of every block of
+ * an instrumented kernel records when the block started, passed pdl_wait and ended (the GPU's
+ * global timer, ns), on which multiprocessor, and what it ran. Each translation unit that traces
+ * has its own buffer (HL_TRACE_UNIT), armed from the host (cuda_decode.h, which defines the record).
+ * Without the flag the macros record nothing. */
+#ifdef HL_GPU_TRACE
+static __device__ __forceinline__ unsigned long long tr_now(void) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+static __device__ __forceinline__ unsigned tr_smid(void) {
+    unsigned s;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(s));
+    return s;
+}
+#define HL_TRACE_UNIT(name)                                                                                            \
+    static __device__ hlk_trace_rec *tr_buf;                                                                           \
+    static __device__ unsigned tr_n, tr_cap;                                                                           \
+    extern "C" int hlk_trace_arm_##name(void *buf, unsigned cap) {                                                     \
+        const unsigned zero = 0;                                                                                       \
+        return cudaMemcpyToSymbol(tr_buf, &buf, sizeof buf) == cudaSuccess &&                                          \
+               cudaMemcpyToSymbol(tr_cap, &cap, sizeof cap) == cudaSuccess &&                                          \
+               cudaMemcpyToSymbol(tr_n, &zero, sizeof zero) == cudaSuccess;                                            \
+    }                                                                                                                  \
+    extern "C" unsigned hlk_trace_count_##name(void) {                                                                 \
+        unsigned n = 0;                                                                                                \
+        return cudaMemcpyFromSymbol(&n, tr_n, sizeof n) == cudaSuccess ? n : 0;                                        \
+    }
+#define TR_BEGIN unsigned long long tr_t0 = tr_now(), tr_t1 = tr_t0
+#define TR_WAITED (tr_t1 = tr_now())
+#define TR_END(kind_, n_, k_, flags_)                                                                                  \
+    do {                                                                                                               \
+        if (threadIdx.x == 0 && tr_buf) {                                                                              \
+            const unsigned i_ = atomicAdd(&tr_n, 1u);                                                                  \
+            if (i_ < tr_cap) {                                                                                         \
+                hlk_trace_rec r_ = {(unsigned)(kind_), (unsigned)(n_), (unsigned)(k_),                                 \
+                                       blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z), tr_smid(),      \
+                                       (unsigned)(flags_), tr_t0, tr_t1, tr_now()};                                    \
+                tr_buf[i_] = r_;                                                                                       \
+            }                                                                                                          \
+        }                                                                                                              \
+    } while (0)
+#else
+#define HL_TRACE_UNIT(name)                                                                                            \
+    extern "C" int hlk_trace_arm_##name(void *buf, unsigned cap) { return (void)buf, (void)cap, 0; }                   \
+    extern "C" unsigned hlk_trace_count_##name(void) { return 0; }
+#define TR_BEGIN
+#define TR_WAITED
+#define TR_END(kind_, n_, k_, flags_)
+#endif
+
 #endif

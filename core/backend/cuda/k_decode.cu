@@ -14,6 +14,8 @@
 #include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_dev.cuh"
 
+HL_TRACE_UNIT(decode)
+
 #include <mma.h>
 #include <type_traits>
 
@@ -292,6 +294,7 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     __shared__ float sc[DA_SUB];
     __shared__ float red[DA_THREADS / 32];
     __shared__ float accs[RPB][HD];
+    TR_BEGIN;
     pdl_trigger();
     const int s = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
     const int sub = threadIdx.x % LPR, grp = threadIdx.x / LPR, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -340,6 +343,7 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
     if (p_lo < p_hi)
         load_piece(p_lo, 0);
     pdl_wait();
+    TR_WAITED;
     float q[8], acc[8];
     {
         const uint16_t *qrow = (const uint16_t *)a.q + (int64_t)b * a.ldq + (int64_t)h * HD;
@@ -458,6 +462,7 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
                 *cnt = 0; /* ready for the next launch */
         }
     }
+    TR_END(3, p_hi - p_lo, a.H, partial);
 }
 
 /* grid (H, B): the merge as its own launch (k_decode_attn without merge_count). */

@@ -34,6 +34,8 @@
 #include "core/backend/cuda/cuda_decode.h"
 #include "core/backend/cuda/cuda_dev.cuh"
 
+HL_TRACE_UNIT(gemv)
+
 /* A 16-byte weight load that does not allocate in L1 and is first out of L2: the weights are
  * read once per step, so the adapters, activations and cache rows keep their L2 lines. Measured
  * on the H200 (bench_bbh_gpu --batch1-only, 7B shape with HydraLoRA, both builds made in each of
@@ -348,12 +350,14 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
     const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t r0 = (int64_t)blockIdx.x * GR_RB;
     uint4 wb[GR_RB][NJ], ub[GR_RB][NJ]; /* weight rows by block row: registers, only AH + 1 live */
+    TR_BEGIN;
     pdl_trigger();
 #pragma unroll
     for (int r = 0; r < AH; r++) /* in flight during the prologue (and the kernel before) */
         if (r0 + r < a.N)
             gr_load<NJ, SW>(wb[r], ub[r], a, r0 + r, K8);
     pdl_wait(); /* x is the kernel before's output; the counters are reset */
+    TR_WAITED;
     if (RT && threadIdx.x == 0) /* the order in which blocks started; with pre nobody waits for the
                                  * routing, so block order can pick who routes */
         ticket = a.pre ? blockIdx.x : atomicAdd(&a.route_sync[3], 1u);
@@ -486,6 +490,7 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
         /* the last block: every block has passed the wait, the counters are free for the next launch */
         a.route_sync[0] = a.route_sync[1] = a.route_sync[2] = a.route_sync[3] = 0;
     }
+    TR_END(1, a.N, a.K, SW | RT << 1 | (a.pre ? 4 : 0) | (adt ? 8 : 0));
 }
 
 template <int MR, int NJ, int DT, int SW> static hl_status launch_gemv_sw(cudaStream_t st, const hlk_gemv *a) {
@@ -540,6 +545,7 @@ hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a) {
 #define SA_THREADS 128
 #define SA_FAST 32
 template <int DT> static __global__ void __launch_bounds__(SA_THREADS) k_swiglu_ad(const hlk_swiglu_ad a) {
+    TR_BEGIN;
     pdl_trigger(); /* the product after it may start; this launch itself starts plain (hlk_swiglu_ad_run) */
     const int64_t o = (int64_t)blockIdx.x * SA_THREADS + threadIdx.x;
     if (o >= a.N)
@@ -594,6 +600,7 @@ template <int DT> static __global__ void __launch_bounds__(SA_THREADS) k_swiglu_
         ((uint16_t *)a.h)[(int64_t)m * a.ldh + o] =
             round16<DT>(__fmul_rn(__fdiv_rn(gu[0], __fadd_rn(1.0f, expf(-gu[0]))), gu[1]));
     }
+    TR_END(2, a.N, 0, 0);
 }
 
 hl_status hlk_swiglu_ad_run(cudaStream_t st, const hlk_swiglu_ad *a) {
