@@ -651,6 +651,7 @@ int main(int argc, char **argv) {
                        {"HL_CUDA_PDL", "without programmatic dependent launch"},
                        {"HL_CUDA_ROUTE", "with the adapters' routing as its own launch"},
                        {"HL_CUDA_ATTN_MERGE", "with the attention's merge as its own launch"},
+                       {"HL_CUDA_ATTN_WAVE", "with attention chunks past one wave of blocks"},
                        {"HL_CUDA_ATTN_ROPE", "with RoPE and the cache write as their own launch"},
                        {"HL_CUDA_GU_SPLIT", "with gate/up's adapter terms and SwiGLU inside the product"},
                        {"HL_CUDA_GEMV", "through the general path (cuBLASLt products, separate kernels)"}};

@@ -68,6 +68,9 @@ typedef struct {
     const void *knew, *vnew;
 } hlk_decode;
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a);
+/* Blocks of the 16-bit decode attention one multiprocessor holds at once (0: not that kernel, or
+ * unknown). */
+int hlk_decode_attn_resident(int dt, int hd);
 
 /* Attention of a group of decode rows over the prefix positions they share (the same cache
  * blocks): the keys/values of a chunk of HLK_PREFIX_CHUNK positions are read once into shared

@@ -228,11 +228,62 @@ static __global__ void __launch_bounds__(DEC_WARPS * 32) k_decode_attn(hlk_decod
 
 /* Merge the chunks of (b, h) in chunk order (shared-prefix chunks first, when there are any),
  * the block's threads over hd. The partials may come from other blocks of the same launch (the
- * fused merge): read from L2. */
+ * fused merge): read from L2.
+ * Up to MG_FAST chunks with hd <= blockDim.x (every decode step of the 16-bit kernel): thread d
+ * loads its dim's partial of every chunk and lane j the (max, sum) of chunk j, all at once, so
+ * the merge costs one L2 round trip; the sums then run over the chunks in order with the
+ * weights passed round by shuffles: the same operations, so the same bits, as the serial loops
+ * below, which wait for one load after another (three loops over 16 chunks made the merging
+ * block of each head end 6-7 us after the others at batch 1 of the 7B shape on the H200: the
+ * block trace, bench/README.md). */
+#define MG_FAST 32  /* chunks: one (max, sum) per lane */
+#define MG_BATCH 16 /* partials in flight per thread (registers: more made the 16-bit kernel's
+                     * 128 registers 151, three blocks per multiprocessor instead of four) */
+static __device__ void merge_item_fast(const hlk_decode &a, int b, int h, int np, int nc) {
+    const int64_t item0 = ((int64_t)b * a.H + h) * a.n_split, pre0 = ((int64_t)b * a.H + h) * a.npc;
+    const int lane = threadIdx.x & 31, d = threadIdx.x;
+    const bool mine = d < a.hd;
+    float mc = -INFINITY, lc = 0.0f; /* chunk `lane`'s max and sum */
+    if (lane < nc) {
+        const float *ml = lane < np ? a.pre_ml + 2 * (pre0 + lane) : a.part_ml + 2 * (item0 + lane - np);
+        mc = __ldcg(ml);
+        lc = __ldcg(ml + 1);
+    }
+    float L = 0.0f, o = 0.0f, M = 0.0f, e = 0.0f;
+    for (int j0 = 0; j0 < nc; j0 += MG_BATCH) {
+        float v[MG_BATCH]; /* dim d's partial of chunks j0 .. */
+#pragma unroll
+        for (int u = 0; u < MG_BATCH; u++) {
+            const int j = j0 + u;
+            v[u] = mine && j < nc ? __ldcg(j < np ? a.pre_part + (pre0 + j) * a.hd + d : a.part + (item0 + j - np) * a.hd + d)
+                                  : 0.0f;
+        }
+        if (j0 == 0) {
+            M = warp_max(mc);
+            e = mc != -INFINITY ? expf(mc - M) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < MG_BATCH; u++) {
+            const int j = j0 + u;
+            const float mj = __shfl_sync(0xffffffffu, mc, j & 31), lj = __shfl_sync(0xffffffffu, lc, j & 31),
+                        ej = __shfl_sync(0xffffffffu, e, j & 31);
+            if (j < nc && mj != -INFINITY) {
+                L = fmaf(lj, ej, L);
+                o = fmaf(v[u], ej, o);
+            }
+        }
+    }
+    if (mine)
+        st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * a.hd + d, a.dt, o / L);
+}
 static __device__ void merge_item(const hlk_decode &a, int b, int h) {
     const int64_t item0 = ((int64_t)b * a.H + h) * a.n_split;
     const int np = a.pre_n ? a.pre_n[b] : 0;
     const int64_t pre0 = ((int64_t)b * a.H + h) * a.npc;
+    if (np + a.n_split <= MG_FAST && a.hd <= (int)blockDim.x && blockDim.x % 32 == 0) {
+        merge_item_fast(a, b, h, np, np + a.n_split);
+        return;
+    }
     float M = -INFINITY;
     for (int c = 0; c < np; c++)
         M = fmaxf(M, a.pre_ml[2 * (pre0 + c)]);
@@ -242,24 +293,24 @@ static __device__ void merge_item(const hlk_decode &a, int b, int h) {
     for (int c = 0; c < np; c++) {
         float ms = a.pre_ml[2 * (pre0 + c)];
         if (ms != -INFINITY)
-            L += a.pre_ml[2 * (pre0 + c) + 1] * expf(ms - M);
+            L = fmaf(a.pre_ml[2 * (pre0 + c) + 1], expf(ms - M), L);
     }
     for (int s = 0; s < a.n_split; s++) {
         float ms = __ldcg(a.part_ml + 2 * (item0 + s));
         if (ms != -INFINITY)
-            L += __ldcg(a.part_ml + 2 * (item0 + s) + 1) * expf(ms - M);
+            L = fmaf(__ldcg(a.part_ml + 2 * (item0 + s) + 1), expf(ms - M), L);
     }
     for (int d = threadIdx.x; d < a.hd; d += blockDim.x) {
         float o = 0.0f;
         for (int c = 0; c < np; c++) {
             float ms = a.pre_ml[2 * (pre0 + c)];
             if (ms != -INFINITY)
-                o += a.pre_part[(pre0 + c) * a.hd + d] * expf(ms - M);
+                o = fmaf(a.pre_part[(pre0 + c) * a.hd + d], expf(ms - M), o);
         }
         for (int s = 0; s < a.n_split; s++) {
             float ms = __ldcg(a.part_ml + 2 * (item0 + s));
             if (ms != -INFINITY)
-                o += __ldcg(a.part + (item0 + s) * a.hd + d) * expf(ms - M);
+                o = fmaf(__ldcg(a.part + (item0 + s) * a.hd + d), expf(ms - M), o);
         }
         st_act(a.out, (int64_t)b * a.ldo + (int64_t)h * a.hd + d, a.dt, o / L);
     }
@@ -274,6 +325,13 @@ static __device__ void merge_item(const hlk_decode &a, int b, int h) {
  * order. */
 #define DA_THREADS 128
 #define DA_SUB 64 /* positions per piece: all their keys and values are loaded at once */
+/* Blocks per multiprocessor the registers must allow (128 threads: at most 128 registers for 4).
+ * Left to itself the compiler took 151 registers once the merge's loads went in flight together,
+ * which leaves room for 3; with the cap there are no spills (nvcc 13.0, sm_90). The decoder sizes
+ * its chunks from this residency (hlk_decode_attn_resident), so a step's blocks run in one wave. */
+#ifndef DA_MIN_BLOCKS
+#define DA_MIN_BLOCKS 4
+#endif
 
 /* RoPE (sign +1) of dims [8·sub, 8·sub + 8) of one head's row before RoPE, at position p (rope8,
  * as k_rope_kv), the result rounded to 16 bits as it would be stored. */
@@ -288,7 +346,7 @@ static __device__ __forceinline__ uint4 rope_piece(const uint16_t *row, int sub,
     rope8(a, b, ct, stb, p, half, j0, 1.0f, o1, o2);
     return pack8<DT>(first ? o1 : o2);
 }
-template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k_decode_attn16(hlk_decode a) {
+template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS, DA_MIN_BLOCKS) k_decode_attn16(hlk_decode a) {
     constexpr int LPR = HD / 8;              /* lanes per row */
     constexpr int RPB = DA_THREADS / LPR;    /* rows per block step */
     __shared__ float sc[DA_SUB];
@@ -467,6 +525,19 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS) k
 
 /* grid (H, B): the merge as its own launch (k_decode_attn without merge_count). */
 static __global__ void k_decode_merge(hlk_decode a) { merge_item(a, blockIdx.y, blockIdx.x); }
+
+int hlk_decode_attn_resident(int dt, int hd) {
+    if (dt == DT_F32 || (hd != 64 && hd != 128))
+        return 0;
+    void (*k)(hlk_decode) = hd == 128 ? (dt == DT_BF16 ? k_decode_attn16<128, DT_BF16> : k_decode_attn16<128, DT_F16>)
+                                      : (dt == DT_BF16 ? k_decode_attn16<64, DT_BF16> : k_decode_attn16<64, DT_F16>);
+    int n = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k, DA_THREADS, 0) != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky: clear it */
+        return 0;
+    }
+    return n;
+}
 
 hl_status hlk_decode_attn(cudaStream_t st, const hlk_decode *a) {
     if (a->B <= 0)
