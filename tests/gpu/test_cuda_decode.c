@@ -17,7 +17,8 @@
  *      (HL_CUDA_CASCADE=0), prefill then 16 decode steps of slots sharing a prefix.
  *   8. one sequence on those models with HydraLoRA on all seven targets (the fused one-row
  *      kernels, routing inside the products): vs the CPU, and each switch of that path
- *      (HL_CUDA_ROUTE, HL_CUDA_ATTN_MERGE, HL_CUDA_ATTN_ROPE = 0) vs the default.
+ *      (HL_CUDA_ROUTE, HL_CUDA_ATTN_WAVE, HL_CUDA_ATTN_MERGE, HL_CUDA_ATTN_ROPE = 0) vs the
+ *      default.
  * Each case prints its diagnostics (first differing token and the two ids, worst logits error)
  * and the test keeps going; exit 1 when any failed, 77 ("skipped: no CUDA device") without a GPU. */
 #include <math.h>
@@ -594,7 +595,8 @@ static void tiny_logits(int hd, int ns, int P0, int share) {
 /* One sequence (decode steps of one row: the fused one-row kernels, split attention) with
  * HydraLoRA on all seven targets (three routed adapters over q/k/v's input): cuda vs cpu; then
  * each switch of the one-row path against the default on the GPU — routing as its own launch
- * (HL_CUDA_ROUTE=0: other summation order, bf16 tolerance), the attention merge as its own
+ * (HL_CUDA_ROUTE=0: other summation order, bf16 tolerance), attention chunks from a fixed block
+ * target (HL_CUDA_ATTN_WAVE=0: other chunks, bf16 tolerance), the attention merge as its own
  * launch (HL_CUDA_ATTN_MERGE=0) and RoPE with the cache write as its own launch
  * (HL_CUDA_ATTN_ROPE=0; both the same arithmetic, the same bits). */
 static void one_row_logits(int hd, int P0) {
@@ -616,7 +618,8 @@ static void one_row_logits(int hd, int P0) {
     static const struct {
         const char *env;
         double tol;
-    } sw[] = {{"HL_CUDA_ROUTE", 1e-2}, {"HL_CUDA_ATTN_MERGE", 0.0}, {"HL_CUDA_ATTN_ROPE", 0.0}};
+    } sw[] = {{"HL_CUDA_ROUTE", 1e-2}, {"HL_CUDA_ATTN_WAVE", 1e-2}, {"HL_CUDA_ATTN_MERGE", 0.0},
+              {"HL_CUDA_ATTN_ROPE", 0.0}};
     for (size_t i = 0; i < sizeof sw / sizeof sw[0] && !b; i++) {
         setenv(sw[i].env, "0", 1);
         hl_status e = logits_trace(cuda_be, &tm.m, &ad, 1, P0, 0, gv);
