@@ -336,8 +336,12 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 #ifndef GR_AHEAD
 #define GR_AHEAD 96
 #endif
+#ifndef GR_AHEAD_WIDE /* the same for K > 8192 (down's 11008), a measurement switch of its own */
+#define GR_AHEAD_WIDE GR_AHEAD
+#endif
 __host__ __device__ constexpr int gr_ahead(int nj, int sw) {
-    const int rows = GR_AHEAD / (nj * 16 * (sw ? 2 : 1)); /* a row is nj 16-byte pieces (SwiGLU: two rows) */
+    /* a row is nj 16-byte pieces (SwiGLU: two rows) */
+    const int rows = (nj > 4 ? GR_AHEAD_WIDE : GR_AHEAD) / (nj * 16 * (sw ? 2 : 1));
     return rows < 1 ? 1 : rows > GR_RB - 1 ? GR_RB - 1 : rows;
 }
 template <int MR, int NJ, int DT, int SW, int RT>
