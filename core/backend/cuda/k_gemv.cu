@@ -336,7 +336,10 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 #ifndef GR_AHEAD
 #define GR_AHEAD 96
 #endif
-#ifndef GR_AHEAD_WIDE /* the same for K > 8192 (down's 11008), a measurement switch of its own */
+/* The same for K > 8192 (down's 11008), a measurement switch of its own. 192 (two rows ahead,
+ * 122 registers, still two blocks per multiprocessor) measured on the H200: batch-1 decode with
+ * HydraLoRA 4.30 / 4.33 against 4.29 / 4.29 ms per token (bench/README.md, sixth series). */
+#ifndef GR_AHEAD_WIDE
 #define GR_AHEAD_WIDE GR_AHEAD
 #endif
 __host__ __device__ constexpr int gr_ahead(int nj, int sw) {
