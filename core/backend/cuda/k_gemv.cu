@@ -336,15 +336,11 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 #ifndef GR_AHEAD
 #define GR_AHEAD 96
 #endif
-/* The same for K > 8192 (down's 11008), a measurement switch of its own. 192 (two rows ahead,
- * 122 registers, still two blocks per multiprocessor) measured on the H200: batch-1 decode with
- * HydraLoRA 4.30 / 4.33 against 4.29 / 4.29 ms per token (bench/README.md, sixth series). */
-#ifndef GR_AHEAD_WIDE
-#define GR_AHEAD_WIDE GR_AHEAD
-#endif
+/* (Down, K = 11008, two rows ahead instead of one — 122 registers, still two blocks per
+ * multiprocessor — measured on the H200: batch-1 decode with HydraLoRA 4.30 / 4.33 against
+ * 4.29 / 4.29 ms per token; bench/README.md, sixth series.) */
 __host__ __device__ constexpr int gr_ahead(int nj, int sw) {
-    /* a row is nj 16-byte pieces (SwiGLU: two rows) */
-    const int rows = (nj > 4 ? GR_AHEAD_WIDE : GR_AHEAD) / (nj * 16 * (sw ? 2 : 1));
+    const int rows = GR_AHEAD / (nj * 16 * (sw ? 2 : 1)); /* a row is nj 16-byte pieces (SwiGLU: two rows) */
     return rows < 1 ? 1 : rows > GR_RB - 1 ? GR_RB - 1 : rows;
 }
 template <int MR, int NJ, int DT, int SW, int RT>
