@@ -344,7 +344,18 @@ static __device__ __forceinline__ uint4 rope_piece(const uint16_t *row, int sub,
     cvt8<DT>(*(const uint4 *)(row + j0), a);
     cvt8<DT>(*(const uint4 *)(row + j0 + half), b);
     rope8(a, b, ct, stb, p, half, j0, 1.0f, o1, o2);
-    return pack8<DT>(first ? o1 : o2);
+    if constexpr (HD == 64) {
+        /* A select per value: picking the array by pointer put both arrays in local memory in
+         * this kernel (a 64-byte stack frame, nvcc 13.0, sm_90). The head-size-128 kernel keeps
+         * the pointer form: it has no stack frame, and its code shape, measured on the H200, is
+         * left as it is. */
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            a[k] = first ? o1[k] : o2[k];
+        return pack8<DT>(a);
+    } else {
+        return pack8<DT>(first ? o1 : o2);
+    }
 }
 template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS, DA_MIN_BLOCKS) k_decode_attn16(hlk_decode a) {
     constexpr int LPR = HD / 8;              /* lanes per row */
