@@ -650,6 +650,7 @@ int main(int argc, char **argv) {
             } var[] = {{"HL_CUDA_GRAPHS", "with eager launches"},
                        {"HL_CUDA_PDL", "without programmatic dependent launch"},
                        {"HL_CUDA_ROUTE", "with the adapters' routing as its own launch"},
+                       {"HL_CUDA_ROUTE_SPLIT", "with a routing job per row of A and R, not per slice"},
                        {"HL_CUDA_ATTN_MERGE", "with the attention's merge as its own launch"},
                        {"HL_CUDA_ATTN_WAVE", "with attention chunks past one wave of blocks"},
                        {"HL_CUDA_ATTN_ROPE", "with RoPE and the cache write as their own launch"},

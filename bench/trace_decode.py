@@ -16,6 +16,7 @@ import sys
 from collections import defaultdict
 
 GR_RB = 8  # output rows (SwiGLU: output pairs) per block of k_gemv_r (core/backend/cuda/k_gemv.cu)
+GR_RB_WIDE = 16  # ... of its one-row products of K > 8192 without SwiGLU or routing (gr_rb; batch 1: one row)
 
 
 def name_of(kind, n, k, flags):
@@ -33,7 +34,8 @@ def name_of(kind, n, k, flags):
 def block_bytes(r, head_dim=128):
     """Weight (or key and value) bytes one block streamed."""
     if r["kind"] == 1:
-        rows = max(0, min(GR_RB, r["n"] - r["block"] * GR_RB))
+        rb = GR_RB_WIDE if r["k"] > 8192 and not r["flags"] & 3 else GR_RB
+        rows = max(0, min(rb, r["n"] - r["block"] * rb))
         return rows * r["k"] * 2 * (2 if r["flags"] & 1 else 1)
     if r["kind"] == 3:
         return r["n"] * head_dim * 2 * 2  # positions x (key + value) x head size x 16 bits

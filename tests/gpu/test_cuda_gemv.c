@@ -219,7 +219,8 @@ static hlk_gemv_ad routed_term(const hlk_addown_ad *q, int64_t d_out, hl_rng *rg
  * added its terms before the routing was done fails. Each launch runs twice: the counters are
  * reset, the second gives the same bits. */
 static void test_routed(int dt, int M, int K, const float *xh, const void *dx, const float *dn, const hlk_addown *a,
-                        float *const *refzw, float *const *refom, hl_rng *rg, const char *shape, int64_t N) {
+                        float *const *refzw, float *const *refom, hl_rng *rg, const char *shape, int64_t N,
+                        int mode) {
     const int n_ad = a->n_ad;
     int64_t seg[3] = {N, N, N};
     for (int t = 0; t + 1 < n_ad; t++)
@@ -256,9 +257,25 @@ static void test_routed(int dt, int M, int K, const float *xh, const void *dx, c
     g.n_route = n_ad;
     memcpy(g.route, a->ad, sizeof g.route);
     g.route_part = a->part, g.route_sync = a->count;
+    g.route_split = mode > 0;
+    float *shifted[3][2] = {{NULL, NULL}, {NULL, NULL}, {NULL, NULL}};
+    if (mode == 2) /* A and R one float past a 16-byte boundary: the routing jobs' scalar loads */
+        for (int t = 0; t < n_ad; t++) {
+            const hlk_addown_ad *q = &a->ad[t];
+            const float *src[2] = {q->A, q->R};
+            const size_t n[2] = {(size_t)q->nA * q->r * K, (size_t)q->N * K};
+            for (int i = 0; i < 2; i++)
+                if (src[i]) {
+                    cudaMalloc((void **)&shifted[t][i], (n[i] + 1) * 4);
+                    cudaMemcpy(shifted[t][i] + 1, src[i], n[i] * 4, cudaMemcpyDeviceToDevice);
+                }
+            g.route[t].A = shifted[t][0] + 1;
+            g.route[t].R = src[1] ? shifted[t][1] + 1 : NULL;
+        }
     {
         char s2[160];
-        snprintf(s2, sizeof s2, "%s N=%lld", shape, (long long)N);
+        snprintf(s2, sizeof s2, "%s N=%lld %s", shape, (long long)N,
+                 mode == 0 ? "job per row" : mode == 1 ? "job per slice" : "job per slice, unaligned rows");
         for (int t = 0; t < n_ad; t++) {
             cudaMemset(a->ad[t].zw, 0xff, (size_t)M * a->ad[t].N * a->ad[t].r * 4); /* NaN */
             cudaMemset(a->ad[t].omega, 0xff, (size_t)M * a->ad[t].N * 4);
@@ -283,6 +300,8 @@ static void test_routed(int dt, int M, int K, const float *xh, const void *dx, c
         gpu_check(memcmp(got, got2, (size_t)M * N * 4) == 0, "gemv routed repeat", s2);
     }
     for (int t = 0; t < n_ad; t++)
+        cudaFree(shifted[t][0]), cudaFree(shifted[t][1]);
+    for (int t = 0; t < n_ad; t++)
         free(hB[t]), cudaFree(dB[t]);
     cudaFree(dW), cudaFree(dy);
     free(W), free(got), free(got2), free(ref);
@@ -293,7 +312,8 @@ static void test_routed(int dt, int M, int K, const float *xh, const void *dx, c
  * applies SwiGLU: vs the reference of test_gemv's SwiGLU mode with the reference Zw. Zw starts
  * as NaN; the pair runs twice (the counters were reset: the same bits). */
 static void test_routed_swiglu(int dt, int M, int K, const float *xh, const void *dx, const float *dn,
-                               const hlk_addown *a, float *const *refzw, hl_rng *rg, const char *shape, int64_t N) {
+                               const hlk_addown *a, float *const *refzw, hl_rng *rg, const char *shape, int64_t N,
+                               int split) {
     float *W = malloc((size_t)2 * N * K * 4), *got = malloc((size_t)M * N * 4), *got2 = malloc((size_t)M * N * 4);
     double *ref = malloc((size_t)M * N * sizeof(double));
     gpu_fill(W, (size_t)2 * N * K, rg, 0.0f, 0.05f);
@@ -329,9 +349,10 @@ static void test_routed_swiglu(int dt, int M, int K, const float *xh, const void
     g.n_route = 2;
     memcpy(g.route, a->ad, 2 * sizeof g.route[0]);
     g.route_part = a->part, g.route_sync = a->count;
+    g.route_split = split;
     sa.M = M, sa.dt = dt, sa.N = N, sa.pre = dpre, sa.ldp = 2 * N, sa.h = dy, sa.ldh = N;
     char s2[160];
-    snprintf(s2, sizeof s2, "%s N=%lld", shape, (long long)N);
+    snprintf(s2, sizeof s2, "%s N=%lld %s", shape, (long long)N, split ? "job per slice" : "job per row");
     for (int rep = 0; rep < 2; rep++) {
         for (int t = 0; t < 2; t++)
             cudaMemset(a->ad[t].zw, 0xff, (size_t)M * a->ad[t].N * a->ad[t].r * 4); /* NaN */
@@ -378,7 +399,11 @@ static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape 
         cmax = sh[t].nA * sh[t].r + sh[t].N > cmax ? sh[t].nA * sh[t].r + sh[t].N : cmax;
     float *part = NULL;
     unsigned *count = NULL;
-    cudaMalloc((void **)&part, hlk_addown_part_floats(n_ad, cmax, max_chunks) * 4);
+    { /* the routed products share it (test_routed) */
+        const size_t pa = hlk_addown_part_floats(n_ad, cmax, max_chunks),
+                     pr = hlk_gemv_route_part_floats(M, n_ad * cmax, K, 1);
+        cudaMalloc((void **)&part, (pa > pr ? pa : pr) * 4);
+    }
     cudaMalloc((void **)&count, HLK_GEMV_SYNC * sizeof(unsigned));
     cudaMemset(count, 0, HLK_GEMV_SYNC * sizeof(unsigned));
     hlk_addown a;
@@ -446,12 +471,15 @@ static void test_addown(int dt, int M, int K, int norm, int n_ad, const adshape 
         gpu_check(memcmp(gz, gz2, nz * 4) == 0, "addown repeat", s2);
         free(gz), free(go), free(gz2);
     }
-    test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 96 * n_ad + 5);
-    test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 21);
-    if (n_ad >= 2) {
-        test_routed_swiglu(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, &rg, shape, 300);
-        test_routed_swiglu(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, &rg, shape, 5); /* fewer blocks than jobs */
+    for (int mode = 0; mode < 3; mode++) { /* a routing job per row, per slice, per slice of unaligned rows */
+        test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 96 * n_ad + 5, mode);
+        test_routed(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, refom, &rg, shape, 21, mode);
     }
+    if (n_ad >= 2)
+        for (int split = 0; split < 2; split++) {
+            test_routed_swiglu(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, &rg, shape, 300, split);
+            test_routed_swiglu(dt, M, K, xh, dx, norm ? dn : NULL, &a, refzw, &rg, shape, 5, split); /* fewer blocks than jobs */
+        }
     for (int t = 0; t < n_ad; t++) {
         cudaFree((void *)a.ad[t].A), cudaFree((void *)a.ad[t].R), cudaFree(a.ad[t].zw), cudaFree(a.ad[t].omega);
         free(hA[t]), free(hR[t]), free(refzw[t]), free(refom[t]);

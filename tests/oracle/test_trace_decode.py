@@ -2,7 +2,8 @@
 q/k/v, decode attention and o whose every figure is known by construction: launches are split
 where the kind of block changes (not where the attention's chunk lengths differ), the time each
 launch added, its bytes at the copy rate, and how long after the launch before ended its early
-blocks got past pdl_wait. Then the command line on the same file, and on an empty trace."""
+blocks got past pdl_wait. The bytes of one block for each rows-per-block rule of k_gemv.cu. Then the
+command line on the same file, and on an empty trace."""
 import csv
 import importlib.util
 import os
@@ -76,6 +77,18 @@ for name in ("qkv", "attention", "o"):
     check(s is not None and s["n"] == 2 and abs(s["added"] - added) < 1e-6,
           "%s: mean added %s, expected %.1f" % (name, s and s["added"], added))
     check(s is not None and abs(s["rate_pct"] - pct) < 1e-9, "%s: rate %s%%, expected %.3f" % (name, s and s["rate_pct"], pct))
+
+# rows per block (k_gemv.cu gr_rb): 16 for a one-row product of K > 8192 without SwiGLU or
+# routing (a plain down), 8 for everything else; a last block takes what is left
+def rec(n, k, flags, block):
+    return {"kind": 1, "n": n, "k": k, "flags": flags, "block": block}
+for r, rows_in, what in ((rec(4096, 11008, 0, 255), 16, "plain down"),
+                         (rec(4100, 11008, 0, 256), 4, "plain down, last block"),
+                         (rec(4096, 11008, 2 | 8, 511), 8, "routed down with terms"),
+                         (rec(4096, 4096, 0, 511), 8, "o"),
+                         (rec(11008, 4096, 1, 0), 16, "gate/up (two weight rows per output)")):
+    got = td.block_bytes(r)
+    check(got == rows_in * r["k"] * 2, "%s: %d bytes a block, expected %d" % (what, got, rows_in * r["k"] * 2))
 
 with tempfile.TemporaryDirectory() as d:
     path = os.path.join(d, "trace.csv")

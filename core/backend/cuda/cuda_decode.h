@@ -150,18 +150,23 @@ typedef struct {
     int pdl; /* launched with programmatic dependent launch (cuda_dev.cuh pdl_wait) */
     /* Routing inside the product (n_route > 0): Zw of adapters route[0 .. n_route) over this x̂
      * (hlk_addown's semantics) is made by the launch itself before any adapter term is added;
-     * ad[i].zw point at route[j].zw. route_part holds M·Σ(nA·r + N) floats; route_sync
-     * HLK_GEMV_SYNC counters, zero before the launch and again after it. */
+     * ad[i].zw point at route[j].zw. route_part holds hlk_gemv_route_part_floats(M, J, K,
+     * route_split) floats, J = Σ(nA·r + N); route_sync HLK_GEMV_SYNC counters, zero before the
+     * launch and again after it. route_split: each row of A and R is a job per 2,048 values of
+     * x̂ (one 16-byte piece per thread) instead of one job per row, so the blocks that take jobs
+     * are held up by one load each. */
     int n_route;
     hlk_addown_ad route[3];
     float *route_part;
     unsigned *route_sync;
+    int route_split;
     /* SwiGLU products only: y [M, ldy >= 2N] f32 gets the gate (o < N) and up (N + o) outputs as
      * they are before adapters and SwiGLU, for hlk_swiglu_ad; no adapter term is added and no
      * block waits for the routing (the launch after it reads Zw). */
     int pre;
 } hlk_gemv;
 #define HLK_GEMV_SYNC 4
+size_t hlk_gemv_route_part_floats(int M, int J, int K, int route_split);
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W);
 hl_status hlk_gemv_run(cudaStream_t st, const hlk_gemv *a);
 

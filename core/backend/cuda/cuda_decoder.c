@@ -90,6 +90,7 @@ typedef struct {
     unsigned *ad_count;   /* hlk_addown's [3] or the routed product's [HLK_GEMV_SYNC] counters (zero between launches) */
     int ad_chunk, ad_max_chunks, ad_cmax;
     int route;            /* Zw made inside the products (else one hlk_addown launch per input) */
+    int route_split;      /* ... with a routing job per row slice (hlk_gemv.route_split) */
     int fused_merge;      /* decode attention merges its chunks in its last block (merge_count) */
     unsigned *merge_count; /* [slots·H] decode attention counters (zero between launches) */
     int rope_kv;          /* hlk_rope_kv applies (16-bit, hd/2 % 8 == 0) */
@@ -371,6 +372,11 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
     cd->ad_max_chunks = (int)(((dm->D > dm->F ? dm->D : dm->F) + cd->ad_chunk - 1) / cd->ad_chunk);
     cd->ad_cmax = (int)(dm->nA * dm->r + dm->N);
     sz[14] = hlk_addown_part_floats(3, cd->ad_cmax > 0 ? cd->ad_cmax : 1, cd->ad_max_chunks) * 4;
+    { /* the same buffer holds the routed products' partials (up to three adapters on one input) */
+        const size_t routed = hlk_gemv_route_part_floats(HLK_GEMV_MAX_M, 3 * (cd->ad_cmax > 0 ? cd->ad_cmax : 1),
+                                                         (int)(dm->D > dm->F ? dm->D : dm->F), 1) * 4;
+        sz[14] = routed > sz[14] ? routed : sz[14];
+    }
     size_t total = 0;
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
         total += al256(sz[i]);
@@ -398,6 +404,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
                     dm->N <= HLK_ADDOWN_MAX_HEADS && !(ge2 && !strcmp(ge2, "0"));
         const char *re = getenv("HL_CUDA_ROUTE"), *me = getenv("HL_CUDA_ATTN_MERGE");
         cd->route = !(re && !strcmp(re, "0"));
+        const char *rs = getenv("HL_CUDA_ROUTE_SPLIT");
+        cd->route_split = !(rs && !strcmp(rs, "0"));
         cd->fused_merge = !(me && !strcmp(me, "0"));
         const char *ae = getenv("HL_CUDA_ATTN_ROPE"), *se = getenv("HL_CUDA_GU_SPLIT");
         cd->gu_split = !(se && !strcmp(se, "0"));
@@ -692,6 +700,7 @@ static hl_status small_adapters(cu_decoder *cd, const dcall *fc, int l, const in
         g->n_route = a.n_ad;
         memcpy(g->route, a.ad, sizeof g->route);
         g->route_part = cd->ad_part, g->route_sync = cd->ad_count;
+        g->route_split = cd->route_split;
         return HL_OK;
     }
     cu_prof_mark(cs, CU_P_AD_FWD);

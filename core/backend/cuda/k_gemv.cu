@@ -5,7 +5,7 @@
  *   k_gemv_r   Y[m, o] = W[o]·x̂[m] (+ the HydraLoRA term of output o) (+ residual) for m < M.
  *              x̂ = x, or RMSNorm(x) computed in the prologue with exactly the arithmetic of
  *              k_basic.cu's k_rmsnorm_fwd8 (same bits). The block's 256 threads split K, each
- *              keeps its pieces of x̂ in registers and streams GR_RB weight rows (16-byte loads
+ *              keeps its pieces of x̂ in registers and streams 8 or 16 weight rows (gr_rb; 16-byte loads
  *              that bypass L1, the loads of the next rows issued before the current row is
  *              multiplied); partial sums meet once per block. SwiGLU mode computes output o
  *              from rows o (gate) and N + o (up) of [W_gate; W_up] and stores silu(g)·u (g and u
@@ -59,19 +59,20 @@ static __device__ __forceinline__ uint4 ld_stream16(const void *p) {
 
 /* ω = softmax(R x̂) (core/backend/cpu/ops.c hl_softmax_forward, as k_route_fwd; 1/N without a
  * router) and Zw[m, i·r + k] = s·ω_i·z[(nA > 1 ? i : 0)·r + k] of row m, from z = A x̂ [nA·r] and
- * the router logits lg [N] (f32, written by other blocks of the same launch: read from L2).
+ * the router logits lg [N] (f32, written by other blocks of the same launch: read from L2), both
+ * with a stride of zs floats.
  * A whole warp per row: lane l holds heads l and l + 32 and loads the Zw inputs of its outputs,
  * so every L2 load of the row is in flight at once (one thread per row, loading the values one
  * after another, made batch-1 decode of the 7B shape with HydraLoRA 0.5 ms per token slower on
  * the H200: 5.50 against 4.97 ms). The softmax sum still runs over the heads in order
  * on every lane (shuffles), so the bits are those of the serial loop. */
 static_assert(HLK_ADDOWN_MAX_HEADS <= 64, "route_row holds two heads per lane");
-static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const float *lg, int m) {
+static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const float *lg, int m, int zs) {
     const int lane = threadIdx.x & 31, N = ad.N;
     float om0 = 0.0f, om1 = 0.0f; /* ω of heads lane, lane + 32 (HLK_ADDOWN_MAX_HEADS <= 64) */
     if (ad.R) {
-        const float l0 = lane < N ? __ldcg(lg + lane) : -INFINITY;
-        const float l1 = lane + 32 < N ? __ldcg(lg + lane + 32) : -INFINITY;
+        const float l0 = lane < N ? __ldcg(lg + (int64_t)lane * zs) : -INFINITY;
+        const float l1 = lane + 32 < N ? __ldcg(lg + (int64_t)(lane + 32) * zs) : -INFINITY;
         const float mx = warp_max(fmaxf(l0, l1));
         const float e0 = lane < N ? expf(l0 - mx) : 0.0f, e1 = lane + 32 < N ? expf(l1 - mx) : 0.0f;
         float sum = 0.0f;
@@ -97,7 +98,7 @@ static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const 
         const float a = __shfl_sync(0xffffffffu, om0, i & 31), b = __shfl_sync(0xffffffffu, om1, i & 31);
         if (c < C) {
             const float wi = ad.s * (i < 32 ? a : b);
-            ad.zw[(int64_t)m * C + c] = wi * __ldcg(z + (ad.nA > 1 ? i : 0) * ad.r + k);
+            ad.zw[(int64_t)m * C + c] = wi * __ldcg(z + (int64_t)((ad.nA > 1 ? i : 0) * ad.r + k) * zs);
         }
     }
 }
@@ -105,7 +106,7 @@ static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const 
 /* ---- k_gemv_r: one or two rows, x̂ in registers ------------------------------------------------
  * For M <= 2 the block's 256 threads split K instead: thread t owns the 16-byte pieces t, t + 256,
  * ... of every row (k_rmsnorm_fwd8's assignment, so the norm's sums are the same bits), keeps its
- * pieces of x̂ in registers and streams GR_RB weight rows with the next row's loads issued before
+ * pieces of x̂ in registers and streams its gr_rb weight rows with the next row's loads issued before
  * the current row is multiplied; the first row's loads go out before the prologue. Partial sums
  * meet once per block (warp sums, then the 8 warps in order). No shared x̂ and no per-row warp
  * reduction: the weight stream is the only thing the block waits for. (Measured on the H200 and
@@ -114,6 +115,21 @@ static __device__ void route_row(const hlk_addown_ad &ad, const float *z, const 
  * 2-40 % slower per product than these 8-row blocks.) */
 #define GR_THREADS 256
 #define GR_RB 8 /* output rows (SwiGLU: output pairs) per block */
+/* Rows per block of the one-row products of K > 8192 without SwiGLU and without routing inside
+ * (down of a model without adapters, K = 11008): 16, so its 256 blocks run in one wave at two
+ * blocks per multiprocessor, where 512 blocks of 8 rows ran in two with a gap between them.
+ * Measured on the H200 (bench_bbh_gpu --batch1-only --no-adapter, bench/README.md, eighth
+ * series; builds with GR_RB_WIDE 16 and 8 in each run): 3.97 against 4.03 ms per token (one run),
+ * 3.94 / 3.96 against 3.98 / 3.98 (another). The routed down (HydraLoRA) with 16 rows was slower,
+ * 4.40 / 4.43 against 4.29 / 4.30 ms, so it keeps 8. (The trace build shows this down at 31.8 us
+ * a layer, against 24.5 us for 8 rows in earlier traces: its step is 7 % slower than the plain
+ * build's, where the other traced steps are 2-3 % slower, so --trace misreads this kernel.) */
+#ifndef GR_RB_WIDE
+#define GR_RB_WIDE 16
+#endif
+__host__ __device__ constexpr int gr_rb(int mr, int nj, int sw, int rt) {
+    return mr == 1 && nj > 4 && !sw && !rt ? GR_RB_WIDE : GR_RB;
+}
 static_assert(GR_THREADS / 32 >= 3 * HLK_GEMV_MAX_M, "gr_route applies the routers with a warp per (adapter, row)");
 
 template <int NJ, int SW>
@@ -154,20 +170,20 @@ static __device__ __forceinline__ bool ad_any(const hlk_gemv &a) {
     return a.ad[0].B || a.ad[1].B || a.ad[2].B;
 }
 /* Whether adapter t adds terms to the block's outputs. */
-template <int SW> static __device__ __forceinline__ bool ad_on(const hlk_gemv &a, int t, int64_t r0) {
+template <int SW, int RB> static __device__ __forceinline__ bool ad_on(const hlk_gemv &a, int t, int64_t r0) {
     int64_t lo, hi;
     ad_seg<SW>(a, t, lo, hi);
-    return a.ad[t].B && r0 < hi && r0 + GR_RB > lo;
+    return a.ad[t].B && r0 < hi && r0 + RB > lo;
 }
 
 /* z[t][m] = zw[m, c] of adapter t for the first pass's c = threadIdx.x. zw comes from k_addown or
  * from other blocks of this launch (routing inside the product): read from L2. */
-template <int MR, int SW>
+template <int MR, int SW, int RB>
 static __device__ __forceinline__ void ad_zload(const hlk_gemv &a, int64_t r0, int M, float (&z)[GR_AD(SW)][MR]) {
 #pragma unroll
     for (int t = 0; t < GR_AD(SW); t++) {
         const hlk_gemv_ad &g = a.ad[t];
-        const bool on = ad_on<SW>(a, t, r0) && (int)threadIdx.x < g.nr;
+        const bool on = ad_on<SW, RB>(a, t, r0) && (int)threadIdx.x < g.nr;
 #pragma unroll
         for (int m = 0; m < MR; m++)
             z[t][m] = on && m < M ? __ldcg(g.zw + (int64_t)m * g.ldz + threadIdx.x) : 0.0f;
@@ -176,31 +192,31 @@ static __device__ __forceinline__ void ad_zload(const hlk_gemv &a, int64_t r0, i
 
 /* acc[r][m] (SwiGLU: the up's in acc1) += the terms of this thread's c, every load of a pass in
  * flight together: the first pass's zw from z, any further pass's (N·r > 256) loaded here. */
-template <int MR, int SW>
+template <int MR, int SW, int RB>
 static __device__ __forceinline__ void ad_terms(const hlk_gemv &a, int64_t r0, int M, const float (&z)[GR_AD(SW)][MR],
-                                                float (&acc)[GR_RB][MR],
-                                                float (&acc1)[GR_RB][MR]) {
+                                                float (&acc)[RB][MR],
+                                                float (&acc1)[RB][MR]) {
 #pragma unroll
     for (int t = 0; t < GR_AD(SW); t++) {
         const hlk_gemv_ad &g = a.ad[t];
-        if (!ad_on<SW>(a, t, r0))
+        if (!ad_on<SW, RB>(a, t, r0))
             continue;
         int64_t lo, hi;
         ad_seg<SW>(a, t, lo, hi);
         for (int c = threadIdx.x; c < g.nr; c += GR_THREADS) {
             const bool first = c < GR_THREADS;
-            float zz[MR], b[GR_RB];
+            float zz[MR], b[RB];
 #pragma unroll
             for (int m = 0; m < MR; m++)
                 zz[m] = first ? z[t][m] : m < M ? __ldcg(g.zw + (int64_t)m * g.ldz + c) : 0.0f;
             const float *bc = g.B + (int64_t)(c / g.r) * g.d_out * g.r + c % g.r;
 #pragma unroll
-            for (int r = 0; r < GR_RB; r++) {
+            for (int r = 0; r < RB; r++) {
                 const int64_t row = r0 + r;
                 b[r] = row >= lo && row < hi && row < a.N ? bc[(row - lo) * g.r] : 0.0f;
             }
 #pragma unroll
-            for (int r = 0; r < GR_RB; r++) {
+            for (int r = 0; r < RB; r++) {
                 const int64_t row = r0 + r;
                 if (row >= lo && row < hi && row < a.N)
 #pragma unroll
@@ -221,23 +237,37 @@ static __device__ __forceinline__ int route_rows(const hlk_addown_ad &ad) {
     return ad.nA * ad.r + (ad.R ? ad.N : 0);
 }
 
-/* Routing inside the product: the block that started tk-th takes jobs tk, tk + G, ... of the
- * adapters' stacked rows (adapter by adapter), each one dot product of a row of A or R (f32) with
- * the x̂ the block holds, summed like the products (thread, warps, the 8 warps in order) into
- * route_part[m·J + job]. The last of the P = min(J, G) blocks with jobs applies the routers
- * (route_row) and raises route_sync[1]. Jobs go by start order, not block index, so the blocks
- * with jobs are running whatever order the GPU starts blocks in, and they wait on nothing. */
+/* Routing inside the product: the block that started tk-th takes jobs tk, tk + G, ... Each job is
+ * one dot product of a row of A or R (f32, the adapters' stacked rows, adapter by adapter) with
+ * the x̂ the block holds, summed like the products (thread, warps, the 8 warps in order): over
+ * the whole row, or with route_split over one slice of it, the 2,048 values that are one 16-byte
+ * piece of x̂ per thread (S = ceil(K / 2048) jobs per row, so a block with a job waits for one
+ * load of 32 bytes per thread instead of ceil(K / 2048) of them). The result goes to
+ * route_part[(m·J + row)·S + slice]. The last of the P = min(J·S, G) blocks with jobs sums each
+ * row's slices in order (into slice 0's slot), applies the routers (route_row) and raises
+ * route_sync[1]. Jobs go by start order, not block index, so the blocks with jobs are running
+ * whatever order the GPU starts blocks in, and they wait on nothing. Measured on the H200 (7B
+ * shape, HydraLoRA r = 8 N = 4 on gate/up/down, bench/README.md eighth series): batch-1 decode
+ * 4.27-4.30 ms per token (mean 4.28) against 4.29-4.35 (mean 4.31) with a job per row
+ * (route_split off in the same binary; three runs, two samples each); the traced down product 30.1
+ * against 30.8 us a layer. With a job per row, 12 of down's blocks each read a whole row of A or R
+ * (44 KB) before their weight rows. */
+static __device__ __forceinline__ int route_slices(const hlk_gemv &a) {
+    return a.route_split ? (a.K / 8 + GR_THREADS - 1) / GR_THREADS : 1;
+}
 template <int MR, int NJ, int DT>
 static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], float (*red)[MR], int J, unsigned tk) {
     __shared__ int last;
-    const int K8 = a.K / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    for (int j = (int)tk; j < J; j += gridDim.x) {
+    const int K8 = a.K / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, S = route_slices(a);
+    for (int js = (int)tk; js < J * S; js += gridDim.x) {
+        const int j = js / S, sl = js - j * S;
         int t = 0, c = j;
         while (c >= route_rows(a.route[t]))
             c -= route_rows(a.route[t]), t++;
         const hlk_addown_ad &ad = a.route[t];
         const int zr = ad.nA * ad.r;
         const float *w = c < zr ? ad.A + (int64_t)c * a.K : ad.R + (int64_t)(c - zr) * a.K;
+        const bool vec = ((uintptr_t)w & 15) == 0; /* the row's 8 values per piece as two 16-byte loads */
         float s[MR];
 #pragma unroll
         for (int m = 0; m < MR; m++)
@@ -245,11 +275,17 @@ static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], fl
 #pragma unroll
         for (int q = 0; q < NJ; q++) {
             const int c8 = threadIdx.x + GR_THREADS * q;
-            if (c8 < K8) {
+            if (c8 < K8 && (S == 1 || q == sl)) {
                 float wf[8];
+                if (vec) {
+                    const float4 w0 = __ldg((const float4 *)(w + 8 * c8)), w1 = __ldg((const float4 *)(w + 8 * c8) + 1);
+                    wf[0] = w0.x, wf[1] = w0.y, wf[2] = w0.z, wf[3] = w0.w;
+                    wf[4] = w1.x, wf[5] = w1.y, wf[6] = w1.z, wf[7] = w1.w;
+                } else {
 #pragma unroll
-                for (int k = 0; k < 8; k++)
-                    wf[k] = __ldg(w + 8 * c8 + k);
+                    for (int k = 0; k < 8; k++)
+                        wf[k] = __ldg(w + 8 * c8 + k);
+                }
 #pragma unroll
                 for (int m = 0; m < MR; m++) {
                     float xf[8];
@@ -272,11 +308,11 @@ static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], fl
 #pragma unroll
             for (int w8 = 0; w8 < GR_THREADS / 32; w8++)
                 v += red[w8][threadIdx.x];
-            a.route_part[(int64_t)threadIdx.x * J + j] = v;
+            a.route_part[((int64_t)threadIdx.x * J + j) * S + sl] = v;
         }
         __syncthreads(); /* red is reused */
     }
-    const int P = J < (int)gridDim.x ? J : (int)gridDim.x;
+    const int P = J * S < (int)gridDim.x ? J * S : (int)gridDim.x;
     if ((int)tk >= P)
         return;
     __threadfence(); /* this block's sums are visible before it counts itself done */
@@ -287,14 +323,23 @@ static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], fl
     if (!last)
         return;
     __threadfence();
+    if (S > 1) { /* each row's slices in order, into slice 0's slot (read and written by one thread) */
+        for (int i = threadIdx.x; i < a.M * J; i += GR_THREADS) {
+            float v = 0.0f;
+            for (int k = 0; k < S; k++)
+                v += __ldcg(a.route_part + (int64_t)i * S + k);
+            a.route_part[(int64_t)i * S] = v;
+        }
+        __syncthreads();
+    }
     if (warp < a.n_route * MR) { /* a warp per (adapter, row): n_route·MR <= 6 of the 8 warps */
         const int t = warp / MR, m = warp % MR;
         int off = 0;
         for (int i = 0; i < t; i++)
             off += route_rows(a.route[i]);
         if (m < a.M) {
-            const float *z = a.route_part + (int64_t)m * J + off;
-            route_row(a.route[t], z, z + a.route[t].nA * a.route[t].r, m);
+            const float *z = a.route_part + ((int64_t)m * J + off) * S;
+            route_row(a.route[t], z, z + (int64_t)a.route[t].nA * a.route[t].r * S, m, S);
         }
     }
     __threadfence(); /* Zw and ω visible before the flag */
@@ -325,8 +370,10 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
  * A cap of 3 blocks on the K = 11008 products (down: 128 registers) spilled 412 bytes and lost
  * 0.3 ms of the first gain; products of two rows are not capped (not measured). Today (nvcc 13.0,
  * sm_90, -Xptxas -v) the one-row SwiGLU products without routing spill 32 bytes under the cap
- * (those with routing none; 32-64 bytes before the evict-first loads), the others none. */
-#define GR_MIN_BLOCKS(MR, NJ) ((MR) == 1 && (NJ) <= 2 ? 4 : 1)
+ * (those with routing none; 32-64 bytes before the evict-first loads), the others none. The
+ * 16-row blocks (gr_rb) are held to two per multiprocessor: they use 128 registers, and the
+ * trace build's timer reads would otherwise take them past it (one block per multiprocessor). */
+#define GR_MIN_BLOCKS(MR, NJ, SW, RT) ((MR) == 1 && (NJ) <= 2 ? 4 : gr_rb(MR, NJ, SW, RT) > GR_RB ? 2 : 1)
 /* Weight rows in flight per thread: enough rows ahead of the one being multiplied that a thread
  * has about GR_AHEAD bytes of loads outstanding (1 .. GR_RB − 1 rows). One row ahead left the
  * products of K = 4096 without SwiGLU (32 bytes per row and thread) latency-bound. Measured on the
@@ -339,20 +386,20 @@ static __device__ __forceinline__ void gr_route_wait(const hlk_gemv &a) {
 /* (Down, K = 11008, two rows ahead instead of one — 122 registers, still two blocks per
  * multiprocessor — measured on the H200: batch-1 decode with HydraLoRA 4.30 / 4.33 against
  * 4.29 / 4.29 ms per token; bench/README.md, sixth series.) */
-__host__ __device__ constexpr int gr_ahead(int nj, int sw) {
+__host__ __device__ constexpr int gr_ahead(int nj, int sw, int rb) {
     const int rows = GR_AHEAD / (nj * 16 * (sw ? 2 : 1)); /* a row is nj 16-byte pieces (SwiGLU: two rows) */
-    return rows < 1 ? 1 : rows > GR_RB - 1 ? GR_RB - 1 : rows;
+    return rows < 1 ? 1 : rows > rb - 1 ? rb - 1 : rows;
 }
 template <int MR, int NJ, int DT, int SW, int RT>
-static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
+static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ, SW, RT))
     k_gemv_r(const hlk_gemv a) {
-    constexpr int AH = gr_ahead(NJ, SW); /* rows ahead */
+    constexpr int RB = gr_rb(MR, NJ, SW, RT), AH = gr_ahead(NJ, SW, RB); /* rows per block, rows ahead */
     __shared__ double shd[32];
-    __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * GR_RB];
+    __shared__ float red[GR_THREADS / 32][(SW ? 2 : 1) * MR * RB];
     __shared__ unsigned ticket;
     const int K8 = a.K / 8, M = a.M, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t r0 = (int64_t)blockIdx.x * GR_RB;
-    uint4 wb[GR_RB][NJ], ub[GR_RB][NJ]; /* weight rows by block row: registers, only AH + 1 live */
+    const int64_t r0 = (int64_t)blockIdx.x * RB;
+    uint4 wb[RB][NJ], ub[RB][NJ]; /* weight rows by block row: registers, only AH + 1 live */
     TR_BEGIN;
     pdl_trigger();
 #pragma unroll
@@ -407,12 +454,12 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
         gr_route<MR, NJ, DT>(a, xr, (float(*)[MR])&red[0][0], J, ticket);
     }
     const bool adt = ad_any(a);
-    float acc[GR_RB][MR], acc1[GR_RB][MR]; /* [row of the block][x row] */
+    float acc[RB][MR], acc1[RB][MR]; /* [row of the block][x row] */
     float z[GR_AD(SW)][MR];                /* the adapters' zw of this thread's first c */
 #pragma unroll
-    for (int r = 0; r < GR_RB; r++) {
+    for (int r = 0; r < RB; r++) {
         const int64_t row = r0 + r;
-        if (r + AH < GR_RB && row + AH < a.N)
+        if (r + AH < RB && row + AH < a.N)
             gr_load<NJ, SW>(wb[r + AH], ub[r + AH], a, row + AH, K8);
 #pragma unroll
         for (int m = 0; m < MR; m++)
@@ -444,26 +491,26 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
     if (RT && !a.pre)
         gr_route_wait(a); /* Zw is made by this launch: waited for once, after the weight rows */
     if (adt && !a.pre) {
-        ad_zload<MR, SW>(a, r0, M, z);
-        ad_terms<MR, SW>(a, r0, M, z, acc, acc1);
+        ad_zload<MR, SW, RB>(a, r0, M, z);
+        ad_terms<MR, SW, RB>(a, r0, M, z, acc, acc1);
     }
     /* block sums: warps, then the 8 warps in order */
 #pragma unroll
     for (int m = 0; m < MR; m++)
 #pragma unroll
-        for (int r = 0; r < GR_RB; r++) {
+        for (int r = 0; r < RB; r++) {
             const float v = warp_sum(acc[r][m]);
             if (lane == 0)
-                red[warp][m * GR_RB + r] = v;
+                red[warp][m * RB + r] = v;
             if (SW) {
                 const float u = warp_sum(acc1[r][m]);
                 if (lane == 0)
-                    red[warp][MR * GR_RB + m * GR_RB + r] = u;
+                    red[warp][MR * RB + m * RB + r] = u;
             }
         }
     __syncthreads();
-    if (threadIdx.x < MR * GR_RB) {
-        const int m = threadIdx.x / GR_RB, r = threadIdx.x % GR_RB;
+    if (threadIdx.x < MR * RB) {
+        const int m = threadIdx.x / RB, r = threadIdx.x % RB;
         const int64_t o = r0 + r;
         if (m < M && o < a.N) {
             float v = 0.0f, u = 0.0f;
@@ -471,7 +518,7 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
             for (int w = 0; w < GR_THREADS / 32; w++) {
                 v += red[w][threadIdx.x];
                 if (SW)
-                    u += red[w][MR * GR_RB + threadIdx.x];
+                    u += red[w][MR * RB + threadIdx.x];
             }
             if (SW && a.pre) { /* f32 gate and up for hlk_swiglu_ad */
                 ((float *)a.y)[(int64_t)m * a.ldy + o] = v;
@@ -497,7 +544,8 @@ static __global__ void __launch_bounds__(GR_THREADS, GR_MIN_BLOCKS(MR, NJ))
 }
 
 template <int MR, int NJ, int DT, int SW> static hl_status launch_gemv_sw(cudaStream_t st, const hlk_gemv *a) {
-    const unsigned grid = (unsigned)((a->N + GR_RB - 1) / GR_RB);
+    const int RB = gr_rb(MR, NJ, SW, a->n_route > 0);
+    const unsigned grid = (unsigned)((a->N + RB - 1) / RB);
     if (a->n_route)
         CU_TRY(hl_cu_launch(k_gemv_r<MR, NJ, DT, SW, 1>, dim3(grid), dim3(GR_THREADS), 0, st, a->pdl, *a));
     else
@@ -519,6 +567,10 @@ template <int MR, int DT> static hl_status gemv_r_k(cudaStream_t st, const hlk_g
     return launch_gemv_r<MR, 8, DT>(st, a);
 }
 #define GR_MAX_K (8 * 8 * GR_THREADS) /* x̂ pieces a thread keeps: K <= 16384 */
+
+size_t hlk_gemv_route_part_floats(int M, int J, int K, int route_split) {
+    return (size_t)M * J * (route_split ? (K / 8 + GR_THREADS - 1) / GR_THREADS : 1);
+}
 
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W) {
     return (dt == DT_BF16 || dt == DT_F16) && M >= 1 && M <= HLK_GEMV_MAX_M && K % 8 == 0 && K <= GR_MAX_K &&
@@ -739,7 +791,7 @@ template <int DT> static __global__ void __launch_bounds__(AD_THREADS) k_addown(
     /* ω and Zw, a warp per row */
     if (warp < M) {
         const float *z = part + (int64_t)warp * a.cmax;
-        route_row(ad, z, z + zr, warp);
+        route_row(ad, z, z + zr, warp, 1);
     }
     if (threadIdx.x == 0)
         a.count[t] = 0; /* ready for the next launch (a later kernel on the stream) */
