@@ -368,15 +368,15 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         (size_t)HLK_GEMV_MAX_M * 2 * (size_t)dm->F * 4,                               /* one-row gate/up, f32 */
     };
     /* one-row path: the adapters' down products split the widest input into chunks */
+    const int64_t k_max = dm->D > dm->F ? dm->D : dm->F;
     cd->ad_chunk = 128;
-    cd->ad_max_chunks = (int)(((dm->D > dm->F ? dm->D : dm->F) + cd->ad_chunk - 1) / cd->ad_chunk);
+    cd->ad_max_chunks = (int)((k_max + cd->ad_chunk - 1) / cd->ad_chunk);
     cd->ad_cmax = (int)(dm->nA * dm->r + dm->N);
-    sz[14] = hlk_addown_part_floats(3, cd->ad_cmax > 0 ? cd->ad_cmax : 1, cd->ad_max_chunks) * 4;
-    { /* the same buffer holds the routed products' partials (up to three adapters on one input) */
-        const size_t routed = hlk_gemv_route_part_floats(HLK_GEMV_MAX_M, 3 * (cd->ad_cmax > 0 ? cd->ad_cmax : 1),
-                                                         (int)(dm->D > dm->F ? dm->D : dm->F), 1) * 4;
-        sz[14] = routed > sz[14] ? routed : sz[14];
-    }
+    const int cmax = cd->ad_cmax > 0 ? cd->ad_cmax : 1;
+    /* the same buffer holds the routed products' partials (up to three adapters on one input) */
+    const size_t addown_part = hlk_addown_part_floats(3, cmax, cd->ad_max_chunks) * 4,
+                 routed_part = hlk_gemv_route_part_floats(HLK_GEMV_MAX_M, 3 * cmax, (int)k_max, 1) * 4;
+    sz[14] = addown_part > routed_part ? addown_part : routed_part;
     size_t total = 0;
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
         total += al256(sz[i]);

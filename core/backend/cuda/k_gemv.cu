@@ -252,13 +252,13 @@ static __device__ __forceinline__ int route_rows(const hlk_addown_ad &ad) {
  * (route_split off in the same binary; three runs, two samples each); the traced down product 30.1
  * against 30.8 us a layer. With a job per row, 12 of down's blocks each read a whole row of A or R
  * (44 KB) before their weight rows. */
-static __device__ __forceinline__ int route_slices(const hlk_gemv &a) {
-    return a.route_split ? (a.K / 8 + GR_THREADS - 1) / GR_THREADS : 1;
+__host__ __device__ constexpr int route_slices(int K, int route_split) {
+    return route_split ? (K / 8 + GR_THREADS - 1) / GR_THREADS : 1;
 }
 template <int MR, int NJ, int DT>
 static __device__ void gr_route(const hlk_gemv &a, const uint4 (&xr)[MR][NJ], float (*red)[MR], int J, unsigned tk) {
     __shared__ int last;
-    const int K8 = a.K / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, S = route_slices(a);
+    const int K8 = a.K / 8, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, S = route_slices(a.K, a.route_split);
     for (int js = (int)tk; js < J * S; js += gridDim.x) {
         const int j = js / S, sl = js - j * S;
         int t = 0, c = j;
@@ -569,7 +569,7 @@ template <int MR, int DT> static hl_status gemv_r_k(cudaStream_t st, const hlk_g
 #define GR_MAX_K (8 * 8 * GR_THREADS) /* x̂ pieces a thread keeps: K <= 16384 */
 
 size_t hlk_gemv_route_part_floats(int M, int J, int K, int route_split) {
-    return (size_t)M * J * (route_split ? (K / 8 + GR_THREADS - 1) / GR_THREADS : 1);
+    return (size_t)M * J * route_slices(K, route_split);
 }
 
 int hlk_gemv_supported(int dt, int64_t M, int K, const void *x, int64_t ldx, const void *W) {
