@@ -18,7 +18,7 @@
  *   8. one sequence on those models with HydraLoRA on all seven targets (the fused one-row
  *      kernels, routing inside the products): vs the CPU, and each switch of that path
  *      (HL_CUDA_ROUTE, HL_CUDA_ATTN_WAVE, HL_CUDA_ATTN_MERGE, HL_CUDA_ATTN_ROPE = 0) vs the
- *      default.
+ *      default; attention blocks of 192 positions (HL_CUDA_ATTN_CHUNK) vs the default.
  * Each case prints its diagnostics (first differing token and the two ids, worst logits error)
  * and the test keeps going; exit 1 when any failed, 77 ("skipped: no CUDA device") without a GPU. */
 #include <math.h>
@@ -598,7 +598,10 @@ static void tiny_logits(int hd, int ns, int P0, int share) {
  * (HL_CUDA_ROUTE=0: other summation order, bf16 tolerance), attention chunks from a fixed block
  * target (HL_CUDA_ATTN_WAVE=0: other chunks, bf16 tolerance), the attention merge as its own
  * launch (HL_CUDA_ATTN_MERGE=0) and RoPE with the cache write as its own launch
- * (HL_CUDA_ATTN_ROPE=0; both the same arithmetic, the same bits). */
+ * (HL_CUDA_ATTN_ROPE=0; both the same arithmetic, the same bits); and blocks of 192 positions
+ * (HL_CUDA_ATTN_CHUNK=192: three pieces of 64 a block, where this small model's own chunks hold
+ * one, as the 7B shape's hold two at about 1,000 positions: 9 chunks of 128 a head) vs the
+ * default chunks (another merge order, bf16 tolerance). */
 static void one_row_logits(int hd, int P0) {
     hl_llama_config c;
     hl_tiny_model tm;
@@ -630,6 +633,14 @@ static void one_row_logits(int hd, int P0) {
         else
             compare_trace(what, gv, gg, 1, c.vocab_size, sw[i].tol);
     }
+    setenv("HL_CUDA_ATTN_CHUNK", "192", 1);
+    hl_status e1 = b ? b : logits_trace(cuda_be, &tm.m, &ad, 1, P0, 0, gv);
+    unsetenv("HL_CUDA_ATTN_CHUNK");
+    snprintf(what, sizeof what, "hd%d one row: 192-position chunks vs default", hd);
+    if (e1)
+        verdict(what, 0, "failed: %s", hl_last_error());
+    else
+        compare_trace(what, gv, gg, 1, c.vocab_size, 1e-2);
     free(gc), free(gg), free(gv);
     hl_adapters_free(&ad);
     hl_tiny_model_free(&tm);

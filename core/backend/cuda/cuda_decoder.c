@@ -78,6 +78,7 @@ typedef struct {
     hl_kv_copy *copies;
     int targ_blocks;
     int attn_wave; /* decode attention blocks the GPU holds at once (0: unknown, chunks from targ_blocks) */
+    int attn_chunk; /* positions per decode attention block when set (HL_CUDA_ATTN_CHUNK, a multiple of 64) */
     int *h_off, *h_n; /* [slots] per-call row offsets and lengths (host) */
     cu_graph graphs[CU_GRAPHS];
     long graph_clock;
@@ -410,6 +411,8 @@ hl_status cu_decoder_init(hl_decoder *d, const hl_adapters *ad) {
         const char *ae = getenv("HL_CUDA_ATTN_ROPE"), *se = getenv("HL_CUDA_GU_SPLIT");
         cd->gu_split = !(se && !strcmp(se, "0"));
         cd->attn_rope = cd->small && (dm->hd == 64 || dm->hd == 128) && !(ae && !strcmp(ae, "0"));
+        const char *ke = getenv("HL_CUDA_ATTN_CHUNK");
+        cd->attn_chunk = ke && atoi(ke) > 0 && atoi(ke) <= 1 << 20 ? (atoi(ke) + 63) / 64 * 64 : 0;
         const char *we = getenv("HL_CUDA_ATTN_WAVE");
         if (!(we && !strcmp(we, "0")))
             cd->attn_wave = hlk_decode_attn_resident(dm->dt, (int)dm->hd) * b->prop.multiProcessorCount;
@@ -1044,7 +1047,10 @@ static hl_status forward_core(hl_decoder *d, const int32_t *tokens, int B, const
         ns = ns < 1 ? 1 : ns > most ? most : ns;
         while (ns > 1 && items * ns > cd->part_items)
             ns--;
-        if (ns == 1) {
+        if (cd->attn_chunk > 0 && items * ((maxlen + cd->attn_chunk - 1) / cd->attn_chunk) <= cd->part_items) {
+            fc.chunk = cd->attn_chunk; /* HL_CUDA_ATTN_CHUNK */
+            fc.n_split = (maxlen + fc.chunk - 1) / fc.chunk;
+        } else if (ns == 1) {
             fc.n_split = 1;
             fc.chunk = d->max_seq;
         } else {

@@ -381,7 +381,10 @@ template <int HD, int DT> static __global__ void __launch_bounds__(DA_THREADS, D
      * copy-on-write copies run before the step's first launch). The newest position's row is
      * this step's (k_rope_kv, or rotated here from knew / vnew): it loads after the wait. With
      * RoPE here, the blocks of the first query head of each key head write that row to the cache
-     * (no block of this launch reads it from there). */
+     * (no block of this launch reads it from there). Later pieces load as the block reaches
+     * them (the second one copied into shared memory before the wait as well, 32 KB a block,
+     * made batch-1 decode of the 7B shape slower on the H200, 4.37-4.39 against 4.26 ms per
+     * token: bench/README.md, ninth series). */
     uint4 kv[NU], vv[NU];
     const int rope_p = a.rope_cos ? max(a.pos[b], 0) : 0;
     auto load_piece = [&](int base, int newest) { /* newest: only position len − 1; else all but it */

@@ -251,7 +251,10 @@ static __device__ __forceinline__ int route_rows(const hlk_addown_ad &ad) {
  * 4.27-4.30 ms per token (mean 4.28) against 4.29-4.35 (mean 4.31) with a job per row
  * (route_split off in the same binary; three runs, two samples each); the traced down product 30.1
  * against 30.8 us a layer. With a job per row, 12 of down's blocks each read a whole row of A or R
- * (44 KB) before their weight rows. */
+ * (44 KB) before their weight rows. Down's routing made by k_swiglu_ad instead (it makes h: its
+ * blocks summing their share of A h and R h, then either its last block or every block of down
+ * finishing the sums) was slower, 4.54-4.62 against 4.26-4.32 ms per token (bench/README.md,
+ * ninth series): here the jobs run while the weight streams are in flight. */
 __host__ __device__ constexpr int route_slices(int K, int route_split) {
     return route_split ? (K / 8 + GR_THREADS - 1) / GR_THREADS : 1;
 }
